@@ -1,0 +1,138 @@
+// include/rlc/model.h: the decoder-only transformer (Llama / Qwen2 family) on token-packed batches.
+// Owns the parameter table (HF tensor names and shapes), parameters, gradients, activations for one
+// micro-batch, and the forward/backward passes written on the op table. The KV-cache decode path used by
+// the rollout engine lives here too.
+#pragma once
+#include <stddef.h>
+#include "rlc/ops.h"
+
+typedef struct rlc_model_config {
+    int vocab_size;     // V
+    int dim;            // C (hidden_size)
+    int n_layers;       // L
+    int n_heads;        // NH
+    int n_kv_heads;     // NKV, divides NH
+    int head_dim;       // HD (usually C / NH)
+    int hidden_dim;     // F (intermediate_size)
+    int max_seq_len;    // longest sequence (prompt + response)
+    float rms_eps;      // RMSNorm epsilon
+    float rope_theta;   // RoPE base
+    int qkv_bias;       // 1: q/k/v projections have biases (Qwen2)
+    int tie_embeddings; // 1: LM head shares embed_tokens
+    int value_head;     // 1: scalar value head on the final hidden state (PPO critic), "value_head.weight/bias"
+} rlc_model_config;
+
+// One parameter tensor: HF name, shape, and where it lives in the flat parameter buffer.
+typedef struct rlc_tensor_info {
+    char name[96];
+    int ndim;
+    int shape[2];
+    size_t offset; // in elements, into params / grads
+    size_t numel;
+    int no_decay; // norms and biases: no weight decay by default
+} rlc_tensor_info;
+
+// Per-layer parameter pointers into the flat buffer (same layout for params and grads).
+typedef struct rlc_layer_params {
+    rlc_f *ln1;                   // (C)   input_layernorm.weight
+    rlc_f *wq, *wk, *wv;          // (NH*HD, C), (NKV*HD, C), (NKV*HD, C)
+    rlc_f *bq, *bk, *bv;          // (NH*HD), (NKV*HD), (NKV*HD) or NULL
+    rlc_f *wo;                    // (C, NH*HD)
+    rlc_f *ln2;                   // (C)   post_attention_layernorm.weight
+    rlc_f *wgate, *wup;           // (F, C)
+    rlc_f *wdown;                 // (C, F)
+} rlc_layer_params;
+
+typedef struct rlc_param_ptrs {
+    rlc_f *embed;        // (V, C)
+    rlc_layer_params *layers;
+    rlc_f *norm;         // (C)
+    rlc_f *lm_head;      // (V, C); == embed when tied
+    rlc_f *value_w;      // (1, C) or NULL
+    rlc_f *value_b;      // (1) or NULL
+} rlc_param_ptrs;
+
+// Activations saved by the forward for the backward, sized for max_tokens (T) per micro-batch.
+typedef struct rlc_layer_acts {
+    rlc_f *x_in;   // (T, C)   residual stream entering the layer
+    rlc_f *ln1;    // (T, C)
+    rlc_f *rstd1;  // (T)
+    rlc_f *q;      // (T, NH, HD) after RoPE
+    rlc_f *k;      // (T, NKV, HD) after RoPE
+    rlc_f *v;      // (T, NKV, HD)
+    rlc_f *att;    // (T, NH, HD)
+    rlc_f *lse;    // (T, NH)
+    rlc_f *x_mid;  // (T, C)   residual after attention
+    rlc_f *ln2;    // (T, C)
+    rlc_f *rstd2;  // (T)
+    rlc_f *gate;   // (T, F)
+    rlc_f *up;     // (T, F)
+    rlc_f *act;    // (T, F)
+} rlc_layer_acts;
+
+typedef struct rlc_model {
+    rlc_model_config cfg;
+    const rlc_ops *ops;
+    int n_tensors;
+    rlc_tensor_info *tensors; // (n_tensors)
+    size_t n_params;
+    rlc_f *params;            // (n_params) flat
+    rlc_f *grads;             // (n_params) flat, accumulated by backward
+    rlc_param_ptrs p, g;      // pointers into params / grads
+    // activations, sized for max_tokens
+    int max_tokens;
+    rlc_layer_acts *acts;     // (L)
+    rlc_f *x_final;           // (T, C) residual stream after the last layer
+    rlc_f *rstdf;             // (T)
+    rlc_f *hidden;            // (T, C) after the final norm: input of the LM head and of the value head
+    rlc_f *values;            // (T) value-head output (when enabled)
+    rlc_f *lp_lse;            // (T) saved by rlc_model_logprobs for the backward
+    rlc_f *lp_logp, *lp_ent;  // (T)
+    int *lp_targets;          // (T)
+    float lp_tau;
+    int *pos;                 // (T) positions restart at 0 in each sequence
+    int *cu_seqlens;          // (max_tokens + 1)
+    int T, B;                 // shape of the last forward
+    // scratch for the backward
+    rlc_f *dx, *dln, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *tmpC; // sized for max_tokens
+} rlc_model;
+
+// Check a config (dims divisible, positive sizes); returns 0 or -1 with a message in err.
+int rlc_model_config_check(const rlc_model_config *cfg, char *err, size_t errlen);
+// Allocate parameters, gradients and activations for up to max_tokens tokens per forward.
+int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops, int max_tokens);
+void rlc_model_free(rlc_model *m);
+// Deterministic init from a seed: normal(0, 0.02) for matrices (output projections scaled by
+// 1/sqrt(2L)), ones for norms, zeros for biases.
+void rlc_model_init_weights(rlc_model *m, uint64_t seed);
+const rlc_tensor_info *rlc_model_find_tensor(const rlc_model *m, const char *name);
+void rlc_model_zero_grad(rlc_model *m);
+
+// Forward over a packed batch: tokens (T), cu_seqlens (B+1). Fills hidden (T,C) (and values when enabled).
+void rlc_model_forward(rlc_model *m, const int *tokens, const int *cu_seqlens, int B, int T);
+// After forward: per-token log-prob of targets (T) (target < 0: ignored) and entropy at temperature tau.
+// logp, ent (T) are host arrays (may be NULL).
+void rlc_model_logprobs(rlc_model *m, const int *targets, float tau, rlc_f *logp, rlc_f *ent);
+// Backward from per-token coefficients dlogp = dL/dlogp (T), dent = dL/dH (T) (NULL = zeros) and, when the
+// value head is enabled, dvalue = dL/dvalue (T) (NULL = zeros). Accumulates into grads.
+void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, const rlc_f *dvalue);
+// Full logits (T, V) of the last forward (for tests and small vocabularies only).
+void rlc_model_logits(rlc_model *m, rlc_f *logits);
+
+// ---- KV-cache inference for the rollout engine ----
+typedef struct rlc_kv_cache {
+    int n_seqs;       // slots
+    int capacity;     // tokens per slot
+    rlc_f *k, *v;     // (L, n_seqs, capacity, NKV, HD)
+    int *len;         // (n_seqs) tokens already in each slot
+} rlc_kv_cache;
+int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capacity);
+void rlc_kv_cache_free(rlc_kv_cache *kv, const rlc_model *m);
+// Copy slot src's cache into slot dst (shared prompt prefill across a group's samples).
+void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int src);
+// Prefill slot `slot` with n tokens (appends to the slot), writes the last token's logits (V) to
+// logits_out when non-NULL.
+void rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n, rlc_f *logits_out);
+// One decode step for n sequences: token[i] is appended to slot[i]; logits (n, V) written to logits_out.
+void rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                      rlc_f *logits_out);

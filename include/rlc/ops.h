@@ -1,0 +1,119 @@
+// include/rlc/ops.h: the operation table. Every numerical operation the model, the optimizer and the losses
+// need, with shapes. Backends (kernels/cpu, kernels/cuda) fill one rlc_ops each; host code calls only
+// through the table, never a backend function directly.
+//
+// Conventions
+// - T = tokens in a packed batch (sequences concatenated, no padding), B = sequences, cu_seqlens (B+1) with
+//   cu_seqlens[0] = 0 and cu_seqlens[B] = T. C = model width, NH / NKV = query / key-value heads, HD = head
+//   dim, F = MLP hidden width, V = vocabulary.
+// - Row-major everywhere. Weights are stored (out_features, in_features) as in PyTorch/HF.
+// - "accumulate" means the op adds into its output (gradients accumulate over micro-batches).
+// - rlc_f is float in the engine; the gradient-check build compiles the CPU kernels once more with
+//   -DRLC_F64 where rlc_f is double.
+// - Pointers are backend memory (host memory for the CPU backend, device memory for CUDA); int arrays
+//   (tokens, positions, cu_seqlens) too.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef RLC_F64
+typedef double rlc_f;
+#else
+typedef float rlc_f;
+#endif
+
+typedef struct rlc_ops {
+    const char *name; // "cpu", "cuda"
+
+    // ---- memory ----
+    void *(*alloc)(size_t bytes); // zero-filled; aborts with a message (bytes requested) on failure
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *src_host, size_t bytes);   // host -> backend
+    void (*download)(void *dst_host, const void *src, size_t bytes); // backend -> host
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); // backend -> backend
+
+    // ---- elementwise / small ----
+    // out = a + b. (N)
+    void (*add)(rlc_f *out, const rlc_f *a, const rlc_f *b, size_t n);
+    // x *= s. (N)
+    void (*scale)(rlc_f *x, rlc_f s, size_t n);
+    // sum of squares of x (N), returned in double.
+    double (*sumsq)(const rlc_f *x, size_t n);
+
+    // ---- embedding ----
+    // out (T,C) = wte (V,C) [tokens (T)]
+    void (*embedding_forward)(rlc_f *out, const int *tokens, const rlc_f *wte, int T, int C);
+    // dwte (V,C) += scatter of dout (T,C) by tokens (accumulate; deterministic order)
+    void (*embedding_backward)(rlc_f *dwte, const rlc_f *dout, const int *tokens, int T, int C);
+
+    // ---- linear ----
+    // out (T,OC) = inp (T,C) @ w (OC,C)^T + bias (OC, may be NULL)
+    void (*matmul_forward)(rlc_f *out, const rlc_f *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                           int OC);
+    // dinp (T,C) += dout @ w (NULL: skip); dw (OC,C) += dout^T @ inp (NULL: skip); dbias (OC) += sum_t dout
+    // (NULL: skip).
+    void (*matmul_backward)(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_f *dout, const rlc_f *inp,
+                            const rlc_f *w, int T, int C, int OC);
+
+    // ---- RMSNorm ----
+    // out (T,C) = inp * rstd * weight (C), rstd (T) = 1/sqrt(mean(inp^2) + eps) saved for the backward.
+    void (*rmsnorm_forward)(rlc_f *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
+                            int C);
+    // dinp (T,C) += ..., dweight (C) += ... (accumulate both)
+    void (*rmsnorm_backward)(rlc_f *dinp, rlc_f *dweight, const rlc_f *dout, const rlc_f *inp,
+                             const rlc_f *weight, const rlc_f *rstd, int T, int C);
+
+    // ---- RoPE (rotate-half convention of HF Llama/Qwen2) ----
+    // x (T,H,HD) rotated in place by position pos[t]: for i < HD/2, freq_i = theta^(-2i/HD), angle = pos*freq_i,
+    // (x_i, x_{i+HD/2}) <- (x_i cos - x_{i+HD/2} sin, x_{i+HD/2} cos + x_i sin).
+    void (*rope_forward)(rlc_f *x, const int *pos, int T, int H, int HD, float theta);
+    // dx (T,H,HD) in place: the transpose (rotation by -angle).
+    void (*rope_backward)(rlc_f *dx, const int *pos, int T, int H, int HD, float theta);
+
+    // ---- attention: causal inside each packed sequence, GQA (query head h reads kv head h / (NH/NKV)) ----
+    // out (T,NH,HD), lse (T,NH) = log-sum-exp of each row of scaled scores (saved for the backward);
+    // q (T,NH,HD), k (T,NKV,HD), v (T,NKV,HD); scale = 1/sqrt(HD). Never materialises T x T.
+    void (*attention_forward)(rlc_f *out, rlc_f *lse, const rlc_f *q, const rlc_f *k, const rlc_f *v,
+                              const int *cu_seqlens, int B, int T, int NH, int NKV, int HD);
+    // dq (T,NH,HD), dk, dv (T,NKV,HD): overwritten (not accumulated). Recomputes probabilities from lse.
+    void (*attention_backward)(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q,
+                               const rlc_f *k, const rlc_f *v, const rlc_f *out, const rlc_f *lse,
+                               const int *cu_seqlens, int B, int T, int NH, int NKV, int HD);
+    // Decode: one query per sequence against its KV cache. q (B,NH,HD); sequence b's keys/values are rows
+    // 0..kv_len[b]-1 of k_cache[b], v_cache[b] (each (cap,NKV,HD), cap = cache capacity); the query sits at
+    // position kv_len[b]-1 (its own K/V already appended). out (B,NH,HD).
+    void (*attention_decode)(rlc_f *out, const rlc_f *q, const rlc_f *const *k_cache,
+                             const rlc_f *const *v_cache, const int *kv_len, int B, int NH, int NKV, int HD);
+
+    // ---- SwiGLU MLP activation ----
+    // out (N) = silu(gate) * up, N = T*F
+    void (*swiglu_forward)(rlc_f *out, const rlc_f *gate, const rlc_f *up, size_t n);
+    // dgate, dup (N) overwritten from dout (N)
+    void (*swiglu_backward)(rlc_f *dgate, rlc_f *dup, const rlc_f *dout, const rlc_f *gate, const rlc_f *up,
+                            size_t n);
+
+    // ---- fused log-prob / entropy over the LM head (spec: ../shared/spec/losses.md section 1) ----
+    // With u = (hidden (T,C) @ w (V,C)^T) / tau: logp (T) = u[target] - lse, entropy (T) = lse - sum p*u,
+    // lse (T) saved for the backward. Walks tokens and vocabulary in chunks with an online max / sum of
+    // exponentials / sum of p*u: extra memory O(chunk), never T x V. targets < 0: logp = 0 (entropy still
+    // computed).
+    void (*logprob_forward)(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
+                            const int *targets, int T, int C, int V, float tau);
+    // Backward with per-token coefficients dlogp = dL/dlogp (T) and dent = dL/dH (T):
+    // dL/dz_j = (dlogp * (1[j==y] - p_j) - dent * p_j * (log p_j + H)) / tau, recomputing each chunk's logits.
+    // dhidden (T,C) += dz @ w; dw (V,C) += dz^T @ hidden (NULL: skip).
+    void (*logprob_backward)(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
+                             const rlc_f *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
+                             const rlc_f *entropy, int T, int C, int V, float tau);
+
+    // ---- optimizer ----
+    // AdamW on one tensor (N): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; bias-corrected with step t (>= 1);
+    // p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p) (decoupled weight decay). grad_scale multiplies g first
+    // (global-norm clipping).
+    void (*adamw_update)(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_t n, float lr, float b1, float b2,
+                         float eps, float wd, float grad_scale, int t);
+} rlc_ops;
+
+// The CPU backend (kernels/cpu). Always available.
+const rlc_ops *rlc_ops_cpu(void);
