@@ -90,11 +90,16 @@ typedef struct rlc_model {
     rlc_f *lp_logp, *lp_ent;  // (T)
     int *lp_targets;          // (T)
     float lp_tau;
+    int *tokens;              // (T) input tokens of the last forward
     int *pos;                 // (T) positions restart at 0 in each sequence
     int *cu_seqlens;          // (max_tokens + 1)
     int T, B;                 // shape of the last forward
     // scratch for the backward
     rlc_f *dx, *dln, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *tmpC; // sized for max_tokens
+    rlc_f *dlogp_buf, *dent_buf, *dval_buf;                              // (T)
+    rlc_f *logits_buf;        // (logits_cap, V) scratch for inference logits
+    int logits_cap;
+    int *slot_buf, *kvlen_buf; // (max_tokens) scratch for cached inference
 } rlc_model;
 
 // Check a config (dims divisible, positive sizes); returns 0 or -1 with a message in err.

@@ -80,11 +80,12 @@ typedef struct rlc_ops {
     void (*attention_backward)(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q,
                                const rlc_f *k, const rlc_f *v, const rlc_f *out, const rlc_f *lse,
                                const int *cu_seqlens, int B, int T, int NH, int NKV, int HD);
-    // Decode: one query per sequence against its KV cache. q (B,NH,HD); sequence b's keys/values are rows
-    // 0..kv_len[b]-1 of k_cache[b], v_cache[b] (each (cap,NKV,HD), cap = cache capacity); the query sits at
-    // position kv_len[b]-1 (its own K/V already appended). out (B,NH,HD).
-    void (*attention_decode)(rlc_f *out, const rlc_f *q, const rlc_f *const *k_cache,
-                             const rlc_f *const *v_cache, const int *kv_len, int B, int NH, int NKV, int HD);
+    // Decode: one query per row against a KV cache. k_cache, v_cache (n_slots, cap, NKV, HD) for one layer;
+    // query row b (of B) reads rows 0..kv_len[b]-1 of slot slot[b] (its own K/V already appended; the query
+    // sits at position kv_len[b]-1). q (B,NH,HD), out (B,NH,HD). Several rows may read the same slot with
+    // different kv_len (prefill of a prompt). slot and kv_len are backend int arrays.
+    void (*attention_decode)(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache,
+                             const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD);
 
     // ---- SwiGLU MLP activation ----
     // out (N) = silu(gate) * up, N = T*F

@@ -1,0 +1,78 @@
+// host/main.c: the `rlc` command line: train, sft, config. Parses the config (embedded default, optional file,
+// --set overrides), validates it before any work starts, then hands over to the trainer.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rlc/config.h"
+#include "rlc/trainer.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: rlc <command> [CONFIG.json] [options]\n"
+            "commands:\n"
+            "  train    SFT warm start (if sft.steps > 0), then RL; with no CONFIG runs the embedded default\n"
+            "  sft      supervised fine-tuning only\n"
+            "  config   print the effective config (after validation) and exit\n"
+            "options:\n"
+            "  --set key.path=value   override any config key (repeatable)\n"
+            "  --resume runs/<name>   continue a run from its last checkpoint\n"
+            "  --max-steps N          stop after N optimizer steps in this invocation\n"
+            "  --quiet                no progress line\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") != 0 && strcmp(cmd, "sft") != 0 && strcmp(cmd, "config") != 0) {
+        fprintf(stderr, "rlc: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    const char *path = NULL, *resume = NULL;
+    const char **over = calloc((size_t)argc, sizeof(char *));
+    int n_over = 0, quiet = 0, max_steps = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) over[n_over++] = argv[++i];
+        else if (strncmp(argv[i], "--set=", 6) == 0) over[n_over++] = argv[i] + 6;
+        else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) resume = argv[++i];
+        else if (strcmp(argv[i], "--max-steps") == 0 && i + 1 < argc) max_steps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quiet") == 0) quiet = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "rlc: unknown option \"%s\"\n", argv[i]);
+            usage(stderr);
+            free(over);
+            return 2;
+        } else if (!path) path = argv[i];
+        else {
+            fprintf(stderr, "rlc: more than one config file given (\"%s\" and \"%s\")\n", path, argv[i]);
+            free(over);
+            return 2;
+        }
+    }
+    rlc_config cfg;
+    char err[1024];
+    char resume_cfg[1024];
+    if (resume && !path) { // a resumed run keeps its own effective config unless another is given
+        snprintf(resume_cfg, sizeof resume_cfg, "%s/config.json", resume);
+        path = resume_cfg;
+    }
+    if (rlc_config_load(&cfg, path, over, n_over, err, sizeof err) != 0) {
+        fprintf(stderr, "rlc: %s\n", err);
+        free(over);
+        return 1;
+    }
+    free(over);
+    if (strcmp(cmd, "config") == 0) {
+        char *js = rlc_config_to_json(&cfg);
+        printf("%s\n", js);
+        free(js);
+        return 0;
+    }
+    rlc_train_opts opts = {.resume = resume, .sft_only = strcmp(cmd, "sft") == 0, .quiet = quiet,
+                           .max_steps = max_steps};
+    return rlc_train(&cfg, &opts);
+}

@@ -1,0 +1,511 @@
+// host/model.c: the decoder-only transformer (Llama / Qwen2 family) on the op table: parameter table with HF
+// names, forward and backward on token-packed batches, and KV-cache inference for the rollout engine.
+// Everything numerical goes through m->ops; this file only orchestrates buffers and shapes.
+#include "rlc/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rlc/util.h"
+
+int rlc_model_config_check(const rlc_model_config *c, char *err, size_t errlen) {
+    if (c->vocab_size < 2) return rlc_errf(err, errlen, "model.vocab_size must be >= 2 (got %d)", c->vocab_size);
+    if (c->dim < 1) return rlc_errf(err, errlen, "model.dim must be >= 1 (got %d)", c->dim);
+    if (c->n_layers < 1) return rlc_errf(err, errlen, "model.n_layers must be >= 1 (got %d)", c->n_layers);
+    if (c->n_heads < 1) return rlc_errf(err, errlen, "model.n_heads must be >= 1 (got %d)", c->n_heads);
+    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0)
+        return rlc_errf(err, errlen, "model.n_kv_heads must divide model.n_heads (got %d and %d)", c->n_kv_heads,
+                        c->n_heads);
+    if (c->head_dim < 2 || c->head_dim % 2 != 0)
+        return rlc_errf(err, errlen, "model.head_dim must be even and >= 2 for RoPE (got %d)", c->head_dim);
+    if (c->hidden_dim < 1) return rlc_errf(err, errlen, "model.hidden_dim must be >= 1 (got %d)", c->hidden_dim);
+    if (c->max_seq_len < 2) return rlc_errf(err, errlen, "model.max_seq_len must be >= 2 (got %d)", c->max_seq_len);
+    if (!(c->rms_eps > 0.0f)) return rlc_errf(err, errlen, "model.rms_eps must be > 0 (got %g)", c->rms_eps);
+    if (!(c->rope_theta > 1.0f))
+        return rlc_errf(err, errlen, "model.rope_theta must be > 1 (got %g)", c->rope_theta);
+    return 0;
+}
+
+// ---- parameter table ----
+
+static int add_tensor(rlc_tensor_info *t, int n, size_t *off, const char *name, int d0, int d1, int no_decay) {
+    rlc_tensor_info *ti = &t[n];
+    memset(ti, 0, sizeof *ti);
+    snprintf(ti->name, sizeof ti->name, "%s", name);
+    ti->ndim = d1 > 0 ? 2 : 1;
+    ti->shape[0] = d0;
+    ti->shape[1] = d1 > 0 ? d1 : 0;
+    ti->numel = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
+    ti->offset = *off;
+    ti->no_decay = no_decay;
+    *off += ti->numel;
+    return n + 1;
+}
+
+// Builds the table in HF order; returns the count. t may be NULL to count only.
+static int build_table(const rlc_model_config *c, rlc_tensor_info *t, size_t *total) {
+    rlc_tensor_info dummy[1];
+    int n = 0;
+    size_t off = 0;
+    char name[96];
+    int C = c->dim, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->hidden_dim;
+#define ADD(nm, d0, d1, nd)                                             \
+    do {                                                                \
+        if (t) n = add_tensor(t, n, &off, nm, d0, d1, nd);              \
+        else { add_tensor(dummy, 0, &off, nm, d0, d1, nd); n++; }       \
+    } while (0)
+    ADD("model.embed_tokens.weight", c->vocab_size, C, 0);
+    for (int l = 0; l < c->n_layers; l++) {
+#define LNAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
+        ADD(LNAME("input_layernorm.weight"), C, 0, 1);
+        ADD(LNAME("self_attn.q_proj.weight"), QD, C, 0);
+        if (c->qkv_bias) ADD(LNAME("self_attn.q_proj.bias"), QD, 0, 1);
+        ADD(LNAME("self_attn.k_proj.weight"), KD, C, 0);
+        if (c->qkv_bias) ADD(LNAME("self_attn.k_proj.bias"), KD, 0, 1);
+        ADD(LNAME("self_attn.v_proj.weight"), KD, C, 0);
+        if (c->qkv_bias) ADD(LNAME("self_attn.v_proj.bias"), KD, 0, 1);
+        ADD(LNAME("self_attn.o_proj.weight"), C, QD, 0);
+        ADD(LNAME("post_attention_layernorm.weight"), C, 0, 1);
+        ADD(LNAME("mlp.gate_proj.weight"), F, C, 0);
+        ADD(LNAME("mlp.up_proj.weight"), F, C, 0);
+        ADD(LNAME("mlp.down_proj.weight"), C, F, 0);
+#undef LNAME
+    }
+    ADD("model.norm.weight", C, 0, 1);
+    if (!c->tie_embeddings) ADD("lm_head.weight", c->vocab_size, C, 0);
+    if (c->value_head) {
+        ADD("value_head.weight", 1, C, 0);
+        ADD("value_head.bias", 1, 0, 1);
+    }
+#undef ADD
+    if (total) *total = off;
+    return n;
+}
+
+const rlc_tensor_info *rlc_model_find_tensor(const rlc_model *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    return NULL;
+}
+
+static rlc_f *tensor_ptr(const rlc_model *m, rlc_f *base, const char *name) {
+    const rlc_tensor_info *t = rlc_model_find_tensor(m, name);
+    return t ? base + t->offset : NULL;
+}
+
+static void bind_ptrs(rlc_model *m, rlc_f *base, rlc_param_ptrs *p) {
+    char name[96];
+    p->embed = tensor_ptr(m, base, "model.embed_tokens.weight");
+    p->layers = rlc_calloc((size_t)m->cfg.n_layers, sizeof(rlc_layer_params));
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        rlc_layer_params *lp = &p->layers[l];
+#define P(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), tensor_ptr(m, base, name))
+        lp->ln1 = P("input_layernorm.weight");
+        lp->wq = P("self_attn.q_proj.weight");
+        lp->bq = P("self_attn.q_proj.bias");
+        lp->wk = P("self_attn.k_proj.weight");
+        lp->bk = P("self_attn.k_proj.bias");
+        lp->wv = P("self_attn.v_proj.weight");
+        lp->bv = P("self_attn.v_proj.bias");
+        lp->wo = P("self_attn.o_proj.weight");
+        lp->ln2 = P("post_attention_layernorm.weight");
+        lp->wgate = P("mlp.gate_proj.weight");
+        lp->wup = P("mlp.up_proj.weight");
+        lp->wdown = P("mlp.down_proj.weight");
+#undef P
+    }
+    p->norm = tensor_ptr(m, base, "model.norm.weight");
+    p->lm_head = m->cfg.tie_embeddings ? p->embed : tensor_ptr(m, base, "lm_head.weight");
+    p->value_w = tensor_ptr(m, base, "value_head.weight");
+    p->value_b = tensor_ptr(m, base, "value_head.bias");
+}
+
+// ---- init / free ----
+
+static rlc_f *alloc_f(const rlc_ops *ops, size_t n) { return ops->alloc(n * sizeof(rlc_f)); }
+
+int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops, int max_tokens) {
+    char err[256];
+    memset(m, 0, sizeof *m);
+    if (rlc_model_config_check(cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "rlc: %s\n", err);
+        return -1;
+    }
+    if (max_tokens < 1) {
+        fprintf(stderr, "rlc: model max_tokens must be >= 1 (got %d)\n", max_tokens);
+        return -1;
+    }
+    m->cfg = *cfg;
+    m->ops = ops;
+    m->max_tokens = max_tokens;
+    m->n_tensors = build_table(cfg, NULL, NULL);
+    m->tensors = rlc_calloc((size_t)m->n_tensors, sizeof(rlc_tensor_info));
+    build_table(cfg, m->tensors, &m->n_params);
+    m->params = alloc_f(ops, m->n_params);
+    m->grads = alloc_f(ops, m->n_params);
+    bind_ptrs(m, m->params, &m->p);
+    bind_ptrs(m, m->grads, &m->g);
+
+    size_t T = (size_t)max_tokens, C = cfg->dim, F = cfg->hidden_dim;
+    size_t QD = (size_t)cfg->n_heads * cfg->head_dim, KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    m->acts = rlc_calloc((size_t)cfg->n_layers, sizeof(rlc_layer_acts));
+    for (int l = 0; l < cfg->n_layers; l++) {
+        rlc_layer_acts *a = &m->acts[l];
+        a->x_in = alloc_f(ops, T * C);
+        a->ln1 = alloc_f(ops, T * C);
+        a->rstd1 = alloc_f(ops, T);
+        a->q = alloc_f(ops, T * QD);
+        a->k = alloc_f(ops, T * KD);
+        a->v = alloc_f(ops, T * KD);
+        a->att = alloc_f(ops, T * QD);
+        a->lse = alloc_f(ops, T * cfg->n_heads);
+        a->x_mid = alloc_f(ops, T * C);
+        a->ln2 = alloc_f(ops, T * C);
+        a->rstd2 = alloc_f(ops, T);
+        a->gate = alloc_f(ops, T * F);
+        a->up = alloc_f(ops, T * F);
+        a->act = alloc_f(ops, T * F);
+    }
+    m->x_final = alloc_f(ops, T * C);
+    m->rstdf = alloc_f(ops, T);
+    m->hidden = alloc_f(ops, T * C);
+    m->values = alloc_f(ops, T);
+    m->lp_lse = alloc_f(ops, T);
+    m->lp_logp = alloc_f(ops, T);
+    m->lp_ent = alloc_f(ops, T);
+    m->lp_targets = ops->alloc(T * sizeof(int));
+    m->tokens = ops->alloc(T * sizeof(int));
+    m->pos = ops->alloc(T * sizeof(int));
+    m->cu_seqlens = ops->alloc((T + 1) * sizeof(int));
+    m->dx = alloc_f(ops, T * C);
+    m->dln = alloc_f(ops, T * C);
+    m->tmpC = alloc_f(ops, T * C);
+    m->dq = alloc_f(ops, T * QD);
+    m->datt = alloc_f(ops, T * QD);
+    m->dk = alloc_f(ops, T * KD);
+    m->dv = alloc_f(ops, T * KD);
+    m->dgate = alloc_f(ops, T * F);
+    m->dup = alloc_f(ops, T * F);
+    m->dact = alloc_f(ops, T * F);
+    m->dlogp_buf = alloc_f(ops, T);
+    m->dent_buf = alloc_f(ops, T);
+    m->dval_buf = alloc_f(ops, T);
+    m->slot_buf = ops->alloc(T * sizeof(int));
+    m->kvlen_buf = ops->alloc(T * sizeof(int));
+    return 0;
+}
+
+void rlc_model_free(rlc_model *m) {
+    const rlc_ops *ops = m->ops;
+    if (!ops) return;
+    for (int l = 0; m->acts && l < m->cfg.n_layers; l++) {
+        rlc_layer_acts *a = &m->acts[l];
+        rlc_f *bufs[] = {a->x_in, a->ln1, a->rstd1, a->q, a->k, a->v, a->att, a->lse, a->x_mid, a->ln2, a->rstd2,
+                         a->gate, a->up, a->act};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
+    }
+    void *bufs[] = {m->params, m->grads, m->x_final, m->rstdf, m->hidden, m->values, m->lp_lse, m->lp_logp,
+                    m->lp_ent, m->lp_targets, m->tokens, m->pos, m->cu_seqlens, m->dx, m->dln, m->tmpC, m->dq,
+                    m->datt, m->dk, m->dv, m->dgate, m->dup, m->dact, m->dlogp_buf, m->dent_buf, m->dval_buf,
+                    m->slot_buf, m->kvlen_buf, m->logits_buf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) ops->free(bufs[i]);
+    free(m->acts);
+    free(m->p.layers);
+    free(m->g.layers);
+    free(m->tensors);
+    memset(m, 0, sizeof *m);
+}
+
+// splitmix64 + Box-Muller: a self-contained deterministic normal stream for weight init.
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double normal01(uint64_t *s) {
+    double u1 = ((double)(splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(splitmix64(s) >> 11) * (1.0 / 9007199254740992.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void rlc_model_init_weights(rlc_model *m, uint64_t seed) {
+    rlc_f *host = rlc_malloc(m->n_params * sizeof(rlc_f));
+    double out_std = 0.02 / sqrt(2.0 * m->cfg.n_layers);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlc_tensor_info *t = &m->tensors[i];
+        // each tensor gets its own stream so adding a tensor does not shift the others
+        uint64_t s = seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull;
+        rlc_f *p = host + t->offset;
+        int is_norm = strstr(t->name, "norm.weight") != NULL;
+        int is_bias = strstr(t->name, ".bias") != NULL;
+        int is_out = strstr(t->name, "o_proj") != NULL || strstr(t->name, "down_proj") != NULL;
+        for (size_t j = 0; j < t->numel; j++) {
+            if (is_norm) p[j] = 1;
+            else if (is_bias) p[j] = 0;
+            else p[j] = (rlc_f)(normal01(&s) * (is_out ? out_std : 0.02));
+        }
+    }
+    m->ops->upload(m->params, host, m->n_params * sizeof(rlc_f));
+    free(host);
+}
+
+void rlc_model_zero_grad(rlc_model *m) { m->ops->zero(m->grads, m->n_params * sizeof(rlc_f)); }
+
+// ---- forward / backward ----
+
+void rlc_model_forward(rlc_model *m, const int *tokens, const int *cu_seqlens, int B, int T) {
+    const rlc_ops *o = m->ops;
+    const rlc_model_config *c = &m->cfg;
+    RLC_CHECK(T >= 1 && T <= m->max_tokens, "forward: %d tokens, model sized for 1..%d", T, m->max_tokens);
+    RLC_CHECK(B >= 1 && cu_seqlens[0] == 0 && cu_seqlens[B] == T, "forward: bad cu_seqlens (B=%d, T=%d)", B, T);
+    int *pos = rlc_malloc((size_t)T * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        RLC_CHECK(cu_seqlens[b + 1] > cu_seqlens[b], "forward: sequence %d is empty", b);
+        RLC_CHECK(cu_seqlens[b + 1] - cu_seqlens[b] <= c->max_seq_len, "forward: sequence %d has %d tokens > %d",
+                  b, cu_seqlens[b + 1] - cu_seqlens[b], c->max_seq_len);
+        for (int t = cu_seqlens[b]; t < cu_seqlens[b + 1]; t++) pos[t] = t - cu_seqlens[b];
+    }
+    for (int t = 0; t < T; t++)
+        RLC_CHECK(tokens[t] >= 0 && tokens[t] < c->vocab_size, "forward: token %d at %d outside vocab %d",
+                  tokens[t], t, c->vocab_size);
+    o->upload(m->tokens, tokens, (size_t)T * sizeof(int));
+    o->upload(m->pos, pos, (size_t)T * sizeof(int));
+    o->upload(m->cu_seqlens, cu_seqlens, (size_t)(B + 1) * sizeof(int));
+    free(pos);
+    m->T = T;
+    m->B = B;
+
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
+    int QD = NH * HD, KD = NKV * HD;
+    o->embedding_forward(m->acts[0].x_in, m->tokens, m->p.embed, T, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        rlc_layer_acts *a = &m->acts[l];
+        rlc_layer_params *w = &m->p.layers[l];
+        rlc_f *x_out = (l + 1 < c->n_layers) ? m->acts[l + 1].x_in : m->x_final; // (T, C)
+        o->rmsnorm_forward(a->ln1, a->rstd1, a->x_in, w->ln1, c->rms_eps, T, C);
+        o->matmul_forward(a->q, a->ln1, w->wq, w->bq, T, C, QD);
+        o->matmul_forward(a->k, a->ln1, w->wk, w->bk, T, C, KD);
+        o->matmul_forward(a->v, a->ln1, w->wv, w->bv, T, C, KD);
+        o->rope_forward(a->q, m->pos, T, NH, HD, c->rope_theta);
+        o->rope_forward(a->k, m->pos, T, NKV, HD, c->rope_theta);
+        o->attention_forward(a->att, a->lse, a->q, a->k, a->v, m->cu_seqlens, B, T, NH, NKV, HD);
+        o->matmul_forward(m->tmpC, a->att, w->wo, NULL, T, QD, C);
+        o->add(a->x_mid, a->x_in, m->tmpC, (size_t)T * C);
+        o->rmsnorm_forward(a->ln2, a->rstd2, a->x_mid, w->ln2, c->rms_eps, T, C);
+        o->matmul_forward(a->gate, a->ln2, w->wgate, NULL, T, C, F);
+        o->matmul_forward(a->up, a->ln2, w->wup, NULL, T, C, F);
+        o->swiglu_forward(a->act, a->gate, a->up, (size_t)T * F);
+        o->matmul_forward(m->tmpC, a->act, w->wdown, NULL, T, F, C);
+        o->add(x_out, a->x_mid, m->tmpC, (size_t)T * C);
+    }
+    o->rmsnorm_forward(m->hidden, m->rstdf, m->x_final, m->p.norm, c->rms_eps, T, C);
+    if (c->value_head) o->matmul_forward(m->values, m->hidden, m->p.value_w, m->p.value_b, T, C, 1);
+}
+
+void rlc_model_logprobs(rlc_model *m, const int *targets, float tau, rlc_f *logp, rlc_f *ent) {
+    const rlc_ops *o = m->ops;
+    int T = m->T, V = m->cfg.vocab_size;
+    for (int t = 0; t < T; t++)
+        RLC_CHECK(targets[t] < V, "logprobs: target %d at %d outside vocab %d", targets[t], t, V);
+    o->upload(m->lp_targets, targets, (size_t)T * sizeof(int));
+    m->lp_tau = tau;
+    o->logprob_forward(m->lp_logp, m->lp_ent, m->lp_lse, m->hidden, m->p.lm_head, m->lp_targets, T, m->cfg.dim, V,
+                       tau);
+    if (logp) o->download(logp, m->lp_logp, (size_t)T * sizeof(rlc_f));
+    if (ent) o->download(ent, m->lp_ent, (size_t)T * sizeof(rlc_f));
+}
+
+void rlc_model_logits(rlc_model *m, rlc_f *logits) {
+    int T = m->T, V = m->cfg.vocab_size;
+    rlc_f *buf = alloc_f(m->ops, (size_t)T * V);
+    m->ops->matmul_forward(buf, m->hidden, m->p.lm_head, NULL, T, m->cfg.dim, V);
+    m->ops->download(logits, buf, (size_t)T * V * sizeof(rlc_f));
+    m->ops->free(buf);
+}
+
+static void upload_or_zero(const rlc_ops *o, rlc_f *dst, const rlc_f *src, int T) {
+    if (src) o->upload(dst, src, (size_t)T * sizeof(rlc_f));
+    else o->zero(dst, (size_t)T * sizeof(rlc_f));
+}
+
+void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, const rlc_f *dvalue) {
+    const rlc_ops *o = m->ops;
+    const rlc_model_config *c = &m->cfg;
+    int T = m->T, B = m->B, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
+    int QD = NH * HD, KD = NKV * HD, V = c->vocab_size;
+    size_t TC = (size_t)T * C, TF = (size_t)T * F, TQ = (size_t)T * QD;
+
+    // d hidden (T, C): from the log-prob/entropy coefficients through the LM head, and from the value head
+    o->zero(m->dln, TC * sizeof(rlc_f));
+    if (dlogp || dent) {
+        upload_or_zero(o, m->dlogp_buf, dlogp, T);
+        upload_or_zero(o, m->dent_buf, dent, T);
+        o->logprob_backward(m->dln, m->g.lm_head, m->dlogp_buf, m->dent_buf, m->hidden, m->p.lm_head,
+                            m->lp_targets, m->lp_lse, m->lp_ent, T, C, V, m->lp_tau);
+    }
+    if (c->value_head && dvalue) {
+        o->upload(m->dval_buf, dvalue, (size_t)T * sizeof(rlc_f));
+        o->matmul_backward(m->dln, m->g.value_w, m->g.value_b, m->dval_buf, m->hidden, m->p.value_w, T, C, 1);
+    }
+    // d x_final (T, C)
+    o->zero(m->dx, TC * sizeof(rlc_f));
+    o->rmsnorm_backward(m->dx, m->g.norm, m->dln, m->x_final, m->p.norm, m->rstdf, T, C);
+
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        rlc_layer_acts *a = &m->acts[l];
+        rlc_layer_params *w = &m->p.layers[l];
+        rlc_layer_params *gw = &m->g.layers[l];
+        // MLP branch: x_out = x_mid + down(swiglu(gate(ln2), up(ln2))); dx holds d x_out (the residual path)
+        o->zero(m->dact, TF * sizeof(rlc_f));
+        o->matmul_backward(m->dact, gw->wdown, NULL, m->dx, a->act, w->wdown, T, F, C);
+        o->swiglu_backward(m->dgate, m->dup, m->dact, a->gate, a->up, TF);
+        o->zero(m->dln, TC * sizeof(rlc_f));
+        o->matmul_backward(m->dln, gw->wgate, NULL, m->dgate, a->ln2, w->wgate, T, C, F);
+        o->matmul_backward(m->dln, gw->wup, NULL, m->dup, a->ln2, w->wup, T, C, F);
+        o->rmsnorm_backward(m->dx, gw->ln2, m->dln, a->x_mid, w->ln2, a->rstd2, T, C); // dx = d x_mid
+        // attention branch: x_mid = x_in + o_proj(attn(rope(q), rope(k), v))
+        o->zero(m->datt, TQ * sizeof(rlc_f));
+        o->matmul_backward(m->datt, gw->wo, NULL, m->dx, a->att, w->wo, T, QD, C);
+        o->attention_backward(m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, m->cu_seqlens, B, T,
+                              NH, NKV, HD);
+        o->rope_backward(m->dq, m->pos, T, NH, HD, c->rope_theta);
+        o->rope_backward(m->dk, m->pos, T, NKV, HD, c->rope_theta);
+        o->zero(m->dln, TC * sizeof(rlc_f));
+        o->matmul_backward(m->dln, gw->wq, gw->bq, m->dq, a->ln1, w->wq, T, C, QD);
+        o->matmul_backward(m->dln, gw->wk, gw->bk, m->dk, a->ln1, w->wk, T, C, KD);
+        o->matmul_backward(m->dln, gw->wv, gw->bv, m->dv, a->ln1, w->wv, T, C, KD);
+        o->rmsnorm_backward(m->dx, gw->ln1, m->dln, a->x_in, w->ln1, a->rstd1, T, C); // dx = d x_in
+    }
+    o->embedding_backward(m->g.embed, m->dx, m->tokens, T, C);
+}
+
+// ---- KV-cache inference ----
+
+int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capacity) {
+    memset(kv, 0, sizeof *kv);
+    if (n_seqs < 1 || capacity < 1) return -1;
+    kv->n_seqs = n_seqs;
+    kv->capacity = capacity;
+    size_t n = (size_t)m->cfg.n_layers * n_seqs * capacity * m->cfg.n_kv_heads * m->cfg.head_dim;
+    kv->k = alloc_f(m->ops, n);
+    kv->v = alloc_f(m->ops, n);
+    kv->len = rlc_calloc((size_t)n_seqs, sizeof(int));
+    return 0;
+}
+
+void rlc_kv_cache_free(rlc_kv_cache *kv, const rlc_model *m) {
+    if (kv->k) m->ops->free(kv->k);
+    if (kv->v) m->ops->free(kv->v);
+    free(kv->len);
+    memset(kv, 0, sizeof *kv);
+}
+
+// Elements of one layer's cache block, and of one slot within it.
+static size_t kv_slot_elems(const rlc_kv_cache *kv, const rlc_model *m) {
+    return (size_t)kv->capacity * m->cfg.n_kv_heads * m->cfg.head_dim;
+}
+
+void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int src) {
+    size_t se = kv_slot_elems(kv, m), layer = se * kv->n_seqs;
+    size_t used = (size_t)kv->len[src] * m->cfg.n_kv_heads * m->cfg.head_dim;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        m->ops->copy(kv->k + l * layer + dst * se, kv->k + l * layer + src * se, used * sizeof(rlc_f));
+        m->ops->copy(kv->v + l * layer + dst * se, kv->v + l * layer + src * se, used * sizeof(rlc_f));
+    }
+    kv->len[dst] = kv->len[src];
+}
+
+// n tokens, token i goes to slot slots[i] at position kv->len[slot] (+ earlier tokens of the same slot in
+// this call). Writes the logits of the rows listed in `out_rows` (n_out of them) to logits_out (n_out, V).
+static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                           const int *out_rows, int n_out, rlc_f *logits_out) {
+    const rlc_ops *o = m->ops;
+    const rlc_model_config *c = &m->cfg;
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab_size;
+    int QD = NH * HD, KD = NKV * HD;
+    RLC_CHECK(n >= 1 && n <= m->max_tokens, "cached forward: %d tokens, model sized for %d", n, m->max_tokens);
+    int *pos = rlc_malloc((size_t)n * sizeof(int)), *kvlen = rlc_malloc((size_t)n * sizeof(int));
+    int *next = rlc_malloc((size_t)kv->n_seqs * sizeof(int));
+    memcpy(next, kv->len, (size_t)kv->n_seqs * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        int s = slots[i];
+        RLC_CHECK(s >= 0 && s < kv->n_seqs, "cached forward: slot %d outside 0..%d", s, kv->n_seqs - 1);
+        RLC_CHECK(next[s] < kv->capacity && next[s] < c->max_seq_len,
+                  "cached forward: slot %d full (%d tokens, capacity %d, max_seq_len %d)", s, next[s],
+                  kv->capacity, c->max_seq_len);
+        RLC_CHECK(tokens[i] >= 0 && tokens[i] < V, "cached forward: token %d outside vocab %d", tokens[i], V);
+        pos[i] = next[s]++;
+        kvlen[i] = pos[i] + 1;
+    }
+    o->upload(m->tokens, tokens, (size_t)n * sizeof(int));
+    o->upload(m->pos, pos, (size_t)n * sizeof(int));
+    o->upload(m->slot_buf, slots, (size_t)n * sizeof(int));
+    o->upload(m->kvlen_buf, kvlen, (size_t)n * sizeof(int));
+
+    size_t se = kv_slot_elems(kv, m), layer_elems = se * kv->n_seqs;
+    rlc_f *x = m->x_final; // (n, C) residual stream, updated in place
+    rlc_layer_acts *a = &m->acts[0]; // scratch buffers
+    o->embedding_forward(x, m->tokens, m->p.embed, n, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        rlc_layer_params *w = &m->p.layers[l];
+        rlc_f *kc = kv->k + l * layer_elems, *vc = kv->v + l * layer_elems;
+        o->rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, c->rms_eps, n, C);
+        o->matmul_forward(a->q, a->ln1, w->wq, w->bq, n, C, QD);
+        o->matmul_forward(a->k, a->ln1, w->wk, w->bk, n, C, KD);
+        o->matmul_forward(a->v, a->ln1, w->wv, w->bv, n, C, KD);
+        o->rope_forward(a->q, m->pos, n, NH, HD, c->rope_theta);
+        o->rope_forward(a->k, m->pos, n, NKV, HD, c->rope_theta);
+        for (int i = 0; i < n; i++) { // append K/V rows to their slots
+            size_t dst = (size_t)slots[i] * se + (size_t)pos[i] * KD;
+            o->copy(kc + dst, a->k + (size_t)i * KD, (size_t)KD * sizeof(rlc_f));
+            o->copy(vc + dst, a->v + (size_t)i * KD, (size_t)KD * sizeof(rlc_f));
+        }
+        o->attention_decode(a->att, a->q, kc, vc, m->slot_buf, m->kvlen_buf, n, kv->capacity, NH, NKV, HD);
+        o->matmul_forward(m->tmpC, a->att, w->wo, NULL, n, QD, C);
+        o->add(x, x, m->tmpC, (size_t)n * C);
+        o->rmsnorm_forward(a->ln2, a->rstd2, x, w->ln2, c->rms_eps, n, C);
+        o->matmul_forward(a->gate, a->ln2, w->wgate, NULL, n, C, F);
+        o->matmul_forward(a->up, a->ln2, w->wup, NULL, n, C, F);
+        o->swiglu_forward(a->act, a->gate, a->up, (size_t)n * F);
+        o->matmul_forward(m->tmpC, a->act, w->wdown, NULL, n, F, C);
+        o->add(x, x, m->tmpC, (size_t)n * C);
+    }
+    memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
+    if (n_out > 0) {
+        // gather the requested rows, final norm, LM head
+        for (int r = 0; r < n_out; r++)
+            o->copy(m->dx + (size_t)r * C, x + (size_t)out_rows[r] * C, (size_t)C * sizeof(rlc_f));
+        o->rmsnorm_forward(m->dln, m->rstdf, m->dx, m->p.norm, c->rms_eps, n_out, C);
+        if (m->logits_cap < n_out) {
+            if (m->logits_buf) o->free(m->logits_buf);
+            m->logits_buf = alloc_f(o, (size_t)n_out * V);
+            m->logits_cap = n_out;
+        }
+        o->matmul_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
+        o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
+    }
+    free(pos);
+    free(kvlen);
+    free(next);
+}
+
+void rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n, rlc_f *logits_out) {
+    int *slots = rlc_malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) slots[i] = slot;
+    int last = n - 1;
+    forward_cached(m, kv, slots, tokens, n, &last, logits_out ? 1 : 0, logits_out);
+    free(slots);
+}
+
+void rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                      rlc_f *logits_out) {
+    int *rows = rlc_malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) rows[i] = i;
+    forward_cached(m, kv, slots, tokens, n, rows, logits_out ? n : 0, logits_out);
+    free(rows);
+}

@@ -1,0 +1,357 @@
+// host/rollout.c: the rollout engine (see include/rlc/rollout.h): sampling, batched KV-cache generation with a
+// shared prompt prefill per group, stop conditions, multi-turn environments, expert sequences, greedy eval.
+#include "rlc/rollout.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rlc/rng.h"
+#include "rlc/tokenizer.h"
+#include "rlc/util.h"
+
+// ---- sampling ----
+
+typedef struct {
+    double p;
+    int id;
+} prob_id;
+
+static int cmp_prob_desc(const void *a, const void *b) {
+    const prob_id *x = a, *y = b;
+    if (x->p > y->p) return -1;
+    if (x->p < y->p) return 1;
+    return x->id - y->id; // deterministic tie-break
+}
+
+int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u, float *logp, float *ent) {
+    double tau = s->greedy ? 1.0 : (double)s->temperature;
+    double mx = -INFINITY;
+    int arg = 0;
+    for (int j = 0; j < V; j++)
+        if ((double)logits[j] > mx) {
+            mx = logits[j];
+            arg = j;
+        }
+    // softmax(z/tau) statistics in double
+    double sum = 0, sum_pu = 0;
+    for (int j = 0; j < V; j++) {
+        double uj = ((double)logits[j] - mx) / tau;
+        double e = exp(uj);
+        sum += e;
+        sum_pu += e * uj;
+    }
+    double lse = log(sum); // of (z - mx)/tau
+    int tok = arg;
+    if (!s->greedy) {
+        prob_id *pi = rlc_malloc((size_t)V * sizeof(prob_id));
+        for (int j = 0; j < V; j++) {
+            pi[j].p = exp(((double)logits[j] - mx) / tau - lse);
+            pi[j].id = j;
+        }
+        qsort(pi, (size_t)V, sizeof(prob_id), cmp_prob_desc);
+        int keep = V;
+        if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
+        if (s->top_p < 1.0f) {
+            double c = 0;
+            for (int j = 0; j < keep; j++) {
+                c += pi[j].p;
+                if (c >= s->top_p) {
+                    keep = j + 1;
+                    break;
+                }
+            }
+        }
+        double total = 0;
+        for (int j = 0; j < keep; j++) total += pi[j].p;
+        double target = (double)u * total, c = 0;
+        tok = pi[keep - 1].id;
+        for (int j = 0; j < keep; j++) {
+            c += pi[j].p;
+            if (target < c) {
+                tok = pi[j].id;
+                break;
+            }
+        }
+        free(pi);
+    }
+    if (logp) *logp = (float)(((double)logits[tok] - mx) / tau - lse);
+    if (ent) *ent = (float)(lse - sum_pu / sum);
+    return tok;
+}
+
+// ---- sequences ----
+
+static void seq_alloc(rlc_sequence *s, int cap) {
+    memset(s, 0, sizeof *s);
+    s->tokens = rlc_calloc((size_t)cap, sizeof(int));
+    s->mask = rlc_calloc((size_t)cap, 1);
+    s->roll_logp = rlc_calloc((size_t)cap, sizeof(float));
+    s->roll_ent = rlc_calloc((size_t)cap, sizeof(float));
+    s->turn_start = rlc_calloc((size_t)cap, sizeof(int));
+    s->turn_end = rlc_calloc((size_t)cap, sizeof(int));
+}
+
+void rlc_sequence_free(rlc_sequence *s) {
+    free(s->tokens);
+    free(s->mask);
+    free(s->roll_logp);
+    free(s->roll_ent);
+    free(s->turn_start);
+    free(s->turn_end);
+    memset(s, 0, sizeof *s);
+}
+
+// Append text (encoded) with the given mask value; returns -1 if it does not fit.
+static int seq_append_text(rlc_sequence *s, const char *text, int mask, int cap) {
+    int room = cap - s->len;
+    if (room < 0) return -1;
+    int n = rlc_tok_encode(text, s->tokens + s->len, room);
+    if (n < 0) return -1;
+    for (int i = 0; i < n; i++) s->mask[s->len + i] = (uint8_t)mask;
+    s->len += n;
+    return n;
+}
+
+static int seq_append_token(rlc_sequence *s, int tok, int mask, int cap) {
+    if (s->len >= cap) return -1;
+    s->tokens[s->len] = tok;
+    s->mask[s->len] = (uint8_t)mask;
+    s->len++;
+    return 1;
+}
+
+static int seq_start(rlc_sequence *s, const char *prompt, int cap) {
+    seq_alloc(s, cap);
+    if (seq_append_token(s, RLC_TOK_BOS, 0, cap) < 0 || seq_append_text(s, prompt, 0, cap) < 0) return -1;
+    s->prompt_len = s->len;
+    return 0;
+}
+
+int rlc_sequence_from_text(const char *prompt, const char *response, int max_len, rlc_sequence *out) {
+    if (seq_start(out, prompt, max_len) < 0) return -1;
+    int st = out->len;
+    if (seq_append_text(out, response, 1, max_len) < 0 || seq_append_token(out, RLC_TOK_EOS, 1, max_len) < 0)
+        return -1;
+    out->n_turns = 1;
+    out->turn_start[0] = st;
+    out->turn_end[0] = out->len;
+    out->n_gen = out->len - st;
+    snprintf(out->response, sizeof out->response, "%s", response);
+    return 0;
+}
+
+int rlc_sequence_from_expert(const rlc_task *task, const rlc_task_config *tc, const rlc_problem *p, int max_len,
+                             rlc_sequence *out) {
+    char sol[RLC_TEXT_MAX];
+    task->solve(tc, p, sol, sizeof sol);
+    if (!task->multi_turn) return rlc_sequence_from_text(p->prompt, sol, max_len, out);
+    if (seq_start(out, p->prompt, max_len) < 0) return -1;
+    rlc_episode ep;
+    task->env_reset(tc, p, &ep);
+    char *save = NULL, obs[RLC_TEXT_MAX];
+    for (char *mv = strtok_r(sol, "\n", &save); mv; mv = strtok_r(NULL, "\n", &save)) {
+        int st = out->len;
+        if (seq_append_text(out, mv, 1, max_len) < 0 || seq_append_text(out, "\n", 1, max_len) < 0) return -1;
+        out->turn_start[out->n_turns] = st;
+        out->turn_end[out->n_turns] = out->len;
+        out->n_turns++;
+        out->n_gen += out->len - st;
+        int done = task->env_step(tc, &ep, mv, obs, sizeof obs);
+        if (done) break;
+        if (seq_append_text(out, obs, 0, max_len) < 0) return -1;
+    }
+    snprintf(out->response, sizeof out->response, "%s", sol);
+    out->score = ep.reward;
+    return 0;
+}
+
+// ---- generation ----
+
+typedef struct {
+    int active;
+    int turn_tokens;  // tokens in the current policy turn
+    int turn_start;
+    char turn_text[64];
+    rlc_episode ep;
+    float *logits;    // (V) pending logits for the next position
+} gen_state;
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return k > 0 && n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
+                          const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids,
+                          int n_prompts, int G, uint64_t seed, int step, rlc_sequence *out) {
+    int V = m->cfg.vocab_size, cap = m->cfg.max_seq_len, N = n_prompts * G;
+    rlc_kv_cache kv;
+    RLC_CHECK(rlc_kv_cache_init(&kv, m, N, cap) == 0, "rollout: KV cache for %d sequences", N);
+    gen_state *st = rlc_calloc((size_t)N, sizeof(gen_state));
+    float *logits_all = rlc_malloc((size_t)N * V * sizeof(float));
+    rlc_f *lbuf = rlc_malloc((size_t)N * V * sizeof(rlc_f));
+    int *slots = rlc_malloc((size_t)N * sizeof(int)), *toks = rlc_malloc((size_t)N * sizeof(int));
+
+    for (int p = 0; p < n_prompts; p++) {
+        int base = p * G;
+        for (int g = 0; g < G; g++) {
+            rlc_sequence *sq = &out[base + g];
+            RLC_CHECK(seq_start(sq, probs[p].prompt, cap) == 0, "rollout: prompt %d does not fit max_seq_len %d",
+                      prompt_ids[p], cap);
+            sq->prompt_id = prompt_ids[p];
+            sq->sample_id = g;
+            st[base + g].active = 1;
+            st[base + g].logits = logits_all + (size_t)(base + g) * V;
+            st[base + g].turn_start = sq->len;
+            if (task->multi_turn) task->env_reset(tc, &probs[p], &st[base + g].ep);
+        }
+        // prefill the prompt once, then share its KV with the group's other samples
+        rlc_model_prefill(m, &kv, base, out[base].tokens, out[base].len, lbuf);
+        for (int j = 0; j < V; j++) st[base].logits[j] = (float)lbuf[j];
+        for (int g = 1; g < G; g++) {
+            rlc_kv_cache_copy_slot(&kv, m, base + g, base);
+            memcpy(st[base + g].logits, st[base].logits, (size_t)V * sizeof(float));
+        }
+    }
+
+    rlc_f *lrow = rlc_malloc((size_t)V * sizeof(rlc_f));
+    for (;;) {
+        int n_dec = 0;
+        for (int i = 0; i < N; i++) {
+            gen_state *g = &st[i];
+            if (!g->active) continue;
+            rlc_sequence *sq = &out[i];
+            for (int j = 0; j < V; j++) lrow[j] = g->logits[j];
+            float u = s->greedy ? 0.0f
+                                : rlc_rng_uniform(seed, (uint64_t)step, (uint64_t)sq->prompt_id,
+                                                  (uint64_t)sq->sample_id, (uint64_t)sq->len, 0);
+            float lp, en;
+            int tok = rlc_sample_token(lrow, V, s, u, &lp, &en);
+            int pos = sq->len;
+            seq_append_token(sq, tok, 1, cap);
+            sq->roll_logp[pos] = lp;
+            sq->roll_ent[pos] = en;
+            sq->n_gen++;
+            g->turn_tokens++;
+            int c = rlc_tok_char(tok);
+            if (c >= 0 && (int)strlen(g->turn_text) + 1 < (int)sizeof g->turn_text) {
+                size_t L = strlen(g->turn_text);
+                g->turn_text[L] = (char)c;
+                g->turn_text[L + 1] = 0;
+            }
+            if (!task->multi_turn) {
+                // single turn: stop on EOS, stop strings, max new tokens, or a full sequence
+                int stop = tok == RLC_TOK_EOS;
+                for (int k = 0; k < rc->n_stop && !stop; k++) stop = ends_with(g->turn_text, rc->stop[k]);
+                if (!stop && (g->turn_tokens >= rc->max_new_tokens || sq->len >= cap)) {
+                    stop = 1;
+                    sq->truncated = 1;
+                }
+                if (stop) {
+                    g->active = 0;
+                    sq->n_turns = 1;
+                    sq->turn_start[0] = g->turn_start;
+                    sq->turn_end[0] = sq->len;
+                    snprintf(sq->response, sizeof sq->response, "%s", g->turn_text);
+                    continue;
+                }
+            } else {
+                // multi-turn: a turn ends with '\n' (or is cut at max_new_tokens); the environment answers
+                int end_turn = c == '\n' || tok == RLC_TOK_EOS || g->turn_tokens >= rc->max_new_tokens;
+                if (end_turn) {
+                    char move[64];
+                    snprintf(move, sizeof move, "%s", g->turn_text);
+                    size_t L = strlen(move);
+                    if (L && move[L - 1] == '\n') move[L - 1] = 0;
+                    sq->turn_start[sq->n_turns] = g->turn_start;
+                    sq->turn_end[sq->n_turns] = sq->len;
+                    sq->n_turns++;
+                    size_t rl = strlen(sq->response);
+                    snprintf(sq->response + rl, sizeof sq->response - rl, "%s\n", move);
+                    char obs[RLC_TEXT_MAX];
+                    int done = task->env_step(tc, &g->ep, move, obs, sizeof obs);
+                    g->turn_tokens = 0;
+                    g->turn_text[0] = 0;
+                    if (done) {
+                        g->active = 0;
+                        sq->score = g->ep.reward;
+                        continue;
+                    }
+                    // feed the sampled token plus the observation as one prefill; keep the last logits
+                    int *feed = rlc_malloc((size_t)(RLC_TEXT_MAX + 2) * sizeof(int));
+                    feed[0] = tok;
+                    int no = rlc_tok_encode(obs, feed + 1, RLC_TEXT_MAX);
+                    RLC_CHECK(no >= 0, "rollout: observation of task %s is not encodable", task->name);
+                    if (sq->len + no >= cap) { // no room for the observation and another move
+                        g->active = 0;
+                        sq->truncated = 1;
+                        sq->score = 0;
+                        free(feed);
+                        continue;
+                    }
+                    for (int k = 0; k < no; k++) seq_append_token(sq, feed[1 + k], 0, cap);
+                    rlc_model_prefill(m, &kv, i, feed, no + 1, lbuf);
+                    for (int j = 0; j < V; j++) g->logits[j] = (float)lbuf[j];
+                    g->turn_start = sq->len;
+                    free(feed);
+                    continue;
+                }
+                if (sq->len >= cap) {
+                    g->active = 0;
+                    sq->truncated = 1;
+                    sq->score = 0;
+                    continue;
+                }
+            }
+            slots[n_dec] = i;
+            toks[n_dec] = tok;
+            n_dec++;
+        }
+        if (n_dec == 0) {
+            int any = 0;
+            for (int i = 0; i < N; i++) any |= st[i].active;
+            if (!any) break;
+            continue; // only environment turns happened this round
+        }
+        rlc_model_decode(m, &kv, slots, toks, n_dec, lbuf);
+        for (int r = 0; r < n_dec; r++)
+            for (int j = 0; j < V; j++) st[slots[r]].logits[j] = (float)lbuf[(size_t)r * V + j];
+    }
+    if (!task->multi_turn)
+        for (int i = 0; i < N; i++) out[i].score = task->score(tc, &probs[i / G], out[i].response);
+    free(lrow);
+    free(st);
+    free(logits_all);
+    free(lbuf);
+    free(slots);
+    free(toks);
+    rlc_kv_cache_free(&kv, m);
+}
+
+double rlc_rollout_eval(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task, const rlc_task_config *tc,
+                        int n, int batch) {
+    if (n <= 0) return 0;
+    if (batch < 1) batch = 1;
+    rlc_sampling greedy = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .greedy = 1};
+    double total = 0;
+    rlc_problem *probs = rlc_malloc((size_t)batch * sizeof(rlc_problem));
+    int *ids = rlc_malloc((size_t)batch * sizeof(int));
+    rlc_sequence *seqs = rlc_calloc((size_t)batch, sizeof(rlc_sequence));
+    for (int start = 0; start < n; start += batch) {
+        int nb = n - start < batch ? n - start : batch;
+        for (int i = 0; i < nb; i++) {
+            task->generate(tc, tc->eval_seed, (uint64_t)(start + i), &probs[i]);
+            ids[i] = start + i;
+        }
+        rlc_rollout_generate(m, rc, &greedy, task, tc, probs, ids, nb, 1, tc->eval_seed, 0, seqs);
+        for (int i = 0; i < nb; i++) {
+            total += seqs[i].score;
+            rlc_sequence_free(&seqs[i]);
+        }
+    }
+    free(probs);
+    free(ids);
+    free(seqs);
+    return total / n;
+}

@@ -1,0 +1,57 @@
+// include/rlc/rollout.h: the rollout engine. Batched autoregressive generation with a per-sequence KV cache,
+// written on the op table through the model's cached forward. A group's prompt is prefilled once and its KV
+// copied to the G samples' slots. Sampling (temperature, top-k, top-p, greedy) draws its uniform numbers from
+// Philox keyed by (seed, step, prompt id, sample id, position), so a sample's tokens do not depend on which
+// other sequences share its batch. Finished sequences leave the batch. Multi-turn tasks interleave policy turns
+// (ended by '\n') with environment observations appended to the same sequence (masked out of losses).
+#pragma once
+#include <stdint.h>
+#include "rlc/config.h"
+#include "rlc/model.h"
+#include "rlc/task.h"
+
+// One generated sequence. Token t of tokens[] is predicted from tokens[0..t-1]; arrays indexed by token.
+typedef struct rlc_sequence {
+    int prompt_id, sample_id;
+    int len;            // tokens in the sequence (BOS + prompt + response/observations)
+    int prompt_len;     // BOS + prompt tokens
+    int *tokens;        // (len)
+    uint8_t *mask;      // (len) 1 for tokens the policy generated (loss targets), 0 for prompt/observations
+    float *roll_logp;   // (len) log-prob of the token under the rollout's temperature-scaled distribution
+    float *roll_ent;    // (len) entropy of that distribution at the position that produced the token
+    int n_turns;        // policy turns (1 for single-turn tasks)
+    int *turn_start, *turn_end; // (n_turns) token ranges [start, end) of each policy turn (EMPG steps)
+    int n_gen;          // generated (policy) tokens
+    float score;        // task reward
+    int truncated;      // hit max_new_tokens / max_seq_len without finishing
+    char response[RLC_TEXT_MAX]; // decoded policy text (single-turn: the answer; multi-turn: the moves)
+} rlc_sequence;
+
+typedef struct rlc_sampling {
+    float temperature;  // > 0
+    int top_k;          // 0 = off
+    float top_p;        // 1 = off
+    int greedy;         // 1: argmax (ties -> lowest id), no randomness
+} rlc_sampling;
+
+// Sample one token from logits (V) given a uniform u in [0,1). Writes the token's log-prob and the entropy
+// of softmax(logits/temperature) (the untruncated distribution the trainer recomputes) when non-NULL.
+int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u, float *logp, float *ent);
+
+// Generate G samples for each of n_prompts problems. prompt_ids are the global ids used in the RNG key.
+// out has n_prompts*G entries, (prompt p, sample g) at p*G + g; free with rlc_sequence_free.
+void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
+                          const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids,
+                          int n_prompts, int G, uint64_t seed, int step, rlc_sequence *out);
+void rlc_sequence_free(rlc_sequence *s);
+
+// Build the expert (SFT) sequence of a problem: BOS + prompt + answer + EOS (single-turn) or the expert's
+// moves interleaved with the environment's observations (multi-turn). Returns -1 if it does not fit max_len.
+int rlc_sequence_from_expert(const rlc_task *task, const rlc_task_config *tc, const rlc_problem *p, int max_len,
+                             rlc_sequence *out);
+// Build a sequence from a prompt and a fixed response text (DPO pairs): BOS + prompt + response + EOS.
+int rlc_sequence_from_text(const char *prompt, const char *response, int max_len, rlc_sequence *out);
+
+// Greedy evaluation on n held-out problems; returns the mean score.
+double rlc_rollout_eval(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task, const rlc_task_config *tc,
+                        int n, int batch);

@@ -1,0 +1,15 @@
+// include/rlc/trainer.h: the training driver behind `rlc train` and `rlc sft`: an optional SFT warm start, then
+// the RL phase (rollouts, rewards, advantages, K epochs of mini-batch updates), periodic greedy evaluation,
+// metrics, checkpoints and bitwise resume on the CPU backend.
+#pragma once
+#include "rlc/config.h"
+
+typedef struct rlc_train_opts {
+    const char *resume;  // runs/<name> to resume from (NULL: fresh run)
+    int sft_only;        // 1: stop after the SFT phase (`rlc sft`)
+    int quiet;           // 1: no console progress line
+    int max_steps;       // > 0: stop after this many optimizer steps in this invocation (tests of resume)
+} rlc_train_opts;
+
+// Runs the job; returns 0 on success, non-zero after printing a clear error.
+int rlc_train(const rlc_config *cfg, const rlc_train_opts *opts);
