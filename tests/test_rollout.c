@@ -1,0 +1,196 @@
+// tests/test_rollout.c: the rollout engine: sampling (greedy, top-k, top-p, temperature statistics), a
+// sample's tokens independent of which other sequences share its batch, rollout log-probs equal to the
+// training forward's, stop conditions, and multi-turn sequences (observation tokens masked, turn boundaries).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rlc/batch.h"
+#include "rlc/rng.h"
+#include "rlc/rollout.h"
+#include "rlc/tokenizer.h"
+#include "test_util.h"
+
+static rlc_task_config task_cfg(const char *name) {
+    rlc_task_config tc;
+    memset(&tc, 0, sizeof tc);
+    snprintf(tc.name, sizeof tc.name, "%s", name);
+    tc.digits = 2;
+    tc.min_digits = 1;
+    tc.n_numbers = 3;
+    tc.max_number = 20;
+    tc.maze_size = 5;
+    tc.maze_keys = 1;
+    tc.max_turns = 12;
+    tc.eval_size = 8;
+    tc.eval_seed = 777;
+    return tc;
+}
+
+static void test_sampling(void) {
+    rlc_f z[6] = {0.5f, 2.0f, -1.0f, 1.9f, 0.0f, -3.0f};
+    rlc_sampling g = {.temperature = 1, .top_p = 1, .greedy = 1};
+    float lp, en;
+    CHECK(rlc_sample_token(z, 6, &g, 0.9f, &lp, &en) == 1, "greedy picks the argmax");
+    // reference softmax at tau 0.7
+    double tau = 0.7, mx = 2.0, s = 0, p[6];
+    for (int j = 0; j < 6; j++) s += exp((z[j] - mx) / tau);
+    double H = 0;
+    for (int j = 0; j < 6; j++) {
+        p[j] = exp((z[j] - mx) / tau) / s;
+        H -= p[j] * log(p[j]);
+    }
+    rlc_sampling t = {.temperature = 0.7f, .top_p = 1};
+    int counts[6] = {0};
+    int n = 20000;
+    for (int i = 0; i < n; i++) {
+        float u = (i + 0.5f) / n;
+        int tok = rlc_sample_token(z, 6, &t, u, &lp, &en);
+        counts[tok]++;
+        if (i == 0) {
+            CHECK_CLOSE(lp, log(p[tok]), 1e-5, 1e-5, "sampled token log-prob");
+            CHECK_CLOSE(en, H, 1e-5, 1e-5, "entropy of the temperature-scaled distribution");
+        }
+    }
+    for (int j = 0; j < 6; j++)
+        CHECK(fabs(counts[j] / (double)n - p[j]) < 2e-3, "token %d frequency %.4f vs p %.4f", j, counts[j] / (double)n,
+              p[j]);
+    rlc_sampling k1 = {.temperature = 1, .top_k = 1, .top_p = 1};
+    rlc_sampling k2 = {.temperature = 1, .top_k = 2, .top_p = 1};
+    rlc_sampling tp = {.temperature = 1, .top_p = 0.3f};
+    for (int i = 0; i < 50; i++) {
+        float u = i / 50.0f;
+        CHECK(rlc_sample_token(z, 6, &k1, u, NULL, NULL) == 1, "top_k 1 is greedy");
+        int tk = rlc_sample_token(z, 6, &k2, u, NULL, NULL);
+        CHECK(tk == 1 || tk == 3, "top_k 2 keeps the two largest (got %d)", tk);
+        CHECK(rlc_sample_token(z, 6, &tp, u, NULL, NULL) == 1, "top_p 0.3 keeps only the top token");
+    }
+}
+
+// Same tokens and mask; rollout log-probs equal up to float rounding (a batched GEMM may round differently).
+static int seq_equal(const rlc_sequence *a, const rlc_sequence *b) {
+    if (a->len != b->len) return 0;
+    for (int i = 0; i < a->len; i++)
+        if (a->tokens[i] != b->tokens[i] || a->mask[i] != b->mask[i] || fabsf(a->roll_logp[i] - b->roll_logp[i]) > 1e-4f)
+            return 0;
+    return 1;
+}
+
+static void test_batch_independence(rlc_model *m) {
+    const rlc_task *task = rlc_task_find("addition");
+    CHECK(task != NULL, "addition task");
+    rlc_task_config tc = task_cfg("addition");
+    rlc_rollout_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.max_new_tokens = 12;
+    rc.temperature = 1.0f;
+    rc.top_p = 1.0f;
+    rlc_sampling s = {.temperature = 1.3f, .top_k = 0, .top_p = 0.95f};
+    rlc_problem pr[3];
+    for (int i = 0; i < 3; i++) task->generate(&tc, 5, (uint64_t)(10 + i), &pr[i]);
+    int ids3[3] = {10, 11, 12}, ids1[1] = {11};
+    rlc_sequence big[3 * 4], one[1 * 3];
+    memset(big, 0, sizeof big);
+    memset(one, 0, sizeof one);
+    rlc_rollout_generate(m, &rc, &s, task, &tc, pr, ids3, 3, 4, 99, 7, big);
+    rlc_rollout_generate(m, &rc, &s, task, &tc, &pr[1], ids1, 1, 3, 99, 7, one);
+    for (int g = 0; g < 4; g++) printf("prompt 11 sample %d: \"%s\" (%d tokens)\n", g, big[4 + g].response, big[4 + g].n_gen);
+    for (int g = 0; g < 3; g++)
+        CHECK(seq_equal(&big[4 + g], &one[g]), "sample %d of prompt 11 depends on its batch", g);
+    // different samples of a group differ (the random stream is keyed by sample id)
+    int differ = 0;
+    for (int g = 1; g < 4; g++) differ |= !seq_equal(&big[4], &big[4 + g]);
+    CHECK(differ, "all samples of a group are identical");
+    // a different step gives different samples
+    rlc_sequence other[3];
+    memset(other, 0, sizeof other);
+    rlc_rollout_generate(m, &rc, &s, task, &tc, &pr[1], ids1, 1, 3, 99, 8, other);
+    CHECK(!seq_equal(&other[0], &one[0]) || !seq_equal(&other[1], &one[1]), "step is not part of the key");
+
+    // rollout log-probs vs the training forward at the same temperature; masks and stop conditions
+    for (int i = 0; i < 12; i++) {
+        rlc_sequence *q = &big[i];
+        CHECK(q->n_gen >= 1 && q->n_gen <= rc.max_new_tokens, "generated %d tokens", q->n_gen);
+        CHECK(q->tokens[q->len - 1] == RLC_TOK_EOS || q->truncated, "sequence ends with EOS or is truncated");
+        CHECK(q->prompt_len + q->n_gen == q->len, "prompt %d + generated %d != len %d", q->prompt_len, q->n_gen,
+              q->len);
+        for (int t = 0; t < q->len; t++) CHECK(q->mask[t] == (t >= q->prompt_len), "mask at %d", t);
+    }
+    rlc_packed pk;
+    rlc_pack(big, NULL, 12, &pk);
+    rlc_f *lp = malloc(pk.T * sizeof(rlc_f));
+    rlc_model_forward(m, pk.tokens, pk.cu_seqlens, pk.B, pk.T);
+    rlc_model_logprobs(m, pk.targets, 1.3f, lp, NULL);
+    double worst = 0;
+    for (int i = 0; i < 12; i++)
+        for (int j = 0; j + 1 < big[i].len; j++)
+            if (big[i].mask[j + 1]) {
+                double d = fabs(lp[pk.cu_seqlens[i] + j] - big[i].roll_logp[j + 1]);
+                if (d > worst) worst = d;
+            }
+    CHECK(worst < 1e-4, "rollout vs training log-prob mismatch %.3g", worst);
+    printf("rollout/train log-prob max mismatch %.3g\n", worst);
+    free(lp);
+    rlc_packed_free(&pk);
+    for (int i = 0; i < 12; i++) rlc_sequence_free(&big[i]);
+    for (int i = 0; i < 3; i++) {
+        rlc_sequence_free(&one[i]);
+        rlc_sequence_free(&other[i]);
+    }
+}
+
+static void test_multi_turn(rlc_model *m) {
+    const rlc_task *task = rlc_task_find("maze");
+    CHECK(task != NULL && task->multi_turn, "maze task");
+    rlc_task_config tc = task_cfg("maze");
+    rlc_problem pr;
+    task->generate(&tc, 3, 0, &pr);
+    rlc_sequence ex;
+    CHECK(rlc_sequence_from_expert(task, &tc, &pr, 4096, &ex) == 0, "expert maze sequence fits");
+    CHECK(ex.score == 1.0f, "expert reaches the goal (reward %g)", ex.score);
+    CHECK(ex.n_turns >= 1, "turns recorded");
+    int masked_obs = 0;
+    for (int u = 0; u < ex.n_turns; u++) {
+        CHECK(ex.turn_end[u] > ex.turn_start[u], "turn %d non-empty", u);
+        for (int t = ex.turn_start[u]; t < ex.turn_end[u]; t++) CHECK(ex.mask[t] == 1, "policy token masked in");
+        if (u + 1 < ex.n_turns) { // observation between turns
+            CHECK(ex.turn_start[u + 1] > ex.turn_end[u], "an observation follows turn %d", u);
+            for (int t = ex.turn_end[u]; t < ex.turn_start[u + 1]; t++) masked_obs += ex.mask[t] == 0;
+        }
+    }
+    CHECK(masked_obs > 0, "observation tokens are masked out");
+    rlc_sequence_free(&ex);
+    // sampled episodes: turns and observations interleave in one sequence
+    rlc_rollout_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.max_new_tokens = 3;
+    rlc_sampling s = {.temperature = 1.0f, .top_p = 1.0f};
+    rlc_sequence ep[2];
+    memset(ep, 0, sizeof ep);
+    int id = 0;
+    rlc_rollout_generate(m, &rc, &s, task, &tc, &pr, &id, 1, 2, 1, 0, ep);
+    for (int g = 0; g < 2; g++) {
+        CHECK(ep[g].n_turns >= 1, "episode has turns");
+        CHECK(ep[g].score == 0.0f || ep[g].score == 1.0f, "sparse reward");
+        int gen = 0;
+        for (int t = 0; t < ep[g].len; t++) gen += ep[g].mask[t];
+        CHECK(gen == ep[g].n_gen, "mask counts generated tokens (%d vs %d)", gen, ep[g].n_gen);
+        CHECK(ep[g].n_turns <= tc.max_turns, "at most H turns");
+        rlc_sequence_free(&ep[g]);
+    }
+}
+
+int main(void) {
+    test_sampling();
+    rlc_model_config cfg = {.vocab_size = RLC_TOK_VOCAB, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                            .head_dim = 8, .hidden_dim = 64, .max_seq_len = 512, .rms_eps = 1e-5f,
+                            .rope_theta = 10000.0f, .qkv_bias = 1};
+    rlc_model m;
+    CHECK(rlc_model_init(&m, &cfg, rlc_ops_cpu(), 1024) == 0, "init");
+    rlc_model_init_weights(&m, 11);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 4.0f; // a less uniform random policy
+    test_batch_independence(&m);
+    test_multi_turn(&m);
+    rlc_model_free(&m);
+    return test_finish("test_rollout");
+}
