@@ -61,7 +61,7 @@ static int save_ckpt(rlc_rl *rl, const char *run_dir) {
     st.rng_seed = rl->cfg.seed;
     st.data_pos = rl->data_pos;
     st.kl_beta = rl->kl_beta;
-    st.adam_t = rl->opt.t;
+    st.opt_t = rl->opt.t;
     char dir[600];
     snprintf(dir, sizeof dir, "%s/ckpt", run_dir);
     if (rlc_checkpoint_save(&rl->model, &rl->cfg, dir, &st, rl->opt.m, rl->opt.v, err, sizeof err) != 0) {
@@ -123,7 +123,7 @@ int rlc_train(const rlc_config *cfg_in, const rlc_train_opts *opts) {
         rl.phase = st.phase;
         rl.data_pos = st.data_pos;
         rl.kl_beta = st.kl_beta;
-        rl.opt.t = st.adam_t;
+        rl.opt.t = st.opt_t;
         if (rl.phase == 1 && rlc_rl_needs_ref(&rl) && rlc_rl_load_ref(&rl, run_dir, err, sizeof err) != 0) {
             fprintf(stderr, "rlc: resume from %s: %s\n", run_dir, err);
             rlc_rl_free(&rl);
