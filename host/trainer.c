@@ -17,6 +17,7 @@
 #include "rlc/optim.h"
 #include "rlc/rl.h"
 #include "rlc/rollout.h"
+#include "rlc/safetensors.h"
 #include "rlc/sft.h"
 #include "rlc/task.h"
 #include "rlc/util.h"
@@ -96,14 +97,13 @@ int rlc_train(const rlc_config *cfg_in, const rlc_train_opts *opts) {
     char path[600];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
     if (!opts->resume) {
-        char *js = rlc_config_to_json(&cfg);
-        FILE *f = fopen(path, "w");
-        if (!f || fputs(js, f) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "rlc: cannot write %s: %s\n", path, strerror(errno));
-            free(js);
+        char *js = rlc_config_to_json(&cfg), err[512];
+        int bad = rlc_write_file_atomic(path, js, strlen(js), err, sizeof err);
+        free(js);
+        if (bad) {
+            fprintf(stderr, "rlc: %s\n", err);
             return 1;
         }
-        free(js);
     }
 
     rlc_rl rl;
