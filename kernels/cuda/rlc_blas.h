@@ -1,0 +1,33 @@
+// kernels/cuda/rlc_blas.h: the CUDA backend's only door to cuBLAS. Thin, row-major GEMMs on device
+// pointers. The real build (nvcc) implements them with cuBLAS; the emulated build (g++ -DRLC_EMU) with
+// OpenBLAS on the host, the bf16 inputs widened exactly to float, so that the emulated backend sees the same
+// bf16 rounding of the operands as the GPU (only the order of the fp32 accumulation differs).
+// Plain C interface (void * for device pointers and streams) so that C and C++ code may include it.
+#pragma once
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rlc_blas rlc_blas; // a cuBLAS handle plus its stream (emulated: nothing)
+
+// NULL on failure, with a message on stderr.
+rlc_blas *rlc_blas_create(void);
+void rlc_blas_destroy(rlc_blas *h);
+// Later calls run on this stream (a cudaStream_t; NULL = the default stream).
+void rlc_blas_set_stream(rlc_blas *h, void *stream);
+
+// Row-major C (M,N) = alpha * op(A) @ op(B) + beta * C, with op(A) (M,K) and op(B) (K,N):
+// A is (M,K) with row stride lda, or (K,M) if trans_a; B is (K,N) with row stride ldb, or (N,K) if trans_b.
+// bf16 A and B (__nv_bfloat16), fp32 accumulation; C is fp32 if c_bf16 == 0, else bf16 (rounded once).
+// Returns 0, or -1 with a message on stderr.
+int rlc_blas_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A,
+                       int lda, const void *B, int ldb, float beta, void *C, int ldc, int c_bf16);
+// The same in fp32 throughout (cuBLAS default math: no TF32).
+int rlc_blas_sgemm(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+#ifdef __cplusplus
+}
+#endif

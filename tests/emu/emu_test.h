@@ -1,0 +1,122 @@
+// tests/emu/emu_test.h: harness for kernel tests under the CUDA emulator (C++17, g++ -DRLC_EMU). Owns
+//   emu_test::run_all_schedules(what, body)  runs a test body under the forward, reverse and seeded random
+//       schedules and CHECKs that every output it records is bitwise identical across the three: a kernel
+//       with a missing barrier or an inter-block dependency gives different bytes (or NaN from the shared-
+//       memory fill). The body also compares with its CPU twin using CHECK / CHECK_CLOSE of test_util.h.
+//   emu_test::expect_death(what, fn, needle) runs fn in a forked child and CHECKs that it fails with a
+//       message containing needle (planted-bug tests: the emulator aborts with a clear error).
+//   emu_test::to_device / from_device        vector <-> cudaMalloc'd buffer.
+// A kernel test (tests/emu/test_*.cpp) looks like:
+//   #include "emu_test.h"
+//   int main() {
+//       emu_test::run_all_schedules("softmax", [&](emu_test::Outputs &out) {
+//           ... upload, RLC_LAUNCH or call the backend, download ...
+//           out.add("y", y);                                  // compared across schedules, bit for bit
+//           for (...) CHECK_CLOSE(y[i], y_cpu[i], 1e-5, 1e-4, "y vs CPU twin");
+//       });
+//       return test_finish("test_softmax");
+//   }
+#pragma once
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "rlc_cuda.h"
+#include "test_util.h"
+
+namespace emu_test {
+
+struct Outputs {
+    std::vector<std::pair<std::string, std::vector<unsigned char>>> items;
+    void add_bytes(const char *name, const void *p, size_t bytes) {
+        const unsigned char *b = (const unsigned char *)p;
+        items.emplace_back(name, std::vector<unsigned char>(b, b + bytes));
+    }
+    template <class T> void add(const char *name, const std::vector<T> &v) {
+        add_bytes(name, v.data(), v.size() * sizeof(T));
+    }
+};
+
+inline Outputs run_all_schedules(const char *what, const std::function<void(Outputs &)> &body,
+                                 uint64_t seed = 12345) {
+    const emu::Schedule modes[3] = {emu::Schedule::forward, emu::Schedule::reverse, emu::Schedule::random};
+    Outputs first;
+    for (int m = 0; m < 3; m++) {
+        emu::set_schedule(modes[m], seed);
+        Outputs o;
+        body(o);
+        if (m == 0) {
+            first = o;
+            continue;
+        }
+        CHECK(o.items.size() == first.items.size(), "%s: %s schedule recorded %zu outputs, forward %zu", what,
+              emu::schedule_name(modes[m]), o.items.size(), first.items.size());
+        for (size_t i = 0; i < o.items.size() && i < first.items.size(); i++) {
+            const auto &a = first.items[i].second, &b = o.items[i].second;
+            size_t diff = a.size();
+            if (a.size() == b.size())
+                for (diff = 0; diff < a.size() && a[diff] == b[diff]; diff++) {
+                }
+            CHECK(a.size() == b.size() && diff == a.size(),
+                  "%s: output '%s' differs between the forward and %s schedules (first differing byte %zu of %zu): "
+                  "a missing __syncthreads/__syncwarp or a dependency between blocks",
+                  what, first.items[i].first.c_str(), emu::schedule_name(modes[m]), diff, a.size());
+        }
+    }
+    emu::set_schedule(emu::Schedule::forward);
+    return first;
+}
+
+// Runs fn in a child process; passes if the child fails (non-zero exit or signal) and its stderr contains
+// needle. The child's stderr is echoed with a prefix so the log shows the emulator's message.
+inline void expect_death(const char *what, const std::function<void()> &fn, const char *needle) {
+    fflush(stdout);
+    fflush(stderr);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        CHECK(0, "%s: pipe failed", what);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        fn();
+        fflush(stderr);
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string err;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, (size_t)n);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bool found = err.find(needle) != std::string::npos;
+    // Echo only the first lines of the child's report (sanitizer reports are long).
+    size_t cut = 0;
+    for (int lines = 0; lines < 6 && cut != std::string::npos; lines++) cut = err.find('\n', cut + 1);
+    printf("  [%s] child %s; stderr: %s%s\n", what, failed ? "failed as expected" : "exited 0",
+           err.substr(0, cut == std::string::npos ? err.size() : cut).c_str(), cut == std::string::npos ? "" : " ...");
+    CHECK(failed && found, "%s: expected the child to fail with \"%s\" (failed=%d)", what, needle, (int)failed);
+}
+
+template <class T> inline T *to_device(const std::vector<T> &h) {
+    T *d = nullptr;
+    RLC_CUDA_CHECK(cudaMalloc((void **)&d, h.size() * sizeof(T) + (h.empty() ? 1 : 0)));
+    if (!h.empty()) RLC_CUDA_CHECK(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+    return d;
+}
+template <class T> inline std::vector<T> from_device(const T *d, size_t n) {
+    std::vector<T> h(n);
+    if (n) RLC_CUDA_CHECK(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+} // namespace emu_test

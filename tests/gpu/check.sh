@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# tests/gpu/check.sh [OUTDIR]: the GPU check, for a lent H100/H200 (within about 8 minutes). Prepare here
+# with tests/gpu/fetch_debs.sh, then run on the device from the repository root:  bash tests/gpu/check.sh
+# (carrying .debs). Steps:
+#   1. unpack .debs/*.deb with dpkg -x into a private prefix; point pkg-config, CMake and the loader there
+#   2. configure with RLC_CUDA=ON and build everything (CUDA library, GPU programs, the emulator tests)
+#   3. run the known-answer kernels (tests/emu/kat_*.cu) under the emulator and on the GPU, dump both
+#      outputs and compare them (mma, ldmatrix, shuffles, scans, atomics, ...): emulator vs hardware
+#   4. run every GPU test and bench program in <build>/gpu/ (tests/gpu/test_*, bench/bench_*.cu), then the
+#      emulator's own ctest label "emu" on that machine
+#   5. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
+# Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
+# RLC_GPU_PROG_TIMEOUT (seconds per program, default 120).
+set -uo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-${OUT:-$src/out/gpu}}
+build=${RLC_GPU_BUILD:-$src/build-gpu}
+ptimeout=${RLC_GPU_PROG_TIMEOUT:-120}
+mkdir -p "$out"
+report=$out/gpu_report.md
+log=$out/gpu_check.log
+: >"$log"
+t_start=$(date +%s)
+fail=0
+say() { echo "$*" | tee -a "$log"; }
+elapsed() { echo $(( $(date +%s) - t_start )); }
+
+# ---- 1. private prefix from the carried .deb files
+prefix=/tmp/rlc-prefix
+if ls "$src"/.debs/*.deb >/dev/null 2>&1; then
+    rm -rf "$prefix" && mkdir -p "$prefix"
+    for f in "$src"/.debs/*.deb; do dpkg -x "$f" "$prefix"; done
+    lib=$prefix/usr/lib/x86_64-linux-gnu
+    export PKG_CONFIG_SYSROOT_DIR=$prefix
+    export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-pthread/pkgconfig:$prefix/usr/share/pkgconfig
+    export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    if ! command -v pkg-config >/dev/null && [ -x "$prefix/usr/bin/pkgconf" ]; then
+        mkdir -p "$prefix/bin" && ln -sf "$prefix/usr/bin/pkgconf" "$prefix/bin/pkg-config"
+        export PATH=$prefix/bin:$PATH
+    fi
+    say "prefix: unpacked $(ls "$src"/.debs/*.deb | wc -l) .deb files into $prefix"
+else
+    say "prefix: no .debs/ (run tests/gpu/fetch_debs.sh first if the build cannot find cJSON/OpenBLAS)"
+fi
+export PATH=$PATH:/usr/local/cuda/bin
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+nvcc_v=$(nvcc --version 2>/dev/null | tail -1)
+say "device: ${gpu:-no nvidia-smi}; nvcc: ${nvcc_v:-not found}"
+
+# ---- 2. build
+t0=$(date +%s)
+if cmake -S "$src" -B "$build" -DRLC_CUDA=ON -DCMAKE_BUILD_TYPE=Release >>"$log" 2>&1 &&
+   cmake --build "$build" -j"$(nproc)" >>"$log" 2>&1; then
+    build_ok=1
+else
+    build_ok=0
+    fail=1
+    say "BUILD FAILED (see gpu_check.log)"
+    grep -E "error|Error" "$log" | head -20
+fi
+t_build=$(( $(date +%s) - t0 ))
+say "build: $([ $build_ok = 1 ] && echo ok || echo FAILED) in ${t_build} s"
+
+# ---- 3. known answers: emulator vs GPU
+kat_rows=""
+kat_status="not run"
+if [ $build_ok = 1 ]; then
+    "$build/tests/emu/emu_kat" --dump "$out/kat_emu.txt" >>"$log" 2>&1 || { fail=1; say "emu_kat FAILED"; }
+    if "$build/gpu/kat_gpu" --dump "$out/kat_gpu.txt" >"$out/kat_gpu.stdout" 2>&1; then gk=ok; else gk=FAILED; fail=1; fi
+    cat "$out/kat_gpu.stdout" >>"$log"
+    say "kat_gpu (known answers vs CPU, on the GPU): $gk"
+    if "$build/gpu/kat_gpu" --compare "$out/kat_emu.txt" "$out/kat_gpu.txt" >"$out/kat_cmp.txt" 2>&1; then
+        kat_status="emulator == GPU"
+    else
+        kat_status="MISMATCH between emulator and GPU"
+        fail=1
+    fi
+    cat "$out/kat_cmp.txt" >>"$log"
+    kat_rows=$(grep -E "match|MISMATCH|MISSING" "$out/kat_cmp.txt" | sed 's/^/| /; s/$/ |/')
+    rm -f "$out/kat_gpu.stdout" "$out/kat_cmp.txt"
+    say "known-answer comparison: $kat_status"
+fi
+
+# ---- 4. every GPU test and bench program, then the emulator suite
+prog_rows=""
+if [ $build_ok = 1 ] && [ -d "$build/gpu" ]; then
+    for p in "$build"/gpu/test_* "$build"/gpu/bench_*; do
+        [ -x "$p" ] || continue
+        name=$(basename "$p")
+        t0=$(date +%s%N)
+        echo "---- $name" >>"$log"
+        timeout "$ptimeout" "$p" >"$out/.prog.txt" 2>&1
+        rc=$?
+        cat "$out/.prog.txt" >>"$log"
+        dt=$(( ($(date +%s%N) - t0) / 1000000 ))
+        last=$(grep -v '^\s*$' "$out/.prog.txt" | tail -1 | cut -c1-120 | tr '|' '/')
+        status=$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; })
+        [ $rc = 0 ] || fail=1
+        prog_rows+="| $name | $status | $dt | $last |"$'\n'
+        say "$name: $status"
+    done
+    rm -f "$out/.prog.txt"
+fi
+emu_ctest="not run"
+if [ $build_ok = 1 ]; then
+    if (cd "$build" && ctest -L emu --output-on-failure -j"$(nproc)" >>"$log" 2>&1); then emu_ctest=ok; else emu_ctest=FAILED; fail=1; fi
+    say "ctest -L emu on the GPU machine: $emu_ctest"
+fi
+
+# ---- 5. report
+{
+    echo "# GPU check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo
+    echo "- device: ${gpu:-unknown}"
+    echo "- nvcc: ${nvcc_v:-unknown}"
+    echo "- commit: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$src" diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo "- build: $([ $build_ok = 1 ] && echo ok || echo FAILED) in ${t_build} s"
+    echo "- known-answer kernels, emulator vs GPU: **$kat_status**"
+    echo "- ctest -L emu on this machine: $emu_ctest"
+    echo "- total: $(elapsed) s; overall: **$([ $fail = 0 ] && echo PASS || echo FAIL)**"
+    echo
+    echo "## Known answers (tests/emu/kat_*.cu): emulator dump vs GPU dump"
+    echo
+    echo "| output | type / size / result |"
+    echo "| --- | --- |"
+    printf '%s\n' "$kat_rows" | sed -E 's/^\| ([^ ]+) +(.*) \|$/| \1 | \2 |/'
+    echo
+    echo "## GPU test and bench programs (<build>/gpu)"
+    echo
+    echo "| program | status | ms | last line of output |"
+    echo "| --- | --- | --- | --- |"
+    printf '%s' "${prog_rows:-| (none) | | | |\n}"
+    echo
+    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt."
+} >"$report"
+say "report: $report ($(elapsed) s)"
+exit $fail
