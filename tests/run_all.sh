@@ -2,20 +2,22 @@
 # tests/run_all.sh: build rlc and run the whole test suite (the README's test command; .ci/run calls it).
 #   1. Release build with -Werror, all ctest programs (CPU tests and emulated CUDA kernels, label emu).
 #   2. CUDA compile layer: nvcc builds every kernels/cuda/*.cu for sm_90a with warnings as errors (if nvcc exists).
-#   3. AddressSanitizer build: the bad-input tests (configs, safetensors, checkpoints) and the emulator tests.
-#   4. ThreadSanitizer run of the emulator's inter-block race detection.
+#   3. AddressSanitizer build: the bad-input tests (configs, safetensors, checkpoints).
+#   4. Emulator under sanitizers: every emulated test with ASan+UBSan, the emulator's own tests with TSan
+#      (inter-block race detection).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$JOBS}
 
 echo "== build (Release, -Werror)"
+# RLC_CUDA=AUTO (the default): with nvcc present this also builds the real CUDA library and the GPU programs.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRLC_WERROR=ON >/dev/null
 cmake --build build -j "$JOBS"
 echo "== ctest"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
-if [ -x tests/emu/nvcc_check.sh ] && command -v nvcc >/dev/null 2>&1; then
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== nvcc compile check (sm_90a, warnings as errors)"
   bash tests/emu/nvcc_check.sh
 fi
@@ -25,8 +27,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRLC_ASAN=ON -DRLC_CUDA=OFF >
 cmake --build build-asan -j "$JOBS" --target test_config test_safetensors test_checkpoint
 ctest --test-dir build-asan --output-on-failure -R 'test_(config|safetensors|checkpoint)$'
 
-if [ -x tests/emu/sanitize.sh ]; then
-  echo "== emulator under ASan and TSan"
-  bash tests/emu/sanitize.sh
-fi
+echo "== emulator under ASan and TSan"
+bash tests/emu/sanitize.sh build-sanitize
 echo "== all test layers passed"
