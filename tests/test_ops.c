@@ -236,6 +236,22 @@ static void check_attention(const int *cu, int B, const char *tag) {
         ref_attention(cu, B, ro, rdq, rdk, rdv, qd, kd, vd, dod);
         snprintf(name, sizeof name, "%s out", tag);
         check_tensor(name, o, ro, nQ, 1e-5);
+        // decode: row t of sequence b reads slot B-1-b (the cache holds the sequence's K/V) with kv_len t - s0 + 1
+        int cap = 0;
+        for (int b = 0; b < B; b++) cap = cu[b + 1] - cu[b] > cap ? cu[b + 1] - cu[b] : cap;
+        size_t se = (size_t)NKV * HD;
+        float *kc = zeros_f((size_t)B * cap * se), *vc = zeros_f((size_t)B * cap * se), *dec = zeros_f(nQ);
+        int *slot = malloc(TT * sizeof(int)), *kv_len = malloc(TT * sizeof(int));
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < cu[b + 1] - cu[b]; j++) {
+                memcpy(kc + ((size_t)(B - 1 - b) * cap + j) * se, k + (size_t)(cu[b] + j) * se, se * sizeof(float));
+                memcpy(vc + ((size_t)(B - 1 - b) * cap + j) * se, v + (size_t)(cu[b] + j) * se, se * sizeof(float));
+                slot[cu[b] + j] = B - 1 - b, kv_len[cu[b] + j] = j + 1;
+            }
+        ops->attention_decode(dec, q, kc, vc, slot, kv_len, TT, cap, NH, NKV, HD);
+        snprintf(name, sizeof name, "%s decode", tag);
+        check_tensor(name, dec, ro, nQ, 1e-5);
+        free(kc), free(vc), free(dec), free(slot), free(kv_len);
         snprintf(name, sizeof name, "%s dq", tag);
         check_tensor(name, dq, rdq, nQ, 1e-4);
         snprintf(name, sizeof name, "%s dk", tag);

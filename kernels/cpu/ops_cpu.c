@@ -54,7 +54,6 @@ static double cpu_sumsq(const rlc_f *x, size_t n) {
     return s;
 }
 
-
 // ---- embedding ----
 static void cpu_embedding_forward(rlc_f *out, const int *tokens, const rlc_f *wte, int T, int C) {
 #pragma omp parallel for schedule(static)
