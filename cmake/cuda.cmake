@@ -5,7 +5,7 @@
 #   gpu/kat_gpu       the emulator's known-answer tests built for the GPU (tests/gpu/check.sh compares its
 #                     outputs with the emulator's)
 #   gpu/test_*        one program per tests/gpu/test_*.cu|cpp, linked to rlc_cuda and rlc_core
-#   gpu/bench_*       one program per bench/bench_*.cu
+#   gpu/bench_*       one program per bench/bench_*.cu and bench/gpu/bench_*.cu
 # None of these is a ctest test (CI has no GPU); tests/gpu/check.sh runs everything in <build>/gpu/.
 if(RLC_CUDA STREQUAL "OFF")
   return()
@@ -66,7 +66,7 @@ set_source_files_properties(${PROJECT_SOURCE_DIR}/tests/emu/kat_main.cpp PROPERT
 rlc_gpu_program(kat_gpu ${PROJECT_SOURCE_DIR}/tests/emu/kat_main.cpp ${RLC_KAT_CU})
 
 file(GLOB RLC_GPU_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/gpu/test_*.cu ${PROJECT_SOURCE_DIR}/tests/gpu/test_*.cpp)
-file(GLOB RLC_GPU_BENCHES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/bench/bench_*.cu)
+file(GLOB RLC_GPU_BENCHES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/bench/bench_*.cu ${PROJECT_SOURCE_DIR}/bench/gpu/bench_*.cu)
 foreach(src ${RLC_GPU_TESTS} ${RLC_GPU_BENCHES})
   get_filename_component(name ${src} NAME_WE)
   if(src MATCHES "\\.cpp$")

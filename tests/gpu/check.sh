@@ -100,6 +100,18 @@ if [ $build_ok = 1 ] && [ -d "$build/gpu" ]; then
         prog_rows+="| $name | $status | $dt | $last |"$'\n'
         say "$name: $status"
     done
+    # PyTorch baselines timed on the same card (bench/gpu/*_baseline.py; each skips itself without torch+CUDA)
+    for py in "$src"/bench/gpu/*_baseline.py; do
+        [ -f "$py" ] || continue
+        name=$(basename "$py")
+        echo "---- $name" >>"$log"
+        timeout "$ptimeout" python3 "$py" >"$out/.prog.txt" 2>&1
+        rc=$?
+        cat "$out/.prog.txt" >>"$log"
+        last=$(grep -v '^\s*$' "$out/.prog.txt" | tail -1 | cut -c1-120 | tr '|' '/')
+        prog_rows+="| $name | $([ $rc = 0 ] && echo ok || echo "FAILED ($rc)") | | $last |"$'\n'
+        say "$name: rc $rc"
+    done
     rm -f "$out/.prog.txt"
 fi
 emu_ctest="not run"
