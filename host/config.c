@@ -140,6 +140,7 @@ static const cfg_key keys[] = {
     FLT("rl.empg_k2", rl.empg_k2, 0, 0, R_GE),
     FLT("rl.empg_zeta", rl.empg_zeta, 0, 0, R_GE),
     FLT("rl.dpo_beta", rl.dpo_beta, 0, 0, R_GT),
+    BOOL("rl.zero1", rl.zero1),
     OPTIM("rl.optim", rl.optim),
     INT("eval_every", eval_every, 0, 0, R_GE),
     INT("ckpt_every", ckpt_every, 0, 0, R_GE),

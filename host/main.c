@@ -1,9 +1,11 @@
 // host/main.c: the `rlc` command line: train, sft, config. Parses the config (embedded default, optional file,
-// --set overrides), validates it before any work starts, then hands over to the trainer.
+// --set overrides), validates it before any work starts, then hands over to the trainer. Started by an MPI
+// launcher (mpirun, srun), `train` and `sft` join the job's process group and train data-parallel.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rlc/comm.h"
 #include "rlc/config.h"
 #include "rlc/trainer.h"
 
@@ -18,7 +20,8 @@ static void usage(FILE *f) {
             "  --set key.path=value   override any config key (repeatable)\n"
             "  --resume runs/<name>   continue a run from its last checkpoint\n"
             "  --max-steps N          stop after N optimizer steps in this invocation\n"
-            "  --quiet                no progress line\n");
+            "  --quiet                no progress line\n"
+            "multi-rank: mpirun -np N rlc train CONFIG.json (one rank per GPU or CPU socket; see README)\n");
 }
 
 int main(int argc, char **argv) {
@@ -53,6 +56,17 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    // a multi-rank job: join it before anything can fail, so that any rank's error ends every rank
+    rlc_dist dist;
+    rlc_dist_single(&dist);
+    if (strcmp(cmd, "config") != 0) {
+        char derr[512];
+        if (rlc_dist_init(&dist, &argc, &argv, derr, sizeof derr) != 0) {
+            fprintf(stderr, "rlc: %s\n", derr);
+            free(over);
+            return 1;
+        }
+    }
     rlc_config cfg;
     char err[1024];
     char resume_cfg[1024];
@@ -61,8 +75,10 @@ int main(int argc, char **argv) {
         path = resume_cfg;
     }
     if (rlc_config_load(&cfg, path, over, n_over, err, sizeof err) != 0) {
-        fprintf(stderr, "rlc: %s\n", err);
         free(over);
+        if (dist.size > 1) rlc_dist_abort(&dist, 1, "%s", err);
+        fprintf(stderr, "rlc: %s\n", err);
+        rlc_dist_finalize(&dist);
         return 1;
     }
     free(over);
@@ -73,6 +89,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     rlc_train_opts opts = {.resume = resume, .sft_only = strcmp(cmd, "sft") == 0, .quiet = quiet,
-                           .max_steps = max_steps};
-    return rlc_train(&cfg, &opts);
+                           .max_steps = max_steps, .dist = &dist};
+    int rc = rlc_train(&cfg, &opts);
+    rlc_dist_finalize(&dist); // rlc_train's errors on several ranks are global (or it aborted the job)
+    return rc;
 }

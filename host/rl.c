@@ -1,6 +1,9 @@
 // host/rl.c: the RL step (see include/rlc/rl.h): rollouts with DAPO dynamic sampling, scores and overlong
 // shaping, old/reference log-prob recomputation with the rollout mismatch always measured, advantages for every
-// method, and K epochs of mini-batch updates with micro-batch accumulation. Also DPO/IPO steps.
+// method, and K epochs of mini-batch updates with micro-batch accumulation. Also DPO/IPO steps. With several
+// ranks (rl->dist) each rank generates its block of prompts, every rank receives the whole batch (all-gather),
+// trains on its token-balanced share of each mini-batch (host/scheduler.c), and every global quantity (counts,
+// moments, EMPG statistics, loss statistics, gradients) is all-reduced; with one rank nothing changes.
 #include "rlc/rl.h"
 
 #include <math.h>
@@ -12,12 +15,46 @@
 #include "rlc/batch.h"
 #include "rlc/checkpoint.h"
 #include "rlc/rollout.h"
+#include "rlc/scheduler.h"
 #include "rlc/util.h"
 
 static int method_is(const rlc_rl *rl, const char *m) { return strcmp(rl->cfg.rl.method, m) == 0; }
 static int is_pref(const rlc_rl *rl) { return method_is(rl, "dpo") || method_is(rl, "ipo"); }
 // RL problems come from a stream disjoint from the SFT phase's.
 static uint64_t rl_seed(const rlc_rl *rl) { return rl->cfg.seed + 0x5EED0001ull; }
+
+// The process group (a group of one when none was set).
+static const rlc_dist *rl_dist(const rlc_rl *rl) {
+    static const rlc_dist one = {.size = 1, .local_size = 1};
+    return rl->dist ? rl->dist : &one;
+}
+
+// Sum the gradients over ranks, then AdamW (ZeRO-1 when configured).
+static double rl_opt_step(rlc_rl *rl, const rlc_optim_config *oc, float lr) {
+    return rlc_sched_adamw_step(rl_dist(rl), rl->cfg.rl.zero1, &rl->opt, &rl->model, oc, lr);
+}
+
+// The sequences of a plan, in plan order (shallow copies: the arrays stay owned by seqs).
+static rlc_sequence *plan_view(const rlc_sequence *seqs, const rlc_sched_plan *p) {
+    rlc_sequence *v = rlc_malloc((size_t)(p->n > 0 ? p->n : 1) * sizeof(rlc_sequence));
+    for (int i = 0; i < p->n; i++) v[i] = seqs[p->idx[i]];
+    return v;
+}
+
+// Response tokens of n sequences (the packed input length: len - 1 each).
+static double seq_tokens(const rlc_sequence *seqs, int n) {
+    double T = 0;
+    for (int i = 0; i < n; i++) T += seqs[i].len - 1;
+    return T;
+}
+
+// Whitening over the response tokens of every rank's batch: moments all-reduced between the two phases.
+static void whiten_dist(const rlc_dist *d, rlc_f *x, const rlc_loss_batch *b) {
+    rlc_moments m = {0};
+    rlc_moments_add(&m, x, b);
+    rlc_dist_allreduce_d(d, &m.n, 3, RLC_RED_SUM);
+    rlc_whiten_apply(x, b, &m);
+}
 
 int rlc_rl_needs_ref(const rlc_rl *rl) { return rl->cfg.rl.kl_beta > 0 || is_pref(rl); }
 
@@ -44,6 +81,11 @@ int rlc_rl_init(rlc_rl *rl, const rlc_config *cfg, const rlc_ops *ops, const rlc
     return 0;
 }
 
+void rlc_rl_set_dist(rlc_rl *rl, const rlc_dist *d) {
+    rl->dist = d;
+    rlc_sched_adamw_init(rl_dist(rl), rl->cfg.rl.zero1, &rl->opt, &rl->model);
+}
+
 void rlc_rl_free(rlc_rl *rl) {
     rlc_adamw_free(&rl->opt, &rl->model);
     rlc_model_free(&rl->model);
@@ -56,8 +98,7 @@ void rlc_rl_begin(rlc_rl *rl) {
     rl->step = 0;
     rl->data_pos = 0;
     rl->kl_beta = rl->cfg.rl.kl_beta;
-    rlc_adamw_free(&rl->opt, &rl->model);
-    rlc_adamw_init(&rl->opt, &rl->model);
+    rlc_sched_adamw_init(rl_dist(rl), rl->cfg.rl.zero1, &rl->opt, &rl->model);
     if (rl->has_ref) rl->ops->copy(rl->ref.params, rl->model.params, rl->model.n_params * sizeof(rlc_f));
 }
 
@@ -157,6 +198,7 @@ static void add_loss_metrics(rlc_metrics *mt, const rlc_loss_stats *st) {
 
 static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
     const rlc_config *c = &rl->cfg;
+    const rlc_dist *d = rl_dist(rl);
     int P = c->rollout.prompts_per_step, N = 2 * P;
     double t0 = rlc_now();
     rlc_sequence *seqs = rlc_calloc((size_t)N, sizeof(rlc_sequence));
@@ -172,10 +214,16 @@ static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
                   "dpo: pair %llu does not fit model.max_seq_len %d", (unsigned long long)idx, c->model.max_seq_len);
     }
     rl->data_pos += (uint64_t)P;
+    // every rank built all pairs (cheap); each trains on its token-balanced share of whole pairs
+    int mb_units[2] = {0, P};
+    rlc_sched_plan plan;
+    rlc_sched_plan_build(&plan, seqs, 2, mb_units, 1, d->size, d->rank);
+    rlc_sequence *ls = plan_view(seqs, &plan);
+    int NL = plan.n;
     step_buf sb;
-    step_buf_init(&sb, seqs, N);
-    int *starts = rlc_malloc((size_t)(N + 2) * sizeof(int)), *cu = rlc_malloc((size_t)(N + 1) * sizeof(int));
-    int nmb = micro_starts(seqs, 0, N, c->rl.micro_batch_tokens, 2, starts);
+    step_buf_init(&sb, ls, NL);
+    int *starts = rlc_malloc((size_t)(NL + 2) * sizeof(int)), *cu = rlc_malloc((size_t)(NL + 1) * sizeof(int));
+    int nmb = micro_starts(ls, 0, NL, c->rl.micro_batch_tokens, 2, starts);
     for (int b = 0; b < nmb; b++) forward_range(&rl->ref, &sb, starts[b], starts[b + 1], cu, 1.0f, sb.ref, NULL, NULL);
     rlc_pref_kind kind = method_is(rl, "ipo") ? RLC_PREF_IPO : RLC_PREF_DPO;
     float lr = rlc_lr_at(&c->rl.optim, rl->step, c->rl.steps);
@@ -188,7 +236,8 @@ static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
         rlc_pref_loss(kind, c->rl.dpo_beta, sb.logp + off, sb.ref + off, &lb, (double)P, sb.dlogp + off, &st);
         rlc_model_backward(&rl->model, sb.dlogp + off, NULL, NULL);
     }
-    double gn = rlc_adamw_step(&rl->opt, &rl->model, &c->rl.optim, lr);
+    rlc_sched_reduce_loss_stats(d, &st);
+    double gn = rl_opt_step(rl, &c->rl.optim, lr);
     rl->step++;
     double pairs = st.pairs > 0 ? st.pairs : 1;
     rlc_metrics_add(mt, "step", rl->step);
@@ -201,20 +250,29 @@ static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
     rlc_metrics_add(mt, "lr", lr);
     double dt = rlc_now() - t0;
     rlc_metrics_add(mt, "time_update", dt);
-    rlc_metrics_add(mt, "tokens_per_s", sb.full.T / (dt > 0 ? dt : 1e-9));
+    double T_glob = seq_tokens(seqs, N);
+    rlc_metrics_add(mt, "train_tokens", T_glob);
+    rlc_metrics_add(mt, "tokens_per_s", T_glob / (dt > 0 ? dt : 1e-9));
     step_buf_free(&sb);
+    rlc_sched_plan_free(&plan);
+    free(ls);
     for (int i = 0; i < N; i++) rlc_sequence_free(&seqs[i]);
     free(seqs);
     free(starts);
     free(cu);
-    return isfinite(st.loss) ? 0 : (fprintf(stderr, "\nrlc: DPO loss is not finite at step %d\n", rl->step), -1);
+    if (isfinite(st.loss)) return 0; // st is global: every rank takes the same branch
+    if (d->rank == 0) fprintf(stderr, "\nrlc: DPO loss is not finite at step %d\n", rl->step);
+    return -1;
 }
 
 // ---- rollouts with dynamic sampling ----
 
 // Fills seqs (P*G capacity) with kept groups; returns the number of groups; *dropped counts filtered groups.
+// Each round's prompts are split across ranks in contiguous blocks; the kept groups are all-gathered, so every
+// rank ends with the same seqs, in prompt order.
 static int collect_rollouts(rlc_rl *rl, rlc_sequence *seqs, int *dropped, int *generated) {
     const rlc_config *c = &rl->cfg;
+    const rlc_dist *d = rl_dist(rl);
     int P = c->rollout.prompts_per_step, G = c->rollout.group_size, kept = 0, tries = 0;
     rlc_problem *probs = rlc_malloc((size_t)P * sizeof(rlc_problem));
     int *ids = rlc_malloc((size_t)P * sizeof(int));
@@ -224,27 +282,41 @@ static int collect_rollouts(rlc_rl *rl, rlc_sequence *seqs, int *dropped, int *g
     *dropped = 0;
     *generated = 0;
     while (kept < P) {
-        int need = P - kept;
-        for (int i = 0; i < need; i++) {
-            rl->task->generate(&c->task, rl_seed(rl), rl->data_pos + (uint64_t)i, &probs[i]);
-            ids[i] = (int)(rl->data_pos + (uint64_t)i);
+        int need = P - kept, lo, hi;
+        rlc_sched_block(need, d->size, d->rank, &lo, &hi);
+        int mine = hi - lo;
+        for (int i = 0; i < mine; i++) {
+            uint64_t pid = rl->data_pos + (uint64_t)(lo + i);
+            rl->task->generate(&c->task, rl_seed(rl), pid, &probs[i]);
+            ids[i] = (int)pid;
         }
-        rlc_rollout_generate(&rl->model, &c->rollout, &s, rl->task, &c->task, probs, ids, need, G, c->seed,
-                             rl->step, tmp);
+        if (mine > 0)
+            rlc_rollout_generate(&rl->model, &c->rollout, &s, rl->task, &c->task, probs, ids, mine, G, c->seed,
+                                 rl->step, tmp);
         rl->data_pos += (uint64_t)need;
         *generated += need;
         tries++;
-        for (int g = 0; g < need; g++) {
+        int kl = 0; // kept groups of this rank, compacted to the front of tmp
+        for (int g = 0; g < mine; g++) {
             for (int j = 0; j < G; j++) sc[j] = tmp[g * G + j].score;
             int drop = c->rl.dynamic_sampling && rlc_group_all_equal(sc, G);
             if (drop) {
-                (*dropped)++;
                 for (int j = 0; j < G; j++) rlc_sequence_free(&tmp[g * G + j]);
             } else {
-                memcpy(&seqs[kept * G], &tmp[g * G], (size_t)G * sizeof(rlc_sequence));
-                kept++;
+                if (kl != g) memcpy(&tmp[kl * G], &tmp[g * G], (size_t)G * sizeof(rlc_sequence));
+                kl++;
             }
         }
+        int kg = kl;
+        if (d->size > 1) {
+            int n = rlc_sched_allgather_seqs(d, tmp, kl * G, &seqs[kept * G], (P - kept) * G);
+            for (int i = 0; i < kl * G; i++) rlc_sequence_free(&tmp[i]);
+            kg = n / G;
+        } else {
+            memcpy(&seqs[kept * G], tmp, (size_t)kl * G * sizeof(rlc_sequence));
+        }
+        *dropped += need - kg;
+        kept += kg;
         if (!c->rl.dynamic_sampling || tries >= c->rl.dyn_max_tries) break;
     }
     free(probs);
@@ -254,11 +326,19 @@ static int collect_rollouts(rlc_rl *rl, rlc_sequence *seqs, int *dropped, int *g
     return kept;
 }
 
-// EMPG on top of per-sequence base advantages: per-step modulation written to the token advantages.
+// EMPG on top of per-sequence base advantages: per-step modulation written to the token advantages. Episodes
+// are whole on a rank; the batch statistics are all-reduced after each phase.
 static void apply_empg(const rlc_rl *rl, const rlc_sequence *seqs, int N, const float *adv_seq, step_buf *sb) {
+    const rlc_dist *d = rl_dist(rl);
     int S = 0;
     for (int i = 0; i < N; i++) S += seqs[i].n_turns;
-    if (S == 0) return;
+    if (d->size > 1) {
+        int64_t s_all = S;
+        rlc_dist_allreduce_i64(d, &s_all, 1, RLC_RED_SUM);
+        if (s_all == 0) return; // every rank agrees
+    } else if (S == 0) {
+        return;
+    }
     float *H = rlc_malloc((size_t)S * sizeof(float)), *a_traj = rlc_malloc((size_t)S * sizeof(float));
     float *a_fin = rlc_malloc((size_t)S * sizeof(float));
     int *next = rlc_malloc((size_t)S * sizeof(int));
@@ -271,7 +351,19 @@ static void apply_empg(const rlc_rl *rl, const rlc_sequence *seqs, int N, const 
             next[k] = u + 1 < seqs[i].n_turns ? k + 1 : -1;
         }
     const rlc_rl_config *r = &rl->cfg.rl;
-    rlc_adv_empg(a_fin, NULL, H, next, a_traj, S, r->empg_k, r->empg_k2, r->empg_zeta);
+    // = rlc_adv_empg(a_fin, NULL, H, next, a_traj, S, ...) over the union of the ranks' steps
+    rlc_empg_stats es;
+    rlc_empg_stats_init(&es);
+    rlc_empg_phase1(&es, H, S);
+    rlc_dist_allreduce_d(d, &es.h_min, 1, RLC_RED_MIN);
+    rlc_dist_allreduce_d(d, &es.h_max, 1, RLC_RED_MAX);
+    rlc_empg_phase2(&es, H, S, r->empg_k);
+    double ng[2] = {es.n, es.g_sum};
+    rlc_dist_allreduce_d(d, ng, 2, RLC_RED_SUM);
+    es.n = ng[0], es.g_sum = ng[1];
+    rlc_empg_phase3(&es, a_fin, NULL, H, next, a_traj, S, r->empg_k, r->empg_k2, r->empg_zeta);
+    rlc_dist_allreduce_d(d, &es.amod_sum, 1, RLC_RED_SUM);
+    rlc_empg_finish(a_fin, S, &es);
     k = 0;
     for (int i = 0; i < N; i++)
         for (int u = 0; u < seqs[i].n_turns; u++, k++)
@@ -289,6 +381,7 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     if (is_pref(rl)) return pref_step(rl, mt);
     const rlc_config *c = &rl->cfg;
     const rlc_rl_config *r = &c->rl;
+    const rlc_dist *d = rl_dist(rl);
     int P = c->rollout.prompts_per_step, G = c->rollout.group_size;
     float tau = c->rollout.temperature;
     double t0 = rlc_now();
@@ -302,7 +395,7 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     rlc_metrics_add(mt, "groups", n_groups);
     rlc_metrics_add(mt, "groups_dropped", dropped);
 
-    // scores, success, lengths
+    // scores, success, lengths (every rank holds the whole batch: these are global)
     float *scores = rlc_malloc((size_t)(N > 0 ? N : 1) * sizeof(float));
     double ssum = 0, ssq = 0, succ = 0, len = 0, trunc = 0, gen_tok = 0;
     for (int i = 0; i < N; i++) {
@@ -326,6 +419,8 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     rlc_metrics_add(mt, "truncated_frac", trunc / nn);
     rlc_metrics_add(mt, "time_rollout", t_roll);
     rlc_metrics_add(mt, "rollout_tokens_per_s", gen_tok / (t_roll > 0 ? t_roll : 1e-9));
+    rlc_metrics_add(mt, "rollout_tokens", gen_tok);
+    rlc_metrics_add(mt, "rollout_hash", rlc_sched_rollout_hash(seqs, N));
     float lr = rlc_lr_at(&r->optim, rl->step, r->steps);
     rlc_metrics_add(mt, "lr", lr);
     if (N == 0) { // every group was filtered out: nothing to learn from this step
@@ -335,12 +430,24 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
         return 0;
     }
 
+    // this rank's share of every mini-batch (whole groups per mini-batch, as with one rank), balanced by tokens
+    int M = r->mini_batches < n_groups ? r->mini_batches : n_groups;
+    int *mb_units = rlc_malloc((size_t)(M + 1) * sizeof(int));
+    for (int mi = 0; mi <= M; mi++) mb_units[mi] = (mi * n_groups / M) * G;
+    rlc_sched_plan plan;
+    rlc_sched_plan_build(&plan, seqs, 1, mb_units, M, d->size, d->rank);
+    free(mb_units);
+    rlc_sequence *ls = plan_view(seqs, &plan); // (NL) this rank's sequences
+    int NL = plan.n;
+    float *scores_l = rlc_malloc((size_t)(NL > 0 ? NL : 1) * sizeof(float));
+    for (int i = 0; i < NL; i++) scores_l[i] = scores[plan.idx[i]];
+
     // old / reference log-probs (and values) with the training forward, in micro-batches
     double t1 = rlc_now();
     step_buf sb;
-    step_buf_init(&sb, seqs, N);
-    int *starts = rlc_malloc((size_t)(N + 2) * sizeof(int)), *cu = rlc_malloc((size_t)(N + 1) * sizeof(int));
-    int nmb = micro_starts(seqs, 0, N, r->micro_batch_tokens, 1, starts);
+    step_buf_init(&sb, ls, NL);
+    int *starts = rlc_malloc((size_t)(NL + 2) * sizeof(int)), *cu = rlc_malloc((size_t)(NL + 1) * sizeof(int));
+    int nmb = micro_starts(ls, 0, NL, r->micro_batch_tokens, 1, starts);
     int need_ref = rl->has_ref && rl->kl_beta > 0;
     for (int b = 0; b < nmb; b++) {
         forward_range(&rl->model, &sb, starts[b], starts[b + 1], cu, tau, sb.old, sb.ent, sb.val);
@@ -350,12 +457,18 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     double mm_sum = 0, mm_max = 0, ntok = 0, ent_sum = 0;
     for (int t = 0; t < T; t++)
         if (sb.mask[t]) {
-            double d = fabs((double)sb.old[t] - sb.roll[t]);
-            mm_sum += d;
-            if (d > mm_max) mm_max = d;
+            double dd = fabs((double)sb.old[t] - sb.roll[t]);
+            mm_sum += dd;
+            if (dd > mm_max) mm_max = dd;
             ntok += 1;
             ent_sum += sb.ent[t];
         }
+    if (d->size > 1) {
+        double sums[3] = {mm_sum, ntok, ent_sum};
+        rlc_dist_allreduce_d(d, sums, 3, RLC_RED_SUM);
+        rlc_dist_allreduce_d(d, &mm_max, 1, RLC_RED_MAX);
+        mm_sum = sums[0], ntok = sums[1], ent_sum = sums[2];
+    }
     rlc_metrics_add(mt, "logp_mismatch_mean", ntok > 0 ? mm_sum / ntok : 0);
     rlc_metrics_add(mt, "logp_mismatch_max", mm_max);
     rlc_metrics_add(mt, "entropy", ntok > 0 ? ent_sum / ntok : 0);
@@ -363,9 +476,11 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     double t_lp = rlc_now() - t1;
     rlc_metrics_add(mt, "time_logprob", t_lp);
 
-    // advantages
-    rlc_loss_batch full_b = {.T = T, .B = N, .cu_seqlens = sb.full.cu_seqlens, .mask = sb.mask};
+    // advantages: outcome estimators from the global scores (every rank has them), token-level ones on this
+    // rank's sequences with all-reduced whitening moments
+    rlc_loss_batch full_b = {.T = T, .B = NL, .cu_seqlens = sb.full.cu_seqlens, .mask = sb.mask};
     float *adv_seq = rlc_calloc((size_t)N, sizeof(float));
+    float *adv_l = rlc_calloc((size_t)(NL > 0 ? NL : 1), sizeof(float)); // (NL) adv_seq of this rank's sequences
     double kl_reward_sum = 0;
     int ppo = method_is(rl, "ppo");
     if (method_is(rl, "grpo") || method_is(rl, "dapo") || method_is(rl, "drgrpo")) {
@@ -374,43 +489,51 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
         if (method_is(rl, "drgrpo")) sc = RLC_ADV_SCALE_NONE;
         else if (rlc_adv_scale_parse(r->adv_scale, &sc, err, sizeof err) != 0) RLC_FATAL("%s", err);
         rlc_adv_grpo(adv_seq, scores, n_groups, G, sc);
-        rlc_adv_broadcast(sb.adv, adv_seq, &full_b);
+        for (int i = 0; i < NL; i++) adv_l[i] = adv_seq[plan.idx[i]];
+        rlc_adv_broadcast(sb.adv, adv_l, &full_b);
     } else if (method_is(rl, "rloo")) {
         rlc_adv_rloo(adv_seq, scores, n_groups, G);
-        rlc_adv_broadcast(sb.adv, adv_seq, &full_b);
+        for (int i = 0; i < NL; i++) adv_l[i] = adv_seq[plan.idx[i]];
+        rlc_adv_broadcast(sb.adv, adv_l, &full_b);
     } else if (method_is(rl, "reinforce++")) {
-        kl_reward_sum = rlc_kl_reward(sb.rew, old_used, need_ref ? sb.ref : NULL, scores, &full_b,
+        kl_reward_sum = rlc_kl_reward(sb.rew, old_used, need_ref ? sb.ref : NULL, scores_l, &full_b,
                                       r->kl_in_reward ? (float)rl->kl_beta : 0.0f, rl->loss.kl_est);
-        rlc_adv_reinforce_pp(sb.adv, sb.rew, &full_b, r->gamma);
+        rlc_returns(sb.adv, sb.rew, &full_b, r->gamma);
+        whiten_dist(d, sb.adv, &full_b);
     } else if (method_is(rl, "reinforce++-baseline")) {
-        rlc_adv_reinforce_pp_baseline(sb.adv, scores, G, &full_b);
+        rlc_adv_baseline(adv_seq, scores, n_groups, G);
+        for (int i = 0; i < NL; i++) adv_l[i] = adv_seq[plan.idx[i]];
+        rlc_adv_broadcast(sb.adv, adv_l, &full_b);
+        whiten_dist(d, sb.adv, &full_b);
     } else if (ppo) {
-        kl_reward_sum = rlc_kl_reward(sb.rew, old_used, need_ref ? sb.ref : NULL, scores, &full_b,
+        kl_reward_sum = rlc_kl_reward(sb.rew, old_used, need_ref ? sb.ref : NULL, scores_l, &full_b,
                                       r->kl_in_reward ? (float)rl->kl_beta : 0.0f, rl->loss.kl_est);
         rlc_adv_gae(sb.adv, sb.ret, sb.rew, sb.val, &full_b, r->gamma, r->lam);
-        rlc_whiten(sb.adv, &full_b);
+        whiten_dist(d, sb.adv, &full_b);
     } else {
         RLC_FATAL("rl.method \"%s\" has no advantage estimator", r->method);
     }
-    if (r->empg) apply_empg(rl, seqs, N, adv_seq, &sb);
+    rlc_dist_allreduce_d(d, &kl_reward_sum, 1, RLC_RED_SUM);
+    if (r->empg) apply_empg(rl, ls, NL, adv_l, &sb);
 
     // K epochs over mini-batches of whole groups, one AdamW step per mini-batch
     double t2 = rlc_now();
     rlc_loss_config lc = rl->loss;
     lc.kl_beta = (r->kl_in_reward || !need_ref) ? 0.0f : (float)rl->kl_beta;
     rlc_loss_stats st = {0};
-    int M = r->mini_batches < n_groups ? r->mini_batches : n_groups;
     double gn_sum = 0, n_upd = 0, vf_sum = 0;
-    for (int ep = 0; ep < r->epochs; ep++)
+    int failed = 0;
+    for (int ep = 0; ep < r->epochs && !failed; ep++)
         for (int mi = 0; mi < M; mi++) {
-            int s0 = (mi * n_groups / M) * G, s1 = ((mi + 1) * n_groups / M) * G;
-            int nm = micro_starts(seqs, s0, s1, r->micro_batch_tokens, 1, starts);
+            int s0 = plan.mb_start[mi], s1 = plan.mb_start[mi + 1];
+            int nm = micro_starts(ls, s0, s1, r->micro_batch_tokens, 1, starts);
             rlc_loss_norm norm = {0};
             norm.l_const = rl->task->multi_turn ? c->model.max_seq_len : c->rollout.max_new_tokens;
             for (int b = 0; b < nm; b++) {
                 rlc_loss_batch lb = sub_batch(&sb, starts[b], starts[b + 1], cu);
                 rlc_loss_norm_add(&norm, &lb);
             }
+            rlc_dist_allreduce_d(d, &norm.n_tok, 2, RLC_RED_SUM); // n_tok, n_seq of the whole mini-batch
             rlc_model_zero_grad(&rl->model);
             rlc_loss_stats est = {0};
             for (int b = 0; b < nm; b++) {
@@ -426,46 +549,51 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
                                    r->vf_coef, sb.dval + off, &est);
                 rlc_model_backward(&rl->model, sb.dlogp + off, sb.dent + off, ppo ? sb.dval + off : NULL);
             }
+            rlc_sched_reduce_loss_stats(d, &est); // global: every rank takes the same branch below
             if (!isfinite(est.loss)) {
-                fprintf(stderr, "\nrlc: RL loss is not finite at step %d (epoch %d, mini-batch %d)\n", rl->step + 1,
-                        ep, mi);
-                step_buf_free(&sb);
-                for (int i = 0; i < N; i++) rlc_sequence_free(&seqs[i]);
-                free(seqs);
-                free(scores);
-                free(adv_seq);
-                free(starts);
-                free(cu);
-                return -1;
+                if (d->rank == 0)
+                    fprintf(stderr, "\nrlc: RL loss is not finite at step %d (epoch %d, mini-batch %d)\n",
+                            rl->step + 1, ep, mi);
+                failed = 1;
+                break;
             }
-            gn_sum += rlc_adamw_step(&rl->opt, &rl->model, &r->optim, lr);
+            gn_sum += rl_opt_step(rl, &r->optim, lr);
             n_upd += 1;
             vf_sum += est.vf_loss;
             if (ep == 0) rlc_loss_stats_merge(&st, &est); // report the first epoch (on-policy) statistics
         }
-    double t_upd = rlc_now() - t2;
-    add_loss_metrics(mt, &st);
-    double kl_tok = st.tok > 0 ? st.tok : 1;
-    double kl_now = need_ref ? (r->kl_in_reward ? kl_reward_sum / (ntok > 0 ? ntok : 1) : st.kl_sum / kl_tok) : 0;
-    rlc_metrics_add(mt, "kl", kl_now);
-    rlc_metrics_add(mt, "kl_beta", rl->kl_beta);
-    if (ppo) rlc_metrics_add(mt, "vf_loss", vf_sum / (n_upd > 0 ? n_upd : 1));
-    rlc_metrics_add(mt, "grad_norm", gn_sum / (n_upd > 0 ? n_upd : 1));
-    rlc_metrics_add(mt, "time_update", t_upd);
-    rlc_metrics_add(mt, "train_tokens_per_s", (double)T * r->epochs / (t_upd > 0 ? t_upd : 1e-9));
-    rlc_metrics_add(mt, "time_step", rlc_now() - t0);
-    if (need_ref && r->kl_target > 0) {
-        rlc_kl_ctl ctl = {.beta = rl->kl_beta, .target = r->kl_target, .horizon = r->kl_horizon};
-        rlc_kl_ctl_update(&ctl, kl_now * c->rollout.max_new_tokens, N);
-        rl->kl_beta = ctl.beta;
+    double T_glob = seq_tokens(seqs, N);
+    if (!failed) {
+        double t_upd = rlc_now() - t2;
+        add_loss_metrics(mt, &st);
+        double kl_tok = st.tok > 0 ? st.tok : 1;
+        double kl_now =
+            need_ref ? (r->kl_in_reward ? kl_reward_sum / (ntok > 0 ? ntok : 1) : st.kl_sum / kl_tok) : 0;
+        rlc_metrics_add(mt, "kl", kl_now);
+        rlc_metrics_add(mt, "kl_beta", rl->kl_beta);
+        if (ppo) rlc_metrics_add(mt, "vf_loss", vf_sum / (n_upd > 0 ? n_upd : 1));
+        rlc_metrics_add(mt, "grad_norm", gn_sum / (n_upd > 0 ? n_upd : 1));
+        rlc_metrics_add(mt, "time_update", t_upd);
+        rlc_metrics_add(mt, "train_tokens", T_glob * r->epochs);
+        rlc_metrics_add(mt, "train_tokens_per_s", T_glob * r->epochs / (t_upd > 0 ? t_upd : 1e-9));
+        rlc_metrics_add(mt, "time_step", rlc_now() - t0);
+        if (need_ref && r->kl_target > 0) {
+            rlc_kl_ctl ctl = {.beta = rl->kl_beta, .target = r->kl_target, .horizon = r->kl_horizon};
+            rlc_kl_ctl_update(&ctl, kl_now * c->rollout.max_new_tokens, N);
+            rl->kl_beta = ctl.beta;
+        }
+        rl->step++;
     }
-    rl->step++;
     step_buf_free(&sb);
+    rlc_sched_plan_free(&plan);
     for (int i = 0; i < N; i++) rlc_sequence_free(&seqs[i]);
     free(seqs);
+    free(ls);
     free(scores);
+    free(scores_l);
     free(adv_seq);
+    free(adv_l);
     free(starts);
     free(cu);
-    return 0;
+    return failed ? -1 : 0;
 }

@@ -220,8 +220,27 @@ static void test_errors(void) {
     EXPECT_ERR("{\"seed\": 1, \"seed\": 2}", NULL, 0, "duplicate key \"seed\"");
 }
 
+// rl.zero1 (data parallelism): off by default, settable, and kept by to_json.
+static void test_zero1(void) {
+    rlc_config a, b;
+    if (parse_ok(&a, NULL, NULL, 0)) return;
+    CHECK(a.rl.zero1 == 0, "rl.zero1 defaults to false");
+    const char *over[] = {"rl.zero1=true"};
+    if (parse_ok(&b, NULL, over, 1)) return;
+    CHECK(b.rl.zero1 == 1, "rl.zero1=true");
+    char *js = rlc_config_to_json(&b);
+    cJSON *j = cJSON_Parse(js);
+    CHECK(jget(j, "rl.zero1") && cJSON_IsTrue(jget(j, "rl.zero1")), "to_json writes rl.zero1");
+    cJSON_Delete(j);
+    free(js);
+    char err[512];
+    const char *bad[] = {"rl.zero1=2"};
+    CHECK(rlc_config_parse(&b, NULL, "<default>", bad, 1, err, sizeof err) != 0, "rl.zero1=2 must be rejected");
+}
+
 int main(void) {
     test_default();
+    test_zero1();
     test_roundtrip();
     test_overrides();
     test_errors();

@@ -88,6 +88,8 @@ typedef struct rlc_rl_config {
     float empg_k, empg_k2, empg_zeta;
     // DPO / IPO
     float dpo_beta;
+    // data parallelism
+    int zero1;            // 1: ZeRO-1 (optimizer state sharded over ranks; no effect with one rank)
     rlc_optim_config optim;
 } rlc_rl_config;
 
