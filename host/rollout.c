@@ -329,17 +329,16 @@ void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_
     rlc_kv_cache_free(&kv, m);
 }
 
-double rlc_rollout_eval(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task, const rlc_task_config *tc,
-                        int n, int batch) {
-    if (n <= 0) return 0;
+double rlc_rollout_eval_sum(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task,
+                            const rlc_task_config *tc, int lo, int hi, int batch) {
     if (batch < 1) batch = 1;
     rlc_sampling greedy = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .greedy = 1};
     double total = 0;
     rlc_problem *probs = rlc_malloc((size_t)batch * sizeof(rlc_problem));
     int *ids = rlc_malloc((size_t)batch * sizeof(int));
     rlc_sequence *seqs = rlc_calloc((size_t)batch, sizeof(rlc_sequence));
-    for (int start = 0; start < n; start += batch) {
-        int nb = n - start < batch ? n - start : batch;
+    for (int start = lo; start < hi; start += batch) {
+        int nb = hi - start < batch ? hi - start : batch;
         for (int i = 0; i < nb; i++) {
             task->generate(tc, tc->eval_seed, (uint64_t)(start + i), &probs[i]);
             ids[i] = start + i;
@@ -353,5 +352,10 @@ double rlc_rollout_eval(rlc_model *m, const rlc_rollout_config *rc, const rlc_ta
     free(probs);
     free(ids);
     free(seqs);
-    return total / n;
+    return total;
+}
+
+double rlc_rollout_eval(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task, const rlc_task_config *tc,
+                        int n, int batch) {
+    return n > 0 ? rlc_rollout_eval_sum(m, rc, task, tc, 0, n, batch) / n : 0.0;
 }

@@ -296,26 +296,7 @@ double rlc_sched_eval(const rlc_dist *d, rlc_model *m, const rlc_rollout_config 
     int lo, hi;
     rlc_sched_block(n, d->size, d->rank, &lo, &hi);
     // the same greedy rollouts as rlc_rollout_eval, on this rank's block of problem ids
-    rlc_sampling greedy = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .greedy = 1};
-    double total = 0;
-    rlc_problem *probs = rlc_malloc((size_t)batch * sizeof(rlc_problem));
-    int *ids = rlc_malloc((size_t)batch * sizeof(int));
-    rlc_sequence *seqs = rlc_calloc((size_t)batch, sizeof(rlc_sequence));
-    for (int start = lo; start < hi; start += batch) {
-        int nb = hi - start < batch ? hi - start : batch;
-        for (int i = 0; i < nb; i++) {
-            task->generate(tc, tc->eval_seed, (uint64_t)(start + i), &probs[i]);
-            ids[i] = start + i;
-        }
-        rlc_rollout_generate(m, rc, &greedy, task, tc, probs, ids, nb, 1, tc->eval_seed, 0, seqs);
-        for (int i = 0; i < nb; i++) {
-            total += seqs[i].score;
-            rlc_sequence_free(&seqs[i]);
-        }
-    }
-    free(probs);
-    free(ids);
-    free(seqs);
+    double total = rlc_rollout_eval_sum(m, rc, task, tc, lo, hi, batch);
     rlc_dist_allreduce_d(d, &total, 1, RLC_RED_SUM);
     return total / n;
 }
@@ -328,39 +309,13 @@ void rlc_sched_sft_step(const rlc_dist *d, int zero1, rlc_model *m, rlc_adamw *o
     }
     // every rank builds the whole batch (cheap: text), then trains on its token-balanced part of it
     int n = cfg->sft.batch_size;
-    rlc_sequence *seqs = rlc_calloc((size_t)n, sizeof(rlc_sequence));
-    rlc_problem prob;
-    int n_tok = 0;
-    for (int i = 0; i < n; i++) {
-        task->generate(&cfg->task, cfg->seed, first + (uint64_t)i, &prob);
-        RLC_CHECK(rlc_sequence_from_expert(task, &cfg->task, &prob, m->cfg.max_seq_len, &seqs[i]) == 0,
-                  "sft: expert demonstration of problem %llu does not fit model.max_seq_len %d",
-                  (unsigned long long)(first + i), m->cfg.max_seq_len);
-        for (int t = 1; t < seqs[i].len; t++) n_tok += seqs[i].mask[t];
-    }
+    rlc_sequence *seqs;
+    int n_tok = rlc_sft_build(cfg, task, m->cfg.max_seq_len, first, &seqs);
     int mb_units[2] = {0, n};
     rlc_sched_plan plan;
     rlc_sched_plan_build(&plan, seqs, 1, mb_units, 1, d->size, d->rank);
-    int *starts = rlc_malloc((size_t)(plan.n + 1) * sizeof(int));
-    int nmb = rlc_micro_batches(seqs, plan.idx, plan.n, cfg->sft.micro_batch_tokens, starts);
     rlc_model_zero_grad(m);
-    double loss = 0;
-    for (int b = 0; b < nmb; b++) {
-        rlc_packed pk;
-        rlc_pack(seqs, plan.idx + starts[b], starts[b + 1] - starts[b], &pk);
-        rlc_f *logp = rlc_malloc((size_t)pk.T * sizeof(rlc_f)), *dlogp = rlc_malloc((size_t)pk.T * sizeof(rlc_f));
-        rlc_model_forward(m, pk.tokens, pk.cu_seqlens, pk.B, pk.T);
-        rlc_model_logprobs(m, pk.targets, 1.0f, logp, NULL);
-        for (int t = 0; t < pk.T; t++) { // token-mean over the whole step's (global) count
-            int on = pk.targets[t] >= 0;
-            loss += on ? -(double)logp[t] / n_tok : 0.0;
-            dlogp[t] = on ? (rlc_f)(-1.0 / n_tok) : 0;
-        }
-        rlc_model_backward(m, dlogp, NULL, NULL);
-        free(logp);
-        free(dlogp);
-        rlc_packed_free(&pk);
-    }
+    double loss = rlc_sft_accumulate(m, seqs, plan.idx, plan.n, n_tok, cfg->sft.micro_batch_tokens);
     rlc_dist_allreduce_d(d, &loss, 1, RLC_RED_SUM);
     st->grad_norm = rlc_sched_adamw_step(d, zero1, opt, m, &cfg->sft.optim, lr);
     st->loss = loss;
@@ -368,6 +323,5 @@ void rlc_sched_sft_step(const rlc_dist *d, int zero1, rlc_model *m, rlc_adamw *o
     st->seqs = n;
     for (int i = 0; i < n; i++) rlc_sequence_free(&seqs[i]);
     free(seqs);
-    free(starts);
     rlc_sched_plan_free(&plan);
 }

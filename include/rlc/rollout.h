@@ -52,6 +52,9 @@ int rlc_sequence_from_expert(const rlc_task *task, const rlc_task_config *tc, co
 // Build a sequence from a prompt and a fixed response text (DPO pairs): BOS + prompt + response + EOS.
 int rlc_sequence_from_text(const char *prompt, const char *response, int max_len, rlc_sequence *out);
 
+// Sum of greedy scores over held-out problem ids [lo, hi), in batches of `batch` problems.
+double rlc_rollout_eval_sum(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task,
+                            const rlc_task_config *tc, int lo, int hi, int batch);
 // Greedy evaluation on n held-out problems; returns the mean score.
 double rlc_rollout_eval(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task, const rlc_task_config *tc,
                         int n, int batch);
