@@ -177,6 +177,25 @@ __device__ __forceinline__ void att_online_softmax(float (&s)[SN][4], float (&o)
     }
 }
 
+// o (16 x NT*8 per warp) += P (16 x 16*(SN/2), probabilities in s, packed to bf16 A fragments) @ V (rows of the
+// shared-memory tile sV with stride lds). Shared by the forward and the decode kernels.
+template <int SN, int NT>
+__device__ __forceinline__ void att_pv_accumulate(float (&o)[NT][4], const float (&s)[SN][4], const bf16 *sV, int lds,
+                                                  int lane) {
+    ATT_UNROLL
+    for (int kk = 0; kk < SN / 2; kk++) {
+        uint32_t a[4];
+        att_acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
+        ATT_UNROLL
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t b0[2], b1[2];
+            att_ldm_b(b0, b1, sV, lds, kk * 16, np * 16, lane);
+            rlc_mma_m16n8k16_bf16(o[2 * np], a, b0, o[2 * np]);
+            rlc_mma_m16n8k16_bf16(o[2 * np + 1], a, b1, o[2 * np + 1]);
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------------------------- forward
 
 template <int HD> constexpr size_t att_fwd_smem() { return (size_t)(ATT_BM + 4 * ATT_BN) * (HD + 8) * sizeof(bf16); }
@@ -253,18 +272,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
             }
         }
         att_online_softmax<SN, NT>(s, o, m, l, sl2);
-        ATT_UNROLL
-        for (int kk = 0; kk < ATT_BN / 16; kk++) {
-            uint32_t a[4];
-            att_acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
-            ATT_UNROLL
-            for (int np = 0; np < NT / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_b(b0, b1, sVj, LDS, kk * 16, np * 16, lane);
-                rlc_mma_m16n8k16_bf16(o[2 * np], a, b0, o[2 * np]);
-                rlc_mma_m16n8k16_bf16(o[2 * np + 1], a, b1, o[2 * np + 1]);
-            }
-        }
+        att_pv_accumulate<SN, NT>(o, s, sVj, LDS, lane);
     }
 
     // Normalise, stage this warp's 16 rows in its own rows of sQ (only this warp ever read them), then store
@@ -648,18 +656,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
                     if (u * KT + nt * 8 + 2 * t4 + (e & 1) >= nk) sc[nt][e] = -INFINITY;
         }
         att_online_softmax<SN, NT>(sc, o, m, l, sl2);
-        ATT_UNROLL
-        for (int kk = 0; kk < KT / 16; kk++) {
-            uint32_t a[4];
-            att_acc_to_a(a, sc[2 * kk], sc[2 * kk + 1]);
-            ATT_UNROLL
-            for (int np = 0; np < NT / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_b(b0, b1, sV, LDS, kk * 16, np * 16, lane);
-                rlc_mma_m16n8k16_bf16(o[2 * np], a, b0, o[2 * np]);
-                rlc_mma_m16n8k16_bf16(o[2 * np + 1], a, b1, o[2 * np + 1]);
-            }
-        }
+        att_pv_accumulate<SN, NT>(o, sc, sV, LDS, lane);
     }
     l[0] = att_quad_sum(l[0]);
     l[1] = att_quad_sum(l[1]);
