@@ -17,6 +17,7 @@
 
 #include "rlc/safetensors.h"
 #include "rlc/util.h"
+#include "json_util.h"
 
 #define CK_PATH 1024
 
@@ -158,18 +159,6 @@ void rlc_checkpoint_resolve(const char *dir, char *out, size_t cap) {
     ck_copy(out, cap, d);
 }
 
-// Shortest decimal that reads back as the same float (1e-05 rather than 9.99999974737875e-06).
-static cJSON *ck_float(float v) {
-    char s[48];
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(s, sizeof s, "%.*g", prec, (double)v);
-        if (strtof(s, NULL) == v) break;
-    }
-    // a bare integer like "10000" is fine JSON; keep it a float for HF readers that check the type
-    if (!strpbrk(s, ".eEn")) strcat(s, ".0");
-    return cJSON_CreateRaw(s);
-}
-
 // ---- HF config ----
 
 char *rlc_checkpoint_hf_config_json(const rlc_model_config *c) {
@@ -184,8 +173,8 @@ char *rlc_checkpoint_hf_config_json(const rlc_model_config *c) {
     cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
     cJSON_AddNumberToObject(o, "num_hidden_layers", c->n_layers);
     cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
-    cJSON_AddItemToObject(o, "rms_norm_eps", ck_float(c->rms_eps));
-    cJSON_AddItemToObject(o, "rope_theta", ck_float(c->rope_theta));
+    cJSON_AddItemToObject(o, "rms_norm_eps", rlc_json_float(c->rms_eps));
+    cJSON_AddItemToObject(o, "rope_theta", rlc_json_float(c->rope_theta));
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_embeddings);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_seq_len);
     if (!c->qkv_bias) {

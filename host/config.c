@@ -17,6 +17,7 @@
 #include "rlc/task.h"
 #include "rlc/tokenizer.h"
 #include "rlc/util.h"
+#include "json_util.h"
 
 typedef enum {
     K_OBJ,   // nested object
@@ -644,8 +645,7 @@ int rlc_config_load(rlc_config *cfg, const char *path, const char *const *overri
     return rc;
 }
 
-// Shortest decimal that reads back as the same float, kept a float in JSON ("1e-05", "10000.0").
-static cJSON *json_float(float v) {
+cJSON *rlc_json_float(float v) {
     char s[48];
     for (int prec = 6; prec <= 9; prec++) {
         snprintf(s, sizeof s, "%.*g", prec, (double)v);
@@ -689,7 +689,7 @@ char *rlc_config_to_json(const rlc_config *cfg) {
             }
             break;
         }
-        case K_FLOAT: v = json_float(*(const float *)base); break;
+        case K_FLOAT: v = rlc_json_float(*(const float *)base); break;
         case K_BOOL: v = cJSON_CreateBool(*(const int *)base); break;
         case K_STR:
         case K_ENUM:
