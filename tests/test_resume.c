@@ -76,7 +76,7 @@ static int load_final(const char *run, rlc_model *m, const rlc_config *cfg, rlc_
 }
 
 int main(void) {
-    system("rm -rf test_resume_runs");
+    CHECK(system("rm -rf test_resume_runs") == 0, "could not clear test_resume_runs");
     rlc_config cfg;
     rlc_train_opts full = {.quiet = 1};
     load_cfg(&cfg, "full");
@@ -151,6 +151,6 @@ int main(void) {
     rlc_model_free(&b);
     free(adam_a);
     free(adam_b);
-    system("rm -rf test_resume_runs");
+    CHECK(system("rm -rf test_resume_runs") == 0, "could not clear test_resume_runs");
     return test_finish("test_resume");
 }
