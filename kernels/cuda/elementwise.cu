@@ -1,0 +1,319 @@
+// kernels/cuda/elementwise.cu: elementwise and small-reduction kernels of the CUDA op table (interface:
+// elementwise.h; CPU twins: kernels/cpu/ops_cpu.c). All memory-bound: one thread per element in grid-stride
+// loops of 256-thread blocks, the grid capped so that a huge tensor does not launch millions of blocks.
+// Reductions (sum of squares, column sums) run in two passes over a partition fixed by the shapes, partials
+// in double, so they are deterministic and agree with the CPU twin to double rounding.
+#include "elementwise.h"
+
+#include <math.h>
+
+#include "rlc_cuda.h"
+
+#define EW_THREADS 256
+#define EW_MAX_BLOCKS 8192 // grid-stride beyond 2M elements (about 16 blocks per SM on an H100)
+
+typedef __nv_bfloat16 bf16;
+
+static unsigned ew_blocks(size_t n) {
+    size_t b = (n + EW_THREADS - 1) / EW_THREADS;
+    if (b < 1) b = 1;
+    return (unsigned)(b < EW_MAX_BLOCKS ? b : EW_MAX_BLOCKS);
+}
+
+static int ew_launch_ok(const char *what) {
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) return 0;
+    fprintf(stderr, "%s: kernel launch failed: %s\n", what, cudaGetErrorString(e));
+    return -1;
+}
+
+#define EW_FOR(i, n)                                                                                           \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+// ---------------------------------------------------------------------------------------------- elementwise
+
+__global__ void ew_add_kernel(float *out, const float *a, const float *b, size_t n) {
+    EW_FOR(i, n) out[i] = a[i] + b[i];
+}
+
+__global__ void ew_scale_kernel(float *x, float s, size_t n) {
+    EW_FOR(i, n) x[i] *= s;
+}
+
+// silu(g) = g / (1 + e^-g): for g -> -inf, e^-g = inf and the quotient is -0 (no NaN).
+__global__ void ew_swiglu_fwd_kernel(float *out, const float *gate, const float *up, size_t n) {
+    EW_FOR(i, n) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+// d silu(g) / dg = sg (1 + g (1 - sg)) with sg = sigmoid(g).
+__global__ void ew_swiglu_bwd_kernel(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                                     size_t n) {
+    EW_FOR(i, n) {
+        float g = gate[i], d = dout[i], sg = 1.0f / (1.0f + expf(-g));
+        dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
+        dup[i] = d * g * sg;
+    }
+}
+
+// The CPU twin's arithmetic in the same order (bias corrections computed once on the host in double).
+__global__ void ew_adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                                float eps, float wd, float gs, float bc1, float bc2) {
+    EW_FOR(i, n) {
+        float gi = g[i] * gs;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float pi = p[i];
+        p[i] = pi - lr * ((mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * pi);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- conversions
+
+__global__ void ew_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t rows, int cols, int ld, float scale) {
+    EW_FOR(i, rows * ld) {
+        size_t r = i / ld;
+        int c = (int)(i - r * ld);
+        dst[i] = __float2bfloat16_rn(c < cols ? scale * src[r * cols + c] : 0.0f);
+    }
+}
+
+__global__ void ew_bf16_to_f32_kernel(float *dst, const bf16 *src, size_t rows, int cols, int ld, float scale) {
+    EW_FOR(i, rows * cols) {
+        size_t r = i / cols;
+        int c = (int)(i - r * cols);
+        dst[i] = scale * __bfloat162float(src[r * ld + c]);
+    }
+}
+
+__global__ void ew_f32_unpad_kernel(float *dst, const float *src, size_t rows, int cols, int ld, float scale) {
+    EW_FOR(i, rows * cols) {
+        size_t r = i / cols;
+        int c = (int)(i - r * cols);
+        dst[i] = scale * src[r * ld + c];
+    }
+}
+
+// grid (blocks over one slot's max_len * row_heads * HDp elements, U): block row y gathers slot u = y.
+__global__ void ew_kv_gather_kernel(bf16 *dst, const float *src, const int *src_slot, const int *len, int cap,
+                                    int dst_cap, int max_len, int row_heads, int HD, int HDp) {
+    const int u = blockIdx.y, n = len[u];
+    const size_t row_out = (size_t)row_heads * HDp, row_in = (size_t)row_heads * HD;
+    const float *s = src + (size_t)src_slot[u] * cap * row_in;
+    bf16 *d = dst + (size_t)u * dst_cap * row_out;
+    const size_t total = (size_t)(n < max_len ? n : max_len) * row_out;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / HDp; // (position, head) row
+        int c = (int)(i - r * HDp);
+        d[i] = __float2bfloat16_rn(c < HD ? s[r * HD + c] : 0.0f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- reductions
+
+// Block-wide sum of one double per thread (EW_THREADS threads) in a fixed tree order; the result is valid in
+// thread 0. Every thread must call it (it has barriers).
+__device__ double ew_block_sum(double x, double *sh) {
+    sh[threadIdx.x] = x;
+    __syncthreads();
+    for (int s = EW_THREADS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    return sh[0];
+}
+
+// Block b: elements [b * RLC_SUMSQ_BLOCK, ...) strided by the block's threads, then the tree.
+__global__ void ew_sumsq_part_kernel(double *part, const float *x, size_t n) {
+    __shared__ double sh[EW_THREADS];
+    const size_t i0 = (size_t)blockIdx.x * RLC_SUMSQ_BLOCK;
+    const size_t i1 = i0 + RLC_SUMSQ_BLOCK < n ? i0 + RLC_SUMSQ_BLOCK : n;
+    double s = 0.0;
+    for (size_t i = i0 + threadIdx.x; i < i1; i += EW_THREADS) s += (double)x[i] * (double)x[i];
+    s = ew_block_sum(s, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+// One block: thread j adds partials j, j + 256, ... in order, then the tree.
+__global__ void ew_sum_parts_kernel(double *result, const double *part, size_t np) {
+    __shared__ double sh[EW_THREADS];
+    double s = 0.0;
+    for (size_t i = threadIdx.x; i < np; i += EW_THREADS) s += part[i];
+    s = ew_block_sum(s, sh);
+    if (threadIdx.x == 0) *result = s;
+}
+
+// grid (ceil(N / 256), chunks): thread = column, rows of the chunk in order.
+__global__ void ew_colsum_part_kernel(double *part, const float *src, int T, int N) {
+    const int col = blockIdx.x * blockDim.x + threadIdx.x, ch = blockIdx.y;
+    if (col >= N) return;
+    const int t0 = ch * RLC_COLSUM_ROWS, t1 = t0 + RLC_COLSUM_ROWS < T ? t0 + RLC_COLSUM_ROWS : T;
+    double s = 0.0;
+    for (int t = t0; t < t1; t++) s += src[(size_t)t * N + col];
+    part[(size_t)ch * N + col] = s;
+}
+
+__global__ void ew_partials_finish_kernel(float *dst, const double *part, int nch, int N) {
+    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= N) return;
+    double s = 0.0;
+    for (int c = 0; c < nch; c++) s += part[(size_t)c * N + col];
+    dst[col] += (float)s;
+}
+
+__global__ void ew_bias_rows_kernel(float *out, const float *bias, size_t T, int N) {
+    EW_FOR(i, T * N) out[i] = bias[i % N];
+}
+
+// ---------------------------------------------------------------------------------------------------- host
+
+extern "C" int rlc_cuda_add(float *out, const float *a, const float *b, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_LAUNCH(ew_add_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, a, b, n);
+    return ew_launch_ok("rlc_cuda_add");
+}
+
+extern "C" int rlc_cuda_scale(float *x, float s, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_LAUNCH(ew_scale_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, x, s, n);
+    return ew_launch_ok("rlc_cuda_scale");
+}
+
+static size_t ew_sumsq_blocks(size_t n) { return (n + RLC_SUMSQ_BLOCK - 1) / RLC_SUMSQ_BLOCK; }
+
+extern "C" size_t rlc_cuda_sumsq_workspace_bytes(size_t n) {
+    size_t nb = ew_sumsq_blocks(n);
+    return (nb ? nb : 1) * sizeof(double);
+}
+
+extern "C" int rlc_cuda_sumsq(double *result, const float *x, size_t n, void *workspace, void *stream) {
+    cudaStream_t st = (cudaStream_t)stream;
+    double *part = (double *)workspace;
+    const size_t nb = ew_sumsq_blocks(n);
+    if (nb > 2147483647u) {
+        fprintf(stderr, "rlc_cuda_sumsq: %zu elements is too many\n", n);
+        return -1;
+    }
+    if (nb > 0) {
+        RLC_LAUNCH(ew_sumsq_part_kernel, (unsigned)nb, EW_THREADS, 0, st, part, x, n);
+        if (ew_launch_ok("rlc_cuda_sumsq")) return -1;
+    }
+    RLC_LAUNCH(ew_sum_parts_kernel, 1, EW_THREADS, 0, st, result, (const double *)part, nb);
+    return ew_launch_ok("rlc_cuda_sumsq");
+}
+
+extern "C" int rlc_cuda_swiglu_forward(float *out, const float *gate, const float *up, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_LAUNCH(ew_swiglu_fwd_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, gate, up, n);
+    return ew_launch_ok("rlc_cuda_swiglu_forward");
+}
+
+extern "C" int rlc_cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                                        const float *up, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_LAUNCH(ew_swiglu_bwd_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, dgate, dup, dout, gate, up,
+               n);
+    return ew_launch_ok("rlc_cuda_swiglu_backward");
+}
+
+extern "C" int rlc_cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                              float eps, float wd, float grad_scale, int t, void *stream) {
+    if (n == 0) return 0;
+    // as the CPU twin: 1 / (1 - b^t) in double, rounded once to float
+    const float bc1 = (float)(1.0 / (1.0 - pow((double)b1, t))), bc2 = (float)(1.0 / (1.0 - pow((double)b2, t)));
+    RLC_LAUNCH(ew_adamw_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, p, g, m, v, n, lr, b1, b2, eps,
+               wd, grad_scale, bc1, bc2);
+    return ew_launch_ok("rlc_cuda_adamw");
+}
+
+extern "C" int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale,
+                                    void *stream) {
+    if (cols > ld_dst || cols < 0) {
+        fprintf(stderr, "rlc_cuda_f32_to_bf16: %d columns into rows of %d\n", cols, ld_dst);
+        return -1;
+    }
+    if (rows == 0 || ld_dst == 0) return 0;
+    RLC_LAUNCH(ew_f32_to_bf16_kernel, ew_blocks(rows * ld_dst), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst,
+               src, rows, cols, ld_dst, scale);
+    return ew_launch_ok("rlc_cuda_f32_to_bf16");
+}
+
+extern "C" int rlc_cuda_bf16_to_f32(float *dst, const void *src, size_t rows, int cols, int ld_src, float scale,
+                                    void *stream) {
+    if (cols > ld_src || cols < 0) {
+        fprintf(stderr, "rlc_cuda_bf16_to_f32: %d columns from rows of %d\n", cols, ld_src);
+        return -1;
+    }
+    if (rows == 0 || cols == 0) return 0;
+    RLC_LAUNCH(ew_bf16_to_f32_kernel, ew_blocks(rows * cols), EW_THREADS, 0, (cudaStream_t)stream, dst,
+               (const bf16 *)src, rows, cols, ld_src, scale);
+    return ew_launch_ok("rlc_cuda_bf16_to_f32");
+}
+
+extern "C" int rlc_cuda_f32_unpad(float *dst, const float *src, size_t rows, int cols, int ld_src, float scale,
+                                  void *stream) {
+    if (cols > ld_src || cols < 0) {
+        fprintf(stderr, "rlc_cuda_f32_unpad: %d columns from rows of %d\n", cols, ld_src);
+        return -1;
+    }
+    if (rows == 0 || cols == 0) return 0;
+    RLC_LAUNCH(ew_f32_unpad_kernel, ew_blocks(rows * cols), EW_THREADS, 0, (cudaStream_t)stream, dst, src, rows, cols,
+               ld_src, scale);
+    return ew_launch_ok("rlc_cuda_f32_unpad");
+}
+
+extern "C" int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *src_slot, const int *len, int U,
+                                       int cap, int dst_cap, int max_len, int row_heads, int HD, int HDp,
+                                       void *stream) {
+    if (HD > HDp || max_len > dst_cap || U > 65535) {
+        fprintf(stderr, "rlc_cuda_kv_gather_bf16: bad shape (U=%d HD=%d HDp=%d max_len=%d dst_cap=%d)\n", U, HD, HDp,
+                max_len, dst_cap);
+        return -1;
+    }
+    if (U <= 0 || max_len <= 0) return 0;
+    const size_t per_slot = (size_t)max_len * row_heads * HDp;
+    unsigned bx = ew_blocks(per_slot);
+    if (bx > 512) bx = 512; // U slots in grid y already
+    RLC_LAUNCH(ew_kv_gather_kernel, dim3(bx, (unsigned)U), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst, src,
+               src_slot, len, cap, dst_cap, max_len, row_heads, HD, HDp);
+    return ew_launch_ok("rlc_cuda_kv_gather_bf16");
+}
+
+extern "C" int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream) {
+    if (T <= 0 || N <= 0) return 0;
+    const size_t n = (size_t)T * N;
+    RLC_LAUNCH(ew_bias_rows_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, bias, (size_t)T, N);
+    return ew_launch_ok("rlc_cuda_bias_rows");
+}
+
+static int ew_colsum_chunks(int T) { return (T + RLC_COLSUM_ROWS - 1) / RLC_COLSUM_ROWS; }
+
+extern "C" size_t rlc_cuda_colsum_workspace_bytes(int T, int N) {
+    int nch = ew_colsum_chunks(T);
+    return (size_t)(nch > 0 ? nch : 1) * (N > 0 ? N : 1) * sizeof(double);
+}
+
+extern "C" int rlc_cuda_colsum_add(float *dst, const float *src, int T, int N, void *workspace, void *stream) {
+    const int nch = ew_colsum_chunks(T);
+    if (T <= 0 || N <= 0) return 0;
+    if (nch > 65535) {
+        fprintf(stderr, "rlc_cuda_colsum_add: %d rows is too many\n", T);
+        return -1;
+    }
+    double *part = (double *)workspace;
+    RLC_LAUNCH(ew_colsum_part_kernel, dim3((N + EW_THREADS - 1) / EW_THREADS, nch), EW_THREADS, 0,
+               (cudaStream_t)stream, part, src, T, N);
+    if (ew_launch_ok("rlc_cuda_colsum_add")) return -1;
+    return rlc_cuda_partials_finish(dst, part, nch, N, stream);
+}
+
+extern "C" int rlc_cuda_partials_finish(float *dst, const double *part, int nch, int N, void *stream) {
+    if (N <= 0) return 0;
+    RLC_LAUNCH(ew_partials_finish_kernel, (N + EW_THREADS - 1) / EW_THREADS, EW_THREADS, 0, (cudaStream_t)stream,
+               dst, part, nch, N);
+    return ew_launch_ok("rlc_cuda_partials_finish");
+}

@@ -1,0 +1,67 @@
+// kernels/cuda/elementwise.h: the elementwise and small-reduction kernels of the CUDA op table (implementation:
+// elementwise.cu; CPU twins in kernels/cpu/ops_cpu.c): add, scale, sum of squares, SwiGLU forward / backward,
+// AdamW, fp32 <-> bf16 conversions (with the head-dim padding the attention adapter needs), the bias broadcast
+// of a matmul and the column sums of its dbias.
+//
+// Conventions
+// - Every pointer is DEVICE memory; fp32 unless it is a bf16 tensor (__nv_bfloat16, passed as void *).
+//   `stream` is a cudaStream_t (NULL = default stream). Nothing allocates and nothing synchronises; the
+//   reductions take a workspace sized by their *_workspace_bytes function.
+// - Deterministic: every output element has one writer and every sum runs in an order fixed by the shapes (no
+//   atomics), so results are bitwise reproducible run to run.
+// - Functions return 0, or -1 with a message on stderr (a failed launch).
+#pragma once
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out (n) = a + b (out may alias a or b).
+int rlc_cuda_add(float *out, const float *a, const float *b, size_t n, void *stream);
+// x (n) *= s.
+int rlc_cuda_scale(float *x, float s, size_t n, void *stream);
+
+// *result (one device double) = sum of x (n) squared: fixed blocks of RLC_SUMSQ_BLOCK elements summed in
+// double, then the block partials in order.
+#define RLC_SUMSQ_BLOCK 16384
+size_t rlc_cuda_sumsq_workspace_bytes(size_t n);
+int rlc_cuda_sumsq(double *result, const float *x, size_t n, void *workspace, void *stream);
+
+// out (n) = silu(gate) * up; backward: dgate, dup (n) overwritten from dout.
+int rlc_cuda_swiglu_forward(float *out, const float *gate, const float *up, size_t n, void *stream);
+int rlc_cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                             size_t n, void *stream);
+
+// AdamW on p, m, v (n) with gradient g * grad_scale, step t >= 1 (formula: include/rlc/ops.h adamw_update).
+int rlc_cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                   float wd, float grad_scale, int t, void *stream);
+
+// dst (rows, ld_dst) bf16 = round(scale * src (rows, cols)), columns cols..ld_dst-1 set to zero (cols <= ld_dst).
+int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale, void *stream);
+// dst (rows, cols) fp32 = scale * src (rows, ld_src) bf16, dropping columns cols..ld_src-1.
+int rlc_cuda_bf16_to_f32(float *dst, const void *src, size_t rows, int cols, int ld_src, float scale, void *stream);
+// dst (rows, cols) fp32 = scale * src (rows, ld_src) fp32, dropping columns cols..ld_src-1.
+int rlc_cuda_f32_unpad(float *dst, const float *src, size_t rows, int cols, int ld_src, float scale, void *stream);
+// KV-cache gather for the attention adapter: for u < U, rows 0..len[u]-1 of slot src_slot[u] of src
+// (n_slots, cap, row_heads, HD) fp32 go to rows 0..len[u]-1 of slot u of dst (U, dst_cap, row_heads, HDp) bf16,
+// each head zero-padded from HD to HDp columns. src_slot and len (U) are device ints; rows past len[u] of dst
+// are not written. max_len >= every len[u] bounds the grid.
+int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *src_slot, const int *len, int U, int cap,
+                            int dst_cap, int max_len, int row_heads, int HD, int HDp, void *stream);
+
+// out (T, N) = bias (N) on every row.
+int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream);
+
+// dst (N) += sum over rows of src (T, N): chunks of RLC_COLSUM_ROWS rows summed in double (rows in order), then
+// the chunk partials in chunk order (the CPU twin's partition).
+#define RLC_COLSUM_ROWS 256
+size_t rlc_cuda_colsum_workspace_bytes(int T, int N);
+int rlc_cuda_colsum_add(float *dst, const float *src, int T, int N, void *workspace, void *stream);
+// dst (N) += (float) sum over c < nch of part (nch, N) doubles, in chunk order (the second pass of a column sum;
+// also used by the RMSNorm weight gradient).
+int rlc_cuda_partials_finish(float *dst, const double *part, int nch, int N, void *stream);
+
+#ifdef __cplusplus
+}
+#endif

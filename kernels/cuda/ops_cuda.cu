@@ -1,0 +1,554 @@
+// kernels/cuda/ops_cuda.cu: the CUDA backend's op table (rlc_ops_cuda; interface: ops_cuda.h, shapes and
+// semantics: include/rlc/ops.h). Owns the backend state (cuBLAS handle, stream, growable workspace), device
+// memory management with checked allocation, the matmuls (rlc_blas.h) and the adapters that run the bf16
+// attention and log-prob kernels on the table's fp32 tensors. The kernels themselves live by family in
+// elementwise.cu, embedding.cu, rmsnorm.cu, rope.cu, attention.cu and logprob.cu.
+//
+// Attention adapter: q, k, v (and out, dout in the backward) are rounded to bf16 into the workspace with the
+// head dim zero-padded to HDp = 64 or 128 (attention.cu's head dims). Zero columns change no dot product, but the
+// kernels scale scores by 1/sqrt(HDp), so q is multiplied by s = sqrt(HDp / HD) before rounding: scores, lse
+// and out are those of head dim HD. In the backward the kernel's dq is the gradient with respect to s q, so
+// dq = s dq_kernel; dk = dS^T (s q) / sqrt(HDp) = dS^T q / sqrt(HD) needs no correction. Decode reads the fp32
+// KV cache through the slot and kv_len arrays: they are downloaded (a synchronisation), each distinct slot's
+// rows 0..max kv_len-1 are gathered into a compact bf16 cache (distinct slots, max kv_len, NKV, HDp) and the
+// decode kernel runs on it with the rows remapped to the compact slots. So the conversion touches only the
+// cache rows that are read, once per slot even when several rows (a prompt's prefill) share a slot.
+#include "ops_cuda.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include <unordered_map>
+#include <vector>
+
+#include "attention.h"
+#include "elementwise.h"
+#include "embedding.h"
+#include "logprob.h"
+#include "rlc_blas.h"
+#include "rlc_cuda.h"
+#include "rmsnorm.h"
+#include "rope.h"
+
+static_assert(sizeof(rlc_f) == sizeof(float), "the CUDA backend is fp32-only (rlc_f must be float)");
+
+struct OpsCuda {
+    int ready;
+    cudaStream_t stream;
+    rlc_blas *blas;
+    char *ws;        // workspace (device), ws_bytes long
+    size_t ws_bytes;
+    int matmul;      // RLC_CUDA_MATMUL_*
+    std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload
+};
+static OpsCuda oc;
+static rlc_ops oc_table;
+
+// ---------------------------------------------------------------------------------------------- errors
+
+__attribute__((noreturn, format(printf, 1, 2))) static void oc_fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "rlc: cuda backend: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    fflush(stderr);
+    exit(1);
+}
+
+static void oc_check(cudaError_t e, const char *what) {
+    if (e != cudaSuccess) oc_fatal("%s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+// rc of a kernel-family function (0, or -1 after it printed why).
+static void oc_ok(int rc, const char *op) {
+    if (rc != 0) oc_fatal("%s failed (see the message above)", op);
+}
+
+// ---------------------------------------------------------------------------------------------- memory
+
+static double oc_mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
+
+// cudaMalloc of max(bytes, 1) or NULL (the error cleared).
+static void *oc_try_malloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+__attribute__((noreturn)) static void oc_oom(size_t bytes, const char *what) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+        oc_fatal("out of device memory: %s of %zu bytes (%.1f MiB) failed; %zu bytes (%.1f MiB) free of %zu "
+                 "(%.1f MiB)",
+                 what, bytes, oc_mib(bytes), free_b, oc_mib(free_b), total_b, oc_mib(total_b));
+    oc_fatal("out of device memory: %s of %zu bytes (%.1f MiB) failed (free memory unknown)", what, bytes,
+             oc_mib(bytes));
+}
+
+static void *oc_alloc(size_t bytes) {
+    void *p = oc_try_malloc(bytes);
+    if (!p) oc_oom(bytes, "alloc");
+    if (bytes) oc_check(cudaMemsetAsync(p, 0, bytes, oc.stream), "alloc: cudaMemsetAsync");
+    return p;
+}
+
+static void oc_free(void *p) {
+    if (p) oc_check(cudaFree(p), "free: cudaFree");
+}
+
+static void oc_upload(void *dst, const void *src_host, size_t bytes) {
+    if (!bytes) return;
+    oc_check(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, oc.stream), "upload: cudaMemcpyAsync");
+    oc_check(cudaStreamSynchronize(oc.stream), "upload: cudaStreamSynchronize"); // the caller may reuse src
+}
+
+static void oc_download(void *dst_host, const void *src, size_t bytes) {
+    if (!bytes) return;
+    oc_check(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, oc.stream), "download: cudaMemcpyAsync");
+    oc_check(cudaStreamSynchronize(oc.stream), "download: cudaStreamSynchronize");
+}
+
+static void oc_zero(void *p, size_t bytes) {
+    if (bytes) oc_check(cudaMemsetAsync(p, 0, bytes, oc.stream), "zero: cudaMemsetAsync");
+}
+
+static void oc_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src)
+        oc_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, oc.stream), "copy: cudaMemcpyAsync");
+}
+
+// ---------------------------------------------------------------------------------------------- workspace
+// One growable device buffer shared by every entry (stream order makes reuse safe). Growth is by at least
+// 1.5x, rounded to 1 MiB, so that needs that creep up (decode's kv_len) do not reallocate each call.
+
+static size_t oc_al(size_t b) { return (b + 255) & ~(size_t)255; }
+
+static char *oc_workspace(size_t bytes) {
+    if (bytes <= oc.ws_bytes) return oc.ws;
+    oc_check(cudaStreamSynchronize(oc.stream), "workspace: cudaStreamSynchronize"); // kernels may still read it
+    const size_t grown = oc.ws_bytes + oc.ws_bytes / 2;
+    if (oc.ws) oc_check(cudaFree(oc.ws), "workspace: cudaFree");
+    oc.ws = NULL;
+    oc.ws_bytes = 0;
+    size_t want = bytes > grown ? bytes : grown;
+    want = (want + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    char *p = (char *)oc_try_malloc(want);
+    if (!p && want > bytes) p = (char *)oc_try_malloc(want = bytes); // the margin does not fit: exactly
+    if (!p) oc_oom(bytes, "workspace");
+    oc.ws = p;
+    oc.ws_bytes = want;
+    return p;
+}
+
+// Carves 256-byte aligned pieces off a workspace: sizes first (base NULL), then the real pointers.
+struct OcCarve {
+    char *base;
+    size_t off;
+    void *take(size_t bytes) {
+        void *p = base ? base + off : NULL;
+        off += oc_al(bytes);
+        return p;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------- elementwise
+
+static void oc_add(rlc_f *out, const rlc_f *a, const rlc_f *b, size_t n) {
+    oc_ok(rlc_cuda_add(out, a, b, n, oc.stream), "add");
+}
+static void oc_scale(rlc_f *x, rlc_f s, size_t n) { oc_ok(rlc_cuda_scale(x, s, n, oc.stream), "scale"); }
+
+static double oc_sumsq(const rlc_f *x, size_t n) {
+    const size_t pb = rlc_cuda_sumsq_workspace_bytes(n);
+    char *ws = oc_workspace(oc_al(pb) + oc_al(sizeof(double)));
+    double *res = (double *)(ws + oc_al(pb));
+    oc_ok(rlc_cuda_sumsq(res, x, n, ws, oc.stream), "sumsq");
+    double r = 0.0;
+    oc_download(&r, res, sizeof r);
+    return r;
+}
+
+static void oc_swiglu_forward(rlc_f *out, const rlc_f *gate, const rlc_f *up, size_t n) {
+    oc_ok(rlc_cuda_swiglu_forward(out, gate, up, n, oc.stream), "swiglu_forward");
+}
+static void oc_swiglu_backward(rlc_f *dgate, rlc_f *dup, const rlc_f *dout, const rlc_f *gate, const rlc_f *up,
+                               size_t n) {
+    oc_ok(rlc_cuda_swiglu_backward(dgate, dup, dout, gate, up, n, oc.stream), "swiglu_backward");
+}
+
+static void oc_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_t n, float lr, float b1, float b2,
+                            float eps, float wd, float grad_scale, int t) {
+    if (t < 1) oc_fatal("adamw_update: step %d (must be >= 1)", t);
+    oc_ok(rlc_cuda_adamw(p, g, m, v, n, lr, b1, b2, eps, wd, grad_scale, t, oc.stream), "adamw_update");
+}
+
+// ---------------------------------------------------------------------------------------------- embedding
+
+static void oc_embedding_forward(rlc_f *out, const int *tokens, const rlc_f *wte, int T, int C) {
+    oc_ok(rlc_cuda_embedding_forward(out, tokens, wte, T, C, oc.stream), "embedding_forward");
+}
+
+static void oc_embedding_backward(rlc_f *dwte, const rlc_f *dout, const int *tokens, int T, int C) {
+    if (T <= 0 || C <= 0) return;
+    char *ws = oc_workspace(rlc_cuda_embedding_backward_workspace_bytes(T));
+    oc_ok(rlc_cuda_embedding_backward(dwte, dout, tokens, T, C, ws, oc.stream), "embedding_backward");
+}
+
+// ---------------------------------------------------------------------------------------------- matmul
+
+static void oc_blas(int rc, const char *op) {
+    if (rc != 0) oc_fatal("%s: GEMM failed (see the message above)", op);
+}
+
+// bf16 copy of an fp32 (rows, cols) matrix into the carve.
+static void *oc_to_bf16(OcCarve &cv, const float *src, size_t rows, int cols, const char *op) {
+    void *d = cv.take(rows * cols * 2);
+    oc_ok(rlc_cuda_f32_to_bf16(d, src, rows, cols, cols, 1.0f, oc.stream), op);
+    return d;
+}
+
+static void oc_matmul_forward(rlc_f *out, const rlc_f *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                              int OC) {
+    if (T <= 0 || OC <= 0) return;
+    float beta = 0.0f;
+    if (bias) {
+        oc_ok(rlc_cuda_bias_rows(out, bias, T, OC, oc.stream), "matmul_forward (bias)");
+        beta = 1.0f;
+    }
+    if (C <= 0) { // no products: out = bias or 0
+        if (!bias) oc_zero(out, (size_t)T * OC * sizeof(float));
+        return;
+    }
+    if (oc.matmul == RLC_CUDA_MATMUL_BF16) {
+        OcCarve sz = {NULL, 0};
+        sz.take((size_t)T * C * 2);
+        sz.take((size_t)OC * C * 2);
+        OcCarve cv = {oc_workspace(sz.off), 0};
+        void *a = oc_to_bf16(cv, inp, (size_t)T, C, "matmul_forward (to bf16)");
+        void *b = oc_to_bf16(cv, w, (size_t)OC, C, "matmul_forward (to bf16)");
+        oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, beta, out, OC, 0), "matmul_forward");
+        return;
+    }
+    oc_blas(rlc_blas_sgemm(oc.blas, 0, 1, T, OC, C, 1.0f, inp, C, w, C, beta, out, OC), "matmul_forward");
+}
+
+static void oc_matmul_backward(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_f *dout, const rlc_f *inp,
+                               const rlc_f *w, int T, int C, int OC) {
+    if (T <= 0 || OC <= 0) return; // no tokens or no outputs: nothing to add
+    if (dbias) {
+        char *ws = oc_workspace(rlc_cuda_colsum_workspace_bytes(T, OC));
+        oc_ok(rlc_cuda_colsum_add(dbias, dout, T, OC, ws, oc.stream), "matmul_backward (dbias)");
+    }
+    if (C <= 0 || (!dinp && !dw)) return;
+    if (oc.matmul == RLC_CUDA_MATMUL_BF16) {
+        OcCarve sz = {NULL, 0};
+        sz.take((size_t)T * OC * 2);
+        if (dinp) sz.take((size_t)OC * C * 2);
+        if (dw) sz.take((size_t)T * C * 2);
+        OcCarve cv = {oc_workspace(sz.off), 0};
+        void *g = oc_to_bf16(cv, dout, (size_t)T, OC, "matmul_backward (to bf16)");
+        if (dinp) {
+            void *wb = oc_to_bf16(cv, w, (size_t)OC, C, "matmul_backward (to bf16)");
+            oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 0, T, C, OC, 1.0f, g, OC, wb, C, 1.0f, dinp, C, 0),
+                    "matmul_backward (dinp)");
+        }
+        if (dw) {
+            void *xb = oc_to_bf16(cv, inp, (size_t)T, C, "matmul_backward (to bf16)");
+            oc_blas(rlc_blas_gemm_bf16(oc.blas, 1, 0, OC, C, T, 1.0f, g, OC, xb, C, 1.0f, dw, C, 0),
+                    "matmul_backward (dw)");
+        }
+        return;
+    }
+    // dinp (T,C) += dout (T,OC) @ w (OC,C);  dw (OC,C) += dout^T (OC,T) @ inp (T,C)
+    if (dinp)
+        oc_blas(rlc_blas_sgemm(oc.blas, 0, 0, T, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C), "matmul_backward (dinp)");
+    if (dw) oc_blas(rlc_blas_sgemm(oc.blas, 1, 0, OC, C, T, 1.0f, dout, OC, inp, C, 1.0f, dw, C), "matmul_backward (dw)");
+}
+
+// ---------------------------------------------------------------------------------------------- RMSNorm, RoPE
+
+static void oc_rmsnorm_forward(rlc_f *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
+                               int C) {
+    oc_ok(rlc_cuda_rmsnorm_forward(out, rstd, inp, weight, eps, T, C, oc.stream), "rmsnorm_forward");
+}
+
+static void oc_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_f *dout, const rlc_f *inp,
+                                const rlc_f *weight, const rlc_f *rstd, int T, int C) {
+    if (T <= 0 || C <= 0) return;
+    char *ws = oc_workspace(rlc_cuda_rmsnorm_backward_workspace_bytes(T, C));
+    oc_ok(rlc_cuda_rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, T, C, ws, oc.stream), "rmsnorm_backward");
+}
+
+static void oc_rope_forward(rlc_f *x, const int *pos, int T, int H, int HD, float theta) {
+    oc_ok(rlc_cuda_rope(x, pos, T, H, HD, theta, 1, oc.stream), "rope_forward");
+}
+static void oc_rope_backward(rlc_f *dx, const int *pos, int T, int H, int HD, float theta) {
+    oc_ok(rlc_cuda_rope(dx, pos, T, H, HD, theta, -1, oc.stream), "rope_backward");
+}
+
+// ---------------------------------------------------------------------------------------------- attention
+
+// Padded head dim of the bf16 kernels, and the shape checks they would refuse with a less specific message.
+static int oc_att_hdp(const char *op, int NH, int NKV, int HD) {
+    if (HD < 1 || HD > 128) oc_fatal("%s: head dim %d (the CUDA attention kernels take head dims 1..128)", op, HD);
+    if (NH < 1 || NKV < 1 || NH % NKV != 0) oc_fatal("%s: NH=%d not a positive multiple of NKV=%d", op, NH, NKV);
+    return HD <= 64 ? 64 : 128;
+}
+static float oc_att_qscale(int HD, int HDp) { return (float)sqrt((double)HDp / (double)HD); }
+
+static void oc_attention_forward(rlc_f *out, rlc_f *lse, const rlc_f *q, const rlc_f *k, const rlc_f *v,
+                                 const int *cu_seqlens, int B, int T, int NH, int NKV, int HD) {
+    const char *op = "attention_forward";
+    const int HDp = oc_att_hdp(op, NH, NKV, HD);
+    if (T <= 0) return;
+    const size_t nq = (size_t)T * NH, nk = (size_t)T * NKV; // rows of HDp
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        void *qb = cv.take(nq * HDp * 2), *kb = cv.take(nk * HDp * 2), *vb = cv.take(nk * HDp * 2);
+        void *ob = cv.take(nq * HDp * 2);
+        if (!pass) continue;
+        oc_ok(rlc_cuda_f32_to_bf16(qb, q, nq, HD, HDp, oc_att_qscale(HD, HDp), oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(kb, k, nk, HD, HDp, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(vb, v, nk, HD, HDp, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_attention_forward(ob, lse, qb, kb, vb, cu_seqlens, B, T, NH, NKV, HDp, oc.stream), op);
+        oc_ok(rlc_cuda_bf16_to_f32(out, ob, nq, HD, HDp, 1.0f, oc.stream), op);
+    }
+}
+
+static void oc_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q,
+                                  const rlc_f *k, const rlc_f *v, const rlc_f *out, const rlc_f *lse,
+                                  const int *cu_seqlens, int B, int T, int NH, int NKV, int HD) {
+    const char *op = "attention_backward";
+    const int HDp = oc_att_hdp(op, NH, NKV, HD);
+    if (T <= 0) return;
+    const size_t nq = (size_t)T * NH, nk = (size_t)T * NKV;
+    const bool padded = HDp != HD;
+    const size_t att_ws = rlc_cuda_attention_backward_workspace_bytes(T, NH);
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        void *qb = cv.take(nq * HDp * 2), *kb = cv.take(nk * HDp * 2), *vb = cv.take(nk * HDp * 2);
+        void *ob = cv.take(nq * HDp * 2), *gb = cv.take(nq * HDp * 2);
+        void *aws = cv.take(att_ws);
+        // padded head dims: fp32 gradients with HDp columns first, unpadded after
+        float *dqp = padded ? (float *)cv.take(nq * HDp * 4) : dq;
+        float *dkp = padded ? (float *)cv.take(nk * HDp * 4) : dk;
+        float *dvp = padded ? (float *)cv.take(nk * HDp * 4) : dv;
+        if (!pass) continue;
+        const float s = oc_att_qscale(HD, HDp);
+        oc_ok(rlc_cuda_f32_to_bf16(qb, q, nq, HD, HDp, s, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(kb, k, nk, HD, HDp, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(vb, v, nk, HD, HDp, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(ob, out, nq, HD, HDp, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(gb, dout, nq, HD, HDp, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_attention_backward(dqp, dkp, dvp, gb, qb, kb, vb, ob, lse, cu_seqlens, B, T, NH, NKV, HDp, aws,
+                                          att_ws, oc.stream),
+              op);
+        if (padded) {
+            oc_ok(rlc_cuda_f32_unpad(dq, dqp, nq, HD, HDp, s, oc.stream), op); // d/dq = s d/d(s q)
+            oc_ok(rlc_cuda_f32_unpad(dk, dkp, nk, HD, HDp, 1.0f, oc.stream), op);
+            oc_ok(rlc_cuda_f32_unpad(dv, dvp, nk, HD, HDp, 1.0f, oc.stream), op);
+        }
+    }
+}
+
+static void oc_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache,
+                                const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD) {
+    const char *op = "attention_decode";
+    const int HDp = oc_att_hdp(op, NH, NKV, HD);
+    if (B <= 0) return;
+    // The rows' slots and lengths, on the host: which cache rows are read.
+    std::vector<int> &h = oc.h_ints;
+    h.resize((size_t)2 * B);
+    int *h_slot = h.data(), *h_len = h.data() + B;
+    oc_download(h_slot, slot, (size_t)B * sizeof(int));
+    oc_download(h_len, kv_len, (size_t)B * sizeof(int));
+    // plan (uploaded): remap (B) compact slot of each row, src_slot (U), len (U) rows to gather per compact slot
+    std::vector<int> remap(B), src, len;
+    std::unordered_map<int, int> seen;
+    int max_len = 0;
+    for (int b = 0; b < B; b++) {
+        if (h_len[b] < 0 || h_len[b] > cap || h_slot[b] < 0)
+            oc_fatal("%s: row %d has kv_len %d (cap %d), slot %d", op, b, h_len[b], cap, h_slot[b]);
+        auto it = seen.find(h_slot[b]);
+        int u;
+        if (it == seen.end()) {
+            u = (int)src.size();
+            seen.emplace(h_slot[b], u);
+            src.push_back(h_slot[b]);
+            len.push_back(0);
+        } else {
+            u = it->second;
+        }
+        remap[b] = u;
+        if (h_len[b] > len[u]) len[u] = h_len[b];
+        if (h_len[b] > max_len) max_len = h_len[b];
+    }
+    const int U = (int)src.size(), dcap = max_len > 0 ? max_len : 1;
+    if (U > 65535) oc_fatal("%s: %d distinct slots in one call (at most 65535)", op, U);
+    std::vector<int> plan;
+    plan.reserve((size_t)B + 2 * U);
+    plan.insert(plan.end(), remap.begin(), remap.end());
+    plan.insert(plan.end(), src.begin(), src.end());
+    plan.insert(plan.end(), len.begin(), len.end());
+
+    const size_t nq = (size_t)B * NH, ncache = (size_t)U * dcap * NKV;
+    const size_t dec_ws = rlc_cuda_attention_decode_workspace_bytes(B, dcap, NH, NKV, HDp, 0);
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        int *d_plan = (int *)cv.take(plan.size() * sizeof(int));
+        void *kb = cv.take(ncache * HDp * 2), *vb = cv.take(ncache * HDp * 2);
+        void *qb = cv.take(nq * HDp * 2), *ob = cv.take(nq * HDp * 2);
+        void *dws = cv.take(dec_ws);
+        if (!pass) continue;
+        oc_upload(d_plan, plan.data(), plan.size() * sizeof(int));
+        const int *d_remap = d_plan, *d_src = d_plan + B, *d_len = d_plan + B + U;
+        oc_ok(rlc_cuda_kv_gather_bf16(kb, k_cache, d_src, d_len, U, cap, dcap, max_len, NKV, HD, HDp, oc.stream), op);
+        oc_ok(rlc_cuda_kv_gather_bf16(vb, v_cache, d_src, d_len, U, cap, dcap, max_len, NKV, HD, HDp, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(qb, q, nq, HD, HDp, oc_att_qscale(HD, HDp), oc.stream), op);
+        oc_ok(rlc_cuda_attention_decode(ob, qb, kb, vb, d_remap, kv_len, B, dcap, NH, NKV, HDp, 0, dws, dec_ws,
+                                        oc.stream),
+              op);
+        oc_ok(rlc_cuda_bf16_to_f32(out, ob, nq, HD, HDp, 1.0f, oc.stream), op);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- log-prob
+
+static void oc_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
+                               const int *targets, int T, int C, int V, float tau) {
+    const char *op = "logprob_forward";
+    if (!(tau > 0)) oc_fatal("%s: temperature must be > 0 (got %g)", op, tau);
+    if (T <= 0) return;
+    if (C < 1 || V < 1) oc_fatal("%s: C=%d, V=%d (both must be >= 1)", op, C, V);
+    const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0);
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        void *hb = cv.take((size_t)T * C * 2), *wb = cv.take((size_t)V * C * 2), *lws = cv.take(lp_ws);
+        float *lp = logp ? logp : (float *)cv.take((size_t)T * sizeof(float)); // logp NULL: a scratch
+        if (!pass) continue;
+        oc_ok(rlc_cuda_f32_to_bf16(hb, hidden, (size_t)T, C, C, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_logprob_forward(oc.blas, lp, entropy, lse, hb, wb, targets, T, C, V, tau, 0, 0, lws, oc.stream),
+              op);
+    }
+}
+
+static void oc_logprob_backward(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
+                                const rlc_f *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
+                                const rlc_f *entropy, int T, int C, int V, float tau) {
+    const char *op = "logprob_backward";
+    if (!(tau > 0)) oc_fatal("%s: temperature must be > 0 (got %g)", op, tau);
+    if (T <= 0 || (!dhidden && !dw)) return;
+    if (C < 1 || V < 1) oc_fatal("%s: C=%d, V=%d (both must be >= 1)", op, C, V);
+    const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0);
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        void *hb = cv.take((size_t)T * C * 2), *wb = cv.take((size_t)V * C * 2), *lws = cv.take(lp_ws);
+        if (!pass) continue;
+        oc_ok(rlc_cuda_f32_to_bf16(hb, hidden, (size_t)T, C, C, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
+        oc_ok(rlc_cuda_logprob_backward(oc.blas, dhidden, dw, dlogp, dent, hb, wb, targets, lse, entropy, T, C, V, tau,
+                                        0, 0, lws, oc.stream),
+              op);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- table, state
+
+static void oc_init(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n < 1)
+        oc_fatal("no usable CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    oc_check(cudaFree(0), "context creation (cudaFree(0))");
+    oc.blas = rlc_blas_create();
+    if (!oc.blas) oc_fatal("cuBLAS handle creation failed (see the message above)");
+    rlc_blas_set_stream(oc.blas, oc.stream);
+    const char *mm = getenv("RLC_CUDA_MATMUL");
+    if (mm && *mm) {
+        if (!strcmp(mm, "fp32")) oc.matmul = RLC_CUDA_MATMUL_FP32;
+        else if (!strcmp(mm, "bf16")) oc.matmul = RLC_CUDA_MATMUL_BF16;
+        else oc_fatal("RLC_CUDA_MATMUL=%s: expected fp32 or bf16", mm);
+    }
+
+    rlc_ops &t = oc_table;
+    t.name = "cuda";
+    t.alloc = oc_alloc;
+    t.free = oc_free;
+    t.upload = oc_upload;
+    t.download = oc_download;
+    t.zero = oc_zero;
+    t.copy = oc_copy;
+    t.add = oc_add;
+    t.scale = oc_scale;
+    t.sumsq = oc_sumsq;
+    t.embedding_forward = oc_embedding_forward;
+    t.embedding_backward = oc_embedding_backward;
+    t.matmul_forward = oc_matmul_forward;
+    t.matmul_backward = oc_matmul_backward;
+    t.rmsnorm_forward = oc_rmsnorm_forward;
+    t.rmsnorm_backward = oc_rmsnorm_backward;
+    t.rope_forward = oc_rope_forward;
+    t.rope_backward = oc_rope_backward;
+    t.attention_forward = oc_attention_forward;
+    t.attention_backward = oc_attention_backward;
+    t.attention_decode = oc_attention_decode;
+    t.swiglu_forward = oc_swiglu_forward;
+    t.swiglu_backward = oc_swiglu_backward;
+    t.logprob_forward = oc_logprob_forward;
+    t.logprob_backward = oc_logprob_backward;
+    t.adamw_update = oc_adamw_update;
+    oc.ready = 1;
+}
+
+extern "C" const rlc_ops *rlc_ops_cuda(void) {
+    if (!oc.ready) oc_init();
+    return &oc_table;
+}
+
+extern "C" void rlc_ops_cuda_set_stream(void *stream) {
+    if (oc.ready) oc_check(cudaStreamSynchronize(oc.stream), "set_stream: cudaStreamSynchronize");
+    oc.stream = (cudaStream_t)stream;
+    if (oc.blas) rlc_blas_set_stream(oc.blas, stream);
+}
+
+extern "C" void *rlc_ops_cuda_stream(void) { return (void *)oc.stream; }
+
+extern "C" void rlc_ops_cuda_synchronize(void) {
+    oc_check(cudaStreamSynchronize(oc.stream), "cudaStreamSynchronize");
+    oc_check(cudaGetLastError(), "a kernel");
+}
+
+extern "C" void rlc_ops_cuda_set_matmul(int mode) {
+    if (mode != RLC_CUDA_MATMUL_FP32 && mode != RLC_CUDA_MATMUL_BF16) oc_fatal("set_matmul: unknown mode %d", mode);
+    if (!oc.ready) oc_init(); // so that a later RLC_CUDA_MATMUL read does not override the call
+    oc.matmul = mode;
+}
+
+extern "C" int rlc_ops_cuda_matmul(void) { return oc.matmul; }
+
+extern "C" size_t rlc_ops_cuda_workspace_bytes(void) { return oc.ws_bytes; }
+
+extern "C" void rlc_ops_cuda_release(void) {
+    if (!oc.ready) return;
+    oc_check(cudaStreamSynchronize(oc.stream), "release: cudaStreamSynchronize");
+    if (oc.ws) oc_check(cudaFree(oc.ws), "release: cudaFree");
+    oc.ws = NULL;
+    oc.ws_bytes = 0;
+    rlc_blas_destroy(oc.blas);
+    oc.blas = NULL;
+    oc.ready = 0;
+    oc.matmul = RLC_CUDA_MATMUL_FP32;
+    std::vector<int>().swap(oc.h_ints);
+}

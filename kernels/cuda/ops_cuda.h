@@ -1,0 +1,53 @@
+// kernels/cuda/ops_cuda.h: the CUDA backend of the operation table (include/rlc/ops.h; implementation:
+// ops_cuda.cu). Every entry runs on device memory with the table's fp32 interface and the semantics written in
+// ops.h (accumulate vs overwrite, NULL skips). The CPU backend (rlc_ops_cpu) is its twin; tests/emu/
+// test_ops_cuda.cpp compares every entry with it, under the emulator and on a GPU (tests/gpu/test_ops_cuda.cpp).
+//
+// The backend is one process-wide state, created by the first rlc_ops_cuda() call on the current device (select
+// it first with cudaSetDevice): a cuBLAS handle (rlc_blas.h), a stream and a workspace that grows on demand
+// (freed by rlc_ops_cuda_release). Use it from one host thread.
+// - Ordering: every operation is enqueued on the backend's stream (the legacy default stream unless
+//   rlc_ops_cuda_set_stream says otherwise). upload and download return when the copy is complete; sumsq and
+//   attention_decode synchronise too (they read a result / the slot and kv_len arrays on the host). Other entries
+//   return after enqueuing.
+// - Errors: a CUDA error, an allocation failure (the message gives the bytes requested and the bytes free on the
+//   device) or a shape the kernels do not take ends the process with "rlc: cuda backend: ..." and exit status 1.
+// - Precision: elementwise ops, norms, RoPE, embeddings, AdamW and (by default) matmuls are fp32, the matmuls
+//   through cuBLAS sgemm without TF32. Attention converts q, k, v (and out, dout) to bf16 in the workspace,
+//   zero-padding the head dim to 64 or 128 (head dims up to 128) and runs kernels/cuda/attention.cu; the fused
+//   log-prob converts hidden and the LM head to bf16 and runs kernels/cuda/logprob.cu. RLC_CUDA_MATMUL=bf16 in
+//   the environment (or rlc_ops_cuda_set_matmul) makes the matmuls convert their operands to bf16 and run
+//   bf16 GEMMs with fp32 accumulation and fp32 outputs.
+#pragma once
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "rlc/ops.h"
+
+// The table; initialises the backend on first use (ends the process if there is no usable CUDA device).
+const rlc_ops *rlc_ops_cuda(void);
+
+// Later operations run on this stream (a cudaStream_t; NULL = the legacy default stream). Synchronises the
+// previous stream first, so that the workspace is never shared between two streams in flight.
+void rlc_ops_cuda_set_stream(void *stream);
+void *rlc_ops_cuda_stream(void);
+// Waits for everything enqueued on the backend's stream; ends the process on a CUDA error.
+void rlc_ops_cuda_synchronize(void);
+
+#define RLC_CUDA_MATMUL_FP32 0 // cuBLAS sgemm, fp32 operands (the default)
+#define RLC_CUDA_MATMUL_BF16 1 // operands rounded to bf16, fp32 accumulation and outputs
+void rlc_ops_cuda_set_matmul(int mode);
+int rlc_ops_cuda_matmul(void);
+
+// Current workspace size in bytes (grows to the largest need seen; the attention and log-prob adapters' bf16
+// copies live there).
+size_t rlc_ops_cuda_workspace_bytes(void);
+// Frees the workspace and the cuBLAS handle (after synchronising). The next rlc_ops_cuda() starts afresh;
+// memory from alloc stays valid.
+void rlc_ops_cuda_release(void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,658 @@
+// tests/emu/test_ops_cuda.cpp: the CUDA op table (rlc_ops_cuda, kernels/cuda/ops_cuda.cu) against its CPU twin
+// (rlc_ops_cpu), entry by entry, on the same host inputs. Under the emulator (ctest label emu) every case runs in
+// the three schedule orders and its outputs must be bitwise identical across them; built for a GPU
+// (tests/gpu/test_ops_cuda.cpp includes this file) every case runs twice and must repeat bit for bit, and a few
+// larger shapes are added.
+//
+// What is checked: every table entry; accumulate vs overwrite (accumulating outputs start from non-zero values,
+// overwritten ones from NaN on the device); NULL skips (bias, dinp, dw, dbias, logp, entropy); awkward shapes
+// (T = 1, widths that are not multiples of a warp, a block or a vector, T > the 256-row reduction chunks,
+// repeated tokens, odd head dims, head dims padded to the attention kernels' 64 / 128, empty sequences and
+// cache rows, decode rows sharing a slot); alloc's zero fill; the out-of-memory message.
+//
+// Tolerances: a value passes when |gpu - cpu| <= rtol |cpu| + afrac max|cpu| (max over the tensor); the worst
+// ratio error / allowed is printed per entry (<= 1 passes).
+//   fp32 elementwise (add, scale, swiglu, adamw, rope, embedding forward, rmsnorm out/rstd): rtol 1e-5, afrac 1e-6
+//   fp32 reductions and GEMMs (matmul, dbias, rmsnorm dinp/dweight):            rtol 1e-5, afrac 1e-5
+//   sum of squares (double):                                                      rtol 1e-12
+//   embedding backward: bitwise equal (same additions in the same order as the twin)
+//   bf16 paths, inputs rounded to bf16 before both sides see them (as tests/emu/test_attention.cpp and
+//   test_logprob.cpp do):
+//     attention out, dq, dk, dv, decode out: max|gpu - cpu| <= 2e-2 max|cpu| (floor 1e-2); lse: 1e-3 absolute
+//     logprob logp, entropy, lse: 1e-4 (1 + |cpu|); dhidden, dw: 2^-7 sum_k |dz_k x_k| + 1e-5 |cpu| + 1e-7
+//     matmul with RLC_CUDA_MATMUL_BF16 (operands exactly bf16): the fp32 tolerance above
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ops_cuda.h"
+#include "rlc_cuda.h"
+#include "test_util.h"
+#ifdef RLC_EMU
+#include "emu_test.h"
+#endif
+
+static const rlc_ops *GPU, *CPU;
+static const char *g_case = "";  // the case running (for messages)
+static double g_case_worst = 0.0; // its worst error / tolerance
+
+// ------------------------------------------------------------------------------------------------ harness
+
+#ifdef RLC_EMU
+using Outputs = emu_test::Outputs;
+static void run_case_(const char *name, const std::function<void(Outputs &)> &body) {
+    emu_test::run_all_schedules(name, body);
+}
+#else
+struct Outputs {
+    std::vector<std::pair<std::string, std::vector<unsigned char>>> items;
+    template <class T> void add(const char *name, const std::vector<T> &v) {
+        const unsigned char *b = (const unsigned char *)v.data();
+        items.emplace_back(name, std::vector<unsigned char>(b, b + v.size() * sizeof(T)));
+    }
+};
+// Twice on the GPU: the outputs must repeat bit for bit (no atomics, fixed-order sums).
+static void run_case_(const char *name, const std::function<void(Outputs &)> &body) {
+    Outputs a, b;
+    body(a);
+    body(b);
+    CHECK(a.items.size() == b.items.size(), "%s: runs recorded different outputs", name);
+    for (size_t i = 0; i < a.items.size() && i < b.items.size(); i++)
+        CHECK(a.items[i].second == b.items[i].second, "%s: output '%s' differs between two runs", name,
+              a.items[i].first.c_str());
+}
+#endif
+
+static void run_case(const char *name, const std::function<void(Outputs &)> &body) {
+    g_case = name;
+    g_case_worst = 0.0;
+    const int failed = test_failures;
+    run_case_(name, body);
+    printf("  %-64s worst error/tol %.3g%s\n", name, g_case_worst, test_failures > failed ? "  FAILED" : "");
+    g_case = "";
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// The out-of-memory test asks for 4 PiB: ASan's allocator must fail it (NULL) rather than abort, so that the
+// emulated cudaMalloc reports cudaErrorMemoryAllocation as a GPU would.
+extern "C" const char *__asan_default_options() { return "allocator_may_return_null=1"; }
+#endif
+
+// Runs fn in a child; passes if it fails (non-zero exit or a signal) with needle on its stderr.
+[[maybe_unused]] static void expect_death(const char *what, const std::function<void()> &fn, const char *needle) {
+    fflush(stdout);
+    fflush(stderr);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        CHECK(0, "%s: pipe failed", what);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        fn();
+        fflush(stderr);
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string err;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, (size_t)n);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    printf("  [%s] child %s; stderr: %s", what, failed ? "failed as expected" : "exited 0", err.c_str());
+    CHECK(failed && err.find(needle) != std::string::npos, "%s: expected a failure with \"%s\"", what, needle);
+}
+
+// Deterministic uniform in [-1, 1) from an index and a salt.
+static float uni(uint32_t i, uint32_t salt) {
+    uint32_t x = i * 2654435761u + salt * 0x9e3779b9u + 0x7f4a7c15u;
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return (float)((double)x / 4294967296.0 * 2.0 - 1.0);
+}
+static float bf16_round(float x) { return __bfloat162float(__float2bfloat16(x)); }
+static std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f, bool bf16 = false) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = amp * uni((uint32_t)i, salt);
+        if (bf16) v[i] = bf16_round(v[i]);
+    }
+    return v;
+}
+
+// Device copies through the table under test (so alloc / upload / download / free are exercised everywhere).
+template <class T> static T *dev(const std::vector<T> &h) {
+    T *d = (T *)GPU->alloc(h.size() * sizeof(T));
+    GPU->upload(d, h.data(), h.size() * sizeof(T));
+    return d;
+}
+template <class T> static std::vector<T> host(const T *d, size_t n) {
+    std::vector<T> h(n);
+    GPU->download(h.data(), d, n * sizeof(T));
+    return h;
+}
+static std::vector<float> nans(size_t n) { return std::vector<float>(n, NAN); }
+
+// Worst |got - want| / (rtol |want| + afrac max|want|) per entry name, printed at the end.
+struct Worst {
+    std::string name;
+    double ratio;
+};
+static std::vector<Worst> g_worst;
+static void note(const char *entry, double r) {
+    g_case_worst = fmax(g_case_worst, r);
+    for (auto &w : g_worst)
+        if (w.name == entry) {
+            w.ratio = fmax(w.ratio, r);
+            return;
+        }
+    g_worst.push_back({entry, r});
+}
+
+static double cmp(const char *entry, const char *what, const std::vector<float> &got, const std::vector<float> &want,
+                  double rtol, double afrac, double afloor = 0.0) {
+    double mx = 0.0;
+    for (float w : want) mx = fmax(mx, fabs((double)w));
+    const double atol = fmax(afrac * mx, afloor) + 1e-30;
+    double worst = 0.0;
+    int bad = 0;
+    CHECK(got.size() == want.size(), "%s %s: %zu values, expected %zu", entry, what, got.size(), want.size());
+    for (size_t i = 0; i < got.size() && i < want.size(); i++) {
+        const double e = fabs((double)got[i] - want[i]), lim = rtol * fabs((double)want[i]) + atol;
+        if (!(e <= lim)) {
+            if (bad++ < 4)
+                CHECK(0, "%s: %s %s[%zu]: got %.9g expected %.9g (allowed %.3g)", g_case, entry, what, i, got[i],
+                      want[i], lim);
+        }
+        if (std::isfinite(e)) worst = fmax(worst, e / lim);
+        else worst = INFINITY;
+    }
+    CHECK(bad == 0, "%s: %s %s: %d of %zu values outside the tolerance", g_case, entry, what, bad, want.size());
+    note(entry, worst);
+    return worst;
+}
+#define TOL_EW 1e-5, 1e-6
+#define TOL_RED 1e-5, 1e-5
+
+// ------------------------------------------------------------------------------------------------ memory
+
+static void test_memory() {
+    run_case("memory", [&](Outputs &o) {
+        const size_t n = 1000;
+        float *a = (float *)GPU->alloc(n * sizeof(float));
+        std::vector<float> z = host(a, n);
+        bool zero = true;
+        for (float x : z) zero &= x == 0.0f;
+        CHECK(zero, "alloc: memory is not zero-filled");
+        std::vector<float> h = rnd(n, 1);
+        GPU->upload(a, h.data(), n * sizeof(float));
+        CHECK(host(a, n) == h, "upload/download round trip");
+        float *b = (float *)GPU->alloc(n * sizeof(float));
+        GPU->copy(b + 10, a + 100, 500 * sizeof(float)); // offsets, not multiples of 16 bytes
+        GPU->zero(a + 3, 7 * sizeof(float));
+        std::vector<float> hb = host(b, n), ha = host(a, n);
+        bool ok = true;
+        for (size_t i = 0; i < n; i++) ok &= hb[i] == (i >= 10 && i < 510 ? h[i + 90] : 0.0f);
+        CHECK(ok, "copy with offsets");
+        ok = true;
+        for (size_t i = 0; i < n; i++) ok &= ha[i] == (i >= 3 && i < 10 ? 0.0f : h[i]);
+        CHECK(ok, "zero of a sub-range");
+        void *e = GPU->alloc(0);
+        CHECK(e != NULL, "alloc(0) returns a pointer");
+        GPU->free(e);
+        GPU->free(NULL);
+        GPU->zero(a, 0);
+        GPU->copy(b, a, 0);
+        CHECK(GPU->sumsq(a, 0) == 0.0, "sumsq of no elements");
+        o.add("a", ha);
+        o.add("b", hb);
+        GPU->free(a);
+        GPU->free(b);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ elementwise
+
+static void test_elementwise(size_t n) {
+    char name[64];
+    snprintf(name, sizeof name, "elementwise n=%zu", n);
+    std::vector<float> a = rnd(n, 11, 3.0f), b = rnd(n, 12, 2.0f);
+    std::vector<float> gate = rnd(n, 13, 20.0f), up = rnd(n, 14), dout = rnd(n, 15);
+    // CPU twin
+    std::vector<float> add_c(n), sc_c = a, sw_c(n), dg_c(n), du_c(n);
+    CPU->add(add_c.data(), a.data(), b.data(), n);
+    CPU->scale(sc_c.data(), 0.37f, n);
+    CPU->swiglu_forward(sw_c.data(), gate.data(), up.data(), n);
+    CPU->swiglu_backward(dg_c.data(), du_c.data(), dout.data(), gate.data(), up.data(), n);
+    // AdamW twice (t = 1 and 7) from non-zero moments
+    std::vector<float> p_c = rnd(n, 16), m_c = rnd(n, 17, 0.1f), v_c = rnd(n, 18, 0.01f), g = rnd(n, 19);
+    for (auto &x : v_c) x = fabsf(x);
+    const std::vector<float> p0 = p_c, m0 = m_c, v0 = v_c;
+    CPU->adamw_update(p_c.data(), g.data(), m_c.data(), v_c.data(), n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1);
+    CPU->adamw_update(p_c.data(), g.data(), m_c.data(), v_c.data(), n, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 7);
+    const double ss_c = CPU->sumsq(a.data(), n);
+
+    run_case(name, [&](Outputs &o) {
+        float *da = dev(a), *db = dev(b), *dout_ = dev(nans(n));
+        GPU->add(dout_, da, db, n);
+        std::vector<float> add_g = host(dout_, n);
+        GPU->add(db, da, db, n); // aliasing output
+        std::vector<float> add2_g = host(db, n);
+        GPU->scale(da, 0.37f, n);
+        std::vector<float> sc_g = host(da, n);
+        cmp("add", "out", add_g, add_c, TOL_EW);
+        cmp("add", "out aliasing b", add2_g, add_c, TOL_EW);
+        cmp("scale", "x", sc_g, sc_c, TOL_EW);
+        GPU->upload(da, a.data(), n * sizeof(float));
+        const double ss_g = GPU->sumsq(da, n);
+        CHECK(fabs(ss_g - ss_c) <= 1e-12 * fabs(ss_c), "sumsq: %.17g vs %.17g", ss_g, ss_c);
+        note("sumsq", ss_c > 0 ? fabs(ss_g - ss_c) / (1e-12 * ss_c) : fabs(ss_g));
+
+        float *dgate = dev(gate), *dup = dev(up), *ddo = dev(dout), *dsw = dev(nans(n));
+        float *ddg = dev(nans(n)), *ddu = dev(nans(n));
+        GPU->swiglu_forward(dsw, dgate, dup, n);
+        GPU->swiglu_backward(ddg, ddu, ddo, dgate, dup, n);
+        std::vector<float> sw_g = host(dsw, n), dg_g = host(ddg, n), du_g = host(ddu, n);
+        cmp("swiglu_forward", "out", sw_g, sw_c, TOL_EW);
+        cmp("swiglu_backward", "dgate", dg_g, dg_c, TOL_EW);
+        cmp("swiglu_backward", "dup", du_g, du_c, TOL_EW);
+
+        float *dp = dev(p0), *dm = dev(m0), *dv = dev(v0), *dg = dev(g);
+        GPU->adamw_update(dp, dg, dm, dv, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1);
+        GPU->adamw_update(dp, dg, dm, dv, n, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 7);
+        std::vector<float> p_g = host(dp, n), m_g = host(dm, n), v_g = host(dv, n);
+        cmp("adamw_update", "p", p_g, p_c, TOL_EW);
+        cmp("adamw_update", "m", m_g, m_c, TOL_EW);
+        cmp("adamw_update", "v", v_g, v_c, TOL_EW);
+        o.add("add", add_g);
+        o.add("scale", sc_g);
+        o.add("sumsq", std::vector<double>{ss_g});
+        o.add("swiglu", sw_g);
+        o.add("dgate", dg_g);
+        o.add("dup", du_g);
+        o.add("p", p_g);
+        for (float *p : {da, db, dout_, dgate, dup, ddo, dsw, ddg, ddu, dp, dm, dv, dg}) GPU->free(p);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ embedding
+
+static void test_embedding(int T, int C, int V, int distinct) {
+    char name[96];
+    snprintf(name, sizeof name, "embedding T=%d C=%d V=%d", T, C, V);
+    std::vector<int> tok(T);
+    for (int t = 0; t < T; t++) // few distinct ids: many repeats, in no particular order
+        tok[t] = (int)((uni((uint32_t)t, 21) * 0.5f + 0.5f) * distinct) * (V / distinct) % V;
+    if (T > 2) tok[T - 1] = V - 1;
+    std::vector<float> wte = rnd((size_t)V * C, 22), dout = rnd((size_t)T * C, 23), dwte0 = rnd((size_t)V * C, 24, 0.1f);
+    std::vector<float> out_c((size_t)T * C), dwte_c = dwte0;
+    CPU->embedding_forward(out_c.data(), tok.data(), wte.data(), T, C);
+    CPU->embedding_backward(dwte_c.data(), dout.data(), tok.data(), T, C);
+    run_case(name, [&](Outputs &o) {
+        int *dt = dev(tok);
+        float *dw = dev(wte), *dout_ = dev(nans((size_t)T * C)), *dd = dev(dout), *dg = dev(dwte0);
+        GPU->embedding_forward(dout_, dt, dw, T, C);
+        GPU->embedding_backward(dg, dd, dt, T, C);
+        std::vector<float> out_g = host(dout_, (size_t)T * C), dwte_g = host(dg, (size_t)V * C);
+        CHECK(out_g == out_c, "%s: forward differs from the twin", name);
+        note("embedding_forward", out_g == out_c ? 0.0 : INFINITY);
+        size_t diff = 0;
+        for (size_t i = 0; i < dwte_g.size(); i++) diff += memcmp(&dwte_g[i], &dwte_c[i], sizeof(float)) != 0;
+        CHECK(diff == 0, "%s: backward: %zu of %zu values not bitwise equal to the twin", name, diff, dwte_g.size());
+        cmp("embedding_backward", "dwte", dwte_g, dwte_c, 0.0, 0.0, 1e-30);
+        o.add("out", out_g);
+        o.add("dwte", dwte_g);
+        GPU->free(dt);
+        for (float *p : {dw, dout_, dd, dg}) GPU->free(p);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ matmul
+
+// which: bit 0 dinp, bit 1 dw, bit 2 dbias (the others NULL); bias: forward with a bias.
+static void test_matmul(int T, int C, int OC, bool bias, int which, int mode) {
+    char name[128];
+    snprintf(name, sizeof name, "matmul %s T=%d C=%d OC=%d bias=%d grads=%s%s%s", mode ? "bf16" : "fp32", T, C, OC,
+             (int)bias, which & 1 ? "dinp," : "", which & 2 ? "dw," : "", which & 4 ? "dbias" : "");
+    const bool b16 = mode == RLC_CUDA_MATMUL_BF16;
+    std::vector<float> inp = rnd((size_t)T * C, 31, 1.0f, b16), w = rnd((size_t)OC * C, 32, 0.5f, b16);
+    std::vector<float> bs = rnd(OC, 33), dout = rnd((size_t)T * OC, 34, 1.0f, b16);
+    std::vector<float> dinp0 = rnd((size_t)T * C, 35, 0.1f), dw0 = rnd((size_t)OC * C, 36, 0.1f), db0 = rnd(OC, 37, 0.1f);
+    std::vector<float> out_c((size_t)T * OC), dinp_c = dinp0, dw_c = dw0, db_c = db0;
+    CPU->matmul_forward(out_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
+    CPU->matmul_backward(which & 1 ? dinp_c.data() : NULL, which & 2 ? dw_c.data() : NULL,
+                         which & 4 ? db_c.data() : NULL, dout.data(), inp.data(), w.data(), T, C, OC);
+    run_case(name, [&](Outputs &o) {
+        rlc_ops_cuda_set_matmul(mode);
+        float *di = dev(inp), *dwt = dev(w), *dbs = dev(bs), *dout_ = dev(nans((size_t)T * OC)), *dd = dev(dout);
+        float *ddi = dev(dinp0), *ddw = dev(dw0), *ddb = dev(db0);
+        GPU->matmul_forward(dout_, di, dwt, bias ? dbs : NULL, T, C, OC);
+        GPU->matmul_backward(which & 1 ? ddi : NULL, which & 2 ? ddw : NULL, which & 4 ? ddb : NULL, dd, di, dwt, T, C,
+                             OC);
+        std::vector<float> out_g = host(dout_, (size_t)T * OC), dinp_g = host(ddi, dinp0.size());
+        std::vector<float> dw_g = host(ddw, dw0.size()), db_g = host(ddb, db0.size());
+        cmp("matmul_forward", "out", out_g, out_c, TOL_RED);
+        cmp("matmul_backward", "dinp", dinp_g, dinp_c, TOL_RED); // untouched (== dinp0) when NULL
+        cmp("matmul_backward", "dw", dw_g, dw_c, TOL_RED);
+        cmp("matmul_backward", "dbias", db_g, db_c, TOL_RED);
+        if (!(which & 1)) CHECK(dinp_g == dinp0, "%s: dinp changed although NULL was passed", name);
+        o.add("out", out_g);
+        o.add("dinp", dinp_g);
+        o.add("dw", dw_g);
+        o.add("dbias", db_g);
+        for (float *p : {di, dwt, dbs, dout_, dd, ddi, ddw, ddb}) GPU->free(p);
+        rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ RMSNorm, RoPE
+
+static void test_rmsnorm(int T, int C) {
+    char name[64];
+    snprintf(name, sizeof name, "rmsnorm T=%d C=%d", T, C);
+    std::vector<float> x = rnd((size_t)T * C, 41, 2.0f), wt = rnd(C, 42), dout = rnd((size_t)T * C, 43);
+    std::vector<float> dx0 = rnd((size_t)T * C, 44, 0.1f), dw0 = rnd(C, 45, 0.1f);
+    std::vector<float> out_c((size_t)T * C), rstd_c(T), dx_c = dx0, dw_c = dw0;
+    CPU->rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), wt.data(), 1e-6f, T, C);
+    CPU->rmsnorm_backward(dx_c.data(), dw_c.data(), dout.data(), x.data(), wt.data(), rstd_c.data(), T, C);
+    run_case(name, [&](Outputs &o) {
+        float *dx = dev(x), *dwt = dev(wt), *dd = dev(dout), *dout_ = dev(nans((size_t)T * C)), *drs = dev(nans(T));
+        float *ddx = dev(dx0), *ddw = dev(dw0);
+        GPU->rmsnorm_forward(dout_, drs, dx, dwt, 1e-6f, T, C);
+        GPU->rmsnorm_backward(ddx, ddw, dd, dx, dwt, drs, T, C);
+        std::vector<float> out_g = host(dout_, out_c.size()), rs_g = host(drs, T);
+        std::vector<float> dx_g = host(ddx, dx0.size()), dw_g = host(ddw, dw0.size());
+        cmp("rmsnorm_forward", "out", out_g, out_c, TOL_EW);
+        cmp("rmsnorm_forward", "rstd", rs_g, rstd_c, TOL_EW);
+        cmp("rmsnorm_backward", "dinp", dx_g, dx_c, TOL_RED);
+        cmp("rmsnorm_backward", "dweight", dw_g, dw_c, TOL_RED);
+        o.add("out", out_g);
+        o.add("rstd", rs_g);
+        o.add("dinp", dx_g);
+        o.add("dweight", dw_g);
+        for (float *p : {dx, dwt, dd, dout_, drs, ddx, ddw}) GPU->free(p);
+    });
+}
+
+static void test_rope(int T, int H, int HD, float theta) {
+    char name[64];
+    snprintf(name, sizeof name, "rope T=%d H=%d HD=%d", T, H, HD);
+    std::vector<int> pos(T);
+    for (int t = 0; t < T; t++) pos[t] = t % 3 == 2 ? 30000 + 17 * t : t; // also far positions
+    std::vector<float> x = rnd((size_t)T * H * HD, 51), dx = rnd((size_t)T * H * HD, 52);
+    std::vector<float> x_c = x, dx_c = dx;
+    CPU->rope_forward(x_c.data(), pos.data(), T, H, HD, theta);
+    CPU->rope_backward(dx_c.data(), pos.data(), T, H, HD, theta);
+    run_case(name, [&](Outputs &o) {
+        int *dp = dev(pos);
+        float *d1 = dev(x), *d2 = dev(dx);
+        GPU->rope_forward(d1, dp, T, H, HD, theta);
+        GPU->rope_backward(d2, dp, T, H, HD, theta);
+        std::vector<float> x_g = host(d1, x.size()), dx_g = host(d2, dx.size());
+        cmp("rope_forward", "x", x_g, x_c, TOL_EW);
+        cmp("rope_backward", "dx", dx_g, dx_c, TOL_EW);
+        // forward then backward is the identity
+        GPU->rope_backward(d1, dp, T, H, HD, theta);
+        cmp("rope_backward", "forward then backward", host(d1, x.size()), x, TOL_EW);
+        o.add("x", x_g);
+        o.add("dx", dx_g);
+        GPU->free(dp);
+        GPU->free(d1);
+        GPU->free(d2);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ attention
+
+#define ATT_TOL 0.0, 2e-2, 2e-4 // max-norm relative 2e-2, floor 1e-2 * 2e-2
+
+// The backend zero-pads head dims to HDp = 64 or 128 and rounds s q to bf16 with s = sqrt(HDp / HD)
+// (ops_cuda.h). So that both sides see identically rounded inputs, as in test_attention.cpp, q is chosen with
+// s q a bf16 value: q = bf16(s x) / s (the backend's fp32 s * q is within an fp32 ulp of bf16(s x), which rounds
+// back to it).
+static void att_q_for_backend(std::vector<float> &q, int HD) {
+    const int HDp = HD <= 64 ? 64 : 128;
+    const float s = (float)sqrt((double)HDp / (double)HD);
+    for (auto &x : q) x = bf16_round(s * x) / s;
+}
+
+static void test_attention(int NH, int NKV, int HD, std::vector<int> lens) {
+    const int B = (int)lens.size();
+    std::vector<int> cu(B + 1, 0);
+    for (int b = 0; b < B; b++) cu[b + 1] = cu[b] + lens[b];
+    const int T = cu[B];
+    char name[128];
+    snprintf(name, sizeof name, "attention NH/NKV=%d/%d HD=%d B=%d T=%d", NH, NKV, HD, B, T);
+    const size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
+    std::vector<float> q = rnd(nq, 61 + HD, 2.0f, true), k = rnd(nk, 62 + HD, 1.5f, true);
+    std::vector<float> v = rnd(nk, 63 + HD, 1.0f, true), dout = rnd(nq, 64 + HD, 1.0f, true);
+    att_q_for_backend(q, HD);
+    std::vector<float> out_c(nq), lse_c((size_t)T * NH), dq_c(nq), dk_c(nk), dv_c(nk);
+    CPU->attention_forward(out_c.data(), lse_c.data(), q.data(), k.data(), v.data(), cu.data(), B, T, NH, NKV, HD);
+    CPU->attention_backward(dq_c.data(), dk_c.data(), dv_c.data(), dout.data(), q.data(), k.data(), v.data(),
+                            out_c.data(), lse_c.data(), cu.data(), B, T, NH, NKV, HD);
+    run_case(name, [&](Outputs &o) {
+        int *dcu = dev(cu);
+        float *dq = dev(q), *dk = dev(k), *dv = dev(v), *ddo = dev(dout), *dout_ = dev(nans(nq));
+        float *dlse = dev(nans((size_t)T * NH)), *gq = dev(nans(nq)), *gk = dev(nans(nk)), *gv = dev(nans(nk));
+        GPU->attention_forward(dout_, dlse, dq, dk, dv, dcu, B, T, NH, NKV, HD);
+        GPU->attention_backward(gq, gk, gv, ddo, dq, dk, dv, dout_, dlse, dcu, B, T, NH, NKV, HD);
+        std::vector<float> out_g = host(dout_, nq), lse_g = host(dlse, (size_t)T * NH);
+        std::vector<float> dq_g = host(gq, nq), dk_g = host(gk, nk), dv_g = host(gv, nk);
+        cmp("attention_forward", "out", out_g, out_c, ATT_TOL);
+        cmp("attention_forward", "lse", lse_g, lse_c, 0.0, 0.0, 1e-3);
+        cmp("attention_backward", "dq", dq_g, dq_c, ATT_TOL);
+        cmp("attention_backward", "dk", dk_g, dk_c, ATT_TOL);
+        cmp("attention_backward", "dv", dv_g, dv_c, ATT_TOL);
+        o.add("out", out_g);
+        o.add("lse", lse_g);
+        o.add("dq", dq_g);
+        o.add("dk", dk_g);
+        o.add("dv", dv_g);
+        GPU->free(dcu);
+        for (float *p : {dq, dk, dv, ddo, dout_, dlse, gq, gk, gv}) GPU->free(p);
+    });
+}
+
+static void test_decode(int NH, int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> kv_len) {
+    const int B = (int)slot.size();
+    char name[128];
+    snprintf(name, sizeof name, "attention_decode NH/NKV=%d/%d HD=%d B=%d cap=%d", NH, NKV, HD, B, cap);
+    const size_t nq = (size_t)B * NH * HD, nc = (size_t)n_slots * cap * NKV * HD;
+    std::vector<float> q = rnd(nq, 71 + HD, 2.0f, true), kc = rnd(nc, 72 + HD, 1.5f, true), vc = rnd(nc, 73 + HD, 1.0f, true);
+    att_q_for_backend(q, HD);
+    std::vector<float> out_c(nq);
+    CPU->attention_decode(out_c.data(), q.data(), kc.data(), vc.data(), slot.data(), kv_len.data(), B, cap, NH, NKV, HD);
+    run_case(name, [&](Outputs &o) {
+        int *ds = dev(slot), *dl = dev(kv_len);
+        float *dq = dev(q), *dk = dev(kc), *dv = dev(vc), *dout_ = dev(nans(nq));
+        GPU->attention_decode(dout_, dq, dk, dv, ds, dl, B, cap, NH, NKV, HD);
+        std::vector<float> out_g = host(dout_, nq);
+        cmp("attention_decode", "out", out_g, out_c, ATT_TOL);
+        o.add("out", out_g);
+        GPU->free(ds);
+        GPU->free(dl);
+        for (float *p : {dq, dk, dv, dout_}) GPU->free(p);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ log-prob
+
+// with_logp / with_ent: pass logp / entropy to the forward (else NULL); with_dh / with_dw: the backward's outputs.
+static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool with_ent, bool with_dh, bool with_dw) {
+    char name[128];
+    snprintf(name, sizeof name, "logprob T=%d C=%d V=%d tau=%.2f%s%s%s%s", T, C, V, tau, with_logp ? "" : " logp=NULL",
+             with_ent ? "" : " entropy=NULL", with_dh ? "" : " dhidden=NULL", with_dw ? "" : " dw=NULL");
+    std::vector<float> hid = rnd((size_t)T * C, 81, 1.5f, true), w = rnd((size_t)V * C, 82, 3.0f / sqrtf((float)C), true);
+    std::vector<int> tgt(T);
+    for (int t = 0; t < T; t++) tgt[t] = t % 7 == 3 ? -1 : t % 5 == 1 ? V - 1 : (int)((uni(t, 83) * 0.5f + 0.5f) * V) % V;
+    std::vector<float> dlogp = rnd(T, 84), dent = rnd(T, 85, 0.1f);
+    std::vector<float> dh0 = rnd((size_t)T * C, 86, 0.01f), dw0 = rnd((size_t)V * C, 87, 0.01f);
+    std::vector<float> logp_c(T), ent_c(T), lse_c(T), dh_c = dh0, dw_c = dw0;
+    CPU->logprob_forward(logp_c.data(), ent_c.data(), lse_c.data(), hid.data(), w.data(), tgt.data(), T, C, V, tau);
+    CPU->logprob_backward(dh_c.data(), dw_c.data(), dlogp.data(), dent.data(), hid.data(), w.data(), tgt.data(),
+                          lse_c.data(), ent_c.data(), T, C, V, tau);
+    // Bounds of the bf16 rounding of dz (see tests/emu/test_logprob.cpp): sum_v |dz_tv w_vc|, sum_t |dz_tv h_tc|.
+    std::vector<double> bdh(dh0.size(), 0.0), bdw(dw0.size(), 0.0);
+    for (int t = 0; t < T; t++) {
+        const double c = tgt[t] >= 0 ? dlogp[t] / tau : 0.0, e = dent[t] / tau;
+        for (int v = 0; v < V; v++) {
+            double u = 0;
+            for (int i = 0; i < C; i++) u += (double)hid[(size_t)t * C + i] * w[(size_t)v * C + i];
+            const double lp = u / tau - lse_c[t], p = exp(lp);
+            const double dz = fabs(c * ((v == tgt[t]) - p) - e * p * (lp + ent_c[t]));
+            for (int i = 0; i < C; i++) {
+                bdh[(size_t)t * C + i] += dz * fabs(w[(size_t)v * C + i]);
+                bdw[(size_t)v * C + i] += dz * fabs(hid[(size_t)t * C + i]);
+            }
+        }
+    }
+    auto check_bound = [&](const char *what, const std::vector<float> &got, const std::vector<float> &want,
+                           const std::vector<double> &bound) {
+        double worst = 0;
+        int bad = 0;
+        for (size_t i = 0; i < want.size(); i++) {
+            const double e = fabs((double)got[i] - want[i]), lim = bound[i] / 128.0 + 1e-5 * fabs((double)want[i]) + 1e-7;
+            if (!(e <= lim) && bad++ < 4) CHECK(0, "%s %s[%zu]: got %.9g expected %.9g", name, what, i, got[i], want[i]);
+            worst = fmax(worst, e / lim);
+        }
+        CHECK(bad == 0, "%s %s: %d values outside the tolerance", name, what, bad);
+        note("logprob_backward", worst);
+    };
+    auto check_stat = [&](const char *what, const std::vector<float> &got, const std::vector<float> &want) {
+        double worst = 0;
+        for (size_t i = 0; i < want.size(); i++) {
+            const double lim = 1e-4 * (1.0 + fabs((double)want[i])), e = fabs((double)got[i] - want[i]);
+            CHECK(e <= lim, "%s %s[%zu]: got %.9g expected %.9g", name, what, i, got[i], want[i]);
+            worst = fmax(worst, e / lim);
+        }
+        note("logprob_forward", worst);
+    };
+    run_case(name, [&](Outputs &o) {
+        int *dt = dev(tgt);
+        float *dhid = dev(hid), *dw = dev(w), *dlp = dev(nans(T)), *den = dev(nans(T)), *dls = dev(nans(T));
+        float *ddl = dev(dlogp), *dde = dev(dent), *ddh = dev(dh0), *ddw = dev(dw0);
+        GPU->logprob_forward(with_logp ? dlp : NULL, with_ent ? den : NULL, dls, dhid, dw, dt, T, C, V, tau);
+        std::vector<float> lse_g = host(dls, T);
+        check_stat("lse", lse_g, lse_c);
+        o.add("lse", lse_g);
+        if (with_logp) {
+            std::vector<float> lp_g = host(dlp, T);
+            check_stat("logp", lp_g, logp_c);
+            for (int t = 0; t < T; t++) CHECK(tgt[t] >= 0 || lp_g[t] == 0.0f, "%s: ignored target %d has logp", name, t);
+            o.add("logp", lp_g);
+        } else {
+            CHECK(std::isnan(host(dlp, T)[0]), "%s: logp written although NULL was passed", name);
+        }
+        if (!with_ent) GPU->upload(den, ent_c.data(), T * sizeof(float)); // the backward needs the forward's entropy
+        std::vector<float> ent_g = host(den, T);
+        if (with_ent) check_stat("entropy", ent_g, ent_c);
+        GPU->logprob_backward(with_dh ? ddh : NULL, with_dw ? ddw : NULL, ddl, dde, dhid, dw, dt, dls, den, T, C, V, tau);
+        std::vector<float> dh_g = host(ddh, dh0.size()), dw_g = host(ddw, dw0.size());
+        if (with_dh) check_bound("dhidden", dh_g, dh_c, bdh);
+        else CHECK(dh_g == dh0, "%s: dhidden changed although NULL was passed", name);
+        if (with_dw) check_bound("dw", dw_g, dw_c, bdw);
+        else CHECK(dw_g == dw0, "%s: dw changed although NULL was passed", name);
+        o.add("entropy", ent_g);
+        o.add("dhidden", dh_g);
+        o.add("dw", dw_g);
+        GPU->free(dt);
+        for (float *p : {dhid, dw, dlp, den, dls, ddl, dde, ddh, ddw}) GPU->free(p);
+    });
+}
+
+// ------------------------------------------------------------------------------------------------ main
+
+int main() {
+#if !defined(__SANITIZE_THREAD__)
+    // First, before this process touches the device (a forked child must not inherit a CUDA context). Under
+    // TSan a huge allocation is the sanitizer's own error, not a failed cudaMalloc.
+    expect_death(
+        "out-of-memory message",
+        [] {
+            const rlc_ops *g = rlc_ops_cuda();
+            g->alloc((size_t)1 << 52);
+        },
+        "out of device memory: alloc of 4503599627370496 bytes");
+#endif
+    GPU = rlc_ops_cuda();
+    CPU = rlc_ops_cpu();
+    CHECK(!strcmp(GPU->name, "cuda"), "table name %s", GPU->name);
+
+    test_memory();
+    for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise(n);
+
+    test_embedding(1, 37, 11, 5);
+    test_embedding(300, 67, 13, 4);  // T > one 256-token tile, 4 distinct ids: long groups
+    test_embedding(40, 300, 50, 50); // C > one 256-column block
+
+    for (int mode : {RLC_CUDA_MATMUL_FP32, RLC_CUDA_MATMUL_BF16}) {
+        test_matmul(1, 5, 3, true, 7, mode);
+        test_matmul(37, 67, 19, false, 7, mode);
+        test_matmul(300, 33, 45, true, 7, mode); // dbias over two 256-row chunks
+        test_matmul(20, 16, 24, true, 1, mode);  // dw, dbias NULL
+        test_matmul(20, 16, 24, false, 6, mode); // dinp NULL
+    }
+
+    test_rmsnorm(1, 7);
+    test_rmsnorm(5, 67);
+    test_rmsnorm(300, 33);
+    test_rmsnorm(3, 1000);
+
+    test_rope(1, 1, 2, 10000.0f);
+    test_rope(7, 3, 32, 10000.0f);
+    test_rope(20, 2, 66, 1000000.0f); // 33 frequencies
+    test_rope(3, 2, 5, 10000.0f);     // odd head dim: the last column stays
+
+    test_attention(4, 2, 32, {1, 17, 40}); // default model's head dim: padded to 64
+    test_attention(2, 2, 64, {33, 0, 5});  // no padding, an empty sequence
+    test_attention(2, 1, 48, {20});        // padded, q scale sqrt(64/48)
+    test_attention(2, 1, 96, {1, 9});      // padded to 128
+
+    test_decode(4, 2, 32, 50, 3, {2, 0, 2, 1}, {1, 50, 30, 0}); // an empty row, two rows on one slot
+    test_decode(2, 2, 64, 20, 2, {1, 1, 1, 1}, {1, 4, 2, 3});  // prefill: rows share a slot (longest not last)
+    test_decode(2, 1, 96, 9, 4, {3, 1}, {9, 4});
+
+    test_logprob(1, 16, 50, 1.0f, true, true, true, true);
+    test_logprob(37, 33, 300, 0.7f, true, true, true, true);
+    test_logprob(20, 20, 130, 1.0f, false, false, true, false);
+    test_logprob(20, 20, 130, 1.0f, true, true, false, true);
+
+#ifndef RLC_EMU
+    // Larger shapes on a real GPU: many blocks, grid-stride loops, the workspace growing.
+    test_elementwise((size_t)5 << 20);
+    test_embedding(20000, 512, 500, 400);
+    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_MATMUL_FP32);
+    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_MATMUL_BF16);
+    test_rmsnorm(4096, 896);
+    test_rope(4096, 14, 64, 1000000.0f);
+    test_attention(14, 2, 64, {700, 1, 1200, 150});
+    test_attention(8, 8, 128, {513, 511});
+    test_decode(14, 2, 64, 1024, 64, std::vector<int>(64, 5), [] {
+        std::vector<int> l(64);
+        for (int i = 0; i < 64; i++) l[i] = 1 + 16 * i;
+        return l;
+    }());
+    test_logprob(256, 128, 3000, 1.0f, true, true, true, true);
+#endif
+
+    printf("worst error / tolerance per entry (<= 1 passes; 0 = bitwise equal):\n");
+    for (const auto &w : g_worst) printf("  %-20s %.3g\n", w.name.c_str(), w.ratio);
+    printf("workspace after the run: %.2f MiB\n", rlc_ops_cuda_workspace_bytes() / 1048576.0);
+    rlc_ops_cuda_release();
+    return test_finish("test_ops_cuda");
+}
