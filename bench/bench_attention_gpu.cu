@@ -8,9 +8,15 @@
 //      ratio to torch's scaled_dot_product_attention (flash backend) timed by bench/gpu/attention_baseline.py
 //      in the same run (sdpa_ms / ours: > 1 means faster than torch);
 //   3. decode against long caches: GB/s of K/V read and the fraction of the device-to-device copy bandwidth
-//      measured in the same run.
-// Exit status non-zero if a correctness check fails.
-//   bench_attention_gpu [--quick] [--no-baseline] [--check-only]   (env RLC_ATTN_NO_BASELINE=1 skips torch)
+//      measured in the same run, for one call (as a caller that waits for each call sees it: the launch latency
+//      is in it) and per call of 20 queued back to back (the GPU's own time, as in a decode loop).
+// With --variants every kernel variant of attention.h (rlc_cuda_attention_set_variant; v0 = the kernels before
+// the current ones) is checked in part 1 and timed in parts 2 and 3, one row each, the default backward's parts
+// (D, dK/dV, dQ kernels) are timed alone, and a summary gives each variant's time relative to v0 (geometric mean
+// over the shapes); otherwise the defaults (or --fwd/--bwd/--dec N) run. --no-check skips part 1 and --only a
+// model, for profilers. Exit status non-zero if a correctness check fails.
+//   bench_attention_gpu [--quick] [--no-baseline] [--check-only] [--variants] [--fwd N] [--bwd N] [--dec N]
+//                       [--no-check] [--only 0.5b|7b]   (env RLC_ATTN_NO_BASELINE=1 skips torch)
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +94,10 @@ static void check(const char *what, const std::vector<float> &a, const std::vect
     printf("  %-44s %s error %.2e (tol %.0e)%s\n", what, ok ? "ok  " : "FAIL", m, tol, finite ? "" : " NON-FINITE");
 }
 
+// Variant pairs (forward, backward) that part 1 checks; decode variants likewise.
+static std::vector<std::pair<int, int>> g_prefill_variants;
+static std::vector<int> g_decode_variants;
+
 static void correctness_prefill(int NH, int NKV, int HD) {
     std::vector<int> lens = {1, 17, 64, 130, 300}, cu(1, 0);
     for (int L : lens) cu.push_back(cu.back() + L);
@@ -113,6 +123,9 @@ static void correctness_prefill(int NH, int NKV, int HD) {
     float *d_dk = (float *)dalloc(nk * 4), *d_dv = (float *)dalloc(nk * 4);
     size_t wsb = rlc_cuda_attention_backward_workspace_bytes(T, NH);
     void *ws = dalloc(wsb);
+    for (const auto &fb : g_prefill_variants) {
+    rlc_cuda_attention_set_variant(0, fb.first);
+    rlc_cuda_attention_set_variant(1, fb.second);
     std::vector<float> first[5];
     for (int rep = 0; rep < 2; rep++) {
         if (rlc_cuda_attention_forward(d_out, d_lse, d_q, d_k, d_v, d_cu, B, T, NH, NKV, HD, nullptr) ||
@@ -130,7 +143,8 @@ static void correctness_prefill(int NH, int NKV, int HD) {
             const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
             const std::vector<float> *refs[5] = {&out_ref, &lse_ref, &dq_ref, &dk_ref, &dv_ref};
             for (int i = 0; i < 5; i++) {
-                snprintf(w, sizeof w, "prefill NH/NKV=%d/%d HD=%d T=%d %s", NH, NKV, HD, T, names[i]);
+                snprintf(w, sizeof w, "f%d b%d prefill NH/NKV=%d/%d HD=%d T=%d %s", fb.first, fb.second, NH, NKV, HD,
+                         T, names[i]);
                 check(w, r[i], *refs[i], i != 1, i == 1 ? 1e-3 : 2e-2);
                 first[i] = r[i];
             }
@@ -140,6 +154,7 @@ static void correctness_prefill(int NH, int NKV, int HD) {
             printf("  %-44s %s\n", "rerun bitwise identical", same ? "ok" : "FAIL");
             if (!same) g_fail = 1;
         }
+    }
     }
     for (void *p : {(void *)d_q, (void *)d_k, (void *)d_v, (void *)d_do, (void *)d_ob, (void *)d_cu, (void *)d_lref,
                     (void *)d_out, (void *)d_lse, (void *)d_dq, (void *)d_dk, (void *)d_dv, ws})
@@ -157,10 +172,12 @@ static void correctness_decode(int NH, int NKV, int HD, int split_len) {
                                     NKV, HD);
     bf16 *d_q = up(q), *d_k = up(kc), *d_v = up(vc), *d_out = (bf16 *)dalloc(nq * 2);
     int *d_slot = up(slot), *d_len = up(kv_len);
+    for (int dv : g_decode_variants) {
+    rlc_cuda_attention_set_variant(2, dv);
     size_t wsb = rlc_cuda_attention_decode_workspace_bytes(B, cap, NH, NKV, HD, split_len);
     void *ws = dalloc(wsb);
     char w[128];
-    snprintf(w, sizeof w, "decode NH/NKV=%d/%d HD=%d split=%d out", NH, NKV, HD, split_len);
+    snprintf(w, sizeof w, "d%d decode NH/NKV=%d/%d HD=%d split=%d out", dv, NH, NKV, HD, split_len);
     if (rlc_cuda_attention_decode(d_out, d_q, d_k, d_v, d_slot, d_len, B, cap, NH, NKV, HD, split_len, ws, wsb,
                                   nullptr)) {
         printf("  %s: launch failed\n", w);
@@ -169,7 +186,9 @@ static void correctness_decode(int NH, int NKV, int HD, int split_len) {
         RLC_CUDA_CHECK(cudaDeviceSynchronize());
         check(w, widen(down(d_out, nq)), ref, true, 2e-2);
     }
-    for (void *p : {(void *)d_q, (void *)d_k, (void *)d_v, (void *)d_out, (void *)d_slot, (void *)d_len, ws}) cudaFree(p);
+    cudaFree(ws);
+    }
+    for (void *p : {(void *)d_q, (void *)d_k, (void *)d_v, (void *)d_out, (void *)d_slot, (void *)d_len}) cudaFree(p);
 }
 
 // ------------------------------------------------------------------------------------------------ timing
@@ -231,13 +250,33 @@ static std::vector<Baseline> run_baseline(const std::vector<Model> &models, cons
     return r;
 }
 
+// Geometric mean of time ratios (variant / v0) per op and variant, for the summary.
+struct Ratio {
+    double log_sum = 0;
+    int n = 0;
+};
+
 int main(int argc, char **argv) {
-    bool quick = false, check_only = false, baseline = getenv("RLC_ATTN_NO_BASELINE") == nullptr;
+    bool quick = false, check_only = false, variants = false, baseline = getenv("RLC_ATTN_NO_BASELINE") == nullptr;
+    bool no_check = false;
+    const char *only = nullptr; // one model (for profilers)
+    int pick[3] = {-1, -1, -1};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--no-baseline")) baseline = false;
         else if (!strcmp(argv[i], "--check-only")) check_only = true;
-        else {
+        else if (!strcmp(argv[i], "--variants")) variants = true;
+        else if (!strcmp(argv[i], "--no-check")) no_check = true;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if ((!strcmp(argv[i], "--fwd") || !strcmp(argv[i], "--bwd") || !strcmp(argv[i], "--dec")) && i + 1 < argc) {
+            const int op = argv[i][3] == 'f' ? 0 : argv[i][3] == 'b' ? 1 : 2, v = atoi(argv[++i]);
+            if (rlc_cuda_attention_set_variant(op, v)) {
+                fprintf(stderr, "bench_attention_gpu: no variant %d of %s (0..%d)\n", v, argv[i - 1],
+                        rlc_cuda_attention_variant_count(op) - 1);
+                return 2;
+            }
+            pick[op] = v;
+        } else {
             fprintf(stderr, "bench_attention_gpu: unknown option %s\n", argv[i]);
             return 2;
         }
@@ -245,26 +284,57 @@ int main(int argc, char **argv) {
     cudaDeviceProp prop;
     RLC_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("bench_attention_gpu on %s (%d SMs)\n", prop.name, prop.multiProcessorCount);
+    // the variants each part runs: all, or the chosen / default one
+    std::vector<int> vars[3];
+    for (int op = 0; op < 3; op++) {
+        if (variants)
+            for (int v = 0; v < rlc_cuda_attention_variant_count(op); v++) vars[op].push_back(v);
+        else
+            vars[op].push_back(pick[op] >= 0 ? pick[op] : rlc_cuda_attention_get_variant(op));
+        printf("  %s variants:\n", op == 0 ? "forward" : op == 1 ? "backward" : "decode");
+        for (int v = 0; v < rlc_cuda_attention_variant_count(op); v++)
+            printf("    %s%s\n", rlc_cuda_attention_variant_name(op, v),
+                   v == rlc_cuda_attention_get_variant(op) ? "  [default]" : "");
+    }
+    const int def_f = rlc_cuda_attention_get_variant(0), def_b = rlc_cuda_attention_get_variant(1);
+    const int def_d = rlc_cuda_attention_get_variant(2);
+    for (size_t i = 0; i < std::max(vars[0].size(), vars[1].size()); i++)
+        g_prefill_variants.push_back({vars[0][i % vars[0].size()], vars[1][i % vars[1].size()]});
+    g_decode_variants = vars[2];
 
-    printf("correctness vs the CPU twins (max|err|/max|ref| <= 2e-2; lse abs <= 1e-3):\n");
-    correctness_prefill(4, 2, 64);
-    correctness_prefill(4, 2, 128);
-    correctness_prefill(14, 2, 64);
-    correctness_decode(4, 2, 64, 128);
-    correctness_decode(4, 2, 128, 0);
-    correctness_decode(28, 4, 128, 256);
+    if (!no_check) {
+        printf("correctness vs the CPU twins (max|err|/max|ref| <= 2e-2; lse abs <= 1e-3):\n");
+        correctness_prefill(4, 2, 64);
+        correctness_prefill(4, 2, 128);
+        correctness_prefill(14, 2, 64);
+        correctness_prefill(6, 2, 128);
+        correctness_decode(4, 2, 64, 128);
+        correctness_decode(4, 2, 128, 0);
+        correctness_decode(28, 4, 128, 256);
+    }
+    rlc_cuda_attention_set_variant(0, def_f);
+    rlc_cuda_attention_set_variant(1, def_b);
+    rlc_cuda_attention_set_variant(2, def_d);
     if (check_only) {
         printf("bench_attention_gpu: correctness %s\n", g_fail ? "FAILED" : "ok");
         return g_fail;
     }
 
-    const std::vector<Model> models = {{"0.5b-like", 14, 2, 64}, {"7b-like", 28, 4, 128}};
+    std::vector<Model> models = {{"0.5b-like", 14, 2, 64}, {"7b-like", 28, 4, 128}};
+    if (only) {
+        std::vector<Model> m;
+        for (const Model &x : models)
+            if (!strncmp(x.name, only, strlen(only))) m.push_back(x);
+        models = m;
+    }
     std::vector<Shape> shapes = {{4096, 2048}, {16384, 4096}, {32768, 8192}};
     if (quick) shapes = {{4096, 2048}};
     std::vector<Baseline> base;
     if (baseline) base = run_baseline(models, shapes);
     if (base.empty()) printf("  (no torch baseline: sdpa columns n/a)\n");
 
+    std::vector<Ratio> ratio[3];
+    for (int op = 0; op < 3; op++) ratio[op].resize(rlc_cuda_attention_variant_count(op));
     printf("\n%-7s %-10s %6s %6s %9s %8s %9s %8s\n", "op", "model", "T", "L", "ms", "TFLOP/s", "sdpa_ms", "vs_sdpa");
     for (const Model &m : models)
         for (const Shape &s : shapes) {
@@ -281,23 +351,51 @@ int main(int argc, char **argv) {
             size_t wsb = rlc_cuda_attention_backward_workspace_bytes(T, NH);
             void *ws = dalloc(wsb);
             const int reps = T >= 16384 ? 5 : 10;
-            double fwd = time_ms([&] { rlc_cuda_attention_forward(out, lse, q, k, v, d_cu, B, T, NH, NKV, HD, nullptr); },
-                                 reps);
-            double bwd = time_ms([&] {
-                rlc_cuda_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, d_cu, B, T, NH, NKV, HD, ws, wsb, nullptr);
-            }, reps);
-            RLC_CUDA_CHECK(cudaGetLastError());
             // causal FLOPs: QK^T and PV over the L(L+1)/2 visible pairs, 2 flops per multiply-add; backward 2.5x
             const double flops = 4.0 * HD * NH * B * ((double)s.L * (s.L + 1) / 2);
             const Baseline *bl = nullptr;
             for (const Baseline &x : base)
                 if (x.NH == NH && x.NKV == NKV && x.HD == HD && x.T == T && x.L == s.L) bl = &x;
             for (int op = 0; op < 2; op++) {
-                double ms = op ? bwd : fwd, f = op ? 2.5 * flops : flops, sd = bl ? (op ? bl->bwd_ms : bl->fwd_ms) : 0;
-                char sdms[32] = "n/a", ratio[32] = "n/a";
-                if (bl) snprintf(sdms, sizeof sdms, "%.3f", sd), snprintf(ratio, sizeof ratio, "%.2fx", sd / ms);
-                printf("%-7s %-10s %6d %6d %9.3f %8.1f %9s %8s\n", op ? "bwd" : "fwd", m.name, T, s.L, ms,
-                       f / (ms * 1e-3) / 1e12, sdms, ratio);
+                double ms0 = 0;
+                for (int var : vars[op]) {
+                    rlc_cuda_attention_set_variant(op, var);
+                    double ms;
+                    if (op == 0)
+                        ms = time_ms([&] { rlc_cuda_attention_forward(out, lse, q, k, v, d_cu, B, T, NH, NKV, HD, nullptr); },
+                                     reps);
+                    else {
+                        rlc_cuda_attention_forward(out, lse, q, k, v, d_cu, B, T, NH, NKV, HD, nullptr);
+                        ms = time_ms([&] {
+                            rlc_cuda_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, d_cu, B, T, NH, NKV, HD, ws,
+                                                        wsb, nullptr);
+                        }, reps);
+                    }
+                    RLC_CUDA_CHECK(cudaGetLastError());
+                    if (var == 0) ms0 = ms;
+                    if (variants && ms0 > 0) ratio[op][var].log_sum += log(ms / ms0), ratio[op][var].n++;
+                    const double f = op ? 2.5 * flops : flops, sd = bl ? (op ? bl->bwd_ms : bl->fwd_ms) : 0;
+                    char sdms[32] = "n/a", rt[32] = "n/a", name[16];
+                    if (bl) snprintf(sdms, sizeof sdms, "%.3f", sd), snprintf(rt, sizeof rt, "%.2fx", sd / ms);
+                    snprintf(name, sizeof name, "%s v%d", op ? "bwd" : "fwd", var);
+                    printf("%-7s %-10s %6d %6d %9.3f %8.1f %9s %8s\n", name, m.name, T, s.L, ms, f / (ms * 1e-3) / 1e12,
+                           sdms, rt);
+                }
+                rlc_cuda_attention_set_variant(op, op ? def_b : def_f);
+            }
+            if (variants) { // the default backward's parts: D, dK/dV (+ the head-split reduce), dQ
+                double part[3];
+                for (int i = 0; i < 3; i++) {
+                    rlc_cuda_attention_set_variant(3, 1 << i);
+                    part[i] = time_ms([&] {
+                        rlc_cuda_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, d_cu, B, T, NH, NKV, HD, ws, wsb,
+                                                    nullptr);
+                    }, reps);
+                }
+                rlc_cuda_attention_set_variant(3, 7);
+                printf("  bwd v%d parts: D %.3f ms, dK/dV %.3f ms (%.1f TFLOP/s of 4 units), dQ %.3f ms (%.1f of 3)\n",
+                       def_b, part[0], part[1], 2.0 * flops / (part[1] * 1e-3) / 1e12, part[2],
+                       1.5 * flops / (part[2] * 1e-3) / 1e12);
             }
             for (void *p : {(void *)q, (void *)k, (void *)v, (void *)dout, (void *)d_cu, (void *)out, (void *)lse,
                             (void *)dq, (void *)dk, (void *)dv, ws})
@@ -312,8 +410,10 @@ int main(int argc, char **argv) {
     cudaFree(ca);
     cudaFree(cbuf);
     printf("\ndevice-to-device copy: %.0f GB/s\n", copy_gbs);
-    printf("%-7s %-10s %4s %6s %9s %8s %8s\n", "op", "model", "B", "len", "ms", "GB/s", "vs_copy");
+    printf("%-7s %-10s %4s %6s %9s %8s %8s %9s %8s %8s\n", "op", "model", "B", "len", "ms", "GB/s", "vs_copy", "queued_ms",
+           "GB/s", "vs_copy");
     const int dec_lens[] = {4096, 32768};
+    const int nqueue = 20;
     for (const Model &m : models)
         for (int len : dec_lens) {
             if (quick && len > 4096) continue;
@@ -326,16 +426,37 @@ int main(int argc, char **argv) {
             RLC_CUDA_CHECK(cudaMemset(kc, 0x3c, nc * 2)); // bf16 0x3c3c ~ 0.011: finite values
             RLC_CUDA_CHECK(cudaMemset(vc, 0x3c, nc * 2));
             int *d_slot = up(slot), *d_len = up(kv);
-            size_t wsb = rlc_cuda_attention_decode_workspace_bytes(B, cap, NH, NKV, HD, 0);
-            void *ws = dalloc(wsb);
-            double ms = time_ms([&] {
-                rlc_cuda_attention_decode(out, q, kc, vc, d_slot, d_len, B, cap, NH, NKV, HD, 0, ws, wsb, nullptr);
-            }, 20);
-            RLC_CUDA_CHECK(cudaGetLastError());
-            const double gbs = 2.0 * nc * 2 / (ms * 1e-3) / 1e9;
-            printf("%-7s %-10s %4d %6d %9.3f %8.0f %7.0f%%\n", "decode", m.name, B, len, ms, gbs, 100.0 * gbs / copy_gbs);
-            for (void *p : {(void *)q, (void *)out, (void *)kc, (void *)vc, (void *)d_slot, (void *)d_len, ws}) cudaFree(p);
+            double ms0 = 0;
+            for (int var : vars[2]) {
+                rlc_cuda_attention_set_variant(2, var);
+                size_t wsb = rlc_cuda_attention_decode_workspace_bytes(B, cap, NH, NKV, HD, 0);
+                void *ws = dalloc(wsb);
+                auto call = [&] {
+                    rlc_cuda_attention_decode(out, q, kc, vc, d_slot, d_len, B, cap, NH, NKV, HD, 0, ws, wsb, nullptr);
+                };
+                double ms = time_ms(call, 20);
+                double msq = time_ms([&] { for (int r = 0; r < nqueue; r++) call(); }, 5) / nqueue;
+                RLC_CUDA_CHECK(cudaGetLastError());
+                if (var == 0) ms0 = msq;
+                if (variants && ms0 > 0) ratio[2][var].log_sum += log(msq / ms0), ratio[2][var].n++;
+                const double gbs = 2.0 * nc * 2 / (ms * 1e-3) / 1e9, gbq = 2.0 * nc * 2 / (msq * 1e-3) / 1e9;
+                char name[16];
+                snprintf(name, sizeof name, "dec v%d", var);
+                printf("%-7s %-10s %4d %6d %9.3f %8.0f %7.0f%% %9.4f %8.0f %7.0f%%\n", name, m.name, B, len, ms, gbs,
+                       100.0 * gbs / copy_gbs, msq, gbq, 100.0 * gbq / copy_gbs);
+                cudaFree(ws);
+            }
+            rlc_cuda_attention_set_variant(2, def_d);
+            for (void *p : {(void *)q, (void *)out, (void *)kc, (void *)vc, (void *)d_slot, (void *)d_len}) cudaFree(p);
         }
+    if (variants) {
+        printf("\nvariant summary: time relative to v0, geometric mean over the shapes (< 1 is faster; decode: queued)\n");
+        for (int op = 0; op < 3; op++)
+            for (int v = 0; v < (int)ratio[op].size(); v++)
+                if (ratio[op][v].n)
+                    printf("  %-8s %-64s %.3f\n", op == 0 ? "forward" : op == 1 ? "backward" : "decode",
+                           rlc_cuda_attention_variant_name(op, v), exp(ratio[op][v].log_sum / ratio[op][v].n));
+    }
     printf("\nbench_attention_gpu: correctness %s\n", g_fail ? "FAILED" : "ok");
     return g_fail;
 }

@@ -2,29 +2,56 @@
 // against a KV cache, on tensor cores (ldmatrix + mma.sync m16n8k16 bf16 -> fp32). Interface: attention.h; CPU
 // twin: kernels/cpu/attention_cpu.c; fragment layouts: shared/spec/tensor_core_layouts.md.
 //
-// Forward (FlashAttention-2): one block of 4 warps per (64-query tile, head); warp w owns query rows 16w..16w+15.
-// K/V tiles of 64 keys stream through shared memory with cp.async double buffering; S = Q K^T and O += P V are
-// mma.sync; the softmax is online in fp32 (exp2 domain), P is rounded to bf16 for the PV product as on every
-// flash kernel. Only tiles left of the diagonal are visited; the diagonal tile and the tail of a sequence are
-// masked. The per-row log-sum-exp is saved for the backward.
+// Forward (FlashAttention-2): one block of NW warps per (BM-query tile, head); warp w owns MT m-tiles of 16
+// query rows (BM = 16 MT NW; the default: 128 rows, 4 warps x 32). With MT = 2 every K/V fragment read from
+// shared memory feeds two mma instead of one, which halves the shared-memory traffic per flop (the bound of the
+// 16-row kernel). K/V tiles of BN keys stream through shared memory with cp.async double buffering; S = Q K^T and
+// O += P V are mma.sync; the softmax is online in fp32 in the exp2 domain (the scale folded into one FFMA per
+// score, exp2 on the MUFU unit without the denormal fix-up: att_exp2), P is rounded to bf16 for the PV product as
+// on every flash kernel. A warp skips the key tiles that lie wholly after its rows and masks only the tiles that
+// cross its diagonal. With LAZY the running maximum is only moved (and O, l rescaled) when a row's maximum grows
+// by more than ATT_LAZY_SLACK (log2 units): the probabilities are then bounded by 2^ATT_LAZY_SLACK instead of 1,
+// which costs nothing in accuracy (bf16 and fp32 are relative formats) and skips the rescale of O on most tiles.
+// The per-row log-sum-exp is saved for the backward.
 // Backward: D = rowsum(dO * O) first (small kernel); then two kernels that recompute P from lse:
-//   dK/dV: one block per (64-key tile, kv head); loops over the query heads of the group and the query tiles
-//          at or after the diagonal in a fixed order, accumulating dV += P^T dO and dK += dS^T Q in registers;
-//   dQ:    one block per (64-query tile, head); loops over the key tiles, dQ += dS K.
+//   dK/dV: one block per (key tile, kv head, head split); loops over its query heads of the group and the query
+//          tiles at or after the diagonal in a fixed order, accumulating dV += P^T dO and dK += dS^T Q in
+//          registers. With few kv heads and short sequences the heads of a group are shared out among up to
+//          rep/2 blocks whose partials (in dq's memory, free until the dQ kernel) a small kernel sums in order.
+//          att_bwd_dkdv_kernel: 16-key warp tiles, P stays in registers; att_bwd_dkdv2_kernel: 32-key warp tiles
+//          with P^T / dS^T passed through shared memory (fewer shared-memory bytes per flop, one more barrier).
+//   dQ:    one block per (query tile, head); loops over the key tiles, dQ += dS K.
 // Every output element has one writer and every sum a fixed order: deterministic, no atomics.
 // Decode (flash-decoding): one block per (cache piece, kv head, row); the block's 4 warps take key tiles in
-// turn, each with its own cp.async double buffer and online softmax over the (up to 16) query heads of the group
-// padded to the 16 rows of an mma; the warps are merged in shared memory, each piece writes (normalised output,
-// log-sum-exp) and a second kernel combines the pieces.
+// turn, each with its own cp.async ring of NS stages and online softmax over the (up to 16) query heads of the
+// group padded to the 16 rows of an mma; the warps are merged in shared memory, each piece writes (normalised
+// output, log-sum-exp) and a second kernel combines the pieces.
 // Pipelines: each loop step waits for its own tile, then one barrier (all threads' copies visible, and every warp
 // done with the previous tile), then issues the prefetch of the next tile into the stage just freed, then computes.
-// Packed sequences: a block finds its (sequence, tile) from cu_seqlens with a warp-wide scan, so the grid is an
-// upper bound on the tile count computed on the host without reading cu_seqlens.
-// Registers (nvcc 13, sm_90a, no spills): forward 131 (HD 64) / 168 (HD 128); dK/dV 218 / 238; dQ 176 / 233;
-// decode 128 / 168.
+// Tile loads (att_load_rows) have compile-time trip counts and no division: the loops of variant 0's loader cost
+// as many instructions per tile as the math of the backward kernels.
+// Schedule: the grid is one-dimensional, heads fastest (the blocks of one tile for the heads of a GQA group run
+// together and share K/V in L2); a block finds its (sequence, tile) from cu_seqlens with warp-wide scans, so the
+// grid is an upper bound on the tile count computed on the host without reading cu_seqlens. With lpt the tiles
+// of each 32 sequences run longest first (causal work grows with the query tile's index and shrinks with the key
+// tile's), so the last wave holds the short tiles.
+// Variants: every kernel before this rewrite is kept as variant 0 (att_*_v0_kernel) and several candidates of
+// the new kernels are compiled; rlc_cuda_attention_set_variant picks them at run time so that one run of
+// bench_attention_gpu --variants compares them all. The defaults (ATT_DEFAULT_{FWD,BWD,DEC}) are the fastest
+// measured on an H200 (2 runs of bench_attention_gpu --variants; bwd v7/v8 were added after them, unmeasured):
+//   time vs v0 (geometric mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward v1 0.57, backward v6 0.67,
+//   decode v2 0.96 (queued). vs torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of
+//   the device copy bandwidth.
+// Registers (nvcc 13, sm_90a, no spills): forward v1 228 (HD 64) / 236 (HD 128); backward v6 dK/dV 216 / 245,
+// dQ 206 / 238; dkdv2 (v7) 228 / 255; decode v2 94 / 165.
 #include "attention.h"
 
 #include <math.h>
+
+#include <algorithm>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "rlc_cuda.h"
 
@@ -36,11 +63,13 @@
 #define ATT_UNROLL
 #endif
 
-#define ATT_THREADS 128 // 4 warps in every kernel here
-#define ATT_BM 64       // query rows per block (forward, dQ) and keys per block (dK/dV)
-#define ATT_BN 64       // keys per K/V tile of the forward
+#define ATT_THREADS 128 // 4 warps: the variant-0 kernels and the decode
+#define ATT_BM 64       // variant 0: query rows per block (forward, dQ) and keys per block (dK/dV)
+#define ATT_BN 64       // variant 0: keys per K/V tile of the forward
 #define ATT_LOG2E 1.4426950408889634f
 #define ATT_LN2 0.6931471805599453f
+#define ATT_LAZY_SLACK 8.0f // lazy rescale: probabilities up to 2^8 before the running maximum is moved
+#define ATT_FULL 0xffffffffu
 
 typedef __nv_bfloat16 bf16;
 
@@ -49,7 +78,7 @@ typedef __nv_bfloat16 bf16;
 template <int HD> struct AttBwd {
     static constexpr int BT = HD == 128 ? 32 : 64;
 };
-// Keys per warp tile of the decode kernel (4 warps x 2 stages x K,V tiles of KT x HD in shared memory).
+// Keys per warp tile of the decode kernel (4 warps x NS stages x K,V tiles of KT x HD in shared memory).
 template <int HD> struct AttDec {
     static constexpr int KT = HD == 128 ? 16 : 32;
 };
@@ -99,20 +128,6 @@ __device__ __forceinline__ bool att_find_tile(const int *cu_seqlens, int B, int 
     return false;
 }
 
-// cp.async of rows [0, n_valid) of a (ROWS, HD) bf16 tile with global row stride ld (elements) into shared memory
-// with row stride HD + 8 (the pad keeps ldmatrix's 8 row addresses on distinct banks); rows n_valid..ROWS-1 are
-// zero-filled (their source address is the tile's first row, never read). NTHR threads, thread index i.
-template <int HD, int ROWS, int NTHR>
-__device__ __forceinline__ void att_load_tile(bf16 *s, const bf16 *g, size_t ld, int n_valid, int i) {
-    constexpr int CPR = HD / 8; // 16-byte chunks per row
-    ATT_UNROLL
-    for (int c = i; c < ROWS * CPR; c += NTHR) {
-        int r = c / CPR, cc = c % CPR;
-        bool ok = r < n_valid;
-        rlc_cp_async16_zfill(&s[r * (HD + 8) + cc * 8], g + (ok ? (size_t)r * ld + cc * 8 : 0), ok ? 16 : 0);
-    }
-}
-
 // A operand (16 x 16 row-major, rows row0.., columns k0..) of one warp from shared memory (row stride lds).
 __device__ __forceinline__ void att_ldm_a(uint32_t (&a)[4], const bf16 *s, int lds, int row0, int k0, int lane) {
     rlc_ldmatrix_x4(a, &s[(row0 + (lane & 15)) * lds + k0 + (lane >> 4) * 8]);
@@ -142,11 +157,123 @@ __device__ __forceinline__ void att_acc_to_a(uint32_t (&a)[4], const float (&c0)
     a[3] = att_pack_bf16(c1[2], c1[3]);
 }
 
+// 2^x on the MUFU unit. exp2f() in nvcc's default (non-ftz) mode wraps ex2.approx in a denormal fix-up (compare,
+// two predicated multiplies: 4 instructions where 1 does); the scores never need denormal probabilities (they
+// underflow to 0 either way after the bf16 rounding), so the flush-to-zero instruction is used through its NVVM
+// builtin (not inline PTX). 2^-inf = +0. The emulator computes exp2f (accurate; the tests compare with
+// tolerances).
+__device__ __forceinline__ float att_exp2(float x) {
+#if !defined(RLC_EMU) && RLC_ARCH > 0
+    return __nvvm_ex2_approx_ftz_f(x);
+#else
+    return exp2f(x); // the emulator, and nvcc's host pass (which never runs it)
+#endif
+}
+
+// Block u of a schedule -> sequence *b, index *t of the tile in it, *n tiles in that sequence (a sequence of
+// length L has ceil(L/BT) tiles). False if u is past the last tile. The tiles are taken 32 sequences at a time,
+// in order; within such a chunk either sequence after sequence (lpt = 0; each sequence's tiles last to first if
+// desc, else first to last: the variant-0 order), or level by level (lpt = 1): with desc all tiles of index
+// n_max-1 of the chunk first, then those of index n_max-2, ... (longest first for query tiles of a causal
+// forward or dQ, whose work grows with the index); without desc index 0 first (key tiles of dK/dV, whose work
+// shrinks with the index). Warp-wide (all 32 lanes call it): prefix sums by shuffles, a binary search over the
+// levels by warp reductions.
+__device__ __forceinline__ bool att_schedule(const int *cu_seqlens, int B, int BT, int u, int lane, int lpt,
+                                             bool desc, int *b, int *t, int *n) {
+    int base = 0; // tiles of the sequences before this chunk of 32
+    for (int c = 0; c < B; c += 32) {
+        const int bb = c + lane;
+        const int nl = bb < B ? (cu_seqlens[bb + 1] - cu_seqlens[bb] + BT - 1) / BT : 0;
+        const int total = (int)__reduce_add_sync(ATT_FULL, (unsigned)nl);
+        if (u < base + total) {
+            const int v = u - base; // index of the tile within this chunk's order
+            if (!lpt) {
+                int incl = nl;
+                for (int o = 1; o < 32; o <<= 1) {
+                    const int y = __shfl_up_sync(ATT_FULL, incl, o);
+                    if (lane >= o) incl += y;
+                }
+                const int first = __ffs((int)__ballot_sync(ATT_FULL, v < incl)) - 1;
+                const int excl = __shfl_sync(ATT_FULL, incl - nl, first);
+                *b = c + first;
+                *n = __shfl_sync(ATT_FULL, nl, first);
+                *t = desc ? *n - 1 - (v - excl) : v - excl;
+                return true;
+            }
+            // before(L): tiles ordered before level L (desc: indices > L; else: indices < L); non-increasing in L
+            // for desc, non-decreasing otherwise. The tile's level: desc, the smallest L with before(L) <= v; else
+            // the largest.
+            const int nmax = __reduce_max_sync(ATT_FULL, nl);
+            int lo = 0, hi = nmax - 1;
+            while (lo < hi) {
+                const int mid = desc ? (lo + hi) >> 1 : (lo + hi + 1) >> 1;
+                const int before = (int)__reduce_add_sync(ATT_FULL, (unsigned)(desc ? max(0, nl - mid - 1) : min(nl, mid)));
+                if (desc) {
+                    if (before <= v) hi = mid;
+                    else lo = mid + 1;
+                } else {
+                    if (before <= v) lo = mid;
+                    else hi = mid - 1;
+                }
+            }
+            const int before = (int)__reduce_add_sync(ATT_FULL, (unsigned)(desc ? max(0, nl - lo - 1) : min(nl, lo)));
+            // the (v - before)-th sequence, in order, of those with a tile at level lo
+            const bool has = nl > lo;
+            const unsigned mask = __ballot_sync(ATT_FULL, has);
+            const bool me = has && __popc(mask & ((1u << lane) - 1u)) == v - before;
+            const int sel = __ffs((int)__ballot_sync(ATT_FULL, me)) - 1;
+            *b = c + sel;
+            *t = lo;
+            *n = __shfl_sync(ATT_FULL, nl, sel);
+            return true;
+        }
+        base += total;
+    }
+    return false;
+}
+
+// cp.async of rows [0, n_valid) of a (ROWS, HD) bf16 tile with global row stride ld (elements) into shared memory
+// with row stride HD + 8 (the pad keeps ldmatrix's 8 row addresses on distinct banks); rows n_valid..ROWS-1 are
+// zero-filled (their source address is the tile's first row, never read). NTHR threads, thread index i; each
+// thread copies the same 16-byte column of rows r0, r0 + NTHR/CPR, ... (compile-time trip count, no division in
+// the loop).
+template <int HD, int ROWS, int NTHR>
+__device__ __forceinline__ void att_load_rows(bf16 *s, const bf16 *g, int ld, int n_valid, int i) {
+    constexpr int CPR = HD / 8, TOTAL = ROWS * CPR, ITERS = (TOTAL + NTHR - 1) / NTHR, RSTEP = NTHR / CPR;
+    static_assert(NTHR % CPR == 0, "threads must cover whole rows");
+    const int r0 = i / CPR, cc = (i % CPR) * 8;
+    ATT_UNROLL
+    for (int it = 0; it < ITERS; it++) {
+        const int r = r0 + it * RSTEP;
+        if (TOTAL % NTHR != 0 && r >= ROWS) break;
+        const bool ok = r < n_valid;
+        rlc_cp_async16_zfill(s + r * (HD + 8) + cc, g + (ok ? r * ld + cc : 0), ok ? 16 : 0);
+    }
+}
+
+// ------------------------------------------------------------------------------- variant 0 (before)
+// The kernels as they were before the rewrite, kept as variant 0 of each op so that bench_attention_gpu
+// --variants compares them with the candidates in the same run. To be removed once the comparison is done.
+
+// cp.async of rows [0, n_valid) of a (ROWS, HD) bf16 tile with global row stride ld (elements) into shared memory
+// with row stride HD + 8 (the pad keeps ldmatrix's 8 row addresses on distinct banks); rows n_valid..ROWS-1 are
+// zero-filled (their source address is the tile's first row, never read). NTHR threads, thread index i.
+template <int HD, int ROWS, int NTHR>
+__device__ __forceinline__ void att_load_tile_v0(bf16 *s, const bf16 *g, size_t ld, int n_valid, int i) {
+    constexpr int CPR = HD / 8; // 16-byte chunks per row
+    ATT_UNROLL
+    for (int c = i; c < ROWS * CPR; c += NTHR) {
+        int r = c / CPR, cc = c % CPR;
+        bool ok = r < n_valid;
+        rlc_cp_async16_zfill(&s[r * (HD + 8) + cc * 8], g + (ok ? (size_t)r * ld + cc * 8 : 0), ok ? 16 : 0);
+    }
+}
+
 // Online-softmax step for one warp's 16 rows (this lane: rows g and g+8, held as c[.][0..1] and c[.][2..3]):
 // scores s (raw, -inf where masked) become bf16-ready probabilities exp2(s * sl2 - m); m (scaled, log2 units)
 // and the lane's partial row sums l are updated and the output accumulator o rescaled.
 template <int SN, int NT>
-__device__ __forceinline__ void att_online_softmax(float (&s)[SN][4], float (&o)[NT][4], float (&m)[2],
+__device__ __forceinline__ void att_online_softmax_v0(float (&s)[SN][4], float (&o)[NT][4], float (&m)[2],
                                                    float (&l)[2], float sl2) {
     float mx[2] = {m[0], m[1]};
     ATT_UNROLL
@@ -180,7 +307,7 @@ __device__ __forceinline__ void att_online_softmax(float (&s)[SN][4], float (&o)
 // o (16 x NT*8 per warp) += P (16 x 16*(SN/2), probabilities in s, packed to bf16 A fragments) @ V (rows of the
 // shared-memory tile sV with stride lds). Shared by the forward and the decode kernels.
 template <int SN, int NT>
-__device__ __forceinline__ void att_pv_accumulate(float (&o)[NT][4], const float (&s)[SN][4], const bf16 *sV, int lds,
+__device__ __forceinline__ void att_pv_accumulate_v0(float (&o)[NT][4], const float (&s)[SN][4], const bf16 *sV, int lds,
                                                   int lane) {
     ATT_UNROLL
     for (int kk = 0; kk < SN / 2; kk++) {
@@ -196,13 +323,11 @@ __device__ __forceinline__ void att_pv_accumulate(float (&o)[NT][4], const float
     }
 }
 
-// ----------------------------------------------------------------------------------------------- forward
-
-template <int HD> constexpr size_t att_fwd_smem() { return (size_t)(ATT_BM + 4 * ATT_BN) * (HD + 8) * sizeof(bf16); }
+template <int HD> constexpr size_t att_fwd_v0_smem() { return (size_t)(ATT_BM + 4 * ATT_BN) * (HD + 8) * sizeof(bf16); }
 
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS)
-    att_fwd_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens, int B,
+    att_fwd_v0_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens, int B,
                    int NH, int NKV, float sl2) {
     constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, SN = ATT_BN / 8;
     RLC_DYN_SMEM(bf16, smem);
@@ -219,9 +344,9 @@ __global__ void __launch_bounds__(ATT_THREADS)
     const size_t ldq = (size_t)NH * HD, ldk = (size_t)NKV * HD;
     const bf16 *Kg = k + ((size_t)s0 * NKV + kvh) * HD, *Vg = v + ((size_t)s0 * NKV + kvh) * HD;
 
-    att_load_tile<HD, ATT_BM, ATT_THREADS>(sQ, q + ((size_t)(s0 + i0) * NH + h) * HD, ldq, qn, tid);
-    att_load_tile<HD, ATT_BN, ATT_THREADS>(sK, Kg, ldk, min(ATT_BN, L), tid);
-    att_load_tile<HD, ATT_BN, ATT_THREADS>(sV, Vg, ldk, min(ATT_BN, L), tid);
+    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sQ, q + ((size_t)(s0 + i0) * NH + h) * HD, ldq, qn, tid);
+    att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sK, Kg, ldk, min(ATT_BN, L), tid);
+    att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sV, Vg, ldk, min(ATT_BN, L), tid);
     rlc_cp_async_commit();
 
     float o[NT][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
@@ -237,8 +362,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
         __syncthreads();
         if (j + 1 < nkv) {
             const int nb = (j + 1) & 1, k0 = (j + 1) * ATT_BN;
-            att_load_tile<HD, ATT_BN, ATT_THREADS>(sK + nb * ATT_BN * LDS, Kg + k0 * ldk, ldk, min(ATT_BN, L - k0), tid);
-            att_load_tile<HD, ATT_BN, ATT_THREADS>(sV + nb * ATT_BN * LDS, Vg + k0 * ldk, ldk, min(ATT_BN, L - k0), tid);
+            att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sK + nb * ATT_BN * LDS, Kg + k0 * ldk, ldk, min(ATT_BN, L - k0), tid);
+            att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sV + nb * ATT_BN * LDS, Vg + k0 * ldk, ldk, min(ATT_BN, L - k0), tid);
             rlc_cp_async_commit();
         }
         if (j == 0) {
@@ -271,8 +396,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
                 }
             }
         }
-        att_online_softmax<SN, NT>(s, o, m, l, sl2);
-        att_pv_accumulate<SN, NT>(o, s, sVj, LDS, lane);
+        att_online_softmax_v0<SN, NT>(s, o, m, l, sl2);
+        att_pv_accumulate_v0<SN, NT>(o, s, sVj, LDS, lane);
     }
 
     // Normalise, stage this warp's 16 rows in its own rows of sQ (only this warp ever read them), then store
@@ -301,26 +426,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
-// ---------------------------------------------------------------------------------------------- backward
-
-// Drow (rows) = sum_d dout[row][d] * out[row][d], rows = T * NH; one warp per row, fp32.
-__global__ void __launch_bounds__(ATT_THREADS)
-    att_bwd_dot_kernel(float *Drow, const bf16 *dout, const bf16 *out, int rows, int HD) {
-    const int lane = threadIdx.x & 31;
-    const long row = (long)blockIdx.x * (ATT_THREADS / 32) + (threadIdx.x >> 5);
-    if (row >= rows) return; // whole warps leave together
-    const __nv_bfloat162 *a = reinterpret_cast<const __nv_bfloat162 *>(dout + (size_t)row * HD);
-    const __nv_bfloat162 *o = reinterpret_cast<const __nv_bfloat162 *>(out + (size_t)row * HD);
-    float s = 0.0f;
-    for (int i = lane; i < HD / 2; i += 32) {
-        float2 x = __bfloat1622float2(a[i]), y = __bfloat1622float2(o[i]);
-        s = fmaf(x.x, y.x, fmaf(x.y, y.y, s));
-    }
-    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-    if (lane == 0) Drow[row] = s;
-}
-
-template <int HD> constexpr size_t att_dkdv_smem() {
+template <int HD> constexpr size_t att_dkdv_v0_smem() {
     return (size_t)(2 * ATT_BM + 4 * AttBwd<HD>::BT) * (HD + 8) * sizeof(bf16) + 4 * AttBwd<HD>::BT * sizeof(float);
 }
 
@@ -328,14 +434,14 @@ template <int HD> constexpr size_t att_dkdv_smem() {
 // (BQ rows of Q and dO by cp.async; lse * log2(e) and D by plain loads, +inf / 0 past the sequence end so that
 // those rows get probability 0).
 template <int HD>
-__device__ __forceinline__ void att_dkdv_issue(bf16 *sQ, bf16 *sO, float *sL, float *sD, const bf16 *q,
+__device__ __forceinline__ void att_dkdv_v0_issue(bf16 *sQ, bf16 *sO, float *sL, float *sD, const bf16 *q,
                                                const bf16 *dout, const float *lse, const float *Drow, int it, int nqt,
                                                int qt0, int head0, int s0, int L, int NH, int tid) {
     constexpr int BQ = AttBwd<HD>::BT;
     const int h = head0 + it / nqt, qs = (qt0 + it % nqt) * BQ, qn = min(BQ, L - qs);
     const size_t off = ((size_t)(s0 + qs) * NH + h) * HD, ld = (size_t)NH * HD;
-    att_load_tile<HD, BQ, ATT_THREADS>(sQ, q + off, ld, qn, tid);
-    att_load_tile<HD, BQ, ATT_THREADS>(sO, dout + off, ld, qn, tid);
+    att_load_tile_v0<HD, BQ, ATT_THREADS>(sQ, q + off, ld, qn, tid);
+    att_load_tile_v0<HD, BQ, ATT_THREADS>(sO, dout + off, ld, qn, tid);
     if (tid < BQ) {
         bool ok = tid < qn;
         size_t i = (size_t)(s0 + qs + tid) * NH + h;
@@ -346,7 +452,7 @@ __device__ __forceinline__ void att_dkdv_issue(bf16 *sQ, bf16 *sO, float *sL, fl
 
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS)
-    att_bwd_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+    att_bwd_dkdv_v0_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                         const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
                         float scale, float sl2) {
     constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, BQ = AttBwd<HD>::BT, QN = BQ / 8;
@@ -365,9 +471,9 @@ __global__ void __launch_bounds__(ATT_THREADS)
     const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = rep * nqt; // queries >= j0 only (causal)
     const size_t ldk = (size_t)NKV * HD, koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
 
-    att_load_tile<HD, ATT_BM, ATT_THREADS>(sK, k + koff, ldk, kn, tid);
-    att_load_tile<HD, ATT_BM, ATT_THREADS>(sV, v + koff, ldk, kn, tid);
-    att_dkdv_issue<HD>(sQ, sO, sL, sD, q, dout, lse, Drow, 0, nqt, qt0, kvh * rep, s0, L, NH, tid);
+    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sK, k + koff, ldk, kn, tid);
+    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sV, v + koff, ldk, kn, tid);
+    att_dkdv_v0_issue<HD>(sQ, sO, sL, sD, q, dout, lse, Drow, 0, nqt, qt0, kvh * rep, s0, L, NH, tid);
     rlc_cp_async_commit();
 
     float dka[NT][4], dva[NT][4];
@@ -382,7 +488,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
         __syncthreads();
         if (it + 1 < nit) {
             const int nb = (it + 1) & 1;
-            att_dkdv_issue<HD>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout, lse, Drow,
+            att_dkdv_v0_issue<HD>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout, lse, Drow,
                                it + 1, nqt, qt0, kvh * rep, s0, L, NH, tid);
             rlc_cp_async_commit();
         }
@@ -458,13 +564,13 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
-template <int HD> constexpr size_t att_dq_smem() {
+template <int HD> constexpr size_t att_dq_v0_smem() {
     return (size_t)(2 * ATT_BM + 4 * AttBwd<HD>::BT) * (HD + 8) * sizeof(bf16);
 }
 
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS)
-    att_bwd_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse,
+    att_bwd_dq_v0_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse,
                       const float *Drow, const int *cu_seqlens, int B, int NH, int NKV, float scale, float sl2) {
     constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, BK = AttBwd<HD>::BT, SN = BK / 8;
     RLC_DYN_SMEM(bf16, smem);
@@ -482,10 +588,10 @@ __global__ void __launch_bounds__(ATT_THREADS)
     const size_t ldq = (size_t)NH * HD, ldk = (size_t)NKV * HD, qoff = ((size_t)(s0 + i0) * NH + h) * HD;
     const bf16 *Kg = k + ((size_t)s0 * NKV + kvh) * HD, *Vg = v + ((size_t)s0 * NKV + kvh) * HD;
 
-    att_load_tile<HD, ATT_BM, ATT_THREADS>(sQ, q + qoff, ldq, qn, tid);
-    att_load_tile<HD, ATT_BM, ATT_THREADS>(sO, dout + qoff, ldq, qn, tid);
-    att_load_tile<HD, BK, ATT_THREADS>(sK, Kg, ldk, min(BK, L), tid);
-    att_load_tile<HD, BK, ATT_THREADS>(sV, Vg, ldk, min(BK, L), tid);
+    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sQ, q + qoff, ldq, qn, tid);
+    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sO, dout + qoff, ldq, qn, tid);
+    att_load_tile_v0<HD, BK, ATT_THREADS>(sK, Kg, ldk, min(BK, L), tid);
+    att_load_tile_v0<HD, BK, ATT_THREADS>(sV, Vg, ldk, min(BK, L), tid);
     rlc_cp_async_commit();
 
     const int r0 = i0 + 16 * warp + g4; // this lane's query rows r0, r0 + 8
@@ -507,8 +613,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
         __syncthreads();
         if (j + 1 < nkv) {
             const int nb = (j + 1) & 1, k0 = (j + 1) * BK;
-            att_load_tile<HD, BK, ATT_THREADS>(sK + nb * BK * LDS, Kg + k0 * ldk, ldk, min(BK, L - k0), tid);
-            att_load_tile<HD, BK, ATT_THREADS>(sV + nb * BK * LDS, Vg + k0 * ldk, ldk, min(BK, L - k0), tid);
+            att_load_tile_v0<HD, BK, ATT_THREADS>(sK + nb * BK * LDS, Kg + k0 * ldk, ldk, min(BK, L - k0), tid);
+            att_load_tile_v0<HD, BK, ATT_THREADS>(sV + nb * BK * LDS, Vg + k0 * ldk, ldk, min(BK, L - k0), tid);
             rlc_cp_async_commit();
         }
         if (j == 0) {
@@ -577,9 +683,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
-// ------------------------------------------------------------------------------------------------ decode
-
-template <int HD> constexpr size_t att_dec_smem() {
+template <int HD> constexpr size_t att_dec_v0_smem() {
     return (size_t)(16 + 4 * 2 * 2 * AttDec<HD>::KT) * (HD + 8) * sizeof(bf16);
 }
 
@@ -588,7 +692,7 @@ template <int HD> constexpr size_t att_dec_smem() {
 // of the scaled scores part_lse (B, NH, n_split). Pieces at or past kv_len[b] write nothing.
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS)
-    att_dec_kernel(float *part_o, float *part_lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
+    att_dec_v0_kernel(float *part_o, float *part_lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
                    const int *slot, const int *kv_len, int cap, int NH, int NKV, int n_split, int split_len,
                    float sl2) {
     constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, KT = AttDec<HD>::KT, SN = KT / 8;
@@ -607,11 +711,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
     const bf16 *Kg = k_cache + base, *Vg = v_cache + base;
     bf16 *sW = sKV + warp * 2 * STAGE;
 
-    att_load_tile<HD, 16, ATT_THREADS>(sQ, q + ((size_t)b * NH + h0) * HD, HD, nh, tid);
+    att_load_tile_v0<HD, 16, ATT_THREADS>(sQ, q + ((size_t)b * NH + h0) * HD, HD, nh, tid);
     rlc_cp_async_commit();
     if (nmy > 0) {
-        att_load_tile<HD, KT, 32>(sW, Kg + (size_t)warp * KT * ld, ld, min(KT, nk - warp * KT), lane);
-        att_load_tile<HD, KT, 32>(sW + KT * LDS, Vg + (size_t)warp * KT * ld, ld, min(KT, nk - warp * KT), lane);
+        att_load_tile_v0<HD, KT, 32>(sW, Kg + (size_t)warp * KT * ld, ld, min(KT, nk - warp * KT), lane);
+        att_load_tile_v0<HD, KT, 32>(sW + KT * LDS, Vg + (size_t)warp * KT * ld, ld, min(KT, nk - warp * KT), lane);
     }
     rlc_cp_async_commit();
     rlc_cp_async_wait<1>(); // the query rows have landed
@@ -630,8 +734,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
         if (i + 1 < nmy) {
             const int k0 = (u + NW) * KT;
             bf16 *st = sW + ((i + 1) & 1) * STAGE;
-            att_load_tile<HD, KT, 32>(st, Kg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
-            att_load_tile<HD, KT, 32>(st + KT * LDS, Vg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
+            att_load_tile_v0<HD, KT, 32>(st, Kg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
+            att_load_tile_v0<HD, KT, 32>(st + KT * LDS, Vg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
             rlc_cp_async_commit();
         }
         const bf16 *sK = sW + (i & 1) * STAGE, *sV = sK + KT * LDS;
@@ -655,8 +759,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
                 for (int e = 0; e < 4; e++)
                     if (u * KT + nt * 8 + 2 * t4 + (e & 1) >= nk) sc[nt][e] = -INFINITY;
         }
-        att_online_softmax<SN, NT>(sc, o, m, l, sl2);
-        att_pv_accumulate<SN, NT>(o, sc, sV, LDS, lane);
+        att_online_softmax_v0<SN, NT>(sc, o, m, l, sl2);
+        att_pv_accumulate_v0<SN, NT>(o, sc, sV, LDS, lane);
     }
     l[0] = att_quad_sum(l[0]);
     l[1] = att_quad_sum(l[1]);
@@ -692,6 +796,25 @@ __global__ void __launch_bounds__(ATT_THREADS)
     }
 }
 
+// ------------------------------------------------------------------------------------ shared by all
+
+// Drow (rows) = sum_d dout[row][d] * out[row][d], rows = T * NH; one warp per row, fp32.
+__global__ void __launch_bounds__(ATT_THREADS)
+    att_bwd_dot_kernel(float *Drow, const bf16 *dout, const bf16 *out, int rows, int HD) {
+    const int lane = threadIdx.x & 31;
+    const long row = (long)blockIdx.x * (ATT_THREADS / 32) + (threadIdx.x >> 5);
+    if (row >= rows) return; // whole warps leave together
+    const __nv_bfloat162 *a = reinterpret_cast<const __nv_bfloat162 *>(dout + (size_t)row * HD);
+    const __nv_bfloat162 *o = reinterpret_cast<const __nv_bfloat162 *>(out + (size_t)row * HD);
+    float s = 0.0f;
+    for (int i = lane; i < HD / 2; i += 32) {
+        float2 x = __bfloat1622float2(a[i]), y = __bfloat1622float2(o[i]);
+        s = fmaf(x.x, y.x, fmaf(x.y, y.y, s));
+    }
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0) Drow[row] = s;
+}
+
 // out (B*NH rows, HD) = the pieces of each row weighted by exp2(part_lse - max); blockDim.x = HD.
 __global__ void att_dec_combine_kernel(bf16 *out, const float *part_o, const float *part_lse, const int *kv_len,
                                        int NH, int HD, int n_split, int split_len) {
@@ -706,6 +829,894 @@ __global__ void att_dec_combine_kernel(bf16 *out, const float *part_o, const flo
         acc += w * part_o[((size_t)bh * n_split + s) * HD + d];
     }
     out[(size_t)bh * HD + d] = __float2bfloat16_rn(ns > 0 ? acc / sum : 0.0f);
+}
+
+// ----------------------------------------------------------------------------------------------- forward
+
+// Online-softmax step for one warp's MT m-tiles (this lane: rows g and g+8 of each, held as c[.][0..1] and
+// c[.][2..3]): scores s (raw, -inf where masked) become bf16-ready probabilities exp2(s * sl2 - m); m (scaled,
+// log2 units) and the lane's partial row sums l are updated and the output accumulator o rescaled. LAZY: see the
+// header (m moves only when some row of the warp outgrows it by ATT_LAZY_SLACK; the vote keeps the branch
+// warp-uniform).
+template <int MT, int SN, int NT, bool LAZY>
+__device__ __forceinline__ void att_softmax(float (&s)[MT][SN][4], float (&o)[MT][NT][4], float (&m)[MT][2],
+                                            float (&l)[MT][2], float sl2) {
+    float mx[MT][2];
+    ATT_UNROLL
+    for (int mt = 0; mt < MT; mt++) {
+        float a = -INFINITY, c = -INFINITY;
+        ATT_UNROLL
+        for (int nt = 0; nt < SN; nt++) {
+            a = fmaxf(a, fmaxf(s[mt][nt][0], s[mt][nt][1]));
+            c = fmaxf(c, fmaxf(s[mt][nt][2], s[mt][nt][3]));
+        }
+        mx[mt][0] = att_quad_max(a) * sl2; // sl2 > 0: the maximum of the scaled scores
+        mx[mt][1] = att_quad_max(c) * sl2;
+    }
+    bool rescale = true;
+    if (LAZY) {
+        bool need = false;
+        ATT_UNROLL
+        for (int mt = 0; mt < MT; mt++)
+            ATT_UNROLL
+            for (int r = 0; r < 2; r++) need = need || mx[mt][r] > m[mt][r] + ATT_LAZY_SLACK; // false while -inf
+        rescale = __any_sync(ATT_FULL, need);
+    }
+    if (rescale) {
+        ATT_UNROLL
+        for (int mt = 0; mt < MT; mt++) {
+            ATT_UNROLL
+            for (int r = 0; r < 2; r++) {
+                const float mn = fmaxf(m[mt][r], mx[mt][r]);
+                const float alpha = att_exp2(m[mt][r] - (mn == -INFINITY ? 0.0f : mn)); // 0 from -inf
+                m[mt][r] = mn;
+                l[mt][r] *= alpha;
+                ATT_UNROLL
+                for (int nt = 0; nt < NT; nt++) o[mt][nt][2 * r] *= alpha, o[mt][nt][2 * r + 1] *= alpha;
+            }
+        }
+    }
+    ATT_UNROLL
+    for (int mt = 0; mt < MT; mt++) {
+        // a row with every key masked so far keeps its probabilities at exp2(-inf) = 0
+        const float mu0 = m[mt][0] == -INFINITY ? 0.0f : m[mt][0], mu1 = m[mt][1] == -INFINITY ? 0.0f : m[mt][1];
+        ATT_UNROLL
+        for (int nt = 0; nt < SN; nt++) {
+            s[mt][nt][0] = att_exp2(fmaf(s[mt][nt][0], sl2, -mu0));
+            s[mt][nt][1] = att_exp2(fmaf(s[mt][nt][1], sl2, -mu0));
+            s[mt][nt][2] = att_exp2(fmaf(s[mt][nt][2], sl2, -mu1));
+            s[mt][nt][3] = att_exp2(fmaf(s[mt][nt][3], sl2, -mu1));
+            l[mt][0] += s[mt][nt][0] + s[mt][nt][1];
+            l[mt][1] += s[mt][nt][2] + s[mt][nt][3];
+        }
+    }
+}
+
+// o (MT m-tiles x NT*8 per warp) += P (probabilities in s, packed to bf16 A fragments) @ V (rows of the
+// shared-memory tile sV with stride lds): each V fragment feeds MT mma. Shared by the forward and the decode.
+template <int MT, int SN, int NT>
+__device__ __forceinline__ void att_pv(float (&o)[MT][NT][4], const float (&s)[MT][SN][4], const bf16 *sV, int lds,
+                                       int lane) {
+    ATT_UNROLL
+    for (int kk = 0; kk < SN / 2; kk++) {
+        uint32_t a[MT][4];
+        ATT_UNROLL
+        for (int mt = 0; mt < MT; mt++) att_acc_to_a(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+        ATT_UNROLL
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t b0[2], b1[2];
+            att_ldm_b(b0, b1, sV, lds, kk * 16, np * 16, lane);
+            ATT_UNROLL
+            for (int mt = 0; mt < MT; mt++) {
+                rlc_mma_m16n8k16_bf16(o[mt][2 * np], a[mt], b0, o[mt][2 * np]);
+                rlc_mma_m16n8k16_bf16(o[mt][2 * np + 1], a[mt], b1, o[mt][2 * np + 1]);
+            }
+        }
+    }
+}
+
+template <int HD, int BM, int BN> constexpr size_t att_fwd_smem() { return (size_t)(BM + 4 * BN) * (HD + 8) * sizeof(bf16); }
+
+// Grid: (query tiles upper bound) x NH blocks, head fastest. Q fragments stay in registers when they take at
+// most 32 of them (MT * HD / 16 <= 8) and the budget allows; otherwise (HD 128 with MT = 2, or MINB > 1) they are
+// re-read from shared memory at each k-step, which the register budget of the 2 x 16 x 128 accumulator needs.
+template <int HD, int BM, int BN, int BS, int NW, bool LAZY, int MINB>
+__global__ void __launch_bounds__(NW * 32, MINB)
+    att_fwd_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens, int B,
+                   int NH, int NKV, float sl2, int lpt) {
+    constexpr int NTHR = NW * 32, MT = BM / (16 * NW), LDS = HD + 8, KS = HD / 16, NT = HD / 8, SN = BS / 8;
+    // Q fragments in registers when they take at most 32 and the register budget is the full 255 (MINB blocks of
+    // NW warps per SM at most 256 threads' worth); else re-read from shared memory at each k-step
+    constexpr bool QREG = MT * KS <= 8 && MINB * NW * 32 <= 256;
+    static_assert(BM == 16 * MT * NW && (MT == 1 || MT == 2), "16 or 32 query rows per warp");
+    static_assert(BN % BS == 0 && BS % 16 == 0, "steps of whole k-steps");
+    RLC_DYN_SMEM(bf16, smem);
+    bf16 *sQ = smem;              // (BM, LDS)
+    bf16 *sK = sQ + BM * LDS;     // 2 stages x (BN, LDS)
+    bf16 *sV = sK + 2 * BN * LDS; // 2 stages x (BN, LDS)
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
+    const int h = (int)(blockIdx.x % (unsigned)NH), kvh = h / (NH / NKV);
+    int b, tile, ntile;
+    if (!att_schedule(cu_seqlens, B, BM, (int)(blockIdx.x / (unsigned)NH), lane, lpt, true, &b, &tile, &ntile)) return;
+    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, i0 = tile * BM;
+    const int qn = min(BM, L - i0), nkv = (i0 + qn + BN - 1) / BN;
+    const int ldk = NKV * HD;
+    // K/V rows of this kv head from key k0 of the sequence on (recomputed per tile: no 64-bit pointers live
+    // across the loop, whose registers the accumulators need)
+    auto kv_at = [&](const bf16 *base, int k0) { return base + ((size_t)(s0 + k0) * NKV + kvh) * HD; };
+
+    att_load_rows<HD, BM, NTHR>(sQ, q + ((size_t)(s0 + i0) * NH + h) * HD, NH * HD, qn, tid);
+    att_load_rows<HD, BN, NTHR>(sK, kv_at(k, 0), ldk, min(BN, L), tid);
+    att_load_rows<HD, BN, NTHR>(sV, kv_at(v, 0), ldk, min(BN, L), tid);
+    rlc_cp_async_commit();
+
+    const int wr = warp * 16 * MT;         // the warp's first row in the tile
+    const int wq0 = i0 + wr, wq1 = wq0 + 16 * MT - 1; // its first and last query (positions in the sequence)
+    const bool live = wq0 < L;            // some row of the warp is in the sequence
+    const int r0 = wq0 + g4;              // this lane's rows: r0 + 16 mt + 8 half
+    float o[MT][NT][4], m[MT][2], l[MT][2];
+    ATT_UNROLL
+    for (int mt = 0; mt < MT; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
+        ATT_UNROLL
+        for (int nt = 0; nt < NT; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
+    }
+    uint32_t qf[QREG ? MT : 1][QREG ? KS : 1][4];
+
+    for (int j = 0; j < nkv; j++) {
+        // Tile j has landed for every thread, and every warp is done with tile j-1, whose stage the prefetch of
+        // tile j+1 now refills (one barrier per tile; the prefetch overlaps this tile's math).
+        rlc_cp_async_wait<0>();
+        __syncthreads();
+        if (j + 1 < nkv) {
+            const int nb = (j + 1) & 1, k0 = (j + 1) * BN;
+            att_load_rows<HD, BN, NTHR>(sK + nb * BN * LDS, kv_at(k, k0), ldk, min(BN, L - k0), tid);
+            att_load_rows<HD, BN, NTHR>(sV + nb * BN * LDS, kv_at(v, k0), ldk, min(BN, L - k0), tid);
+            rlc_cp_async_commit();
+        }
+        const int kb = j * BN;
+        if (!live || kb > wq1) continue; // every key of the tile is after every row of the warp (warp-uniform)
+        if (QREG && j == 0) {
+            ATT_UNROLL
+            for (int mt = 0; mt < MT; mt++)
+                ATT_UNROLL
+                for (int kk = 0; kk < KS; kk++) att_ldm_a(qf[QREG ? mt : 0][QREG ? kk : 0], sQ, LDS, wr + 16 * mt, kk * 16, lane);
+        }
+        // The tile in steps of BS keys (BS < BN when the scores of a whole tile would not fit in registers next
+        // to the accumulator: HD 128 with 32 rows per warp).
+        ATT_UNROLL
+        for (int hs = 0; hs < BN / BS; hs++) {
+            const int kh = kb + hs * BS;
+            if (hs > 0 && kh > wq1) break; // the rest of the tile is after every row of the warp
+            const bf16 *sKj = sK + ((j & 1) * BN + hs * BS) * LDS, *sVj = sV + ((j & 1) * BN + hs * BS) * LDS;
+            float s[MT][SN][4];
+            ATT_UNROLL
+            for (int mt = 0; mt < MT; mt++)
+                ATT_UNROLL
+                for (int nt = 0; nt < SN; nt++) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+            ATT_UNROLL
+            for (int kk = 0; kk < KS; kk++) {
+                uint32_t qa[MT][4];
+                ATT_UNROLL
+                for (int mt = 0; mt < MT; mt++) {
+                    if (QREG) {
+                        ATT_UNROLL
+                        for (int e = 0; e < 4; e++) qa[mt][e] = qf[QREG ? mt : 0][QREG ? kk : 0][e];
+                    } else {
+                        att_ldm_a(qa[mt], sQ, LDS, wr + 16 * mt, kk * 16, lane);
+                    }
+                }
+                ATT_UNROLL
+                for (int np = 0; np < SN / 2; np++) {
+                    uint32_t b0[2], b1[2];
+                    att_ldm_bt(b0, b1, sKj, LDS, np * 16, kk * 16, lane);
+                    ATT_UNROLL
+                    for (int mt = 0; mt < MT; mt++) {
+                        rlc_mma_m16n8k16_bf16(s[mt][2 * np], qa[mt], b0, s[mt][2 * np]);
+                        rlc_mma_m16n8k16_bf16(s[mt][2 * np + 1], qa[mt], b1, s[mt][2 * np + 1]);
+                    }
+                }
+            }
+            // Causal mask where the step reaches past the warp's first row. Keys past the end of the sequence need
+            // no mask of their own: they come after every row in it (rows past the end are never stored; their
+            // keys there are zero-filled, so everything stays finite).
+            if (kh + BS - 1 > wq0) {
+                ATT_UNROLL
+                for (int mt = 0; mt < MT; mt++)
+                    ATT_UNROLL
+                    for (int nt = 0; nt < SN; nt++)
+                        ATT_UNROLL
+                        for (int e = 0; e < 4; e++)
+                            if (kh + nt * 8 + 2 * t4 + (e & 1) > r0 + 16 * mt + (e >> 1) * 8) s[mt][nt][e] = -INFINITY;
+            }
+            att_softmax<MT, SN, NT, LAZY>(s, o, m, l, sl2);
+            att_pv<MT, SN, NT>(o, s, sVj, LDS, lane);
+        }
+    }
+    if (!live) return; // no barrier below
+
+    // Normalise, stage this warp's rows in its own rows of sQ (only this warp ever read them), then store
+    // 16-byte chunks of whole rows.
+    bf16 *sO = sQ + wr * LDS;
+    ATT_UNROLL
+    for (int mt = 0; mt < MT; mt++) {
+        l[mt][0] = att_quad_sum(l[mt][0]);
+        l[mt][1] = att_quad_sum(l[mt][1]);
+        const float inv0 = 1.0f / l[mt][0], inv1 = 1.0f / l[mt][1];
+        ATT_UNROLL
+        for (int nt = 0; nt < NT; nt++) {
+            *reinterpret_cast<uint32_t *>(&sO[(16 * mt + g4) * LDS + nt * 8 + 2 * t4]) =
+                att_pack_bf16(o[mt][nt][0] * inv0, o[mt][nt][1] * inv0);
+            *reinterpret_cast<uint32_t *>(&sO[(16 * mt + g4 + 8) * LDS + nt * 8 + 2 * t4]) =
+                att_pack_bf16(o[mt][nt][2] * inv1, o[mt][nt][3] * inv1);
+        }
+    }
+    __syncwarp();
+    // rows of (out, lse) from the warp's first: (s0 + wq0) * NH + h, then NH apart; nrow of them in the sequence
+    const int nrow = L - wq0;
+    const size_t row0 = (size_t)(s0 + wq0) * NH + h;
+    ATT_UNROLL
+    for (int c = lane; c < 16 * MT * HD / 8; c += 32) {
+        const int r = c / (HD / 8), cc = c % (HD / 8);
+        if (r < nrow)
+            *reinterpret_cast<uint4 *>(&out[(row0 + (size_t)r * NH) * HD + cc * 8]) =
+                *reinterpret_cast<const uint4 *>(&sO[r * LDS + cc * 8]);
+    }
+    if (t4 == 0) {
+        ATT_UNROLL
+        for (int mt = 0; mt < MT; mt++)
+            ATT_UNROLL
+            for (int half = 0; half < 2; half++) {
+                const int r = g4 + 16 * mt + 8 * half;
+                if (r < nrow) lse[row0 + (size_t)r * NH] = (m[mt][half] + log2f(l[mt][half])) * ATT_LN2;
+            }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- backward
+
+template <int HD, int NW, int BQ> constexpr size_t att_dkdv_smem() {
+    return (size_t)(2 * 16 * NW + 4 * BQ) * (HD + 8) * sizeof(bf16) + 4 * BQ * sizeof(float);
+}
+
+// Issues the loads of one item of a dK/dV block: BQ rows of Q and dO of query head h from query qs on by
+// cp.async; lse * log2(e) and D by plain loads (+inf / 0 past the sequence end, so that those rows get
+// probability 0). Visible to all threads after the next barrier.
+template <int HD, int BQ, int NTHR>
+__device__ __forceinline__ void att_dkdv_issue(bf16 *sQ, bf16 *sO, float *sL, float *sD, const bf16 *q,
+                                               const bf16 *dout, const float *lse, const float *Drow, int h, int qs,
+                                               int s0, int L, int NH, int tid) {
+    const int qn = min(BQ, L - qs);
+    const size_t off = ((size_t)(s0 + qs) * NH + h) * HD, ld = (size_t)NH * HD;
+    att_load_rows<HD, BQ, NTHR>(sQ, q + off, ld, qn, tid);
+    att_load_rows<HD, BQ, NTHR>(sO, dout + off, ld, qn, tid);
+    if (tid < BQ) {
+        const bool ok = tid < qn;
+        const size_t i = (size_t)(s0 + qs + tid) * NH + h;
+        sL[tid] = ok ? lse[i] * ATT_LOG2E : INFINITY;
+        sD[tid] = ok ? Drow[i] : 0.0f;
+    }
+}
+
+// Grid: (key tiles of 16 NW keys, upper bound) x NKV x nsplit blocks, split fastest, then kv head; warp w owns
+// keys 16w..16w+15 of the tile. The query heads of the group are shared out among nsplit blocks (contiguous
+// ranges; nsplit > 1 when the tiles alone give too few blocks, as with few kv heads and short sequences), each
+// writing its partial dK/dV at dk/dv + split * split_stride (att_bwd_reduce_kernel sums them in order). Items
+// (query head of the block's range, query tile of BQ rows at or after the tile's first key) in a fixed order:
+// heads outer, query tiles inner; each item is computed in steps of BQS queries (BQS < BQ halves the barriers
+// per flop where the scores of a whole item would not fit in registers). A warp skips the steps whose queries
+// all come before its keys.
+template <int HD, int NW, int BQ, int BQS>
+__global__ void __launch_bounds__(NW * 32, 1)
+    att_bwd_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                        const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
+                        float scale, float sl2, int lpt, int nsplit, size_t split_stride) {
+    constexpr int NTHR = NW * 32, BK = 16 * NW, LDS = HD + 8, KS = HD / 16, NT = HD / 8, QN = BQS / 8;
+    static_assert(BQ % BQS == 0 && BQS % 16 == 0, "steps of whole k-steps");
+    RLC_DYN_SMEM(bf16, smem);
+    bf16 *sK = smem;               // (BK keys, LDS)
+    bf16 *sV = sK + BK * LDS;      // (BK, LDS)
+    bf16 *sQ = sV + BK * LDS;      // 2 stages x (BQ, LDS)
+    bf16 *sO = sQ + 2 * BQ * LDS;  // 2 stages x (BQ, LDS): dO
+    float *sL = reinterpret_cast<float *>(sO + 2 * BQ * LDS); // 2 x BQ: lse * log2(e)
+    float *sD = sL + 2 * BQ;                                   // 2 x BQ: D
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
+    const int split = (int)(blockIdx.x % (unsigned)nsplit), kvh = (int)(blockIdx.x / (unsigned)nsplit % (unsigned)NKV);
+    const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
+    int b, tile, ntile;
+    if (!att_schedule(cu_seqlens, B, BK, (int)(blockIdx.x / (unsigned)(nsplit * NKV)), lane, lpt, false, &b, &tile,
+                      &ntile))
+        return;
+    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * BK, kn = min(BK, L - j0);
+    const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
+    const int ldk = NKV * HD;
+    const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
+
+    att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
+    att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
+    if (nit > 0) att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0, qt0 * BQ, s0, L, NH, tid);
+    rlc_cp_async_commit();
+
+    float dka[NT][4], dva[NT][4];
+    ATT_UNROLL
+    for (int nt = 0; nt < NT; nt++)
+        ATT_UNROLL
+        for (int e = 0; e < 4; e++) dka[nt][e] = dva[nt][e] = 0.0f;
+    const int kw0 = j0 + 16 * warp, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 and kr0 + 8
+    const bool live = kw0 < L;
+    int cq = 0;         // query tile (from qt0) of the item being computed
+    int nh = 0, nq = 1; // head (from head0) and query tile (from qt0) of the next item to issue
+    if (nq == nqt) nq = 0, nh++;
+
+    for (int it = 0; it < nit; it++) {
+        rlc_cp_async_wait<0>(); // item it has landed; after the barrier the other stage is free for item it+1
+        __syncthreads();
+        if (it + 1 < nit) {
+            const int nb = (it + 1) & 1;
+            att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
+                                         lse, Drow, head0 + nh, (qt0 + nq) * BQ, s0, L, NH, tid);
+            rlc_cp_async_commit();
+            if (++nq == nqt) nq = 0, nh++;
+        }
+        const int cb = it & 1, qi = (qt0 + cq) * BQ;
+        if (++cq == nqt) cq = 0;
+        if (!live) continue;
+        ATT_UNROLL
+        for (int hs = 0; hs < BQ / BQS; hs++) {
+            const int qs = qi + hs * BQS;
+            if (qs + BQS - 1 < kw0) continue; // every query of the step is before every key of the warp
+            const bf16 *sQb = sQ + (cb * BQ + hs * BQS) * LDS, *sOb = sO + (cb * BQ + hs * BQS) * LDS;
+            const float *sLb = sL + cb * BQ + hs * BQS, *sDb = sD + cb * BQ + hs * BQS;
+
+            // S^T = K Q^T and dP^T = V dO^T for this warp's 16 keys x BQS queries.
+            float st[QN][4], dp[QN][4];
+            ATT_UNROLL
+            for (int nt = 0; nt < QN; nt++)
+                ATT_UNROLL
+                for (int e = 0; e < 4; e++) st[nt][e] = dp[nt][e] = 0.0f;
+            ATT_UNROLL
+            for (int kk = 0; kk < KS; kk++) {
+                uint32_t ka[4], va[4];
+                att_ldm_a(ka, sK, LDS, 16 * warp, kk * 16, lane);
+                att_ldm_a(va, sV, LDS, 16 * warp, kk * 16, lane);
+                ATT_UNROLL
+                for (int np = 0; np < QN / 2; np++) {
+                    uint32_t b0[2], b1[2];
+                    att_ldm_bt(b0, b1, sQb, LDS, np * 16, kk * 16, lane);
+                    rlc_mma_m16n8k16_bf16(st[2 * np], ka, b0, st[2 * np]);
+                    rlc_mma_m16n8k16_bf16(st[2 * np + 1], ka, b1, st[2 * np + 1]);
+                    att_ldm_bt(b0, b1, sOb, LDS, np * 16, kk * 16, lane);
+                    rlc_mma_m16n8k16_bf16(dp[2 * np], va, b0, dp[2 * np]);
+                    rlc_mma_m16n8k16_bf16(dp[2 * np + 1], va, b1, dp[2 * np + 1]);
+                }
+            }
+            // P^T = exp2(S^T * scale * log2 e - lse * log2 e) (0 where key > query), dS^T = P^T * (dP^T - D).
+            const bool diag = qs < kw0 + 15; // some query of the step is before some key of the warp
+            ATT_UNROLL
+            for (int nt = 0; nt < QN; nt++) {
+                const float2 lq = *reinterpret_cast<const float2 *>(&sLb[nt * 8 + 2 * t4]);
+                const float2 dq2 = *reinterpret_cast<const float2 *>(&sDb[nt * 8 + 2 * t4]);
+                ATT_UNROLL
+                for (int e = 0; e < 4; e++) {
+                    const int c = nt * 8 + 2 * t4 + (e & 1), kr = kr0 + (e >> 1) * 8;
+                    float p = att_exp2(fmaf(st[nt][e], sl2, -((e & 1) ? lq.y : lq.x)));
+                    if (diag && qs + c < kr) p = 0.0f;
+                    st[nt][e] = p;
+                    dp[nt][e] = p * (dp[nt][e] - ((e & 1) ? dq2.y : dq2.x));
+                }
+            }
+            // dV += P^T dO, dK += dS^T Q (k = the BQS queries).
+            ATT_UNROLL
+            for (int kq = 0; kq < BQS / 16; kq++) {
+                uint32_t pa[4], da[4];
+                att_acc_to_a(pa, st[2 * kq], st[2 * kq + 1]);
+                att_acc_to_a(da, dp[2 * kq], dp[2 * kq + 1]);
+                ATT_UNROLL
+                for (int np = 0; np < NT / 2; np++) {
+                    uint32_t b0[2], b1[2];
+                    att_ldm_b(b0, b1, sOb, LDS, kq * 16, np * 16, lane);
+                    rlc_mma_m16n8k16_bf16(dva[2 * np], pa, b0, dva[2 * np]);
+                    rlc_mma_m16n8k16_bf16(dva[2 * np + 1], pa, b1, dva[2 * np + 1]);
+                    att_ldm_b(b0, b1, sQb, LDS, kq * 16, np * 16, lane);
+                    rlc_mma_m16n8k16_bf16(dka[2 * np], da, b0, dka[2 * np]);
+                    rlc_mma_m16n8k16_bf16(dka[2 * np + 1], da, b1, dka[2 * np + 1]);
+                }
+            }
+        }
+    }
+
+    dk += split * split_stride, dv += split * split_stride;
+    ATT_UNROLL
+    for (int half = 0; half < 2; half++) {
+        const int kr = kr0 + 8 * half;
+        if (kr >= L) continue;
+        const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + 2 * t4;
+        ATT_UNROLL
+        for (int nt = 0; nt < NT; nt++) {
+            *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
+                make_float2(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
+            *reinterpret_cast<float2 *>(&dv[off + nt * 8]) = make_float2(dva[nt][2 * half], dva[nt][2 * half + 1]);
+        }
+    }
+}
+
+template <int HD, int WK, int WH, int BQ> constexpr size_t att_dkdv2_smem() {
+    return (size_t)(2 * 32 * WK + 4 * BQ) * (HD + 8) * sizeof(bf16) + (size_t)2 * 32 * WK * (BQ + 8) * sizeof(bf16) +
+           4 * BQ * sizeof(float);
+}
+
+// dK/dV with warp tiles of 32 rows (the FlashAttention-2 layout): NW = WK x WH warps; the block's BK = 32 WK keys,
+// warp (wk, wj) owns keys 32wk..32wk+31 in both phases of an item of BQ queries:
+//   1. S^T and dP^T for its keys x the queries QW wj .. QW wj + QW-1 (QW = BQ / WH), reduced over the head dim;
+//      P^T and dS^T go to shared memory in bf16 (sP, sS: BK x BQ);
+//   2. after a barrier, dV += P^T dO and dK += dS^T Q for its keys x the head-dim columns HW wj .. (HW = HD / WH),
+//      the A operands read back from sP / sS.
+// Each K/V/Q/dO fragment read from shared memory feeds two mma (32-row m-tiles) instead of one, and the
+// accumulators of 32 keys x HD/WH columns fit in registers: about 30% fewer shared-memory bytes per flop than
+// att_bwd_dkdv_kernel, for one more barrier per item. Grid, head split, order of the items and outputs as there.
+template <int HD, int WK, int WH, int BQ>
+__global__ void __launch_bounds__(WK * WH * 32, 1)
+    att_bwd_dkdv2_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                         const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
+                         float scale, float sl2, int lpt, int nsplit, size_t split_stride) {
+    constexpr int NW = WK * WH, NTHR = NW * 32, BK = 32 * WK, QW = BQ / WH, HW = HD / WH;
+    constexpr int LDS = HD + 8, LDP = BQ + 8, KS = HD / 16, QN = QW / 8, NT = HW / 8;
+    static_assert(QW % 16 == 0 && HW % 16 == 0, "warp tiles of whole 16-column steps");
+    RLC_DYN_SMEM(bf16, smem);
+    bf16 *sK = smem;              // (BK keys, LDS)
+    bf16 *sV = sK + BK * LDS;     // (BK, LDS)
+    bf16 *sQ = sV + BK * LDS;     // 2 stages x (BQ, LDS)
+    bf16 *sO = sQ + 2 * BQ * LDS; // 2 stages x (BQ, LDS): dO
+    bf16 *sP = sO + 2 * BQ * LDS; // (BK keys, LDP): P^T of the item
+    bf16 *sS = sP + BK * LDP;     // (BK, LDP): dS^T
+    float *sL = reinterpret_cast<float *>(sS + BK * LDP); // 2 x BQ: lse * log2(e)
+    float *sD = sL + 2 * BQ;                               // 2 x BQ: D
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
+    const int wk = warp / WH, wj = warp % WH;
+    const int split = (int)(blockIdx.x % (unsigned)nsplit), kvh = (int)(blockIdx.x / (unsigned)nsplit % (unsigned)NKV);
+    const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
+    int b, tile, ntile;
+    if (!att_schedule(cu_seqlens, B, BK, (int)(blockIdx.x / (unsigned)(nsplit * NKV)), lane, lpt, false, &b, &tile,
+                      &ntile))
+        return;
+    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * BK, kn = min(BK, L - j0);
+    const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
+    const int ldk = NKV * HD;
+    const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
+
+    att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
+    att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
+    if (nit > 0) att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0, qt0 * BQ, s0, L, NH, tid);
+    rlc_cp_async_commit();
+
+    float dka[2][NT][4], dva[2][NT][4];
+    ATT_UNROLL
+    for (int mt = 0; mt < 2; mt++)
+        ATT_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            ATT_UNROLL
+            for (int e = 0; e < 4; e++) dka[mt][nt][e] = dva[mt][nt][e] = 0.0f;
+    const int kw0 = j0 + 32 * wk, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 + 16 mt + 8 half
+    const bool live = kw0 < L;                   // (warps (wk, *) read only the rows of sP / sS that they wrote)
+    int cq = 0;         // query tile (from qt0) of the item being computed
+    int nh = 0, nq = 1; // head (from head0) and query tile (from qt0) of the next item to issue
+    if (nq == nqt) nq = 0, nh++;
+
+    for (int it = 0; it < nit; it++) {
+        rlc_cp_async_wait<0>(); // item it has landed, every warp is done with item it-1 (its stage, sP, sS)
+        __syncthreads();
+        if (it + 1 < nit) {
+            const int nb = (it + 1) & 1;
+            att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
+                                         lse, Drow, head0 + nh, (qt0 + nq) * BQ, s0, L, NH, tid);
+            rlc_cp_async_commit();
+            if (++nq == nqt) nq = 0, nh++;
+        }
+        const int cb = it & 1, qi = (qt0 + cq) * BQ;
+        if (++cq == nqt) cq = 0;
+        const bf16 *sQb = sQ + cb * BQ * LDS, *sOb = sO + cb * BQ * LDS;
+
+        // Phase 1: P^T, dS^T of the warp's 32 keys x QW queries into sP / sS (zeros where every query of the
+        // warp's range is before every one of its keys).
+        const int q0 = qi + QW * wj; // the warp's first query
+        if (live) {
+            float st[2][QN][4], dp[2][QN][4];
+            const bool any = q0 + QW - 1 >= kw0;
+            if (any) {
+                ATT_UNROLL
+                for (int mt = 0; mt < 2; mt++)
+                    ATT_UNROLL
+                    for (int nt = 0; nt < QN; nt++)
+                        ATT_UNROLL
+                        for (int e = 0; e < 4; e++) st[mt][nt][e] = dp[mt][nt][e] = 0.0f;
+                ATT_UNROLL
+                for (int kk = 0; kk < KS; kk++) {
+                    uint32_t ka[2][4], va[2][4];
+                    ATT_UNROLL
+                    for (int mt = 0; mt < 2; mt++) {
+                        att_ldm_a(ka[mt], sK, LDS, 32 * wk + 16 * mt, kk * 16, lane);
+                        att_ldm_a(va[mt], sV, LDS, 32 * wk + 16 * mt, kk * 16, lane);
+                    }
+                    ATT_UNROLL
+                    for (int np = 0; np < QN / 2; np++) {
+                        uint32_t b0[2], b1[2];
+                        att_ldm_bt(b0, b1, sQb, LDS, QW * wj + np * 16, kk * 16, lane);
+                        ATT_UNROLL
+                        for (int mt = 0; mt < 2; mt++) {
+                            rlc_mma_m16n8k16_bf16(st[mt][2 * np], ka[mt], b0, st[mt][2 * np]);
+                            rlc_mma_m16n8k16_bf16(st[mt][2 * np + 1], ka[mt], b1, st[mt][2 * np + 1]);
+                        }
+                        att_ldm_bt(b0, b1, sOb, LDS, QW * wj + np * 16, kk * 16, lane);
+                        ATT_UNROLL
+                        for (int mt = 0; mt < 2; mt++) {
+                            rlc_mma_m16n8k16_bf16(dp[mt][2 * np], va[mt], b0, dp[mt][2 * np]);
+                            rlc_mma_m16n8k16_bf16(dp[mt][2 * np + 1], va[mt], b1, dp[mt][2 * np + 1]);
+                        }
+                    }
+                }
+                // P^T = exp2(S^T * scale * log2 e - lse * log2 e) (0 where key > query), dS^T = P^T (dP^T - D).
+                const bool diag = q0 < kw0 + 31; // some query of the range is before some key of the warp
+                const float *sLb = sL + cb * BQ + QW * wj, *sDb = sD + cb * BQ + QW * wj;
+                ATT_UNROLL
+                for (int nt = 0; nt < QN; nt++) {
+                    const float2 lq = *reinterpret_cast<const float2 *>(&sLb[nt * 8 + 2 * t4]);
+                    const float2 dq2 = *reinterpret_cast<const float2 *>(&sDb[nt * 8 + 2 * t4]);
+                    ATT_UNROLL
+                    for (int mt = 0; mt < 2; mt++)
+                        ATT_UNROLL
+                        for (int e = 0; e < 4; e++) {
+                            const int c = nt * 8 + 2 * t4 + (e & 1), kr = kr0 + 16 * mt + (e >> 1) * 8;
+                            float p = att_exp2(fmaf(st[mt][nt][e], sl2, -((e & 1) ? lq.y : lq.x)));
+                            if (diag && q0 + c < kr) p = 0.0f;
+                            st[mt][nt][e] = p;
+                            dp[mt][nt][e] = p * (dp[mt][nt][e] - ((e & 1) ? dq2.y : dq2.x));
+                        }
+                }
+            } else {
+                ATT_UNROLL
+                for (int mt = 0; mt < 2; mt++)
+                    ATT_UNROLL
+                    for (int nt = 0; nt < QN; nt++)
+                        ATT_UNROLL
+                        for (int e = 0; e < 4; e++) st[mt][nt][e] = dp[mt][nt][e] = 0.0f;
+            }
+            ATT_UNROLL
+            for (int mt = 0; mt < 2; mt++)
+                ATT_UNROLL
+                for (int nt = 0; nt < QN; nt++) {
+                    const int o0 = (32 * wk + 16 * mt + g4) * LDP + QW * wj + nt * 8 + 2 * t4, o1 = o0 + 8 * LDP;
+                    *reinterpret_cast<uint32_t *>(&sP[o0]) = att_pack_bf16(st[mt][nt][0], st[mt][nt][1]);
+                    *reinterpret_cast<uint32_t *>(&sP[o1]) = att_pack_bf16(st[mt][nt][2], st[mt][nt][3]);
+                    *reinterpret_cast<uint32_t *>(&sS[o0]) = att_pack_bf16(dp[mt][nt][0], dp[mt][nt][1]);
+                    *reinterpret_cast<uint32_t *>(&sS[o1]) = att_pack_bf16(dp[mt][nt][2], dp[mt][nt][3]);
+                }
+        }
+        __syncthreads(); // sP / sS complete for every warp of the same keys
+
+        // Phase 2: dV += P^T dO, dK += dS^T Q for the warp's 32 keys x HW columns (k = the BQ queries).
+        if (live && qi + BQ - 1 >= kw0) {
+            ATT_UNROLL
+            for (int kq = 0; kq < BQ / 16; kq++) {
+                uint32_t pa[2][4], da[2][4];
+                ATT_UNROLL
+                for (int mt = 0; mt < 2; mt++) {
+                    att_ldm_a(pa[mt], sP, LDP, 32 * wk + 16 * mt, kq * 16, lane);
+                    att_ldm_a(da[mt], sS, LDP, 32 * wk + 16 * mt, kq * 16, lane);
+                }
+                ATT_UNROLL
+                for (int np = 0; np < NT / 2; np++) {
+                    uint32_t b0[2], b1[2];
+                    att_ldm_b(b0, b1, sOb, LDS, kq * 16, HW * wj + np * 16, lane);
+                    ATT_UNROLL
+                    for (int mt = 0; mt < 2; mt++) {
+                        rlc_mma_m16n8k16_bf16(dva[mt][2 * np], pa[mt], b0, dva[mt][2 * np]);
+                        rlc_mma_m16n8k16_bf16(dva[mt][2 * np + 1], pa[mt], b1, dva[mt][2 * np + 1]);
+                    }
+                    att_ldm_b(b0, b1, sQb, LDS, kq * 16, HW * wj + np * 16, lane);
+                    ATT_UNROLL
+                    for (int mt = 0; mt < 2; mt++) {
+                        rlc_mma_m16n8k16_bf16(dka[mt][2 * np], da[mt], b0, dka[mt][2 * np]);
+                        rlc_mma_m16n8k16_bf16(dka[mt][2 * np + 1], da[mt], b1, dka[mt][2 * np + 1]);
+                    }
+                }
+            }
+        }
+    }
+
+    dk += split * split_stride, dv += split * split_stride;
+    ATT_UNROLL
+    for (int mt = 0; mt < 2; mt++)
+        ATT_UNROLL
+        for (int half = 0; half < 2; half++) {
+            const int kr = kr0 + 16 * mt + 8 * half;
+            if (kr >= L) continue;
+            const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + HW * wj + 2 * t4;
+            ATT_UNROLL
+            for (int nt = 0; nt < NT; nt++) {
+                *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
+                    make_float2(dka[mt][nt][2 * half] * scale, dka[mt][nt][2 * half + 1] * scale);
+                *reinterpret_cast<float2 *>(&dv[off + nt * 8]) =
+                    make_float2(dva[mt][nt][2 * half], dva[mt][nt][2 * half + 1]);
+            }
+        }
+}
+
+// dk, dv (n floats each) = the sum over s = 0..nsplit-1, in that order, of part[2s n ..] and part[(2s+1) n ..]
+// (the head-split partials of the dK/dV kernel). n is a multiple of 4.
+__global__ void att_bwd_reduce_kernel(float *dk, float *dv, const float *part, size_t n, int nsplit) {
+    const size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i >= n) return;
+    float4 a = *reinterpret_cast<const float4 *>(&part[i]), c = *reinterpret_cast<const float4 *>(&part[n + i]);
+    for (int s = 1; s < nsplit; s++) {
+        const float4 x = *reinterpret_cast<const float4 *>(&part[2 * s * n + i]);
+        const float4 y = *reinterpret_cast<const float4 *>(&part[(2 * s + 1) * n + i]);
+        a.x += x.x, a.y += x.y, a.z += x.z, a.w += x.w;
+        c.x += y.x, c.y += y.y, c.z += y.z, c.w += y.w;
+    }
+    *reinterpret_cast<float4 *>(&dk[i]) = a;
+    *reinterpret_cast<float4 *>(&dv[i]) = c;
+}
+
+template <int HD, int NW, int BK> constexpr size_t att_dq_smem() {
+    return (size_t)(2 * 16 * NW + 4 * BK) * (HD + 8) * sizeof(bf16);
+}
+
+// Grid: (query tiles of 16 NW rows, upper bound) x NH blocks, head fastest; warp w owns rows 16w..16w+15. K/V
+// tiles of BK keys, computed in steps of BKS keys (BKS < BK: fewer barriers per flop where a whole tile's scores
+// would not fit in registers). A warp skips the steps after its last row and masks only those that cross its
+// diagonal.
+template <int HD, int NW, int BK, int BKS>
+__global__ void __launch_bounds__(NW * 32, 1)
+    att_bwd_dq_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse,
+                      const float *Drow, const int *cu_seqlens, int B, int NH, int NKV, float scale, float sl2,
+                      int lpt) {
+    constexpr int NTHR = NW * 32, BM = 16 * NW, LDS = HD + 8, KS = HD / 16, NT = HD / 8, SN = BKS / 8;
+    static_assert(BK % BKS == 0 && BKS % 16 == 0, "steps of whole k-steps");
+    RLC_DYN_SMEM(bf16, smem);
+    bf16 *sQ = smem;              // (BM, LDS)
+    bf16 *sO = sQ + BM * LDS;     // (BM, LDS): dO
+    bf16 *sK = sO + BM * LDS;     // 2 stages x (BK, LDS)
+    bf16 *sV = sK + 2 * BK * LDS; // 2 stages x (BK, LDS)
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
+    const int h = (int)(blockIdx.x % (unsigned)NH), kvh = h / (NH / NKV);
+    int b, tile, ntile;
+    if (!att_schedule(cu_seqlens, B, BM, (int)(blockIdx.x / (unsigned)NH), lane, lpt, true, &b, &tile, &ntile)) return;
+    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, i0 = tile * BM;
+    const int qn = min(BM, L - i0), nkv = (i0 + qn + BK - 1) / BK;
+    const int ldk = NKV * HD;
+    const size_t qoff = ((size_t)(s0 + i0) * NH + h) * HD;
+    // K/V rows of this kv head from key k0 of the sequence on (recomputed per tile, as in the forward)
+    auto kv_at = [&](const bf16 *base, int k0) { return base + ((size_t)(s0 + k0) * NKV + kvh) * HD; };
+
+    att_load_rows<HD, BM, NTHR>(sQ, q + qoff, NH * HD, qn, tid);
+    att_load_rows<HD, BM, NTHR>(sO, dout + qoff, NH * HD, qn, tid);
+    att_load_rows<HD, BK, NTHR>(sK, kv_at(k, 0), ldk, min(BK, L), tid);
+    att_load_rows<HD, BK, NTHR>(sV, kv_at(v, 0), ldk, min(BK, L), tid);
+    rlc_cp_async_commit();
+
+    const int wq0 = i0 + 16 * warp, wq1 = wq0 + 15, r0 = wq0 + g4; // this lane's query rows r0, r0 + 8
+    const bool live = wq0 < L;
+    float lrow[2], drow[2]; // lse * log2(e) and D of the two rows (+inf / 0 past the end: probability 0)
+    ATT_UNROLL
+    for (int half = 0; half < 2; half++) {
+        const int r = r0 + 8 * half;
+        const size_t i = (size_t)(s0 + r) * NH + h;
+        lrow[half] = r < L ? lse[i] * ATT_LOG2E : INFINITY;
+        drow[half] = r < L ? Drow[i] : 0.0f;
+    }
+    float dqa[NT][4];
+    ATT_UNROLL
+    for (int nt = 0; nt < NT; nt++) dqa[nt][0] = dqa[nt][1] = dqa[nt][2] = dqa[nt][3] = 0.0f;
+    uint32_t qf[KS][4], of[KS][4];
+
+    for (int j = 0; j < nkv; j++) {
+        rlc_cp_async_wait<0>(); // tile j has landed; after the barrier the other stage is free for tile j+1
+        __syncthreads();
+        if (j + 1 < nkv) {
+            const int nb = (j + 1) & 1, k0 = (j + 1) * BK;
+            att_load_rows<HD, BK, NTHR>(sK + nb * BK * LDS, kv_at(k, k0), ldk, min(BK, L - k0), tid);
+            att_load_rows<HD, BK, NTHR>(sV + nb * BK * LDS, kv_at(v, k0), ldk, min(BK, L - k0), tid);
+            rlc_cp_async_commit();
+        }
+        const int kt = j * BK;
+        if (!live || kt > wq1) continue; // every key of the tile is after every row of the warp
+        if (j == 0) {
+            ATT_UNROLL
+            for (int kk = 0; kk < KS; kk++) {
+                att_ldm_a(qf[kk], sQ, LDS, 16 * warp, kk * 16, lane);
+                att_ldm_a(of[kk], sO, LDS, 16 * warp, kk * 16, lane);
+            }
+        }
+        ATT_UNROLL
+        for (int hs = 0; hs < BK / BKS; hs++) {
+            const int kb = kt + hs * BKS;
+            if (hs > 0 && kb > wq1) break;
+            const bf16 *sKj = sK + ((j & 1) * BK + hs * BKS) * LDS, *sVj = sV + ((j & 1) * BK + hs * BKS) * LDS;
+
+            // S = Q K^T, dP = dO V^T (16 queries x BKS keys per warp).
+            float s[SN][4], dp[SN][4];
+            ATT_UNROLL
+            for (int nt = 0; nt < SN; nt++)
+                ATT_UNROLL
+                for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+            ATT_UNROLL
+            for (int kk = 0; kk < KS; kk++) {
+                ATT_UNROLL
+                for (int np = 0; np < SN / 2; np++) {
+                    uint32_t b0[2], b1[2];
+                    att_ldm_bt(b0, b1, sKj, LDS, np * 16, kk * 16, lane);
+                    rlc_mma_m16n8k16_bf16(s[2 * np], qf[kk], b0, s[2 * np]);
+                    rlc_mma_m16n8k16_bf16(s[2 * np + 1], qf[kk], b1, s[2 * np + 1]);
+                    att_ldm_bt(b0, b1, sVj, LDS, np * 16, kk * 16, lane);
+                    rlc_mma_m16n8k16_bf16(dp[2 * np], of[kk], b0, dp[2 * np]);
+                    rlc_mma_m16n8k16_bf16(dp[2 * np + 1], of[kk], b1, dp[2 * np + 1]);
+                }
+            }
+            const bool edge = kb + BKS - 1 > wq0; // the step reaches past the warp's first row
+            ATT_UNROLL
+            for (int nt = 0; nt < SN; nt++) {
+                ATT_UNROLL
+                for (int e = 0; e < 4; e++) {
+                    const int c = kb + nt * 8 + 2 * t4 + (e & 1), half = e >> 1;
+                    float p = att_exp2(fmaf(s[nt][e], sl2, -lrow[half]));
+                    if (edge && c > r0 + 8 * half) p = 0.0f;
+                    dp[nt][e] = p * (dp[nt][e] - drow[half]);
+                }
+            }
+            // dQ += dS K (k = the BKS keys).
+            ATT_UNROLL
+            for (int kk = 0; kk < BKS / 16; kk++) {
+                uint32_t da[4];
+                att_acc_to_a(da, dp[2 * kk], dp[2 * kk + 1]);
+                ATT_UNROLL
+                for (int np = 0; np < NT / 2; np++) {
+                    uint32_t b0[2], b1[2];
+                    att_ldm_b(b0, b1, sKj, LDS, kk * 16, np * 16, lane);
+                    rlc_mma_m16n8k16_bf16(dqa[2 * np], da, b0, dqa[2 * np]);
+                    rlc_mma_m16n8k16_bf16(dqa[2 * np + 1], da, b1, dqa[2 * np + 1]);
+                }
+            }
+        }
+    }
+
+    ATT_UNROLL
+    for (int half = 0; half < 2; half++) {
+        const int r = r0 + 8 * half;
+        if (r >= L) continue;
+        float *d = dq + ((size_t)(s0 + r) * NH + h) * HD + 2 * t4;
+        ATT_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            *reinterpret_cast<float2 *>(&d[nt * 8]) = make_float2(dqa[nt][2 * half] * scale, dqa[nt][2 * half + 1] * scale);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ decode
+
+template <int HD, int NS, int KT> constexpr size_t att_dec_smem() {
+    return (size_t)(16 + 4 * NS * 2 * KT) * (HD + 8) * sizeof(bf16);
+}
+
+// One block per (piece s of split_len keys, (kv head, chunk of 16 query heads), row b). Writes, for each query
+// head of the chunk, the piece's normalised output part_o (B, NH, n_split, HD) and its log-sum-exp in log2 units
+// of the scaled scores part_lse (B, NH, n_split). Pieces at or past kv_len[b] write nothing. Each warp keeps
+// NS - 1 of its key tiles in flight (a ring of NS stages; every step commits one group, empty at the end, so
+// that wait<NS-2> always means "this step's tile has landed").
+template <int HD, int NS, int KT>
+__global__ void __launch_bounds__(ATT_THREADS)
+    att_dec_kernel(float *part_o, float *part_lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
+                   const int *slot, const int *kv_len, int cap, int NH, int NKV, int n_split, int split_len,
+                   float sl2) {
+    constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, SN = KT / 8;
+    constexpr int NW = ATT_THREADS / 32, STAGE = 2 * KT * LDS; // a stage holds a K and a V tile
+    static_assert(NS >= 2 && KT % 16 == 0, "at least double buffering, whole k-steps");
+    static_assert(NW * NS * STAGE * sizeof(bf16) >= (NW * 16 * HD + 2 * NW * 16) * sizeof(float),
+                  "the stages hold the merge's scratch");
+    RLC_DYN_SMEM(bf16, smem);
+    bf16 *sQ = smem;           // (16, LDS): the group's query heads, zero rows past nh
+    bf16 *sKV = sQ + 16 * LDS; // NW warps x NS stages x (K, V) x (KT, LDS)
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
+    const int b = blockIdx.z, s = blockIdx.x, rep = NH / NKV, nhc = (rep + 15) / 16;
+    const int kvh = blockIdx.y / nhc, h0 = kvh * rep + (blockIdx.y % nhc) * 16, nh = min(16, kvh * rep + rep - h0);
+    const int n = kv_len[b], kstart = s * split_len;
+    if (kstart >= n) return;
+    const int nk = min(n - kstart, split_len), ntiles = (nk + KT - 1) / KT;
+    const int nmy = warp < ntiles ? (ntiles - warp + NW - 1) / NW : 0; // this warp's tiles: warp, warp + NW, ...
+    const size_t ld = (size_t)NKV * HD, base = (((size_t)slot[b] * cap + kstart) * NKV + kvh) * HD;
+    const bf16 *Kg = k_cache + base, *Vg = v_cache + base;
+    bf16 *sW = sKV + warp * NS * STAGE;
+
+    att_load_rows<HD, 16, ATT_THREADS>(sQ, q + ((size_t)b * NH + h0) * HD, HD, nh, tid);
+    rlc_cp_async_commit();
+    ATT_UNROLL
+    for (int p = 0; p < NS - 1; p++) {
+        if (p < nmy) {
+            const int k0 = (warp + NW * p) * KT;
+            att_load_rows<HD, KT, 32>(sW + p * STAGE, Kg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
+            att_load_rows<HD, KT, 32>(sW + p * STAGE + KT * LDS, Vg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
+        }
+        rlc_cp_async_commit();
+    }
+    rlc_cp_async_wait<NS - 1>(); // the query rows have landed
+    __syncthreads();
+    uint32_t qf[KS][4];
+    ATT_UNROLL
+    for (int kk = 0; kk < KS; kk++) att_ldm_a(qf[kk], sQ, LDS, 0, kk * 16, lane);
+
+    float o[1][NT][4], m[1][2] = {{-INFINITY, -INFINITY}}, l[1][2] = {{0.0f, 0.0f}};
+    ATT_UNROLL
+    for (int nt = 0; nt < NT; nt++) o[0][nt][0] = o[0][nt][1] = o[0][nt][2] = o[0][nt][3] = 0.0f;
+    int cur = 0; // stage of tile i
+    for (int i = 0; i < nmy; i++) {
+        const int u = warp + NW * i;
+        rlc_cp_async_wait<NS - 2>(); // this warp's tile i has landed; after the warp barrier stage i-1 is free
+        __syncwarp();
+        {
+            const int ip = i + NS - 1, st = cur == 0 ? NS - 1 : cur - 1;
+            if (ip < nmy) {
+                const int k0 = (warp + NW * ip) * KT;
+                att_load_rows<HD, KT, 32>(sW + st * STAGE, Kg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
+                att_load_rows<HD, KT, 32>(sW + st * STAGE + KT * LDS, Vg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
+            }
+            rlc_cp_async_commit();
+        }
+        const bf16 *sK = sW + cur * STAGE, *sV = sK + KT * LDS;
+        cur = cur + 1 == NS ? 0 : cur + 1;
+        float sc[1][SN][4];
+        ATT_UNROLL
+        for (int nt = 0; nt < SN; nt++) sc[0][nt][0] = sc[0][nt][1] = sc[0][nt][2] = sc[0][nt][3] = 0.0f;
+        ATT_UNROLL
+        for (int kk = 0; kk < KS; kk++) {
+            ATT_UNROLL
+            for (int np = 0; np < SN / 2; np++) {
+                uint32_t b0[2], b1[2];
+                att_ldm_bt(b0, b1, sK, LDS, np * 16, kk * 16, lane);
+                rlc_mma_m16n8k16_bf16(sc[0][2 * np], qf[kk], b0, sc[0][2 * np]);
+                rlc_mma_m16n8k16_bf16(sc[0][2 * np + 1], qf[kk], b1, sc[0][2 * np + 1]);
+            }
+        }
+        if ((u + 1) * KT > nk) {
+            ATT_UNROLL
+            for (int nt = 0; nt < SN; nt++)
+                ATT_UNROLL
+                for (int e = 0; e < 4; e++)
+                    if (u * KT + nt * 8 + 2 * t4 + (e & 1) >= nk) sc[0][nt][e] = -INFINITY;
+        }
+        att_softmax<1, SN, NT, false>(sc, o, m, l, sl2);
+        att_pv<1, SN, NT>(o, sc, sV, LDS, lane);
+    }
+    l[0][0] = att_quad_sum(l[0][0]);
+    l[0][1] = att_quad_sum(l[0][1]);
+
+    // Merge the warps: their (m, l, unnormalised o) go to shared memory (over the K/V stages, now free).
+    rlc_cp_async_wait<0>(); // (only empty groups can be pending here)
+    __syncthreads();
+    float *sOw = reinterpret_cast<float *>(sKV); // (NW, 16, HD)
+    float *sM = sOw + NW * 16 * HD, *sL = sM + NW * 16;
+    ATT_UNROLL
+    for (int nt = 0; nt < NT; nt++) {
+        *reinterpret_cast<float2 *>(&sOw[(warp * 16 + g4) * HD + nt * 8 + 2 * t4]) = make_float2(o[0][nt][0], o[0][nt][1]);
+        *reinterpret_cast<float2 *>(&sOw[(warp * 16 + g4 + 8) * HD + nt * 8 + 2 * t4]) = make_float2(o[0][nt][2], o[0][nt][3]);
+    }
+    if (t4 == 0) {
+        sM[warp * 16 + g4] = m[0][0], sL[warp * 16 + g4] = l[0][0];
+        sM[warp * 16 + g4 + 8] = m[0][1], sL[warp * 16 + g4 + 8] = l[0][1];
+    }
+    __syncthreads();
+    for (int idx = tid; idx < nh * HD; idx += ATT_THREADS) {
+        const int r = idx / HD, d = idx % HD;
+        float M = -INFINITY;
+        for (int w = 0; w < NW; w++) M = fmaxf(M, sM[w * 16 + r]); // finite: warp 0 has the piece's first tile
+        float sum = 0.0f, acc = 0.0f;
+        for (int w = 0; w < NW; w++) {
+            if (sM[w * 16 + r] == -INFINITY) continue; // a warp without tiles
+            const float e = att_exp2(sM[w * 16 + r] - M);
+            sum += e * sL[w * 16 + r];
+            acc += e * sOw[(w * 16 + r) * HD + d];
+        }
+        const size_t pi = ((size_t)b * NH + h0 + r) * n_split + s;
+        part_o[pi * HD + d] = acc / sum;
+        if (d == 0) part_lse[pi] = M + log2f(sum);
+    }
 }
 
 // -------------------------------------------------------------------------------------------------- host
@@ -731,26 +1742,172 @@ static int att_launch_ok(const char *what) {
 // Upper bound of the number of BT-row tiles of a packed batch: sum ceil(L_b / BT) <= (T + (BT-1) B) / BT.
 static unsigned att_tiles_ub(int T, int B, int BT) { return (unsigned)(((long)T + (long)(BT - 1) * B) / BT); }
 
+// A one-dimensional grid of tiles x heads blocks (heads fastest); 0 if empty; -1 if it is too large for gridDim.x.
+static long att_grid(const char *what, unsigned tiles, int heads) {
+    const long n = (long)tiles * heads;
+    if (n > 2147483647L) {
+        fprintf(stderr, "%s: %ld blocks exceed the grid limit\n", what, n);
+        return -1;
+    }
+    return n;
+}
+
+// Allows the kernel `bytes` of dynamic shared memory, once per (kernel, device): the attribute call is a driver
+// round trip that would otherwise sit in front of every launch.
 template <class K> static int att_smem_attr(K kernel, size_t bytes, const char *what) {
+    if (bytes <= 48 * 1024) return 1;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+    static std::mutex mu;
+    static std::set<std::pair<const void *, int>> done;
+    const std::pair<const void *, int> key((const void *)kernel, dev);
+    {
+        std::lock_guard<std::mutex> g(mu);
+        if (done.count(key)) return 1;
+    }
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
     if (e != cudaSuccess) {
         fprintf(stderr, "%s: cannot allow %zu bytes of dynamic shared memory: %s\n", what, bytes, cudaGetErrorString(e));
         return 0;
     }
+    std::lock_guard<std::mutex> g(mu);
+    done.insert(key);
     return 1;
+}
+
+// ------------------------------------------------------------------------------------------- variants
+
+// Candidates compared by bench_attention_gpu --variants. Variant 0 of each op is the kernel before this rewrite.
+static const char *const att_fwd_names[] = {
+    "v0: before (64q x 64k, 4 warps x 16 rows)",
+    "v1: 128q, 4 warps x 32 rows, lazy; hd64 64k tiles, hd128 32k",
+    "v2: v1 with hd64 128k tiles (steps of 64), hd128 64k (steps of 32)",
+    "v3: v1 without the lazy rescale",
+    "v4: v1 in sequence order (no longest-first)",
+};
+static const char *const att_bwd_names[] = {
+    "v0: before (dKdV 64k x 4 warps, dQ 64q x 4 warps)",
+    "v1: dKdV 64k x 4 warps, dQ 64q x 4 warps, head split",
+    "v2: dKdV 128k x 8 warps, dQ 128q x 8 warps, head split",
+    "v3: dKdV 128k x 8 warps, dQ 64q x 4 warps, head split",
+    "v4: v1 without the head split",
+    "v5: v1 with items/tiles of twice the rows in two steps",
+    "v6: v2 with items/tiles of twice the rows in two steps",
+    "v7: dKdV 32-key warp tiles, 128k x 8 warps, P/dS via smem; dQ as v6",
+    "v8: v7 with 32-query items (hd64: 4 warps x all 64 columns)",
+};
+static const char *const att_dec_names[] = {
+    "v0: before (2 stages per warp)",
+    "v1: 2 stages per warp",
+    "v2: 2 stages, 16-key tiles (hd128: = v1)",
+    "v3: 2 stages per warp, pieces for 4 blocks per SM",
+};
+#define ATT_NV(a) ((int)(sizeof(a) / sizeof(a[0])))
+#define ATT_DEFAULT_FWD 1
+#define ATT_DEFAULT_BWD 6
+#define ATT_DEFAULT_DEC 2
+
+static int g_att_var[3] = {-1, -1, -1}; // fwd, bwd, dec; -1: not chosen yet (env RLC_ATTN_VARIANTS or default)
+static int g_att_bwd_stages = 7;        // benchmarking: bit 0 the D kernel, bit 1 dK/dV (+ reduce), bit 2 dQ
+
+static int att_variant(int op) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        int v[3] = {ATT_DEFAULT_FWD, ATT_DEFAULT_BWD, ATT_DEFAULT_DEC};
+        const char *e = getenv("RLC_ATTN_VARIANTS"); // "fwd,bwd,dec", e.g. "1,1,1"
+        if (e) {
+            int f = -1, b = -1, d = -1;
+            if (sscanf(e, "%d,%d,%d", &f, &b, &d) == 3 && f >= 0 && f < ATT_NV(att_fwd_names) && b >= 0 &&
+                b < ATT_NV(att_bwd_names) && d >= 0 && d < ATT_NV(att_dec_names))
+                v[0] = f, v[1] = b, v[2] = d;
+            else
+                fprintf(stderr, "rlc attention: ignoring RLC_ATTN_VARIANTS=%s (want fwd,bwd,dec in range)\n", e);
+        }
+        for (int i = 0; i < 3; i++)
+            if (g_att_var[i] < 0) g_att_var[i] = v[i];
+    });
+    return g_att_var[op];
+}
+
+extern "C" int rlc_cuda_attention_variant_count(int op) {
+    return op == 0 ? ATT_NV(att_fwd_names) : op == 1 ? ATT_NV(att_bwd_names) : op == 2 ? ATT_NV(att_dec_names) : 0;
+}
+extern "C" const char *rlc_cuda_attention_variant_name(int op, int v) {
+    if (v < 0 || v >= rlc_cuda_attention_variant_count(op)) return NULL;
+    return op == 0 ? att_fwd_names[v] : op == 1 ? att_bwd_names[v] : att_dec_names[v];
+}
+extern "C" int rlc_cuda_attention_set_variant(int op, int v) {
+    if (op == 3) { // benchmarking: which stages of the backward run (a mask, 7 = all)
+        if (v < 0 || v > 7) return -1;
+        g_att_bwd_stages = v;
+        return 0;
+    }
+    if (v < 0 || v >= rlc_cuda_attention_variant_count(op)) return -1;
+    att_variant(op); // the environment is read first, so that it cannot override this call later
+    g_att_var[op] = v;
+    return 0;
+}
+extern "C" int rlc_cuda_attention_get_variant(int op) {
+    return op >= 0 && op < 3 ? att_variant(op) : op == 3 ? g_att_bwd_stages : -1;
+}
+
+// Multiprocessors of the current device (cached per device).
+static int att_sm_count() {
+    static std::mutex mu;
+    static int cache[64] = {0};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) dev = 0;
+    std::lock_guard<std::mutex> g(mu);
+    if (!cache[dev]) {
+        int n = 0;
+        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
+        cache[dev] = n;
+    }
+    return cache[dev];
+}
+
+// ------------------------------------------------------------------------------------------- forward
+
+template <int HD>
+static int att_forward_v0(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu, int B,
+                          int T, int NH, int NKV, float sl2, cudaStream_t st, const char *what) {
+    const unsigned tiles = att_tiles_ub(T, B, ATT_BM);
+    const size_t smem = att_fwd_v0_smem<HD>();
+    if (!att_smem_attr(att_fwd_v0_kernel<HD>, smem, what)) return -1;
+    RLC_LAUNCH(att_fwd_v0_kernel<HD>, dim3(tiles, NH), ATT_THREADS, smem, st, out, lse, q, k, v, cu, B, NH, NKV, sl2);
+    return att_launch_ok(what) ? 0 : -1;
+}
+
+template <int HD, int BM, int BN, int BS, int NW, bool LAZY, int MINB = 1>
+static int att_forward_run(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu, int B,
+                           int T, int NH, int NKV, float sl2, int lpt, cudaStream_t st, const char *what) {
+    const long grid = att_grid(what, att_tiles_ub(T, B, BM), NH);
+    if (grid <= 0) return (int)grid;
+    const size_t smem = att_fwd_smem<HD, BM, BN>();
+    void (*kern)(bf16 *, float *, const bf16 *, const bf16 *, const bf16 *, const int *, int, int, int, float, int) =
+        att_fwd_kernel<HD, BM, BN, BS, NW, LAZY, MINB>;
+    if (!att_smem_attr(kern, smem, what)) return -1;
+    RLC_LAUNCH(kern, (unsigned)grid, NW * 32, smem, st, out, lse, q, k, v, cu, B, NH, NKV, sl2, lpt);
+    return att_launch_ok(what) ? 0 : -1;
 }
 
 template <int HD>
 static int att_forward_hd(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu,
                           int B, int T, int NH, int NKV, cudaStream_t st) {
     const char *what = "rlc_cuda_attention_forward";
-    const unsigned tiles = att_tiles_ub(T, B, ATT_BM);
-    if (tiles == 0) return 0;
-    const size_t smem = att_fwd_smem<HD>();
-    if (!att_smem_attr(att_fwd_kernel<HD>, smem, what)) return -1;
+    if (att_tiles_ub(T, B, ATT_BM) == 0) return 0;
     const float sl2 = (float)(1.0 / sqrt((double)HD)) * ATT_LOG2E;
-    RLC_LAUNCH(att_fwd_kernel<HD>, dim3(tiles, NH), ATT_THREADS, smem, st, out, lse, q, k, v, cu, B, NH, NKV, sl2);
-    return att_launch_ok(what) ? 0 : -1;
+    // 128 queries per block, 4 warps x 32 rows (each K/V fragment feeds two mma). Key tiles: 64 at HD 64 (Q stays
+    // in registers); 32 at HD 128, where 2 x 16 x 128 accumulators leave room for no more scores (measured on an
+    // H200: 32-key tiles beat 64-key tiles computed in two steps of 32, bench_attention_gpu --variants).
+    constexpr int BN = HD == 128 ? 32 : 64, BN2 = HD == 128 ? 64 : 128, BS2 = HD == 128 ? 32 : 64;
+    switch (att_variant(0)) {
+    case 0: return att_forward_v0<HD>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, st, what);
+    case 2: return att_forward_run<HD, 128, BN2, BS2, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
+    case 3: return att_forward_run<HD, 128, BN, BN, 4, false>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
+    case 4: return att_forward_run<HD, 128, BN, BN, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 0, st, what);
+    default: return att_forward_run<HD, 128, BN, BN, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
+    }
 }
 
 extern "C" int rlc_cuda_attention_forward(void *out, float *lse, const void *q, const void *k, const void *v,
@@ -764,8 +1921,91 @@ extern "C" int rlc_cuda_attention_forward(void *out, float *lse, const void *q, 
                                NH, NKV, st);
 }
 
+// ------------------------------------------------------------------------------------------- backward
+
 extern "C" size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH) {
     return (size_t)(T > 0 ? T : 1) * (size_t)(NH > 0 ? NH : 1) * sizeof(float);
+}
+
+template <int HD>
+static int att_backward_v0(float *dq, float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                           const bf16 *v, const float *lse, const int *cu, int B, int T, int NH, int NKV,
+                           const float *Drow, float scale, float sl2, cudaStream_t st, const char *what) {
+    const unsigned tiles = att_tiles_ub(T, B, ATT_BM);
+    const size_t smem_kv = att_dkdv_v0_smem<HD>(), smem_q = att_dq_v0_smem<HD>();
+    if (!att_smem_attr(att_bwd_dkdv_v0_kernel<HD>, smem_kv, what) ||
+        !att_smem_attr(att_bwd_dq_v0_kernel<HD>, smem_q, what))
+        return -1;
+    if (g_att_bwd_stages & 2) {
+        RLC_LAUNCH(att_bwd_dkdv_v0_kernel<HD>, dim3(tiles, NKV), ATT_THREADS, smem_kv, st, dk, dv, dout, q, k, v, lse,
+                   Drow, cu, B, NH, NKV, scale, sl2);
+        if (!att_launch_ok(what)) return -1;
+    }
+    if (g_att_bwd_stages & 4) {
+        RLC_LAUNCH(att_bwd_dq_v0_kernel<HD>, dim3(tiles, NH), ATT_THREADS, smem_q, st, dq, dout, q, k, v, lse, Drow, cu,
+                   B, NH, NKV, scale, sl2);
+        if (!att_launch_ok(what)) return -1;
+    }
+    return 0;
+}
+
+// dK/dV with NWK warps (16 NWK keys per block), items of BQ queries computed in steps of BQS; dQ with NWQ warps,
+// tiles of BKQ keys computed in steps of BKS. With split, the query heads of a group are shared out among up to
+// rep / 2 blocks per key tile when the key tiles alone give fewer than 8 blocks per SM (few kv heads, short
+// sequences): the partial dK/dV go to dq's memory (2 nsplit T NKV HD <= T NH HD floats, free until the dQ kernel
+// writes it) and att_bwd_reduce_kernel sums them in a fixed order.
+typedef void (*AttKVKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
+                            const float *, const int *, int, int, int, float, float, int, int, size_t);
+// The dK/dV kernel of a backward variant: att_bwd_dkdv_kernel (16-key warp tiles) or att_bwd_dkdv2_kernel (32).
+template <int HD, int NW, int BQ, int BQS> struct AttKV1 {
+    static constexpr int BK = 16 * NW, THREADS = NW * 32;
+    static constexpr size_t SMEM = att_dkdv_smem<HD, NW, BQ>();
+    static AttKVKernel kernel() { return att_bwd_dkdv_kernel<HD, NW, BQ, BQS>; }
+};
+template <int HD, int WK, int WH, int BQ> struct AttKV2 {
+    static constexpr int BK = 32 * WK, THREADS = WK * WH * 32;
+    static constexpr size_t SMEM = att_dkdv2_smem<HD, WK, WH, BQ>();
+    static AttKVKernel kernel() { return att_bwd_dkdv2_kernel<HD, WK, WH, BQ>; }
+};
+
+template <int HD, class KV, int NWQ, int BKQ, int BKS>
+static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                            const bf16 *v, const float *lse, const int *cu, int B, int T, int NH, int NKV,
+                            const float *Drow, float scale, float sl2, int lpt, bool split, cudaStream_t st,
+                            const char *what) {
+    const unsigned tkv = att_tiles_ub(T, B, KV::BK);
+    const int rep = NH / NKV;
+    int ns = 1;
+    if (split && rep >= 4) {
+        const long want = 8L * att_sm_count(), have = (long)tkv * NKV;
+        ns = (int)std::min<long>((want + have - 1) / have, rep / 2);
+        if (ns < 1) ns = 1;
+    }
+    const long gkv = att_grid(what, tkv, NKV * ns), gq = att_grid(what, att_tiles_ub(T, B, 16 * NWQ), NH);
+    if (gkv < 0 || gq < 0) return -1;
+    const size_t smem_kv = KV::SMEM, smem_q = att_dq_smem<HD, NWQ, BKQ>();
+    AttKVKernel kkv = KV::kernel();
+    void (*kq)(float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
+               const int *, int, int, int, float, float, int) = att_bwd_dq_kernel<HD, NWQ, BKQ, BKS>;
+    if (!att_smem_attr(kkv, smem_kv, what) || !att_smem_attr(kq, smem_q, what)) return -1;
+    const size_t n = (size_t)T * NKV * HD;
+    if (gkv > 0 && (g_att_bwd_stages & 2)) {
+        float *kd = ns > 1 ? dq : dk, *vd = ns > 1 ? dq + n : dv;
+        RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH, NKV, scale,
+                   sl2, lpt, ns, ns > 1 ? 2 * n : (size_t)0);
+        if (!att_launch_ok(what)) return -1;
+        if (ns > 1) {
+            const size_t threads = n / 4;
+            RLC_LAUNCH(att_bwd_reduce_kernel, (unsigned)((threads + 255) / 256), 256, 0, st, dk, dv, dq, n, ns);
+            if (!att_launch_ok(what)) return -1;
+        }
+    }
+    if (gq > 0 && (g_att_bwd_stages & 4)) {
+        RLC_LAUNCH(kq, (unsigned)gq, NWQ * 32, smem_q, st, dq, dout, q, k, v, lse, Drow, cu, B, NH, NKV, scale, sl2,
+                   lpt);
+        if (!att_launch_ok(what)) return -1;
+    }
+    return 0;
 }
 
 template <int HD>
@@ -773,22 +2013,48 @@ static int att_backward_hd(float *dq, float *dk, float *dv, const bf16 *dout, co
                            const bf16 *v, const bf16 *out, const float *lse, const int *cu, int B, int T, int NH,
                            int NKV, float *Drow, cudaStream_t st) {
     const char *what = "rlc_cuda_attention_backward";
-    const unsigned tiles = att_tiles_ub(T, B, ATT_BM);
-    if (tiles == 0) return 0;
+    if (att_tiles_ub(T, B, ATT_BM) == 0) return 0;
     const int rows = T * NH, rows_per_block = ATT_THREADS / 32;
-    RLC_LAUNCH(att_bwd_dot_kernel, (rows + rows_per_block - 1) / rows_per_block, ATT_THREADS, 0, st, Drow, dout, out,
-               rows, HD);
-    if (!att_launch_ok(what)) return -1;
+    if (g_att_bwd_stages & 1) {
+        RLC_LAUNCH(att_bwd_dot_kernel, (rows + rows_per_block - 1) / rows_per_block, ATT_THREADS, 0, st, Drow, dout,
+                   out, rows, HD);
+        if (!att_launch_ok(what)) return -1;
+    }
     const float scale = (float)(1.0 / sqrt((double)HD)), sl2 = scale * ATT_LOG2E;
-    const size_t smem_kv = att_dkdv_smem<HD>(), smem_q = att_dq_smem<HD>();
-    if (!att_smem_attr(att_bwd_dkdv_kernel<HD>, smem_kv, what) || !att_smem_attr(att_bwd_dq_kernel<HD>, smem_q, what))
-        return -1;
-    RLC_LAUNCH(att_bwd_dkdv_kernel<HD>, dim3(tiles, NKV), ATT_THREADS, smem_kv, st, dk, dv, dout, q, k, v, lse, Drow,
-               cu, B, NH, NKV, scale, sl2);
-    if (!att_launch_ok(what)) return -1;
-    RLC_LAUNCH(att_bwd_dq_kernel<HD>, dim3(tiles, NH), ATT_THREADS, smem_q, st, dq, dout, q, k, v, lse, Drow, cu, B,
-               NH, NKV, scale, sl2);
-    return att_launch_ok(what) ? 0 : -1;
+    constexpr int BT = AttBwd<HD>::BT;
+    typedef AttKV1<HD, 4, BT, BT> KV4;
+    typedef AttKV1<HD, 8, BT, BT> KV8;
+    typedef AttKV1<HD, 8, 2 * BT, BT> KV8x2;
+    typedef AttKV2<HD, 4, 2, 64> KV2a; // 8 warps: 128 keys x 64 queries per item
+    typedef AttKV2<HD, 4, HD == 64 ? 1 : 2, 32> KV2b; // hd64: 4 warps (32 keys x all 64 columns), 32 queries
+    switch (att_variant(1)) {
+    case 0: return att_backward_v0<HD>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2, st, what);
+    case 1:
+        return att_backward_run<HD, KV4, 4, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
+                                                    1, true, st, what);
+    case 2:
+        return att_backward_run<HD, KV8, 8, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
+                                                    1, true, st, what);
+    case 3:
+        return att_backward_run<HD, KV8, 4, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
+                                                    1, true, st, what);
+    case 4:
+        return att_backward_run<HD, KV4, 4, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
+                                                    1, false, st, what);
+    case 5:
+        return att_backward_run<HD, AttKV1<HD, 4, 2 * BT, BT>, 4, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T,
+                                                                              NH, NKV, Drow, scale, sl2, 1, true, st,
+                                                                              what);
+    case 7:
+        return att_backward_run<HD, KV2a, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
+                                                         sl2, 1, true, st, what);
+    case 8:
+        return att_backward_run<HD, KV2b, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
+                                                         sl2, 1, true, st, what);
+    default:
+        return att_backward_run<HD, KV8x2, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
+                                                          sl2, 1, true, st, what);
+    }
 }
 
 extern "C" int rlc_cuda_attention_backward(float *dq, float *dk, float *dv, const void *dout, const void *q,
@@ -810,11 +2076,15 @@ extern "C" int rlc_cuda_attention_backward(float *dq, float *dk, float *dv, cons
                                 (const bf16 *)out, lse, cu_seqlens, B, T, NH, NKV, (float *)workspace, st);
 }
 
+// --------------------------------------------------------------------------------------------- decode
+
 // Piece length for the decode: the caller's (rounded up to a multiple of 128 = 4 warps x the largest key tile),
-// or one that gives about two blocks per SM of an H100 (132 SMs) but at least 256 keys per piece.
+// or one that gives about `per_sm` blocks per SM of an H100 (132 SMs) but at least 256 keys per piece
+// (per_sm = 2, or 4 for decode variant 3).
 static int att_dec_split_len(int B, int cap, int NH, int NKV, int split_len) {
     if (split_len <= 0) {
-        const int rep = NH / NKV, base = B * NKV * ((rep + 15) / 16), want = (264 + base - 1) / base;
+        const int per_sm = att_variant(2) == 3 ? 4 : 2;
+        const int rep = NH / NKV, base = B * NKV * ((rep + 15) / 16), want = (132 * per_sm + base - 1) / base;
         split_len = (cap + want - 1) / want;
         if (split_len < 256) split_len = 256;
     }
@@ -833,11 +2103,20 @@ static int att_decode_hd(bf16 *out, const bf16 *q, const bf16 *kc, const bf16 *v
     const char *what = "rlc_cuda_attention_decode";
     const int n_split = (cap + split_len - 1) / split_len, nhc = (NH / NKV + 15) / 16;
     float *part_o = ws, *part_lse = ws + (size_t)B * NH * n_split * HD;
-    const size_t smem = att_dec_smem<HD>();
-    if (!att_smem_attr(att_dec_kernel<HD>, smem, what)) return -1;
     const float sl2 = (float)(1.0 / sqrt((double)HD)) * ATT_LOG2E;
-    RLC_LAUNCH(att_dec_kernel<HD>, dim3(n_split, NKV * nhc, B), ATT_THREADS, smem, st, part_o, part_lse, q, kc, vc,
-               slot, kv_len, cap, NH, NKV, n_split, split_len, sl2);
+    const dim3 grid(n_split, NKV * nhc, B);
+    void (*kern)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const int *, const int *, int, int, int,
+                 int, int, float);
+    size_t smem;
+    constexpr int KT = AttDec<HD>::KT, KT2 = 16;
+    switch (att_variant(2)) {
+    case 0: kern = att_dec_v0_kernel<HD>, smem = att_dec_v0_smem<HD>(); break;
+    case 2: kern = att_dec_kernel<HD, 2, KT2>, smem = att_dec_smem<HD, 2, KT2>(); break;
+    default: kern = att_dec_kernel<HD, 2, KT>, smem = att_dec_smem<HD, 2, KT>(); break;
+    }
+    if (!att_smem_attr(kern, smem, what)) return -1;
+    RLC_LAUNCH(kern, grid, ATT_THREADS, smem, st, part_o, part_lse, q, kc, vc, slot, kv_len, cap, NH, NKV, n_split,
+               split_len, sl2);
     if (!att_launch_ok(what)) return -1;
     RLC_LAUNCH(att_dec_combine_kernel, B * NH, HD, 0, st, out, part_o, part_lse, kv_len, NH, HD, n_split, split_len);
     return att_launch_ok(what) ? 0 : -1;

@@ -42,6 +42,16 @@ int rlc_cuda_attention_decode(void *out, const void *q, const void *k_cache, con
                               const int *kv_len, int B, int cap, int NH, int NKV, int HD, int split_len,
                               void *workspace, size_t workspace_bytes, void *stream);
 
+// Kernel variants, for benchmarking (bench_attention_gpu --variants): op 0 forward, 1 backward, 2 decode.
+// Variant 0 is the implementation before the current kernels; the default is the fastest measured. The
+// environment variable RLC_ATTN_VARIANTS="fwd,bwd,dec" overrides the defaults (read at the first call); set_variant
+// overrides both. Every variant computes the same function within the tolerances of tests/emu/test_attention.cpp
+// and is deterministic; the decode's workspace size may depend on the variant (size it after choosing).
+int rlc_cuda_attention_variant_count(int op);
+const char *rlc_cuda_attention_variant_name(int op, int v); // NULL if out of range
+int rlc_cuda_attention_set_variant(int op, int v);          // 0, or -1 if out of range
+int rlc_cuda_attention_get_variant(int op);
+
 #ifdef __cplusplus
 }
 #endif

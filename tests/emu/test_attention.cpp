@@ -11,12 +11,17 @@
 // (max |cpu| floored at 1e-2: with one key per query, dq and dk are zero up to rounding.)
 // The measured errors are printed for each case (about 3e-3 for the outputs and gradients, 1e-6 for lse).
 //
-// Shapes: head dims 64 and 128, GQA 4/2 and MHA 2/2, packed batches mixing lengths that are not multiples of the
-// 64-row tiles (1, 17, 64, 130), an empty sequence, a batch of 40 short sequences (more than one 32-wide step of
-// the tile scan), and decode with caches split into several pieces, an empty row, rows sharing a slot, and a
-// group of 18 query heads (two chunks of 16).
+// Shapes: head dims 64 and 128, GQA 4/2, 6/2, 8/2, 14/2 (the dK/dV kernel's head split) and MHA 2/2, packed
+// batches mixing lengths that are not multiples of the 64- and 128-row tiles (1, 3, 17, 64, 100, 130, 257), an
+// empty sequence, a batch of 40 short sequences (more than
+// one 32-wide step of the tile scan and of the longest-first schedule), and decode with caches split into several
+// pieces, an empty row, rows sharing a slot, and a group of 18 query heads (two chunks of 16).
+// Variants (rlc_cuda_attention_set_variant): the default ones run every case; every other variant of the
+// forward / backward / decode runs the awkward cases (all of them with RLC_ATTN_TEST_ALL_VARIANTS=1), so that
+// whichever the GPU bench finds fastest is already tested here.
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <vector>
 
@@ -85,7 +90,9 @@ struct PrefillCase {
     std::vector<int> lens;
 };
 
-static void run_prefill(const PrefillCase &c) {
+static void run_prefill(const PrefillCase &c, int fv, int bv) {
+    CHECK(rlc_cuda_attention_set_variant(0, fv) == 0 && rlc_cuda_attention_set_variant(1, bv) == 0,
+          "variants %d/%d", fv, bv);
     const int B = (int)c.lens.size(), NH = c.NH, NKV = c.NKV, HD = c.HD;
     std::vector<int> cu(B + 1, 0);
     for (int b = 0; b < B; b++) cu[b + 1] = cu[b] + c.lens[b];
@@ -151,8 +158,8 @@ static void run_prefill(const PrefillCase &c) {
                         (void *)d_lse_ref, (void *)d_out, (void *)d_lse, (void *)d_dq, (void *)d_dk, (void *)d_dv, d_ws})
             cudaFree(p);
     });
-    printf("  %-34s T=%-4d NH/NKV=%d/%d HD=%-3d  out %.2e  lse %.2e  dq %.2e  dk %.2e  dv %.2e\n", c.name, T, NH, NKV,
-           HD, e_out, e_lse, e_dq, e_dk, e_dv);
+    printf("  %-34s f%d b%d T=%-4d NH/NKV=%d/%d HD=%-3d  out %.2e  lse %.2e  dq %.2e  dk %.2e  dv %.2e\n", c.name, fv,
+           bv, T, NH, NKV, HD, e_out, e_lse, e_dq, e_dk, e_dv);
 }
 
 struct DecodeCase {
@@ -161,7 +168,8 @@ struct DecodeCase {
     std::vector<int> slot, kv_len;
 };
 
-static void run_decode(const DecodeCase &c) {
+static void run_decode(const DecodeCase &c, int dv) {
+    CHECK(rlc_cuda_attention_set_variant(2, dv) == 0, "decode variant %d", dv);
     const int B = (int)c.slot.size(), NH = c.NH, NKV = c.NKV, HD = c.HD, cap = c.cap;
     const size_t nq = (size_t)B * NH * HD, nc = (size_t)c.n_slots * cap * NKV * HD;
     std::vector<float> qf, kf, vf;
@@ -190,8 +198,8 @@ static void run_decode(const DecodeCase &c) {
         for (void *p : {(void *)d_q, (void *)d_k, (void *)d_v, (void *)d_slot, (void *)d_len, (void *)d_out, d_ws})
             cudaFree(p);
     });
-    printf("  %-34s B=%-3d cap=%-4d NH/NKV=%d/%d HD=%-3d split=%-4d out %.2e\n", c.name, B, cap, NH, NKV, HD,
-           c.split_len, e);
+    printf("  %-34s d%d B=%-3d cap=%-4d NH/NKV=%d/%d HD=%-3d split=%-4d out %.2e\n", c.name, dv, B, cap, NH, NKV,
+           HD, c.split_len, e);
 }
 
 // Bad arguments are refused with a message, not run.
@@ -210,22 +218,48 @@ static void check_errors() {
 
 int main() {
     check_errors();
+    CHECK(rlc_cuda_attention_set_variant(0, rlc_cuda_attention_variant_count(0)) == -1, "out-of-range variant refused");
+    const int f0 = rlc_cuda_attention_get_variant(0), b0 = rlc_cuda_attention_get_variant(1);
+    const int d0 = rlc_cuda_attention_get_variant(2);
+    const int nf = rlc_cuda_attention_variant_count(0), nb = rlc_cuda_attention_variant_count(1);
+    const int nd = rlc_cuda_attention_variant_count(2);
+    const bool all = getenv("RLC_ATTN_TEST_ALL_VARIANTS") != nullptr;
     std::vector<int> many;
     for (int i = 0; i < 40; i++) many.push_back((int)(uni((uint32_t)i, 99) * 3.0f + 3.0f)); // 0..5 tokens
-    const PrefillCase prefill[] = {
-        {"prefill hd64 gqa {1,17,64,130}", 4, 2, 64, {1, 17, 64, 130}},
-        {"prefill hd128 gqa {130,1,17,64}", 4, 2, 128, {130, 1, 17, 64}},
-        {"prefill hd64 mha {17,0,70}", 2, 2, 64, {17, 0, 70}},
-        {"prefill hd128 mha {1}", 2, 2, 128, {1}},
-        {"prefill hd64 40 short sequences", 2, 1, 64, many},
+    // awkward: the cases every variant runs
+    const struct {
+        PrefillCase c;
+        bool awkward;
+    } prefill[] = {
+        {{"prefill hd64 gqa {1,17,64,130}", 4, 2, 64, {1, 17, 64, 130}}, false},
+        {{"prefill hd128 gqa {130,1,17,64}", 4, 2, 128, {130, 1, 17, 64}}, true},
+        {{"prefill hd64 mha {17,0,70}", 2, 2, 64, {17, 0, 70}}, false},
+        {{"prefill hd128 mha {1}", 2, 2, 128, {1}}, false},
+        {{"prefill hd64 40 short sequences", 2, 1, 64, many}, false},
+        {{"prefill hd128 gqa3 {257,3,128}", 6, 2, 128, {257, 3, 128}}, false},
+        // 7 query heads per kv head: the dK/dV blocks share out the heads (2, 2, 3) and sum partials
+        {{"prefill hd64 gqa7 {130,3,64}", 14, 2, 64, {130, 3, 64}}, true},
+        {{"prefill hd128 gqa4 {100,1}", 8, 2, 128, {100, 1}}, true},
     };
-    for (const auto &c : prefill) run_prefill(c);
+    for (const auto &p : prefill) run_prefill(p.c, f0, b0);
+    // the other variants: forward i with backward i (wrapping), so that every one of each runs
+    for (int i = 0; i < (nf > nb ? nf : nb); i++) {
+        const int fv = i % nf, bv = i % nb;
+        if (fv == f0 && bv == b0) continue;
+        for (const auto &p : prefill)
+            if (all || p.awkward) run_prefill(p.c, fv, bv);
+    }
+    rlc_cuda_attention_set_variant(0, f0);
+    rlc_cuda_attention_set_variant(1, b0);
     const DecodeCase decode[] = {
         {"decode hd64 gqa split 128", 4, 2, 64, 300, 3, 128, {2, 0, 2, 1}, {1, 300, 129, 0}},
         {"decode hd128 gqa auto split", 4, 2, 128, 200, 2, 0, {1, 0, 1}, {200, 5, 64}},
         {"decode hd128 mha split 128", 2, 2, 128, 260, 1, 128, {0, 0}, {260, 130}},
         {"decode hd64 18 heads per group", 18, 1, 64, 96, 1, 0, {0}, {77}},
     };
-    for (const auto &c : decode) run_decode(c);
+    for (int dv = 0; dv < nd; dv++)
+        for (const auto &c : decode)
+            if (dv == d0 || all || c.split_len == 128) run_decode(c, dv);
+    rlc_cuda_attention_set_variant(2, d0);
     return test_finish("test_attention");
 }
