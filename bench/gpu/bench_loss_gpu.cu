@@ -5,10 +5,14 @@
 // and mask read, dlogp and dent written: 33 B per token), the extra memory (the workspace) and the ratio to the
 // device copy bandwidth (cudaMemcpy device to device, read + write, of the same bytes and of 256 MiB) measured
 // in the same run. Target (issue 5): >= 70% of copy bandwidth. CPU version: bench/bench_loss.c.
-// Before timing, PPO (dual clip, k3 KL, entropy, token TIS truncation) and GSPO (sequence TIS mask) on 4096
-// tokens are compared with the CPU twin rlc_policy_loss (tolerances of tests/emu/test_loss.cpp: gradients 1e-5
-// relative + 1e-6 of the largest, loss and sums 1e-5 relative). Exit status 1 on a mismatch.
-//   bench_loss_gpu [--reps 20] [--max-tokens 8388608]
+// PPO runs without a per-sequence pre-pass (token-mean weights are constant); GSPO with sequence TIS needs it.
+// Before timing, PPO, GSPO and CISPO on a small packed batch are compared with the CPU twin rlc_policy_loss
+// (tolerances of tests/emu/test_loss.cpp: gradients 1e-5 relative + 1e-6 of the largest, loss and sums 1e-5
+// relative), with aligned inputs, misaligned inputs (scalar path) and a one-block grid, and the aligned run
+// must repeat bit for bit. Exit status 1 on a mismatch.
+//   bench_loss_gpu [--reps 20] [--max-tokens 8388608] [--min-tokens 0] [--max-blocks 0] [--check 1]
+//     --max-blocks N  cap the token kernels' grid at N blocks (rlc_cuda_loss_set_max_blocks; 0 = default 1024)
+//     --check 0       skip the comparison with the CPU twin
 #include "rlc_cuda.h"
 
 #include <stdio.h>
@@ -77,9 +81,33 @@ static double copy_gbs(size_t bytes, int reps) {
     return 2.0 * bytes / (ms * 1e-3) / 1e9;
 }
 
+// One configuration of the check: 0 = PPO (dual clip, k3 KL, entropy, token TIS truncation, token-mean),
+// 1 = GSPO (sequence TIS mask, seq-mean-token-sum), 2 = CISPO (k2 KL, entropy, seq-mean-token-mean).
+static rlc_loss_config check_cfg(int kind) {
+    rlc_loss_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.policy = kind == 0 ? RLC_PL_PPO : kind == 1 ? RLC_PL_GSPO : RLC_PL_CISPO;
+    cfg.eps_low = 0.2f, cfg.eps_high = 0.28f, cfg.dual_clip = kind == 0 ? 3.0f : 0.0f, cfg.cispo_eps_max = 1.2f;
+    cfg.agg = kind == 0 ? RLC_AGG_TOKEN_MEAN : kind == 1 ? RLC_AGG_SEQ_MEAN_TOKEN_SUM : RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
+    cfg.kl_beta = 0.05f, cfg.kl_est = kind == 2 ? RLC_KL_K2 : RLC_KL_K3, cfg.ent_coef = 0.01f;
+    cfg.tis = kind == 0 ? RLC_TIS_TOKEN : kind == 1 ? RLC_TIS_SEQ : RLC_TIS_OFF;
+    cfg.tis_mode = kind == 0 ? RLC_TIS_TRUNCATE : RLC_TIS_MASK;
+    cfg.tis_c = 2.0f, cfg.tis_c_min = 0.5f, cfg.tis_c_max = 1.5f;
+    return cfg;
+}
+
+// The kernels against the CPU twin on a small packed batch (sequences of 0 to 700 tokens, T not a multiple of
+// 4), three configurations, each with 16-byte aligned inputs (vector loads), inputs one element off (the
+// scalar path) and a one-block grid (many steps per warp); the aligned run is repeated and must give the same
+// bits. Returns the number of failures.
 static int check_vs_cpu(void) {
-    const int T = 4096, L = 256, B = T / L;
-    std::vector<int> cu(B + 1);
+    std::vector<int> lens;
+    for (int i = 0; i < 14; i++) lens.push_back(256);
+    for (int L : {1, 2, 0, 700, 3}) lens.push_back(L);
+    const int B = (int)lens.size();
+    std::vector<int> cu(B + 1, 0);
+    for (int i = 0; i < B; i++) cu[i + 1] = cu[i] + lens[i];
+    const int T = cu[B];
     std::vector<uint8_t> mask(T);
     std::vector<float> x[6];
     for (int k = 0; k < 6; k++) x[k].resize(T);
@@ -88,14 +116,14 @@ static int check_vs_cpu(void) {
         s = s * 1664525u + 1013904223u;
         return (float)(s >> 8) / 16777216.0f;
     };
-    for (int i = 0; i <= B; i++) cu[i] = i * L;
-    for (int t = 0; t < T; t++) {
-        mask[t] = t % L >= 64 && t % 17 != 0;
-        const float lp = -4.0f * rnd();
-        x[0][t] = lp, x[1][t] = lp + 0.3f * (rnd() - 0.5f), x[2][t] = lp + 0.4f * (rnd() - 0.5f);
-        x[3][t] = x[1][t] + 0.2f * (rnd() - 0.5f), x[4][t] = (float)((t / L) % 5) - 2.0f, x[5][t] = 3.0f * rnd();
-        if (!mask[t]) x[0][t] = NAN, x[1][t] = INFINITY; // masked garbage must not leak
-    }
+    for (int i = 0; i < B; i++)
+        for (int t = cu[i]; t < cu[i + 1]; t++) {
+            mask[t] = (t - cu[i] >= 64 || lens[i] < 64) && t % 17 != 0;
+            const float lp = -4.0f * rnd();
+            x[0][t] = lp, x[1][t] = lp + 0.3f * (rnd() - 0.5f), x[2][t] = lp + 0.4f * (rnd() - 0.5f);
+            x[3][t] = x[1][t] + 0.2f * (rnd() - 0.5f), x[4][t] = (float)(i % 5) - 2.0f, x[5][t] = 3.0f * rnd();
+            if (!mask[t]) x[0][t] = NAN, x[1][t] = INFINITY; // masked garbage must not leak
+        }
     rlc_loss_batch hb = {T, B, cu.data(), mask.data()};
     rlc_loss_norm nrm = {0, 0, 512};
     rlc_loss_norm_add(&nrm, &hb);
@@ -104,93 +132,104 @@ static int check_vs_cpu(void) {
     float *d_x[6], *d_dlogp, *d_dent;
     rlc_loss_stats *d_st;
     double *d_loss;
+    const int pad = 4; // room for the misaligned copies
     RLC_CUDA_CHECK(cudaMalloc(&d_cu, (B + 1) * 4));
-    RLC_CUDA_CHECK(cudaMalloc(&d_mask, T));
+    RLC_CUDA_CHECK(cudaMalloc(&d_mask, T + pad));
     RLC_CUDA_CHECK(cudaMemcpy(d_cu, cu.data(), (B + 1) * 4, cudaMemcpyHostToDevice));
-    RLC_CUDA_CHECK(cudaMemcpy(d_mask, mask.data(), T, cudaMemcpyHostToDevice));
-    for (int k = 0; k < 6; k++) {
-        RLC_CUDA_CHECK(cudaMalloc(&d_x[k], T * 4));
-        RLC_CUDA_CHECK(cudaMemcpy(d_x[k], x[k].data(), T * 4, cudaMemcpyHostToDevice));
-    }
-    RLC_CUDA_CHECK(cudaMalloc(&d_dlogp, T * 4));
-    RLC_CUDA_CHECK(cudaMalloc(&d_dent, T * 4));
+    for (int k = 0; k < 6; k++) RLC_CUDA_CHECK(cudaMalloc(&d_x[k], (T + pad) * 4));
+    RLC_CUDA_CHECK(cudaMalloc(&d_dlogp, (T + pad) * 4));
+    RLC_CUDA_CHECK(cudaMalloc(&d_dent, (T + pad) * 4));
     RLC_CUDA_CHECK(cudaMalloc(&d_st, sizeof(rlc_loss_stats)));
     RLC_CUDA_CHECK(cudaMalloc(&d_loss, sizeof(double)));
-    void *ws;
-    RLC_CUDA_CHECK(cudaMalloc(&ws, rlc_cuda_policy_loss_workspace_bytes(T, B)));
-    rlc_loss_batch db = {T, B, d_cu, d_mask};
     rlc_policy_inputs hin = {x[0].data(), x[1].data(), x[2].data(), x[3].data(), x[4].data(), x[5].data()};
-    rlc_policy_inputs din = {d_x[0], d_x[1], d_x[2], d_x[3], d_x[4], d_x[5]};
     int fails = 0;
-    for (int kind = 0; kind < 2; kind++) {
-        rlc_loss_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.policy = kind == 0 ? RLC_PL_PPO : RLC_PL_GSPO;
-        cfg.eps_low = 0.2f, cfg.eps_high = 0.28f, cfg.dual_clip = kind == 0 ? 3.0f : 0.0f;
-        cfg.agg = kind == 0 ? RLC_AGG_TOKEN_MEAN : RLC_AGG_SEQ_MEAN_TOKEN_SUM;
-        cfg.kl_beta = 0.05f, cfg.kl_est = RLC_KL_K3, cfg.ent_coef = 0.01f;
-        cfg.tis = kind == 0 ? RLC_TIS_TOKEN : RLC_TIS_SEQ;
-        cfg.tis_mode = kind == 0 ? RLC_TIS_TRUNCATE : RLC_TIS_MASK;
-        cfg.tis_c = 2.0f, cfg.tis_c_min = 0.5f, cfg.tis_c_max = 1.5f;
-        std::vector<float> g_c(T), e_c(T), g(T), e(T);
-        rlc_loss_stats st_c, st;
-        memset(&st_c, 0, sizeof st_c);
-        const double loss_c = rlc_policy_loss(&cfg, &nrm, &hb, &hin, g_c.data(), e_c.data(), &st_c);
-        RLC_CUDA_CHECK(cudaMemset(d_st, 0, sizeof(rlc_loss_stats)));
-        fails += rlc_cuda_policy_loss(&cfg, &nrm, &db, &din, d_dlogp, d_dent, d_st, d_loss, ws, NULL) != 0;
-        double loss = 0;
-        RLC_CUDA_CHECK(cudaMemcpy(g.data(), d_dlogp, T * 4, cudaMemcpyDeviceToHost));
-        RLC_CUDA_CHECK(cudaMemcpy(e.data(), d_dent, T * 4, cudaMemcpyDeviceToHost));
-        RLC_CUDA_CHECK(cudaMemcpy(&st, d_st, sizeof st, cudaMemcpyDeviceToHost));
-        RLC_CUDA_CHECK(cudaMemcpy(&loss, d_loss, sizeof loss, cudaMemcpyDeviceToHost));
-        double mx = 0;
-        for (int t = 0; t < T; t++) mx = fmax(mx, fabs((double)g_c[t]));
-        int bad = 0;
-        auto expect = [&](bool ok, const char *what, long i, double got, double want) {
-            if (!ok && bad++ < 3) fprintf(stderr, "  %s[%ld]: %.9g, CPU %.9g\n", what, i, got, want);
-        };
-        for (int t = 0; t < T; t++) {
-            expect(fabs((double)g[t] - g_c[t]) <= 1e-5 * fabs((double)g_c[t]) + 1e-6 * mx, "dlogp", t, g[t], g_c[t]);
-            expect(fabs((double)e[t] - e_c[t]) <= 1e-5 * fabs((double)e_c[t]) + 1e-12, "dent", t, e[t], e_c[t]);
+    for (int kind = 0; kind < 3; kind++)
+        for (int variant = 0; variant < 3; variant++) {
+            const int off = variant == 1 ? 1 : 0; // elements (floats and mask bytes)
+            rlc_cuda_loss_set_max_blocks(variant == 2 ? 1 : 0);
+            RLC_CUDA_CHECK(cudaMemcpy(d_mask + off, mask.data(), T, cudaMemcpyHostToDevice));
+            for (int k = 0; k < 6; k++)
+                RLC_CUDA_CHECK(cudaMemcpy(d_x[k] + off, x[k].data(), T * 4, cudaMemcpyHostToDevice));
+            rlc_loss_batch db = {T, B, d_cu, d_mask + off};
+            rlc_policy_inputs din = {d_x[0] + off, d_x[1] + off, d_x[2] + off, d_x[3] + off, d_x[4] + off, d_x[5] + off};
+            const rlc_loss_config cfg = check_cfg(kind);
+            std::vector<float> g_c(T), e_c(T), g(T), e(T), g2(T);
+            rlc_loss_stats st_c, st, st2;
+            memset(&st_c, 0, sizeof st_c);
+            const double loss_c = rlc_policy_loss(&cfg, &nrm, &hb, &hin, g_c.data(), e_c.data(), &st_c);
+            void *ws;
+            RLC_CUDA_CHECK(cudaMalloc(&ws, rlc_cuda_policy_loss_workspace_bytes(T, B)));
+            double loss = 0;
+            for (int rep = 0; rep < 2; rep++) {
+                RLC_CUDA_CHECK(cudaMemset(d_st, 0, sizeof(rlc_loss_stats)));
+                RLC_CUDA_CHECK(cudaMemset(d_dlogp, 0xff, (T + pad) * 4));
+                fails += rlc_cuda_policy_loss(&cfg, &nrm, &db, &din, d_dlogp + off, d_dent + off, d_st, d_loss, ws,
+                                              NULL) != 0;
+                RLC_CUDA_CHECK(cudaMemcpy(rep ? g2.data() : g.data(), d_dlogp + off, T * 4, cudaMemcpyDeviceToHost));
+                RLC_CUDA_CHECK(cudaMemcpy(rep ? &st2 : &st, d_st, sizeof st, cudaMemcpyDeviceToHost));
+            }
+            RLC_CUDA_CHECK(cudaMemcpy(e.data(), d_dent + off, T * 4, cudaMemcpyDeviceToHost));
+            RLC_CUDA_CHECK(cudaMemcpy(&loss, d_loss, sizeof loss, cudaMemcpyDeviceToHost));
+            RLC_CUDA_CHECK(cudaFree(ws));
+            double mx = 0;
+            for (int t = 0; t < T; t++) mx = fmax(mx, fabs((double)g_c[t]));
+            int bad = 0;
+            auto expect = [&](bool ok, const char *what, long i, double got, double want) {
+                if (!ok && bad++ < 3) fprintf(stderr, "  %s[%ld]: %.9g, CPU %.9g\n", what, i, got, want);
+            };
+            for (int t = 0; t < T; t++) {
+                expect(fabs((double)g[t] - g_c[t]) <= 1e-5 * fabs((double)g_c[t]) + 1e-6 * mx, "dlogp", t, g[t],
+                       g_c[t]);
+                expect(fabs((double)e[t] - e_c[t]) <= 1e-5 * fabs((double)e_c[t]) + 1e-12, "dent", t, e[t], e_c[t]);
+            }
+            const double *a = (const double *)&st, *b = (const double *)&st_c;
+            for (size_t k = 0; k < sizeof st / sizeof(double); k++)
+                expect(fabs(a[k] - b[k]) <= 1e-9 + 1e-5 * fabs(b[k]), "stats field", (long)k, a[k], b[k]);
+            expect(fabs(loss - loss_c) <= 1e-9 + 1e-5 * fabs(loss_c), "loss", 0, loss, loss_c);
+            expect(!memcmp(g.data(), g2.data(), T * 4) && !memcmp(&st, &st2, sizeof st), "run-to-run bits", 0, 0, 0);
+            static const char *kinds[3] = {"ppo", "gspo", "cispo"}, *vars[3] = {"aligned", "offset 1", "1 block"};
+            printf("check vs CPU twin (%s, %s, T %d, B %d): %s (loss %.8g, CPU %.8g)\n", kinds[kind], vars[variant], T,
+                   B, bad ? "FAILED" : "ok", loss, loss_c);
+            fails += bad;
         }
-        const double *a = (const double *)&st, *b = (const double *)&st_c;
-        for (size_t k = 0; k < sizeof st / sizeof(double); k++)
-            expect(fabs(a[k] - b[k]) <= 1e-9 + 1e-5 * fabs(b[k]), "stats field", (long)k, a[k], b[k]);
-        expect(fabs(loss - loss_c) <= 1e-9 + 1e-5 * fabs(loss_c), "loss", 0, loss, loss_c);
-        printf("check vs CPU twin (%s, T %d): %s (loss %.8g, CPU %.8g)\n", kind == 0 ? "ppo" : "gspo", T,
-               bad ? "FAILED" : "ok", loss, loss_c);
-        fails += bad;
-    }
+    rlc_cuda_loss_set_max_blocks(0);
     for (int k = 0; k < 6; k++) RLC_CUDA_CHECK(cudaFree(d_x[k]));
-    for (void *p : {(void *)d_cu, (void *)d_mask, (void *)d_dlogp, (void *)d_dent, (void *)d_st, (void *)d_loss, ws})
+    for (void *p : {(void *)d_cu, (void *)d_mask, (void *)d_dlogp, (void *)d_dent, (void *)d_st, (void *)d_loss})
         RLC_CUDA_CHECK(cudaFree(p));
     return fails;
 }
 
 int main(int argc, char **argv) {
-    int reps = 20, max_tokens = 1 << 23;
+    int reps = 20, max_tokens = 1 << 23, min_tokens = 0, max_blocks = 0, check = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-tokens")) max_tokens = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--min-tokens")) min_tokens = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--max-blocks")) max_blocks = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--check")) check = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "bench_loss_gpu: unknown option %s (expected --reps, --max-tokens)\n", argv[i]);
+            fprintf(stderr, "bench_loss_gpu: unknown option %s (expected --reps, --max-tokens, --min-tokens, "
+                            "--max-blocks, --check)\n",
+                    argv[i]);
             return 2;
         }
     }
     if (reps < 1) reps = 1;
     cudaDeviceProp prop;
     RLC_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    int rc = check_vs_cpu() ? 1 : 0;
+    int rc = check && check_vs_cpu() ? 1 : 0;
+    rlc_cuda_loss_set_max_blocks(max_blocks); // token-kernel grid cap (0: the default); before the workspace sizes
     const double copy_big = copy_gbs((size_t)256 << 20, 10);
     printf("bench_loss_gpu on %s: policy-loss kernels vs device copy bandwidth (%.0f GB/s for 256 MiB, same run)\n",
            prop.name, copy_big);
+    if (max_blocks > 0) printf("token-kernel grid capped at %d blocks (--max-blocks)\n", max_blocks);
     printf("%-5s %8s %6s | %9s %8s | %10s | %10s %9s | %s\n", "loss", "T", "B", "time us", "GB/s", "extra KiB",
            "copy GB/s", "vs copy", "vs 256MiB copy");
     const int Ts[5] = {4096, 16384, 32768, 1 << 20, 1 << 23};
     const int L = 256;
     for (int ti = 0; ti < 5; ti++) {
         const int T = Ts[ti], B = T / L;
-        if (T > max_tokens) continue;
+        if (T > max_tokens || T < min_tokens) continue;
         float *x[6], *dlogp, *dent;
         uint8_t *mask;
         int *cu;

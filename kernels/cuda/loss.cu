@@ -3,53 +3,101 @@
 // advantages and the EMPG modulation on the GPU. Interface and conventions: loss.h; CPU twins: host/loss.c and
 // host/advantage.c, whose semantics are matched case by case (the comments there explain the why).
 //
-// Structure of a loss call (T tokens, B sequences):
-//   1. seq_prepass: one block per sequence sums what is per-sequence (response tokens n_i, sum of logp - old for
-//      GSPO, sum of old - roll for sequence-level TIS) and turns it into the sequence's aggregation weights.
-//   2. token kernel: a thread per token (grid-stride past LS_MAX_BLOCKS blocks); writes dL/dlogp and dL/dH and
-//      reduces this block's loss terms and metric counters (fp64) into one row of partials, in a fixed
-//      shuffle-tree order.
-//   3. finalize: one block adds the partial rows in index order and accumulates them into the stats.
-// Per-token math is fp32, sums are fp64; nothing uses float atomics, so the result is bitwise reproducible.
+// Structure of a policy-loss call (T tokens, B sequences). The loss kernels stream ~33 bytes per token and do
+// little math per byte, so they are built to keep DRAM busy and to issue few instructions per token: a warp
+// owns a contiguous token range and walks it in steps of 128 tokens; its lanes copy each step's inputs into
+// shared memory with 16-byte cp.async one step ahead (the copies in flight hold no registers) and compute
+// tokens lane, lane + 32, ...; sequences are never searched per token (LsWindow), and the sequence count is
+// one OR over the warp per step (LsSeqCount).
+//   1. pre-pass, only when a per-sequence quantity is needed (GSPO's sequence ratio, seq-mean-token-mean
+//      weights 1 / n_i, sequence-level TIS): each warp sums (n_i, logp - old, old - roll) over a range of
+//      LS_PRE_RANGE tokens; a sequence inside one range gets its weights there, one across ranges leaves a
+//      partial per range and the fix-up adds them in range order (one block for both steps when T is small).
+//      Every other configuration has constant weights (1 / n_tok, 1 / n_seq, ...: a response token's sequence
+//      has n_i >= 1) and skips the pre-pass.
+//   2. token kernel: writes dL/dlogp and dL/dH and reduces the block's loss terms and metric counters (fp64
+//      sums, integer counts, the sequence count) into one column of partials in a fixed order.
+//   3. finalize: a block per 32 columns adds them in order; the last block to finish adds those group sums in
+//      order and accumulates them into the stats.
+// Per-token math is fp32, sums are fp64; nothing uses float atomics, and the grid (ls_geom) depends on T only,
+// so the result is bitwise reproducible. The value loss uses the same pre-pass and a register version of the
+// token kernel (it reads 12 bytes per token).
 #include "rlc_cuda.h"
 
+#include <limits.h>
 #include <math.h>
+
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include "loss.h"
 
 #define LS_THREADS 256                // threads per block of every kernel here (8 warps)
 #define LS_WARPS (LS_THREADS / 32)
+#define LS_FULL 0xffffffffu
 #define LS_LOG_RATIO_CLAMP 20.0f      // as host/loss.c
+#define LS_VEC 4                      // tokens per lane per step (one 16-byte load per input)
+#define LS_STEP (32 * LS_VEC)         // tokens per warp per step
+#define LS_TOKEN_MAX_BLOCKS 1024      // token kernels: at most this many blocks (more steps per warp beyond)
+#define LS_PRE_RANGE 1024             // pre-pass: tokens per warp
+#define LS_FIX_LONG 32                // pre-pass fix-up: a sequence over more ranges than this is summed by a warp
+#define LS_PRE_ONE_BLOCK 32768        // pre-pass: up to this many tokens, one block does it all (one launch)
 
 // ------------------------------------------------------------------------------------------------ helpers
 
 static inline size_t ls_align(size_t n) { return (n + 255) & ~(size_t)255; }
 
-#define LS_MAX_BLOCKS 1024 // token kernels: at most this many blocks (and partial rows), grid-stride beyond
+// Blocks cap of the token kernels; settable for benchmarks and tests only (rlc_cuda_loss_set_max_blocks).
+static int ls_max_blocks = LS_TOKEN_MAX_BLOCKS;
 
-// Blocks of a token kernel: a function of T only (never of the GPU), so that results are reproducible anywhere.
-static inline int ls_grid(int T) {
-    const int n = T > 0 ? (T + LS_THREADS - 1) / LS_THREADS : 1;
-    return n < LS_MAX_BLOCKS ? n : LS_MAX_BLOCKS;
+// Token-kernel grid: `steps` steps of LS_STEP tokens per warp, nblk blocks. A function of T (and the cap)
+// only, never of the GPU, so that results are reproducible anywhere.
+struct LsGeom {
+    int steps, nblk;
+};
+static LsGeom ls_geom(int T) {
+    const long long nstep = T > 0 ? ((long long)T + LS_STEP - 1) / LS_STEP : 1; // warp-steps
+    const long long cap = (long long)LS_WARPS * ls_max_blocks;
+    LsGeom g;
+    g.steps = (int)((nstep + cap - 1) / cap);
+    const long long per_block = (long long)LS_WARPS * g.steps;
+    g.nblk = (int)((nstep + per_block - 1) / per_block);
+    return g;
 }
 
 __device__ __forceinline__ float ls_clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 __device__ __forceinline__ bool ls_on(const uint8_t *mask, int t) { return mask ? mask[t] != 0 : true; }
 
-// Sequence of token t: the largest i in [0, B) with cu[i] <= t (skips empty sequences).
-__device__ __forceinline__ int ls_seq_of(const int *cu, int B, int t) {
-    int lo = 0, hi = B - 1;
+// Sequence of token t: the largest i in [lo, hi] with cu[i] <= t (lo when none; skips empty sequences).
+__device__ __forceinline__ int ls_seq_in(const int *cu, int lo, int hi, int t) {
     while (lo < hi) {
         int mid = (lo + hi + 1) >> 1;
-        if (cu[mid] <= t) lo = mid;
+        if (__ldg(cu + mid) <= t) lo = mid;
         else hi = mid - 1;
+    }
+    return lo;
+}
+__device__ __forceinline__ int ls_seq_of(const int *cu, int B, int t) { return ls_seq_in(cu, 0, B - 1, t); }
+
+// ls_seq_of by a whole warp: each round splits the candidates into 32 chunks and every lane tests the first
+// index of one (ceil(log32 B) rounds of one load per lane instead of log2 B dependent loads). All lanes get
+// the answer.
+__device__ int ls_warp_seq_of(const int *cu, int B, int t, int lane) {
+    int lo = 0, n = B; // the answer is in [lo, lo + n)
+    while (n > 1) {
+        const int step = (n + 31) >> 5, idx = lo + lane * step;
+        const bool le = lane == 0 || (idx < lo + n && __ldg(cu + idx) <= t);
+        const int k = 31 - __clz((int)__ballot_sync(LS_FULL, le)); // cu is sorted: the true lanes are a prefix
+        lo += k * step;
+        n = min(step, n - k * step);
     }
     return lo;
 }
 
 // rlc_agg_weight's twin (fp64: it multiplies fp32 terms that are then summed in fp64).
-__device__ __forceinline__ double ls_agg_weight(rlc_agg agg, int n_i, rlc_loss_norm n) {
+__host__ __device__ inline double ls_agg_weight(rlc_agg agg, int n_i, rlc_loss_norm n) {
     if (n_i <= 0) return 0.0;
     switch (agg) {
     case RLC_AGG_TOKEN_MEAN: return n.n_tok > 0 ? 1.0 / n.n_tok : 0.0;
@@ -62,23 +110,24 @@ __device__ __forceinline__ double ls_agg_weight(rlc_agg agg, int n_i, rlc_loss_n
 
 // Warp butterfly: every lane ends with the same bits (a + b == b + a at each level).
 __device__ __forceinline__ double ls_warp_sum(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(LS_FULL, v, o);
     return v;
 }
 __device__ __forceinline__ double ls_warp_min(double v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmin(v, __shfl_xor_sync(0xffffffffu, v, o));
+    for (int o = 16; o > 0; o >>= 1) v = fmin(v, __shfl_xor_sync(LS_FULL, v, o));
     return v;
 }
 __device__ __forceinline__ double ls_warp_max(double v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(LS_FULL, v, o));
     return v;
 }
 
-// Reduces v[0..N) over the block (entries < NSUM are sums, the rest maxima) and writes the result to out[0..N)
-// (global memory, threads 0..N-1). Fixed order: warp butterflies, then warps 0..7 in order. Every thread of
-// the block must call it (it has a barrier).
-template <int N, int NSUM> __device__ void ls_block_reduce(double (&v)[N], double *out) {
-    __shared__ double sh[LS_WARPS][N];
+// Reduces v[0..N) over the block of WARPS warps (entries < NSUM are sums, the rest maxima) and writes the
+// result to out[k * stride] (global memory, threads 0..N-1). Fixed order: warp butterflies, then warps in order.
+// Every thread of the block must call it (it has a barrier).
+template <int N, int NSUM, int WARPS = LS_WARPS>
+__device__ void ls_block_reduce(double (&v)[N], double *out, size_t stride = 1) {
+    __shared__ double sh[WARPS][N];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int k = 0; k < N; k++) v[k] = k < NSUM ? ls_warp_sum(v[k]) : ls_warp_max(v[k]);
     if (lane == 0)
@@ -87,9 +136,136 @@ template <int N, int NSUM> __device__ void ls_block_reduce(double (&v)[N], doubl
     if (threadIdx.x < N) {
         const int k = threadIdx.x;
         double acc = sh[0][k];
-        for (int w = 1; w < LS_WARPS; w++) acc = k < NSUM ? acc + sh[w][k] : fmax(acc, sh[w][k]);
-        out[k] = acc;
+        for (int w = 1; w < WARPS; w++) acc = k < NSUM ? acc + sh[w][k] : fmax(acc, sh[w][k]);
+        out[k * stride] = acc;
     }
+}
+
+// --------------------------------------------------------------------------------- loads of 4 tokens
+// A lane's 4 tokens t0..t0+3 (t0 a multiple of 4). VEC: one 16-byte (mask: 4-byte) load when all 4 are below
+// T, which needs 16-byte aligned float arrays (4-byte aligned mask; the host checks); otherwise one load per
+// token below T. Tokens at or past T read as 0 / off.
+
+template <bool VEC> __device__ __forceinline__ void ls_load4(const float *p, int t0, int T, float (&x)[4]) {
+    if (VEC && t0 + 4 <= T) {
+        const float4 v = __ldg(reinterpret_cast<const float4 *>(p + t0));
+        x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
+    } else {
+        for (int k = 0; k < 4; k++) x[k] = t0 + k < T ? __ldg(p + t0 + k) : 0.0f;
+    }
+}
+// Bit k set: token t0 + k is below T and a response token.
+template <bool VEC> __device__ __forceinline__ unsigned ls_mask4(const uint8_t *m, int t0, int T) {
+    unsigned bits = 0;
+    if (m && VEC && t0 + 4 <= T) {
+        const unsigned w = __ldg(reinterpret_cast<const unsigned *>(m + t0));
+        for (int k = 0; k < 4; k++) bits |= (unsigned)(((w >> (8 * k)) & 0xffu) != 0) << k;
+    } else {
+        for (int k = 0; k < 4; k++) bits |= (unsigned)(t0 + k < T && (!m || __ldg(m + t0 + k) != 0)) << k;
+    }
+    return bits;
+}
+template <bool VEC> __device__ __forceinline__ void ls_store4(float *p, int t0, int T, const float (&x)[4]) {
+    if (VEC && t0 + 4 <= T) {
+        *reinterpret_cast<float4 *>(p + t0) = make_float4(x[0], x[1], x[2], x[3]);
+    } else {
+        for (int k = 0; k < 4; k++)
+            if (t0 + k < T) p[t0 + k] = x[k];
+    }
+}
+
+// ------------------------------------------------------------------------------------- per-sequence weights
+
+// info[i] = (w_pg, w_agg, gspo_d, seq_w) of sequence i:
+//   w_agg   aggregation weight of the KL / entropy / value terms
+//   w_pg    aggregation weight of the policy term (GSPO: seq-mean-token-mean)
+//   gspo_d  clamp(mean(logp - old), +-20) over response tokens (GSPO)
+//   seq_w   exp(clamp(sum(old - roll), +-20)) (sequence-level TIS)
+// They come from per-sequence sums (n_i, sum(logp - old), sum(old - roll)): the pre-pass sums every warp range
+// of LS_PRE_RANGE tokens and writes info[i] for a sequence inside one range; for a sequence across ranges it
+// leaves per-range partial sums (part), which its fix-up step adds in range order.
+struct SeqW {
+    rlc_agg agg, pg_agg;
+    rlc_loss_norm norm;
+    double *part; // (ceil(T / LS_PRE_RANGE), 2, 3): per warp range, the partial (n, d, o) of the sequence at its
+                  // first token (head) and at its last token (tail), where that one crosses ranges
+};
+
+__device__ float4 ls_seq_info(const SeqW &p, double n, double d, double o) {
+    const int ni = (int)n;
+    double gd = ni > 0 ? d / ni : 0.0;
+    gd = gd < -LS_LOG_RATIO_CLAMP ? -LS_LOG_RATIO_CLAMP : (gd > LS_LOG_RATIO_CLAMP ? LS_LOG_RATIO_CLAMP : gd);
+    const double s = o < -LS_LOG_RATIO_CLAMP ? -LS_LOG_RATIO_CLAMP : (o > LS_LOG_RATIO_CLAMP ? LS_LOG_RATIO_CLAMP : o);
+    return make_float4((float)ls_agg_weight(p.pg_agg, ni, p.norm), (float)ls_agg_weight(p.agg, ni, p.norm), (float)gd,
+                       (float)exp(s));
+}
+
+// ------------------------------------------------------------------------------ sequences of a warp's tokens
+
+// A warp's view of the sequences around its current tokens, in shared memory: start[j] = cu[i0 + 1 + j] for
+// j < 32 (INT_MAX past sequence B - 1) and, with SEQ, info[j] = the weights of sequence i0 + j. A token t at
+// or after cu[i0] and before start[31] is in sequence i0 + c, c = #{j : start[j] <= t}; a lane keeps c from
+// token to token (its tokens only increase), so typically one shared-memory compare per token. The window is
+// reloaded (one coalesced load of 32 entries) when a step's tokens run past it; a step that spans more than
+// 32 sequence starts (sequences of a few tokens) falls back to a binary search per token.
+template <bool SEQ> struct LsWindow {
+    int *start;        // [32] shared
+    float4 *info;      // [32] shared (SEQ)
+    const int *cu;     // (B + 1)
+    const float4 *gi;  // (B) per-sequence weights in global memory (SEQ)
+    int B, i0, c;
+
+    __device__ void load(int i, int lane) {
+        __syncwarp(); // every lane is done with the old window
+        i0 = i, c = 0;
+        const int j = i + 1 + lane;
+        start[lane] = j < B ? __ldg(cu + j) : INT_MAX;
+        if (SEQ && i + lane < B) info[lane] = __ldg(gi + i + lane);
+        __syncwarp();
+    }
+    // Makes the window cover tokens [base, last] if 32 sequence starts allow it; returns whether it does.
+    // Uniform over the warp (every lane reads the same shared entries).
+    __device__ bool cover(int base, int last, int lane) {
+        if (start[31] > last) return true;
+        const int k = __popc(__ballot_sync(LS_FULL, start[lane] <= base));
+        load(k < 32 ? i0 + k : ls_warp_seq_of(cu, B, base, lane), lane);
+        return start[31] > last;
+    }
+    // Sequence of token t (not below this lane's previous token) and, with SEQ, its weights.
+    __device__ int seq(bool fast, int t, float4 *w) {
+        if (fast) {
+            while (start[c] <= t) c++;
+            if (SEQ) *w = info[c];
+            return i0 + c;
+        }
+        const int i = ls_seq_in(cu, i0, B - 1, t);
+        if (SEQ) *w = __ldg(gi + i);
+        return i;
+    }
+};
+
+// Sequences with at least one response token, counted on the way through the tokens: a summary of a token
+// range holds the number of distinct sequences of its response tokens and the first and last of them (-1:
+// none). Summaries of adjacent ranges combine exactly (integers), in token order.
+struct LsSeqCount {
+    int cnt, fs, ls;
+};
+__device__ __forceinline__ void ls_count_fold(LsSeqCount &acc, const LsSeqCount &x) { // acc then x
+    acc.cnt += x.cnt - (x.fs >= 0 && x.fs == acc.ls);
+    if (acc.fs < 0) acc.fs = x.fs;
+    if (x.ls >= 0) acc.ls = x.ls;
+}
+// Folds the 32 lanes' summaries in lane order (lane l's range precedes lane l + 1's); every lane gets the result.
+__device__ LsSeqCount ls_warp_count_fold(LsSeqCount x, int lane) {
+    const unsigned bal = __ballot_sync(LS_FULL, x.fs >= 0), below = bal & ((1u << lane) - 1u);
+    const int prev = __shfl_sync(LS_FULL, x.ls, below ? 31 - __clz((int)below) : lane);
+    const int dup = below && x.fs >= 0 && x.fs == prev; // continues the sequence of the previous non-empty lane
+    LsSeqCount r;
+    r.cnt = (int)__reduce_add_sync(LS_FULL, (unsigned)(x.cnt - dup));
+    r.fs = __shfl_sync(LS_FULL, x.fs, bal ? __ffs((int)bal) - 1 : 0);
+    r.ls = __shfl_sync(LS_FULL, x.ls, bal ? 31 - __clz((int)bal) : 0);
+    if (!bal) r.fs = r.ls = -1;
+    return r;
 }
 
 // ------------------------------------------------------------------------------ per-token building blocks
@@ -133,233 +309,516 @@ __device__ __forceinline__ float ls_kl_token(rlc_kl_est est, float logp, float r
 
 // ------------------------------------------------------------------------------------- per-sequence pre-pass
 
-// Per-sequence results of the pre-pass (workspace arrays of B entries).
-struct SeqInfo {
-    float *w_agg;  // aggregation weight of the KL / entropy / value terms
-    float *w_pg;   // aggregation weight of the policy term (GSPO: seq-mean-token-mean)
-    float *gspo_d; // clamp(mean(logp - old), +-20) over response tokens (GSPO)
-    float *seq_w;  // exp(clamp(sum(old - roll), +-20)) (sequence-level TIS)
-    int *n;        // response tokens n_i
+// Inputs and outputs of the pre-pass.
+struct SeqPre {
+    const int *cu;
+    int B, T;
+    const uint8_t *mask;
+    const float *logp, *old, *roll; // logp / roll may be NULL (their sums are then 0)
+    SeqW sw;                        // sw.part: the partials
+    float4 *info;                   // (B)
 };
 
-// One block per sequence. logp/old/roll may be NULL (then their sums are 0).
-__global__ void __launch_bounds__(LS_THREADS)
-    ls_seq_prepass_kernel(SeqInfo si, const int *cu, const uint8_t *mask, const float *logp, const float *old,
-                          const float *roll, rlc_agg agg, rlc_agg pg_agg, rlc_loss_norm norm) {
-    const int i = blockIdx.x, t0 = cu[i], t1 = cu[i + 1];
-    double v[3] = {0.0, 0.0, 0.0}; // n_i, sum(logp - old), sum(old - roll)
-    for (int t = t0 + threadIdx.x; t < t1; t += LS_THREADS) {
-        if (!ls_on(mask, t)) continue; // masked inputs are never read
-        v[0] += 1.0;
-        if (logp) v[1] += (double)logp[t] - (double)old[t];
-        if (roll) v[2] += (double)old[t] - (double)roll[t];
+// Warp range g (LS_PRE_RANGE tokens), by one warp: sequence by sequence over the range, each lane taking every
+// 32nd token (4 in flight), then a butterfly.
+__device__ void ls_seq_sums_range(const SeqPre &p, int g, int lane) {
+    const int ws = g * LS_PRE_RANGE, we = min(p.T, ws + LS_PRE_RANGE);
+    for (int i = ls_warp_seq_of(p.cu, p.B, ws, lane);; i++) {
+        const int c0 = __ldg(p.cu + i), c1 = __ldg(p.cu + i + 1), ta = max(c0, ws), tb = min(c1, we);
+        double s[3] = {0.0, 0.0, 0.0}; // n_i, sum(logp - old), sum(old - roll)
+        for (int t = ta + lane; t < tb; t += 4 * 32) {
+            bool on[4];
+            float lp[4], od[4], rl[4];
+            for (int k = 0; k < 4; k++) { // loads first, all independent
+                const int u = t + 32 * k;
+                const bool in = u < tb;
+                on[k] = in && (!p.mask || __ldg(p.mask + u) != 0);
+                lp[k] = in && p.logp ? __ldg(p.logp + u) : 0.0f;
+                od[k] = in && (p.logp || p.roll) ? __ldg(p.old + u) : 0.0f;
+                rl[k] = in && p.roll ? __ldg(p.roll + u) : 0.0f;
+            }
+            for (int k = 0; k < 4; k++) {
+                if (!on[k]) continue; // masked inputs may be NaN / inf: never summed
+                s[0] += 1.0;
+                if (p.logp) s[1] += (double)lp[k] - (double)od[k];
+                if (p.roll) s[2] += (double)od[k] - (double)rl[k];
+            }
+        }
+        for (int k = 0; k < 3; k++) s[k] = ls_warp_sum(s[k]);
+        if (lane == 0 && c1 > c0) { // empty sequences: ls_seq_fix
+            if (c0 >= ws && c1 <= we) {
+                p.info[i] = ls_seq_info(p.sw, s[0], s[1], s[2]);
+            } else {
+                double *row = p.sw.part + (size_t)g * 6;
+                if (ta == ws) row[0] = s[0], row[1] = s[1], row[2] = s[2];
+                if (tb == we) row[3] = s[0], row[4] = s[1], row[5] = s[2];
+            }
+        }
+        if (c1 >= we || i + 1 >= p.B) break;
     }
-    __shared__ double red[3];
-    ls_block_reduce<3, 3>(v, red);
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const int ni = (int)red[0];
-        si.n[i] = ni;
-        si.w_agg[i] = (float)ls_agg_weight(agg, ni, norm);
-        si.w_pg[i] = (float)ls_agg_weight(pg_agg, ni, norm);
-        double d = ni > 0 ? red[1] / ni : 0.0;
-        d = d < -LS_LOG_RATIO_CLAMP ? -LS_LOG_RATIO_CLAMP : (d > LS_LOG_RATIO_CLAMP ? LS_LOG_RATIO_CLAMP : d);
-        si.gspo_d[i] = (float)d;
-        double s = red[2] < -LS_LOG_RATIO_CLAMP ? -LS_LOG_RATIO_CLAMP
-                                                 : (red[2] > LS_LOG_RATIO_CLAMP ? LS_LOG_RATIO_CLAMP : red[2]);
-        si.seq_w[i] = (float)exp(s);
+}
+
+// Sequence i when it crosses warp ranges (or is empty; valid = i < B): adds its partials in range order, tail
+// of its first range then heads of the following ones. A sequence over more than LS_FIX_LONG ranges is added
+// by its whole warp (lanes take every 32nd range, then a butterfly), so a single long sequence costs little.
+// Warp-collective: every lane of the warp calls it.
+__device__ void ls_seq_fix(const SeqPre &p, int i, bool valid, int lane) {
+    const int c0 = valid ? __ldg(p.cu + i) : 0, c1 = valid ? __ldg(p.cu + i + 1) : 0;
+    const int g0 = c0 / LS_PRE_RANGE, span = c1 > c0 ? (c1 - 1) / LS_PRE_RANGE - g0 : 0; // ranges after the first
+    double s[3] = {0.0, 0.0, 0.0};
+    if (span > 0 && span <= LS_FIX_LONG) {
+        const double *tail = p.sw.part + (size_t)g0 * 6 + 3;
+        for (int k = 0; k < 3; k++) s[k] = tail[k];
+        for (int g = g0 + 1; g <= g0 + span; g++)
+            for (int k = 0; k < 3; k++) s[k] += p.sw.part[(size_t)g * 6 + k];
     }
+    for (unsigned lb = __ballot_sync(LS_FULL, span > LS_FIX_LONG); lb; lb &= lb - 1) {
+        const int src = __ffs((int)lb) - 1;
+        const int a0 = __shfl_sync(LS_FULL, g0, src), n = __shfl_sync(LS_FULL, span, src);
+        double x[3] = {0.0, 0.0, 0.0};
+        for (int k = lane; k <= n; k += 32) {
+            const double *row = p.sw.part + (size_t)(a0 + k) * 6 + (k == 0 ? 3 : 0);
+            for (int m = 0; m < 3; m++) x[m] += row[m];
+        }
+        for (int m = 0; m < 3; m++) x[m] = ls_warp_sum(x[m]);
+        if (lane == src)
+            for (int m = 0; m < 3; m++) s[m] = x[m];
+    }
+    if (valid && (span > 0 || c1 <= c0)) p.info[i] = ls_seq_info(p.sw, s[0], s[1], s[2]);
+}
+
+// One warp per range; no barriers: idle warps leave at once.
+__global__ void __launch_bounds__(LS_THREADS) ls_seq_sums_kernel(SeqPre p) {
+    const long long g = (long long)blockIdx.x * LS_WARPS + (threadIdx.x >> 5);
+    if (g * LS_PRE_RANGE < p.T) ls_seq_sums_range(p, (int)g, threadIdx.x & 31);
+}
+// A thread per sequence.
+__global__ void __launch_bounds__(LS_THREADS) ls_seq_fix_kernel(SeqPre p) {
+    const int i = blockIdx.x * LS_THREADS + threadIdx.x;
+    ls_seq_fix(p, i, i < p.B, threadIdx.x & 31);
+}
+// Small batches (T <= LS_PRE_ONE_BLOCK): both steps in one block, a barrier between them, one launch fewer
+// (these batches are launch-bound). The same per-range and per-sequence code, so the same bits.
+__global__ void __launch_bounds__(LS_THREADS) ls_seq_prepass_one_block_kernel(SeqPre p) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int g = warp; g * LS_PRE_RANGE < p.T; g += LS_WARPS) ls_seq_sums_range(p, g, lane);
+    __syncthreads(); // the partials, written by this block, are visible to it
+    for (int i0 = 0; i0 < p.B; i0 += LS_THREADS) {
+        const int i = i0 + (int)threadIdx.x;
+        ls_seq_fix(p, i, i < p.B, lane);
+    }
+}
+
+static int ls_pre_ranges(int T) { return T > 0 ? (T + LS_PRE_RANGE - 1) / LS_PRE_RANGE : 1; }
+
+static void ls_prepass(const SeqPre &p, cudaStream_t s) {
+    if (p.T <= LS_PRE_ONE_BLOCK) {
+        RLC_LAUNCH(ls_seq_prepass_one_block_kernel, 1, LS_THREADS, 0, s, p);
+        return;
+    }
+    RLC_LAUNCH(ls_seq_sums_kernel, (ls_pre_ranges(p.T) + LS_WARPS - 1) / LS_WARPS, LS_THREADS, 0, s, p);
+    RLC_LAUNCH(ls_seq_fix_kernel, (p.B + LS_THREADS - 1) / LS_THREADS, LS_THREADS, 0, s, p);
 }
 
 // ------------------------------------------------------------------------------------------ policy loss
 
-// Partial-row layout of the policy loss: sums first, then maxima.
+// Partial layout of the policy loss: fp64 sums, integer counts (as doubles), maxima, then the sequence count.
 enum {
-    PL_PG = 0, PL_KL, PL_ENT, PL_TOK, PL_SEQ, PL_CLIP, PL_CLIP_LOW, PL_RATIO, PL_KL_SUM, PL_ENT_SUM, PL_MM_SUM,
-    PL_TIS_W, PL_TIS_MASKED,
+    PL_PG = 0, PL_KL, PL_ENT, PL_RATIO, PL_KL_SUM, PL_ENT_SUM, PL_MM_SUM, PL_TIS_W,
+    PL_TOK, PL_CLIP, PL_CLIP_LOW, PL_TIS_MASKED,
     PL_NSUM,
     PL_RATIO_MAX = PL_NSUM, PL_MM_MAX,
+    PL_NRED,                                  // entries reduced by ls_block_reduce
+    PL_SEQ_CNT = PL_NRED, PL_SEQ_FS, PL_SEQ_LS, // LsSeqCount of the block's tokens
     PL_N
 };
 
 struct PolicyArgs {
     rlc_loss_config cfg;
-    int T, B;
+    int T, B, steps;          // steps: LS_STEP-token steps per warp (ls_geom)
     const int *cu;
     const uint8_t *mask;
     const float *logp, *old, *ref, *roll, *adv, *entropy;
     float *dlogp, *dent;
-    SeqInfo si;
-    double *partials; // (gridDim.x, PL_N)
+    const float4 *info;       // per-sequence weights (SEQ kernels; ls_prepass)
+    float w_pg, w_agg;        // the constant weights (kernels without SEQ)
+    double kl_scale, ent_scale; // the constant KL / entropy loss factors of kernels without SEQ (else 0)
+    double *partials;         // (PL_N, nblk), column b = block b
+    double *gpartials;        // (PL_N, ngroups), column g = blocks [g, g + 1) * LS_GROUP
+    unsigned *ticket;         // the finalize's block counter (zeroed by the token kernel)
+    rlc_loss_stats *stats;
+    double *loss_out;
 };
 
-// One token: writes dlogp[t], dent[t] and sets this token's terms in v (zeros / -inf on entry).
-__device__ __forceinline__ void ls_policy_token(const PolicyArgs &a, int t, double (&v)[PL_N]) {
+// One thread's sums. Without SEQ the KL and entropy loss terms are constant multiples of kl_sum / ent_sum and
+// the finalize applies the factor; with SEQ (per-sequence w_agg) they are summed here.
+struct PolicyAcc {
+    double pg, kl, ent, ratio, kl_sum, ent_sum, mm_sum, tis_w;
+    int tok, clip, clip_low, tis_masked;
+    float ratio_max, mm_max;
+};
+
+// One response token: returns dL/dlogp, writes dL/dH to *ge and adds the token's terms to acc. w: the
+// sequence's weights (SEQ).
+template <bool SEQ>
+__device__ __forceinline__ float ls_policy_token(const PolicyArgs &a, const float4 &w, float lp, float od, float rf,
+                                                 float rl, float A, float H, PolicyAcc &acc, float *ge) {
     const rlc_loss_config &cfg = a.cfg;
-    if (ls_on(a.mask, t)) {
-        const int i = ls_seq_of(a.cu, a.B, t);
-        const float w_pg = a.si.w_pg[i], w_agg = a.si.w_agg[i];
-        const float A = a.adv[t], lp = a.logp[t], od = a.old[t];
-        v[PL_TOK] = 1.0;
+    const float w_pg = SEQ ? w.x : a.w_pg, w_agg = SEQ ? w.y : a.w_agg;
+    acc.tok++;
 
-        // ratio and dr/dlogp (GSPO: the sequence ratio with derivative s_i)
-        const float d_raw = lp - od;
-        float r, dr;
-        if (cfg.policy == RLC_PL_GSPO) {
-            r = expf(a.si.gspo_d[i]);
-            dr = r;
-        } else {
-            float d = ls_clampf(d_raw, -LS_LOG_RATIO_CLAMP, LS_LOG_RATIO_CLAMP);
-            r = expf(d);
-            dr = d == d_raw ? r : 0.0f;
-        }
-        v[PL_RATIO] = r;
-        v[PL_RATIO_MAX] = r;
-
-        // rollout correction weight (detached)
-        float w_is = 1.0f;
-        if (a.roll) {
-            const float rl = a.roll[t], mm = fabsf(od - rl);
-            v[PL_MM_SUM] = mm;
-            v[PL_MM_MAX] = mm;
-            if (cfg.tis != RLC_TIS_OFF) {
-                w_is = cfg.tis == RLC_TIS_TOKEN ? expf(ls_clampf(od - rl, -LS_LOG_RATIO_CLAMP, LS_LOG_RATIO_CLAMP))
-                                                : a.si.seq_w[i];
-                if (cfg.tis_mode == RLC_TIS_TRUNCATE) {
-                    if (w_is > cfg.tis_c) w_is = cfg.tis_c;
-                } else if (w_is < cfg.tis_c_min || w_is > cfg.tis_c_max) {
-                    w_is = 0.0f;
-                    v[PL_TIS_MASKED] = 1.0;
-                }
-                v[PL_TIS_W] = w_is;
-            }
-        }
-
-        // policy term
-        float L, dL;
-        if (cfg.policy == RLC_PL_CISPO) {
-            const float wgt = r < cfg.cispo_eps_max ? r : cfg.cispo_eps_max;
-            L = -wgt * A * lp;
-            dL = -wgt * A;
-            v[PL_CLIP] = r > cfg.cispo_eps_max;
-        } else {
-            const float c = cfg.policy == RLC_PL_PPO ? cfg.dual_clip : 0.0f;
-            float dLdr;
-            int cl, low;
-            L = ls_ppo_token(r, A, cfg.eps_low, cfg.eps_high, c, &dLdr, &cl, &low);
-            dL = dLdr * dr;
-            v[PL_CLIP] = cl;
-            v[PL_CLIP_LOW] = low;
-        }
-        v[PL_PG] = (double)(w_pg * w_is * L);
-        float g = w_pg * w_is * dL;
-
-        // KL to the reference
-        if (a.ref) {
-            float dk, k = ls_kl_token(cfg.kl_est, lp, a.ref[t], &dk);
-            v[PL_KL_SUM] = k;
-            if (cfg.kl_beta != 0) {
-                v[PL_KL] = (double)(cfg.kl_beta * w_agg * k);
-                g += cfg.kl_beta * w_agg * dk;
-            }
-        }
-        // entropy bonus
-        float ge = 0.0f;
-        if (a.entropy) {
-            const float H = a.entropy[t];
-            v[PL_ENT_SUM] = H;
-            if (cfg.ent_coef != 0) {
-                v[PL_ENT] = -(double)(cfg.ent_coef * w_agg * H);
-                ge = -cfg.ent_coef * w_agg;
-            }
-        }
-        a.dlogp[t] = g;
-        if (a.dent) a.dent[t] = ge;
+    // ratio and dr/dlogp (GSPO: the sequence ratio with derivative s_i; GSPO always runs with SEQ)
+    float r, dr;
+    if (SEQ && cfg.policy == RLC_PL_GSPO) {
+        r = expf(w.z);
+        dr = r;
     } else {
-        a.dlogp[t] = 0.0f;
-        if (a.dent) a.dent[t] = 0.0f;
+        const float d_raw = lp - od, d = ls_clampf(d_raw, -LS_LOG_RATIO_CLAMP, LS_LOG_RATIO_CLAMP);
+        r = expf(d);
+        dr = d == d_raw ? r : 0.0f;
+    }
+    acc.ratio += r;
+    acc.ratio_max = fmaxf(acc.ratio_max, r);
+
+    // rollout correction weight (detached)
+    float w_is = 1.0f;
+    if (a.roll) {
+        const float mm = fabsf(od - rl);
+        acc.mm_sum += mm;
+        acc.mm_max = fmaxf(acc.mm_max, mm);
+        if (cfg.tis != RLC_TIS_OFF) {
+            w_is = !SEQ || cfg.tis == RLC_TIS_TOKEN ? expf(ls_clampf(od - rl, -LS_LOG_RATIO_CLAMP, LS_LOG_RATIO_CLAMP))
+                                                    : w.w;
+            if (cfg.tis_mode == RLC_TIS_TRUNCATE) {
+                if (w_is > cfg.tis_c) w_is = cfg.tis_c;
+            } else if (w_is < cfg.tis_c_min || w_is > cfg.tis_c_max) {
+                w_is = 0.0f;
+                acc.tis_masked++;
+            }
+            acc.tis_w += w_is;
+        }
+    }
+
+    // policy term
+    float L, dL;
+    if (cfg.policy == RLC_PL_CISPO) {
+        const float wgt = r < cfg.cispo_eps_max ? r : cfg.cispo_eps_max;
+        L = -wgt * A * lp;
+        dL = -wgt * A;
+        acc.clip += r > cfg.cispo_eps_max;
+    } else {
+        const float c = cfg.policy == RLC_PL_PPO ? cfg.dual_clip : 0.0f;
+        float dLdr;
+        int cl, low;
+        L = ls_ppo_token(r, A, cfg.eps_low, cfg.eps_high, c, &dLdr, &cl, &low);
+        dL = dLdr * dr;
+        acc.clip += cl;
+        acc.clip_low += low;
+    }
+    acc.pg += (double)(w_pg * w_is * L);
+    float g = w_pg * w_is * dL;
+
+    // KL to the reference
+    if (a.ref) {
+        float dk, k = ls_kl_token(cfg.kl_est, lp, rf, &dk);
+        acc.kl_sum += k;
+        if (cfg.kl_beta != 0) {
+            if (SEQ) acc.kl += (double)(cfg.kl_beta * w_agg * k);
+            g += cfg.kl_beta * w_agg * dk;
+        }
+    }
+    // entropy bonus
+    *ge = 0.0f;
+    if (a.entropy) {
+        acc.ent_sum += H;
+        if (cfg.ent_coef != 0) {
+            if (SEQ) acc.ent -= (double)(cfg.ent_coef * w_agg * H);
+            *ge = -cfg.ent_coef * w_agg;
+        }
+    }
+    return g;
+}
+
+// Shared-memory stage of one warp step: the step's 128 tokens of each input (float arrays in LsArr order),
+// then its 128 mask bytes. Lane l copies tokens 4l..4l+3 of every array with one 16-byte cp.async (lanes 0..7
+// copy 16 mask bytes each) and computes tokens l, l + 32, l + 64, l + 96: the reads are conflict-free and the
+// global stores coalesced, and the copies of the next LS_STAGES - 1 steps stay in flight during the math
+// without holding registers.
+enum LsArr { LA_LOGP = 0, LA_OLD, LA_ADV, LA_REF, LA_ROLL, LA_ENT, LA_N };
+#define LS_STAGE_FLOATS (LA_N * LS_STEP + LS_STEP / 4) // + the mask bytes
+#define LS_STAGES 2 // copy pipeline depth: steps in flight per warp (3 measured slower on an H200: shared memory
+                    // then limits a multiprocessor to 2 blocks instead of 4)
+
+static size_t ls_stage_smem(int nst) { return (size_t)LS_WARPS * nst * LS_STAGE_FLOATS * sizeof(float); }
+
+// Fills stage `st` with the step at `base` (nothing at or past T). VEC: 16-byte cp.async with zero fill past T
+// (the caller commits the group); otherwise plain per-token loads in the compute layout.
+template <bool VEC>
+__device__ __forceinline__ void ls_stage_fill(const PolicyArgs &a, float *st, int base, int lane) {
+    if (base >= a.T) return;
+    uint8_t *mb = reinterpret_cast<uint8_t *>(st + LA_N * LS_STEP);
+    if (VEC && base + LS_STEP <= a.T) { // a whole step: plain 16-byte copies (the common case, kept cheap)
+        const int t0 = base + 4 * lane;
+        float *d = st + 4 * lane;
+        rlc_cp_async16(d + LA_LOGP * LS_STEP, a.logp + t0);
+        rlc_cp_async16(d + LA_OLD * LS_STEP, a.old + t0);
+        rlc_cp_async16(d + LA_ADV * LS_STEP, a.adv + t0);
+        if (a.ref) rlc_cp_async16(d + LA_REF * LS_STEP, a.ref + t0);
+        if (a.roll) rlc_cp_async16(d + LA_ROLL * LS_STEP, a.roll + t0);
+        if (a.entropy) rlc_cp_async16(d + LA_ENT * LS_STEP, a.entropy + t0);
+        if (a.mask && lane < LS_STEP / 16) rlc_cp_async16(mb + 16 * lane, a.mask + base + 16 * lane);
+    } else if (VEC) { // the step that reaches T: zero fill past it
+        const int t0 = base + 4 * lane, nb = 4 * max(0, min(4, a.T - t0));
+        const auto cp = [&](int k, const float *p) {
+            if (p) rlc_cp_async16_zfill(st + k * LS_STEP + 4 * lane, nb ? p + t0 : p, nb);
+        };
+        cp(LA_LOGP, a.logp), cp(LA_OLD, a.old), cp(LA_ADV, a.adv);
+        cp(LA_REF, a.ref), cp(LA_ROLL, a.roll), cp(LA_ENT, a.entropy);
+        if (a.mask && lane < LS_STEP / 16) {
+            const int tm = base + 16 * lane, n = max(0, min(16, a.T - tm));
+            rlc_cp_async16_zfill(mb + 16 * lane, n ? a.mask + tm : a.mask, n);
+        }
+    } else {
+        for (int k = 0; k < 4; k++) {
+            const int j = 32 * k + lane, t = base + j;
+            if (t >= a.T) continue;
+            st[LA_LOGP * LS_STEP + j] = __ldg(a.logp + t);
+            st[LA_OLD * LS_STEP + j] = __ldg(a.old + t);
+            st[LA_ADV * LS_STEP + j] = __ldg(a.adv + t);
+            if (a.ref) st[LA_REF * LS_STEP + j] = __ldg(a.ref + t);
+            if (a.roll) st[LA_ROLL * LS_STEP + j] = __ldg(a.roll + t);
+            if (a.entropy) st[LA_ENT * LS_STEP + j] = __ldg(a.entropy + t);
+            if (a.mask) mb[j] = __ldg(a.mask + t);
+        }
     }
 }
 
-// Grid-stride over tokens with a grid that depends on T only (ls_grid), so the partial rows, and therefore
-// the result, do not depend on the GPU.
-__global__ void __launch_bounds__(LS_THREADS) ls_policy_token_kernel(PolicyArgs a) {
-    double v[PL_N];
-    for (int k = 0; k < PL_NSUM; k++) v[k] = 0.0;
-    v[PL_RATIO_MAX] = v[PL_MM_MAX] = -INFINITY;
-    for (int t = blockIdx.x * LS_THREADS + threadIdx.x; t < a.T; t += gridDim.x * LS_THREADS) {
-        double u[PL_N];
-        for (int k = 0; k < PL_NSUM; k++) u[k] = 0.0;
-        u[PL_RATIO_MAX] = u[PL_MM_MAX] = -INFINITY;
-        ls_policy_token(a, t, u);
-        for (int k = 0; k < PL_NSUM; k++) v[k] += u[k];
-        for (int k = PL_NSUM; k < PL_N; k++) v[k] = fmax(v[k], u[k]);
-    }
-    ls_block_reduce<PL_N, PL_NSUM>(v, a.partials + (size_t)blockIdx.x * PL_N);
+// Sequence counting over one row of a step (tokens base + 32k + lane, in lane order): a response token counts
+// when its sequence differs from that of the previous response token of the warp's range. run holds the
+// warp's first and last counted sequence (uniform); lane_cnt this lane's count.
+__device__ __forceinline__ void ls_count_row(bool on, int i, int lane, LsSeqCount &run, int &lane_cnt) {
+    const unsigned bal = __ballot_sync(LS_FULL, on);
+    if (!bal) return; // uniform
+    const unsigned below = bal & ((1u << lane) - 1u);
+    const int prev = __shfl_sync(LS_FULL, i, below ? 31 - __clz((int)below) : lane);
+    lane_cnt += on && i != (below ? prev : run.ls);
+    if (run.fs < 0) run.fs = __shfl_sync(LS_FULL, i, __ffs((int)bal) - 1);
+    run.ls = __shfl_sync(LS_FULL, i, 31 - __clz((int)bal));
 }
 
-// One block: adds the partial rows in index order (and counts the non-empty sequences), then accumulates the
-// stats. Thread j takes rows j, j+256, ...; the block tree is fixed, so the order depends on nblk only.
-__global__ void __launch_bounds__(LS_THREADS)
-    ls_policy_finalize_kernel(const double *partials, int nblk, const int *seq_n, int B, double *red,
-                              rlc_loss_stats *st, double *loss_out) {
-    double v[PL_N];
-    for (int k = 0; k < PL_NSUM; k++) v[k] = 0.0;
-    v[PL_RATIO_MAX] = v[PL_MM_MAX] = -INFINITY;
-    for (int b = threadIdx.x; b < nblk; b += LS_THREADS) {
-        const double *p = partials + (size_t)b * PL_N;
-        for (int k = 0; k < PL_NSUM; k++) v[k] += p[k];
-        for (int k = PL_NSUM; k < PL_N; k++) v[k] = fmax(v[k], p[k]);
+#define LS_GROUP 32 // token-kernel columns per finalize block
+// Block b owns tokens [b, b + 1) * LS_WARPS * steps * LS_STEP, warp w of it the w-th slice of steps *
+// LS_STEP tokens. VEC: NST-stage cp.async pipeline (the copies of steps s + 1 .. s + NST - 1 are in flight
+// while step s is computed); otherwise the stage is filled by plain loads just before use (same layout, same
+// token order, so the same bits). Sums run per lane in token order, then warp butterflies and warps in order.
+template <bool VEC, bool SEQ, int NST>
+__global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyArgs a) {
+    RLC_DYN_SMEM(float, stages); // (LS_WARPS, NST, LS_STAGE_FLOATS)
+    __shared__ int sh_start[LS_WARPS][32];
+    __shared__ float4 sh_info[LS_WARPS][SEQ ? 32 : 1];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *my = stages + (size_t)warp * NST * LS_STAGE_FLOATS;
+    PolicyAcc acc;
+    acc.pg = acc.kl = acc.ent = acc.ratio = acc.kl_sum = acc.ent_sum = acc.mm_sum = acc.tis_w = 0.0;
+    acc.tok = acc.clip = acc.clip_low = acc.tis_masked = 0;
+    acc.ratio_max = acc.mm_max = -INFINITY;
+    LsSeqCount run = {0, -1, -1}; // the warp's tokens so far: first / last counted sequence (uniform)
+    int lane_cnt = 0;
+    const long long ws_l = ((long long)blockIdx.x * LS_WARPS + warp) * a.steps * LS_STEP;
+    if (ws_l < a.T) { // whole warps
+        const int ws = (int)ws_l;
+        if (VEC) {
+            for (int j = 0; j < NST - 1; j++) {
+                if (j < a.steps) ls_stage_fill<VEC>(a, my + j * LS_STAGE_FLOATS, ws + j * LS_STEP, lane);
+                rlc_cp_async_commit(); // one group per step, empty ones included, so wait<NST - 1> is exact
+            }
+        }
+        LsWindow<SEQ> win;
+        win.start = sh_start[warp], win.info = sh_info[warp], win.cu = a.cu, win.gi = a.info, win.B = a.B;
+        win.load(ls_warp_seq_of(a.cu, a.B, ws, lane), lane); // overlaps the first copies
+        for (int s = 0; s < a.steps; s++) {
+            const int base = ws + s * LS_STEP;
+            if (base >= a.T) break; // uniform
+            float *st = my + (VEC ? s % NST : 0) * LS_STAGE_FLOATS;
+            if (VEC) {
+                const int j = s + NST - 1;
+                if (j < a.steps) ls_stage_fill<VEC>(a, my + (j % NST) * LS_STAGE_FLOATS, ws + j * LS_STEP, lane);
+                rlc_cp_async_commit();
+                rlc_cp_async_wait<NST - 1>(); // this lane's copies of step s have landed
+            } else {
+                ls_stage_fill<VEC>(a, st, base, lane);
+            }
+            __syncwarp(); // ... and every lane's (each lane reads tokens that other lanes copied)
+            const bool fast = win.cover(base, min(base + LS_STEP, a.T) - 1, lane);
+            const uint8_t *mb = reinterpret_cast<const uint8_t *>(st + LA_N * LS_STEP);
+            unsigned seqs = 0; // fast steps: bit c = window sequence c has a response token in this step
+#ifndef RLC_EMU // (g++ does not know the pragma; unrolling only matters to nvcc)
+#pragma unroll
+#endif
+            for (int k = 0; k < 4; k++) {
+                const int j = 32 * k + lane, t = base + j;
+                const bool on = t < a.T && (!a.mask || mb[j] != 0);
+                float4 w = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                const int i = on ? win.seq(fast, t, &w) : -1;
+                if (fast) seqs |= on ? 1u << (i - win.i0) : 0u;
+                else ls_count_row(on, i, lane, run, lane_cnt); // uniform branch
+                float g = 0.0f, ge = 0.0f; // masked tokens (and their NaN / inf inputs): outputs 0, no sums
+                if (on) // (absent arrays read stale shared memory that ls_policy_token never uses)
+                    g = ls_policy_token<SEQ>(a, w, st[LA_LOGP * LS_STEP + j], st[LA_OLD * LS_STEP + j],
+                                             st[LA_REF * LS_STEP + j], st[LA_ROLL * LS_STEP + j],
+                                             st[LA_ADV * LS_STEP + j], st[LA_ENT * LS_STEP + j], acc, &ge);
+                if (t < a.T) {
+                    a.dlogp[t] = g;
+                    if (a.dent) a.dent[t] = ge;
+                }
+            }
+            if (fast) { // the step's sequences: one OR over the warp instead of a vote per row
+                for (int o = 16; o > 0; o >>= 1) seqs |= __shfl_xor_sync(LS_FULL, seqs, o);
+                if (seqs) {
+                    const LsSeqCount x = {__popc(seqs), win.i0 + __ffs((int)seqs) - 1, win.i0 + 31 - __clz((int)seqs)};
+                    ls_count_fold(run, x);
+                }
+            }
+            __syncwarp(); // every lane is done with this stage before it is refilled
+        }
+        if (VEC) rlc_cp_async_wait<0>(); // no copy outlives the loop (it may end early at T)
     }
-    for (int i = threadIdx.x; i < B; i += LS_THREADS) v[PL_SEQ] += seq_n[i] > 0;
-    ls_block_reduce<PL_N, PL_NSUM>(v, red);
+    run.cnt += (int)__reduce_add_sync(LS_FULL, (unsigned)lane_cnt); // counts of the rows of slow steps
+    const int nblk = gridDim.x;
+    __shared__ LsSeqCount sh_cnt[LS_WARPS];
+    if (lane == 0) sh_cnt[warp] = run;
+    double v[PL_NRED];
+    v[PL_PG] = acc.pg, v[PL_KL] = acc.kl, v[PL_ENT] = acc.ent, v[PL_RATIO] = acc.ratio;
+    v[PL_KL_SUM] = acc.kl_sum, v[PL_ENT_SUM] = acc.ent_sum, v[PL_MM_SUM] = acc.mm_sum, v[PL_TIS_W] = acc.tis_w;
+    v[PL_TOK] = acc.tok, v[PL_CLIP] = acc.clip, v[PL_CLIP_LOW] = acc.clip_low, v[PL_TIS_MASKED] = acc.tis_masked;
+    v[PL_RATIO_MAX] = acc.ratio_max, v[PL_MM_MAX] = acc.mm_max;
+    ls_block_reduce<PL_NRED, PL_NSUM>(v, a.partials + blockIdx.x, nblk); // its barrier also publishes sh_cnt
+    if (threadIdx.x == 0) {
+        LsSeqCount c = sh_cnt[0];
+        for (int w = 1; w < LS_WARPS; w++) ls_count_fold(c, sh_cnt[w]);
+        a.partials[(size_t)PL_SEQ_CNT * nblk + blockIdx.x] = c.cnt;
+        a.partials[(size_t)PL_SEQ_FS * nblk + blockIdx.x] = c.fs;
+        a.partials[(size_t)PL_SEQ_LS * nblk + blockIdx.x] = c.ls;
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) *a.ticket = 0; // for the finalize, which starts after this kernel
+}
+
+// Adds columns [c0, c0 + n) of src (PL_N rows of `stride` doubles) in column order into column `col` of dst
+// (rows of dst_stride), or, when dst is NULL, into the shared array out (PL_N entries). Whole block: warp w
+// takes rows w, w + 8, ... and its lane l the columns [c0 + l * per, c0 + (l + 1) * per) in order, then a
+// butterfly; warp 0 also folds the sequence counts in column order. The order depends on n only. Reads with
+// __ldcg: the columns were written by other blocks, L1 may not see them.
+__device__ void ls_reduce_cols(const double *src, size_t stride, int c0, int n, double *dst, size_t dst_stride,
+                               int col, double *out) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, per = (n + 31) / 32;
+    const int b0 = c0 + min(n, lane * per), b1 = c0 + min(n, (lane + 1) * per);
+    for (int k = warp; k < PL_NRED; k += LS_WARPS) {
+        const double *row = src + (size_t)k * stride;
+        double x = k < PL_NSUM ? 0.0 : -INFINITY;
+        for (int b = b0; b < b1; b++) x = k < PL_NSUM ? x + __ldcg(row + b) : fmax(x, __ldcg(row + b));
+        x = k < PL_NSUM ? ls_warp_sum(x) : ls_warp_max(x);
+        if (lane == 0) (dst ? dst[(size_t)k * dst_stride + col] : out[k]) = x;
+    }
+    if (warp == 0) {
+        LsSeqCount c = {0, -1, -1};
+        for (int b = b0; b < b1; b++) {
+            const LsSeqCount y = {(int)__ldcg(src + (size_t)PL_SEQ_CNT * stride + b),
+                                  (int)__ldcg(src + (size_t)PL_SEQ_FS * stride + b),
+                                  (int)__ldcg(src + (size_t)PL_SEQ_LS * stride + b)};
+            ls_count_fold(c, y);
+        }
+        c = ls_warp_count_fold(c, lane);
+        if (lane == 0) {
+            double *o = dst ? dst + col : out;
+            const size_t os = dst ? dst_stride : 1;
+            o[PL_SEQ_CNT * os] = c.cnt, o[PL_SEQ_FS * os] = c.fs, o[PL_SEQ_LS * os] = c.ls;
+        }
+    }
+}
+
+// Finalize: block g adds the token kernel's columns [g, g + 1) * LS_GROUP into group column g; the last block
+// to finish (an atomic ticket; the token kernel zeroed it) adds the group columns and updates the
+// stats. Which block does that varies, the order of the additions does not, so neither do the bits. Many
+// blocks pull the columns in parallel (one block alone spends microseconds on the round trips), and the
+// fence stays out of the token kernel, whose blocks would otherwise wait for their last stores to drain.
+__global__ void __launch_bounds__(LS_THREADS) ls_policy_finalize_kernel(PolicyArgs a, int nblk) {
+    __shared__ bool sh_last;
+    __shared__ double red[PL_N];
+    const int ngroups = gridDim.x, g = blockIdx.x, g0 = g * LS_GROUP, gn = min(LS_GROUP, nblk - g0);
+    ls_reduce_cols(a.partials, nblk, g0, gn, a.gpartials, ngroups, g, NULL);
+    __threadfence(); // the group column is visible before the ticket is taken
+    __syncthreads();
+    if (threadIdx.x == 0) sh_last = atomicAdd(a.ticket, 1u) == (unsigned)ngroups - 1;
+    __syncthreads();
+    if (!sh_last) return; // the whole block
+    __threadfence();
+    ls_reduce_cols(a.gpartials, ngroups, 0, ngroups, NULL, 0, 0, red);
     __syncthreads();
     if (threadIdx.x == 0) {
-        const double loss = red[PL_PG] + red[PL_KL] + red[PL_ENT];
-        st->pg_loss += red[PL_PG];
-        st->kl_loss += red[PL_KL];
-        st->ent_loss += red[PL_ENT];
-        st->loss += loss;
-        st->tok += red[PL_TOK];
-        st->seq += red[PL_SEQ];
-        st->clip_sum += red[PL_CLIP];
-        st->clip_low_sum += red[PL_CLIP_LOW];
-        st->ratio_sum += red[PL_RATIO];
-        st->kl_sum += red[PL_KL_SUM];
-        st->ent_sum += red[PL_ENT_SUM];
-        st->mismatch_sum += red[PL_MM_SUM];
-        st->tis_w_sum += red[PL_TIS_W];
-        st->tis_masked += red[PL_TIS_MASKED];
-        if (red[PL_RATIO_MAX] > st->ratio_max) st->ratio_max = red[PL_RATIO_MAX];
-        if (red[PL_MM_MAX] > st->mismatch_max) st->mismatch_max = red[PL_MM_MAX];
-        if (loss_out) *loss_out = loss;
+        const double kl = red[PL_KL] + a.kl_scale * red[PL_KL_SUM], ent = red[PL_ENT] + a.ent_scale * red[PL_ENT_SUM];
+        const double loss = red[PL_PG] + kl + ent;
+        // One load and one store of the whole struct: field-by-field read-modify-writes of global memory would
+        // be one dependent round trip each.
+        rlc_loss_stats s = *a.stats;
+        s.pg_loss += red[PL_PG];
+        s.kl_loss += kl;
+        s.ent_loss += ent;
+        s.loss += loss;
+        s.tok += red[PL_TOK];
+        s.seq += red[PL_SEQ_CNT];
+        s.clip_sum += red[PL_CLIP];
+        s.clip_low_sum += red[PL_CLIP_LOW];
+        s.ratio_sum += red[PL_RATIO];
+        s.kl_sum += red[PL_KL_SUM];
+        s.ent_sum += red[PL_ENT_SUM];
+        s.mismatch_sum += red[PL_MM_SUM];
+        s.tis_w_sum += red[PL_TIS_W];
+        s.tis_masked += red[PL_TIS_MASKED];
+        if (red[PL_RATIO_MAX] > s.ratio_max) s.ratio_max = red[PL_RATIO_MAX];
+        if (red[PL_MM_MAX] > s.mismatch_max) s.mismatch_max = red[PL_MM_MAX];
+        *a.stats = s;
+        if (a.loss_out) *a.loss_out = loss;
     }
 }
 
-// Workspace layout shared by the policy and value losses.
+// Workspace layout shared by the policy and value losses: per-sequence weights, pre-pass partials, the token
+// kernel's partial columns (nstat rows), then the policy finalize's group columns and ticket.
 struct LossWs {
-    SeqInfo si;
-    double *partials, *red;
-    int nblk;
+    float4 *info;
+    double *part, *partials, *gpartials;
+    unsigned *ticket;
+    LsGeom geo;
+    int ngroups;
 };
+// Byte offsets of the parts (o[5] = the total); ls_carve turns them into pointers.
+static void ls_layout(int T, int B, int nstat, LsGeom *geo, int *ngroups, size_t (&o)[6]) {
+    *geo = ls_geom(T);
+    *ngroups = (geo->nblk + LS_GROUP - 1) / LS_GROUP;
+    o[0] = 0;
+    o[1] = o[0] + ls_align((size_t)(B > 0 ? B : 1) * sizeof(float4));          // info
+    o[2] = o[1] + ls_align((size_t)ls_pre_ranges(T) * 6 * sizeof(double));     // part
+    o[3] = o[2] + ls_align((size_t)geo->nblk * nstat * sizeof(double));        // partials
+    o[4] = o[3] + ls_align((size_t)*ngroups * PL_N * sizeof(double));          // gpartials
+    o[5] = o[4] + ls_align(sizeof(unsigned));                                  // ticket
+}
 static LossWs ls_carve(void *ws, int T, int B, int nstat) {
     LossWs w;
+    size_t o[6];
+    ls_layout(T, B, nstat, &w.geo, &w.ngroups, o);
     char *p = (char *)ws;
-    const size_t fb = ls_align((size_t)(B > 0 ? B : 1) * sizeof(float));
-    w.si.w_agg = (float *)p, p += fb;
-    w.si.w_pg = (float *)p, p += fb;
-    w.si.gspo_d = (float *)p, p += fb;
-    w.si.seq_w = (float *)p, p += fb;
-    w.si.n = (int *)p, p += fb;
-    w.nblk = ls_grid(T);
-    w.partials = (double *)p, p += ls_align((size_t)w.nblk * nstat * sizeof(double));
-    w.red = (double *)p;
+    w.info = (float4 *)(p + o[0]);
+    w.part = (double *)(p + o[1]);
+    w.partials = (double *)(p + o[2]);
+    w.gpartials = (double *)(p + o[3]);
+    w.ticket = (unsigned *)(p + o[4]);
     return w;
 }
 static size_t ls_ws_bytes(int T, int B, int nstat) {
-    const size_t fb = ls_align((size_t)(B > 0 ? B : 1) * sizeof(float));
-    const size_t nblk = (size_t)ls_grid(T);
-    return 5 * fb + ls_align(nblk * nstat * sizeof(double)) + ls_align((size_t)nstat * sizeof(double));
+    LsGeom geo;
+    int ngroups;
+    size_t o[6];
+    ls_layout(T, B, nstat, &geo, &ngroups, o);
+    return o[5];
 }
 
 static int ls_check_launch(const char *what) {
@@ -367,6 +826,33 @@ static int ls_check_launch(const char *what) {
     if (e == cudaSuccess) return 0;
     fprintf(stderr, "%s: kernel launch failed: %s\n", what, cudaGetErrorString(e));
     return -1;
+}
+
+static bool ls_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+
+extern "C" void rlc_cuda_loss_set_max_blocks(int n) { ls_max_blocks = n > 0 ? n : LS_TOKEN_MAX_BLOCKS; }
+
+// Allows a kernel more than 48 KiB of dynamic shared memory, once per kernel and device (the attribute call
+// is a driver round trip that need not sit in front of every launch).
+static int ls_smem_attr(void (*kernel)(PolicyArgs), size_t bytes, const char *what) {
+    if (bytes <= 48 * 1024) return 1;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+    static std::mutex mu;
+    static std::set<std::pair<const void *, int>> done;
+    const std::pair<const void *, int> key((const void *)kernel, dev);
+    {
+        std::lock_guard<std::mutex> g(mu);
+        if (done.count(key)) return 1;
+    }
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e != cudaSuccess) {
+        fprintf(stderr, "%s: cannot allow %zu bytes of dynamic shared memory: %s\n", what, bytes, cudaGetErrorString(e));
+        return 0;
+    }
+    std::lock_guard<std::mutex> g(mu);
+    done.insert(key);
+    return 1;
 }
 
 extern "C" size_t rlc_cuda_policy_loss_workspace_bytes(int T, int B) { return ls_ws_bytes(T, B, PL_N); }
@@ -387,22 +873,46 @@ extern "C" int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_n
     }
     cudaStream_t s = (cudaStream_t)stream;
     LossWs w = ls_carve(workspace, b->T, b->B, PL_N);
-    const rlc_agg pg_agg = cfg->policy == RLC_PL_GSPO ? RLC_AGG_SEQ_MEAN_TOKEN_MEAN : cfg->agg;
-    const float *pre_logp = cfg->policy == RLC_PL_GSPO ? in->logp : NULL;
-    const float *pre_roll = cfg->tis == RLC_TIS_SEQ ? in->roll : NULL;
-    RLC_LAUNCH(ls_seq_prepass_kernel, b->B, LS_THREADS, 0, s, w.si, b->cu_seqlens, b->mask, pre_logp, in->old,
-               pre_roll, cfg->agg, pg_agg, *norm);
+    // Per-sequence quantities: GSPO's ratio and policy weight, 1 / n_i weights, the sequence TIS weight.
+    const bool seq = cfg->policy == RLC_PL_GSPO || cfg->agg == RLC_AGG_SEQ_MEAN_TOKEN_MEAN || cfg->tis == RLC_TIS_SEQ;
+    SeqW sw;
+    sw.agg = cfg->agg;
+    sw.pg_agg = cfg->policy == RLC_PL_GSPO ? RLC_AGG_SEQ_MEAN_TOKEN_MEAN : cfg->agg;
+    sw.norm = *norm;
+    sw.part = w.part;
+    if (seq) {
+        SeqPre p;
+        p.cu = b->cu_seqlens, p.B = b->B, p.T = b->T, p.mask = b->mask;
+        p.logp = cfg->policy == RLC_PL_GSPO ? in->logp : NULL;
+        p.old = in->old;
+        p.roll = cfg->tis == RLC_TIS_SEQ ? in->roll : NULL;
+        p.sw = sw;
+        p.info = w.info;
+        ls_prepass(p, s);
+    }
     PolicyArgs a;
     a.cfg = *cfg;
-    a.T = b->T, a.B = b->B;
+    a.T = b->T, a.B = b->B, a.steps = w.geo.steps;
     a.cu = b->cu_seqlens, a.mask = b->mask;
     a.logp = in->logp, a.old = in->old, a.ref = in->ref, a.roll = in->roll, a.adv = in->adv, a.entropy = in->entropy;
     a.dlogp = dlogp, a.dent = dent;
-    a.si = w.si;
-    a.partials = w.partials;
-    RLC_LAUNCH(ls_policy_token_kernel, w.nblk, LS_THREADS, 0, s, a);
-    RLC_LAUNCH(ls_policy_finalize_kernel, 1, LS_THREADS, 0, s, (const double *)w.partials, w.nblk,
-               (const int *)w.si.n, b->B, w.red, stats, loss_out);
+    a.info = w.info;
+    // Without SEQ every response token has the same weights (its sequence has n_i >= 1 response tokens).
+    a.w_pg = a.w_agg = (float)ls_agg_weight(cfg->agg, 1, *norm);
+    a.kl_scale = !seq && cfg->kl_beta != 0 ? (double)cfg->kl_beta * a.w_agg : 0.0;
+    a.ent_scale = !seq && cfg->ent_coef != 0 ? -(double)cfg->ent_coef * a.w_agg : 0.0;
+    a.partials = w.partials, a.gpartials = w.gpartials, a.ticket = w.ticket;
+    a.stats = stats, a.loss_out = loss_out;
+    const bool vec = ls_aligned(in->logp, 16) && ls_aligned(in->old, 16) && ls_aligned(in->adv, 16) &&
+                     ls_aligned(in->ref, 16) && ls_aligned(in->roll, 16) && ls_aligned(in->entropy, 16) &&
+                     ls_aligned(b->mask, 16);
+    const size_t smem = ls_stage_smem(vec ? LS_STAGES : 1);
+    void (*kernel)(PolicyArgs) = vec ? (seq ? ls_policy_token_kernel<true, true, LS_STAGES>
+                                            : ls_policy_token_kernel<true, false, LS_STAGES>)
+                                     : (seq ? ls_policy_token_kernel<false, true, 1> : ls_policy_token_kernel<false, false, 1>);
+    if (!ls_smem_attr(kernel, smem, "rlc_cuda_policy_loss")) return -1;
+    RLC_LAUNCH(kernel, w.geo.nblk, LS_THREADS, smem, s, a);
+    RLC_LAUNCH(ls_policy_finalize_kernel, w.ngroups, LS_THREADS, 0, s, a, w.geo.nblk);
     return ls_check_launch("rlc_cuda_policy_loss");
 }
 
@@ -410,48 +920,84 @@ extern "C" int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_n
 
 enum { VL_LOSS = 0, VL_TOK, VL_CLIP, VL_ERR, VL_N };
 
-__global__ void __launch_bounds__(LS_THREADS)
-    ls_value_token_kernel(const float *v, const float *v_old, const float *ret, const int *cu, const uint8_t *mask,
-                          int T, int B, SeqInfo si, float cv, float coef, float *dv, double *partials) {
+struct ValueArgs {
+    int T, B, steps;
+    const int *cu;
+    const uint8_t *mask;
+    const float *v, *v_old, *ret;
+    float cv, coef, w_const;   // w_const: the weight of every token without SEQ
+    const float4 *info;        // SEQ: per-sequence weights (.y = w_agg)
+    float *dv;
+    double *partials;          // (VL_N, nblk)
+};
+
+// Same layout as the policy token kernel (the window only with SEQ: other modes have constant weights).
+template <bool VEC, bool SEQ> __global__ void __launch_bounds__(LS_THREADS) ls_value_token_kernel(ValueArgs a) {
+    __shared__ int sh_start[LS_WARPS][SEQ ? 32 : 1];
+    __shared__ float4 sh_info[LS_WARPS][SEQ ? 32 : 1];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double acc[VL_N] = {0.0, 0.0, 0.0, 0.0};
-    for (int t = blockIdx.x * LS_THREADS + threadIdx.x; t < T; t += gridDim.x * LS_THREADS) {
-        if (!ls_on(mask, t)) {
-            dv[t] = 0.0f;
-            continue;
-        }
-        const float w = si.w_agg[ls_seq_of(cu, B, t)];
-        const float x = v[t], R = ret[t], e1 = (x - R) * (x - R);
-        float L = e1, g = x - R;
-        if (cv > 0) {
-            const float vo = v_old[t], xc = ls_clampf(x, vo - cv, vo + cv), e2 = (xc - R) * (xc - R);
-            if (e2 > e1) {
-                L = e2;
-                g = xc == x ? xc - R : 0.0f; // clamp' = 0 outside [v_old - cv, v_old + cv]
-                acc[VL_CLIP] += 1.0;
+    int tok = 0, clip = 0;
+    const long long ws_l = ((long long)blockIdx.x * LS_WARPS + warp) * a.steps * LS_STEP;
+    if (ws_l < a.T) {
+        const int ws = (int)ws_l;
+        LsWindow<SEQ> win;
+        win.start = sh_start[warp], win.info = sh_info[warp], win.cu = a.cu, win.gi = a.info, win.B = a.B;
+        if (SEQ) win.load(ls_warp_seq_of(a.cu, a.B, ws, lane), lane);
+        for (int s = 0; s < a.steps; s++) {
+            const int base = ws + s * LS_STEP;
+            if (base >= a.T) break;
+            const int t0 = base + lane * LS_VEC;
+            float x[4], R[4], g[4], vo[4] = {0, 0, 0, 0};
+            const unsigned on = ls_mask4<VEC>(a.mask, t0, a.T);
+            ls_load4<VEC>(a.v, t0, a.T, x);
+            ls_load4<VEC>(a.ret, t0, a.T, R);
+            if (a.cv > 0) ls_load4<VEC>(a.v_old, t0, a.T, vo);
+            const bool fast = SEQ ? win.cover(base, min(base + LS_STEP, a.T) - 1, lane) : true;
+            for (int k = 0; k < 4; k++) {
+                g[k] = 0.0f;
+                if (!(on >> k & 1)) continue;
+                float4 wi = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (SEQ) win.seq(fast, t0 + k, &wi);
+                const float w = SEQ ? wi.y : a.w_const;
+                const float e1 = (x[k] - R[k]) * (x[k] - R[k]);
+                float L = e1, gr = x[k] - R[k];
+                if (a.cv > 0) {
+                    const float xc = ls_clampf(x[k], vo[k] - a.cv, vo[k] + a.cv), e2 = (xc - R[k]) * (xc - R[k]);
+                    if (e2 > e1) {
+                        L = e2;
+                        gr = xc == x[k] ? xc - R[k] : 0.0f; // clamp' = 0 outside [v_old - cv, v_old + cv]
+                        clip++;
+                    }
+                }
+                acc[VL_LOSS] += (double)(0.5f * w * L);
+                acc[VL_ERR] += e1;
+                tok++;
+                g[k] = a.coef * w * gr;
             }
+            ls_store4<VEC>(a.dv, t0, a.T, g);
         }
-        acc[VL_LOSS] += (double)(0.5f * w * L);
-        acc[VL_TOK] += 1.0;
-        acc[VL_ERR] += e1;
-        dv[t] = coef * w * g;
     }
-    ls_block_reduce<VL_N, VL_N>(acc, partials + (size_t)blockIdx.x * VL_N);
+    acc[VL_TOK] = tok, acc[VL_CLIP] = clip;
+    ls_block_reduce<VL_N, VL_N>(acc, a.partials + blockIdx.x, gridDim.x);
 }
 
 __global__ void __launch_bounds__(LS_THREADS)
-    ls_value_finalize_kernel(const double *partials, int nblk, double *red, float coef, rlc_loss_stats *st,
-                             double *loss_out) {
+    ls_value_finalize_kernel(const double *partials, int nblk, float coef, rlc_loss_stats *st, double *loss_out) {
+    __shared__ double red[VL_N];
     double v[VL_N] = {0.0, 0.0, 0.0, 0.0};
     for (int b = threadIdx.x; b < nblk; b += LS_THREADS)
-        for (int k = 0; k < VL_N; k++) v[k] += partials[(size_t)b * VL_N + k];
+        for (int k = 0; k < VL_N; k++) v[k] += partials[(size_t)k * nblk + b];
     ls_block_reduce<VL_N, VL_N>(v, red);
     __syncthreads();
     if (threadIdx.x == 0) {
-        st->vf_loss += red[VL_LOSS];
-        st->loss += coef * red[VL_LOSS];
-        st->vf_tok += red[VL_TOK];
-        st->vf_clip_sum += red[VL_CLIP];
-        st->vf_err_sum += red[VL_ERR];
+        rlc_loss_stats s = *st; // one load, one store (see ls_policy_finalize_kernel)
+        s.vf_loss += red[VL_LOSS];
+        s.loss += coef * red[VL_LOSS];
+        s.vf_tok += red[VL_TOK];
+        s.vf_clip_sum += red[VL_CLIP];
+        s.vf_err_sum += red[VL_ERR];
+        *st = s;
         if (loss_out) *loss_out = coef * red[VL_LOSS];
     }
 }
@@ -461,18 +1007,39 @@ extern "C" size_t rlc_cuda_value_loss_workspace_bytes(int T, int B) { return ls_
 extern "C" int rlc_cuda_value_loss(const float *v, const float *v_old, const float *ret, const rlc_loss_batch *b,
                                    rlc_agg agg, const rlc_loss_norm *norm, float cv, float coef, float *dv,
                                    rlc_loss_stats *stats, double *loss_out, void *workspace, void *stream) {
-    if (!v || !ret || !dv || !stats || !workspace || (cv > 0 && !v_old) || b->B < 1 || !b->cu_seqlens) {
+    if (!v || !ret || !dv || !stats || !workspace || (cv > 0 && !v_old) || b->B < 1 || b->T < 0 || !b->cu_seqlens) {
         fprintf(stderr, "rlc_cuda_value_loss: v, ret, dv, stats, workspace, cu_seqlens (B >= 1) and, with "
                         "clipping, v_old are required\n");
         return -1;
     }
     cudaStream_t s = (cudaStream_t)stream;
     LossWs w = ls_carve(workspace, b->T, b->B, VL_N);
-    RLC_LAUNCH(ls_seq_prepass_kernel, b->B, LS_THREADS, 0, s, w.si, b->cu_seqlens, b->mask, (const float *)NULL,
-               (const float *)NULL, (const float *)NULL, agg, agg, *norm);
-    RLC_LAUNCH(ls_value_token_kernel, w.nblk, LS_THREADS, 0, s, v, v_old, ret, b->cu_seqlens, b->mask, b->T, b->B,
-               w.si, cv, coef, dv, w.partials);
-    RLC_LAUNCH(ls_value_finalize_kernel, 1, LS_THREADS, 0, s, (const double *)w.partials, w.nblk, w.red, coef, stats,
+    const bool seq = agg == RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
+    SeqW sw;
+    sw.agg = sw.pg_agg = agg;
+    sw.norm = *norm;
+    sw.part = w.part;
+    if (seq) {
+        SeqPre p;
+        p.cu = b->cu_seqlens, p.B = b->B, p.T = b->T, p.mask = b->mask;
+        p.logp = p.old = p.roll = NULL;
+        p.sw = sw;
+        p.info = w.info;
+        ls_prepass(p, s);
+    }
+    ValueArgs a;
+    a.T = b->T, a.B = b->B, a.steps = w.geo.steps;
+    a.cu = b->cu_seqlens, a.mask = b->mask;
+    a.v = v, a.v_old = v_old, a.ret = ret;
+    a.cv = cv, a.coef = coef, a.w_const = (float)ls_agg_weight(agg, 1, *norm);
+    a.info = w.info, a.dv = dv, a.partials = w.partials;
+    const bool vec = ls_aligned(v, 16) && ls_aligned(ret, 16) && ls_aligned(dv, 16) && ls_aligned(b->mask, 4) &&
+                     (cv <= 0 || ls_aligned(v_old, 16));
+    if (vec && seq) RLC_LAUNCH((ls_value_token_kernel<true, true>), w.geo.nblk, LS_THREADS, 0, s, a);
+    else if (vec) RLC_LAUNCH((ls_value_token_kernel<true, false>), w.geo.nblk, LS_THREADS, 0, s, a);
+    else if (seq) RLC_LAUNCH((ls_value_token_kernel<false, true>), w.geo.nblk, LS_THREADS, 0, s, a);
+    else RLC_LAUNCH((ls_value_token_kernel<false, false>), w.geo.nblk, LS_THREADS, 0, s, a);
+    RLC_LAUNCH(ls_value_finalize_kernel, 1, LS_THREADS, 0, s, (const double *)w.partials, w.geo.nblk, coef, stats,
                loss_out);
     return ls_check_launch("rlc_cuda_value_loss");
 }

@@ -12,9 +12,15 @@
 // - Stats (rlc_loss_stats, rlc_empg_stats) live in device memory and are ACCUMULATED like the CPU twins'
 //   (zero them with cudaMemset once per step). The loss of the call is also written to *loss_out (device
 //   double, may be NULL), since the host cannot get a return value without synchronising.
-// - Deterministic: every reduction is per-block partial sums in a fixed tree order followed by one block
-//   that adds the partials in index order; no float atomics. Results depend on T and B only, not on the GPU.
+// - Deterministic: every reduction is per-block partial sums in a fixed tree order, then the partials added in
+//   index order (for the policy loss by a block per 32 of them, then by whichever block finishes last, in the
+//   same order); no float atomics. Results depend on T and B only, not on the GPU.
 // - Masked tokens never enter a sum and their outputs are 0: their inputs may be NaN or inf.
+// - cu_seqlens is a proper packing: cu[0] = 0, non-decreasing, cu[B] = T (empty sequences are fine).
+// - The policy loss copies its inputs 16 bytes at a time (cp.async) when logp, old, adv, ref, roll and entropy
+//   are 16-byte aligned and the mask too (cudaMalloc'd buffers are; offsets that are multiples of 16 tokens
+//   keep it); other alignments take a plain-load path with the same token-to-thread assignment, hence the same
+//   bits. The value loss reads 4 tokens at a time under the same condition (4-byte mask).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +40,10 @@ size_t rlc_cuda_policy_loss_workspace_bytes(int T, int B);
 int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_norm *norm, const rlc_loss_batch *b,
                          const rlc_policy_inputs *in, float *dlogp, float *dent, rlc_loss_stats *stats,
                          double *loss_out, void *workspace, void *stream);
+
+// Benchmarks and tests only: caps the token kernels' grid at n blocks (0: the default, 1024). It changes the
+// reduction tree (so the low bits of the sums) and the workspace size: set it before *_workspace_bytes.
+void rlc_cuda_loss_set_max_blocks(int n);
 
 // ---- clipped value loss (rlc_value_loss's twin) ----
 size_t rlc_cuda_value_loss_workspace_bytes(int T, int B);

@@ -4,7 +4,10 @@
 // inside responses and one fully masked sequence; masked tokens carry NaN / inf in every input (they must not
 // leak). Ratios are kept at least 0.1% away from every clip / mask / clamp boundary of the configs used, so the
 // fp32 kernels and the fp64 twin take the same branches; a few tokens sit at r == 1 exactly and beyond the
-// +-20 log-ratio clamp.
+// +-20 log-ratio clamp. Paths of the kernels' layout covered on purpose: misaligned inputs (plain loads; same
+// bits as aligned), a grid capped at 1 and 3 blocks (many steps per warp, window reloads), dense sequences of
+// 0 to 3 tokens (the per-token search), 8k-32k tokens (one-block pre-pass), a 40000-token sequence (pre-pass
+// fix-up by a whole warp), T = 0.
 // Tolerances: the kernels use fp32 per-token math and fp64 sums, the twin fp64 throughout:
 //   per-token gradients |gpu - cpu| <= 1e-5 |cpu| + 1e-6 max|cpu| (a token's policy and KL terms may cancel);
 //   losses and sums 1e-5 relative (+1e-9 abs);
@@ -192,7 +195,13 @@ static std::vector<PolicyCase> policy_cases() {
     return v;
 }
 
-static void run_policy(const Batch &b, const PolicyCase &pc, double l_const) {
+// off: the device inputs (and the mask) start `off` elements into their buffers, so off % 16 != 0 takes the
+// kernels' plain-load path. keep: the last schedule's dlogp and stats, for bit comparisons between runs.
+struct PolicyOut {
+    std::vector<float> dlogp, dent;
+    rlc_loss_stats st;
+};
+static void run_policy(const Batch &b, const PolicyCase &pc, double l_const, int off = 0, PolicyOut *keep = nullptr) {
     rlc_loss_batch hb = {b.T, b.B, b.cu.data(), b.mask.data()};
     rlc_loss_norm norm = {0, 0, l_const};
     rlc_loss_norm_add(&norm, &hb);
@@ -201,19 +210,30 @@ static void run_policy(const Batch &b, const PolicyCase &pc, double l_const) {
 
     rlc_policy_inputs hin = {b.logp.data(), b.old.data(), pc.use_ref ? b.ref.data() : nullptr,
                              pc.use_roll ? b.roll.data() : nullptr, b.adv.data(), pc.use_ent ? b.ent.data() : nullptr};
-    std::vector<float> dlogp_cpu(b.T), dent_cpu(b.T);
+    std::vector<float> dlogp_cpu(b.T + 1), dent_cpu(b.T + 1); // + 1: non-NULL outputs also when T = 0
     rlc_loss_stats st_cpu;
     memset(&st_cpu, 0, sizeof st_cpu);
     st_cpu.ratio_max = 0.5; // accumulation starts from existing values
     st_cpu.loss = 1.0;
     rlc_loss_stats st0 = st_cpu;
     const double loss_cpu = rlc_policy_loss(&pc.cfg, &norm, &hb, &hin, dlogp_cpu.data(), dent_cpu.data(), &st_cpu);
+    dlogp_cpu.resize(b.T), dent_cpu.resize(b.T);
 
+    auto shifted = [&](const std::vector<float> &h) { // off garbage elements, then the data
+        std::vector<float> v(off, NAN);
+        v.insert(v.end(), h.begin(), h.end());
+        return v;
+    };
+    std::vector<uint8_t> mask_off(off, 1);
+    mask_off.insert(mask_off.end(), b.mask.begin(), b.mask.end());
     emu_test::run_all_schedules(pc.name, [&](emu_test::Outputs &out) {
         int *d_cu = dev(b.cu);
-        uint8_t *d_mask = dev(b.mask);
-        float *d_logp = dev(b.logp), *d_old = dev(b.old), *d_ref = dev(b.ref), *d_roll = dev(b.roll),
-              *d_adv = dev(b.adv), *d_ent = dev(b.ent);
+        uint8_t *d_mask0 = dev(mask_off), *d_mask = d_mask0 + off;
+        float *d_x[6];
+        const std::vector<float> *hx[6] = {&b.logp, &b.old, &b.ref, &b.roll, &b.adv, &b.ent};
+        for (int k = 0; k < 6; k++) d_x[k] = dev(shifted(*hx[k]));
+        float *d_logp = d_x[0] + off, *d_old = d_x[1] + off, *d_ref = d_x[2] + off, *d_roll = d_x[3] + off,
+              *d_adv = d_x[4] + off, *d_ent = d_x[5] + off;
         float *d_dlogp = dev(std::vector<float>(b.T, NAN)), *d_dent = dev(std::vector<float>(b.T, NAN));
         rlc_loss_stats *d_st = dev(std::vector<rlc_loss_stats>(1, st0));
         double *d_loss = dev(std::vector<double>(1, NAN));
@@ -241,10 +261,22 @@ static void run_policy(const Batch &b, const PolicyCase &pc, double l_const) {
         check_stats(st[0], st_cpu, what);
         snprintf(what, sizeof what, "%s loss", pc.name);
         CHECK_CLOSE(loss[0], loss_cpu, 1e-9, 1e-5, what);
-        for (void *p : {(void *)d_cu, (void *)d_mask, (void *)d_logp, (void *)d_old, (void *)d_ref, (void *)d_roll,
-                        (void *)d_adv, (void *)d_ent, (void *)d_dlogp, (void *)d_dent, (void *)d_st, (void *)d_loss, ws})
+        if (keep) *keep = PolicyOut{dlogp, dent, st[0]};
+        for (int k = 0; k < 6; k++) cudaFree(d_x[k]);
+        for (void *p : {(void *)d_cu, (void *)d_mask0, (void *)d_dlogp, (void *)d_dent, (void *)d_st, (void *)d_loss, ws})
             cudaFree(p);
     });
+}
+
+// The same call with aligned and with misaligned inputs must give the same bits (same token-to-thread
+// assignment on the cp.async and the plain-load paths).
+static void run_policy_aligned_vs_offset(const Batch &b, const PolicyCase &pc, double l_const) {
+    PolicyOut a, o;
+    run_policy(b, pc, l_const, 0, &a);
+    run_policy(b, pc, l_const, 1, &o);
+    CHECK(a.dlogp.size() == o.dlogp.size() && !memcmp(a.dlogp.data(), o.dlogp.data(), a.dlogp.size() * 4) &&
+              !memcmp(a.dent.data(), o.dent.data(), a.dent.size() * 4) && !memcmp(&a.st, &o.st, sizeof a.st),
+          "%s: aligned and offset inputs give different bits", pc.name);
 }
 
 // --------------------------------------------------------------------------------------------- value loss
@@ -417,15 +449,92 @@ int main() {
         pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f, pc.cfg.tis = RLC_TIS_TOKEN;
         run_policy(one, pc, 8.0);
     }
-    // More tokens than the token kernels' grid covers (1024 blocks x 256 threads): the grid-stride path.
+    // A bigger batch (several hundred blocks), token TIS, dual clip.
     {
         std::vector<int> big_lens;
         for (int i = 0; i < 70; i++) big_lens.push_back(i % 5 == 0 ? 1 : 4000 + 37 * i);
         const Batch big = make_batch(big_lens, 99);
-        PolicyCase pc = {"grid-stride T > 262144", base_cfg(), true, true, true};
+        PolicyCase pc = {"big T > 262144", base_cfg(), true, true, true};
         pc.cfg.dual_clip = 3.0f, pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f, pc.cfg.tis = RLC_TIS_TOKEN;
         CHECK(big.T > 1024 * 256, "big batch has %d tokens", big.T);
         run_policy(big, pc, 4096.0);
+    }
+    // Aligned (cp.async) vs misaligned (plain loads) inputs: same bits.
+    {
+        const std::vector<PolicyCase> cs = policy_cases();
+        for (size_t k : {(size_t)1, (size_t)5, (size_t)14, (size_t)17}) run_policy_aligned_vs_offset(b, cs[k], 1024.0);
+    }
+    // Grid capped at one block (many steps per warp: the copy pipeline wraps its stages, the sequence window
+    // is reloaded, the sequence count crosses steps) and at three (warps and blocks that end inside a step or
+    // have no tokens). Several groups of the in-kernel final reduction: the long and big batches below.
+    for (int cap : {1, 3}) {
+        rlc_cuda_loss_set_max_blocks(cap);
+        const std::vector<PolicyCase> cs = policy_cases();
+        for (size_t k = cap == 1 ? 0 : 1; k < cs.size(); k += 3) {
+            PolicyCase pc = cs[k];
+            static char names[2][64][96];
+            snprintf(names[cap > 1][k], sizeof names[cap > 1][k], "%s [%d blocks]", pc.name, cap);
+            pc.name = names[cap > 1][k];
+            run_policy(b, pc, 1024.0);
+            if (cap == 1 && k % 2 == 0) run_policy(b, pc, 1024.0, 3); // plain-load path, many steps per warp
+        }
+        rlc_cuda_loss_set_max_blocks(0);
+    }
+    // Dense short sequences (more than 32 sequence starts in a 128-token step: the per-token search), empty
+    // sequences everywhere, with a few longer ones; GSPO with sequence TIS and seq-mean-token-mean.
+    {
+        std::vector<int> lens;
+        for (int i = 0; i < 900; i++) lens.push_back(i % 97 == 50 ? 300 : i % 5 == 4 ? 0 : 1 + i % 3);
+        const Batch dense = make_batch(lens, 31);
+        for (int k = 0; k < 3; k++) {
+            PolicyCase pc = {k == 0 ? "dense gspo tis=seq" : k == 1 ? "dense ppo smtm" : "dense ppo [1 block]",
+                             base_cfg(), true, true, true};
+            pc.cfg.policy = k == 0 ? RLC_PL_GSPO : RLC_PL_PPO;
+            pc.cfg.agg = k == 1 ? RLC_AGG_SEQ_MEAN_TOKEN_MEAN : RLC_AGG_SEQ_MEAN_TOKEN_SUM;
+            pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f;
+            pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_TOKEN, pc.cfg.tis_mode = RLC_TIS_MASK;
+            if (k == 2) rlc_cuda_loss_set_max_blocks(1);
+            run_policy(dense, pc, 64.0);
+            rlc_cuda_loss_set_max_blocks(0);
+        }
+        run_value(dense, RLC_AGG_SEQ_MEAN_TOKEN_MEAN, 0.5f);
+    }
+    // 8k to 32k tokens: the one-block pre-pass with more ranges (of 1024 tokens) than warps, sequences across
+    // ranges.
+    {
+        std::vector<int> lens;
+        for (int i = 0; i < 64; i++) lens.push_back(i % 9 == 4 ? 1 + i : 250 + 7 * i);
+        const Batch mid = make_batch(lens, 55);
+        CHECK(mid.T > 8 * 1024 && mid.T <= 32768, "mid batch has %d tokens", mid.T);
+        for (int k = 0; k < 2; k++) {
+            PolicyCase pc = {k == 0 ? "mid gspo tis=seq" : "mid ppo smtm", base_cfg(), true, true, true};
+            pc.cfg.policy = k == 0 ? RLC_PL_GSPO : RLC_PL_PPO;
+            pc.cfg.agg = RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
+            pc.cfg.kl_beta = 0.1f, pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_TOKEN;
+            run_policy(mid, pc, 4096.0);
+        }
+    }
+    // One sequence longer than LS_FIX_LONG pre-pass ranges of 1024 tokens (its partials are added by a whole
+    // warp) between short ones; GSPO and seq-mean-token-mean need its n_i and sums.
+    {
+        const Batch longb = make_batch({5, 40000, 3, 1, 2100}, 77);
+        for (int k = 0; k < 2; k++) {
+            PolicyCase pc = {k == 0 ? "long gspo tis=seq" : "long cispo smtm", base_cfg(), true, true, true};
+            pc.cfg.policy = k == 0 ? RLC_PL_GSPO : RLC_PL_CISPO;
+            pc.cfg.agg = RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
+            pc.cfg.kl_beta = 0.1f, pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_OFF;
+            run_policy(longb, pc, 4096.0);
+        }
+        run_value(longb, RLC_AGG_SEQ_MEAN_TOKEN_MEAN, 0.5f);
+    }
+    // No tokens at all (T = 0, two empty sequences): zero counts, the loss of nothing.
+    {
+        Batch none = make_batch({0, 0}, 3);
+        for (auto *v : {&none.logp, &none.old, &none.ref, &none.roll, &none.adv, &none.ent})
+            v->reserve(1); // non-NULL data() for the CPU twin's argument checks
+        PolicyCase pc = {"T=0 gspo", base_cfg(), true, true, true};
+        pc.cfg.policy = RLC_PL_GSPO, pc.cfg.kl_beta = 0.1f;
+        run_policy(none, pc, 8.0);
     }
     for (int agg = 0; agg < 4; agg++) {
         run_value(b, (rlc_agg)agg, 0.5f);
