@@ -7,6 +7,7 @@
 
 #include "rlc/comm.h"
 #include "rlc/config.h"
+#include "rlc/repro.h"
 #include "rlc/trainer.h"
 
 static void usage(FILE *f) {
@@ -16,6 +17,7 @@ static void usage(FILE *f) {
             "  train    SFT warm start (if sft.steps > 0), then RL; with no CONFIG runs the embedded default\n"
             "  sft      supervised fine-tuning only\n"
             "  config   print the effective config (after validation) and exit\n"
+            "  repro    reproduce a paper's method comparison: rlc repro CONFIG [--quick] (rlc repro --help)\n"
             "options:\n"
             "  --set key.path=value   override any config key (repeatable)\n"
             "  --resume runs/<name>   continue a run from its last checkpoint\n"
@@ -30,6 +32,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "repro") == 0) return rlc_repro_main(argc, argv); // its own options (host/repro.c)
     if (strcmp(cmd, "train") != 0 && strcmp(cmd, "sft") != 0 && strcmp(cmd, "config") != 0) {
         fprintf(stderr, "rlc: unknown command \"%s\"\n", cmd);
         usage(stderr);
