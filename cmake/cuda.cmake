@@ -6,6 +6,7 @@
 #                     outputs with the emulator's)
 #   gpu/test_*        one program per tests/gpu/test_*.cu|cpp, linked to rlc_cuda and rlc_core
 #   gpu/bench_*       one program per bench/bench_*.cu and bench/gpu/bench_*.cu
+#   rlc_backend_cuda  host/backend.c with RLC_HAVE_CUDA, linked into the rlc executable: device "cuda" / "auto"
 # None of these is a ctest test (CI has no GPU); tests/gpu/check.sh runs everything in <build>/gpu/.
 if(RLC_CUDA STREQUAL "OFF")
   return()
@@ -76,3 +77,12 @@ foreach(src ${RLC_GPU_TESTS} ${RLC_GPU_BENCHES})
   set_target_properties(gpu_${name} PROPERTIES OUTPUT_NAME ${name})
   target_link_libraries(gpu_${name} PRIVATE rlc_core)
 endforeach()
+
+# The rlc executable gets the CUDA backend: host/backend.c once more with RLC_HAVE_CUDA (see include/rlc/backend.h).
+# Its objects are linked directly into rlc, ahead of rlc_core's CPU-only copy of the same symbols.
+add_library(rlc_backend_cuda OBJECT ${PROJECT_SOURCE_DIR}/host/backend.c)
+target_compile_definitions(rlc_backend_cuda PRIVATE RLC_HAVE_CUDA=1)
+target_compile_options(rlc_backend_cuda PRIVATE ${RLC_WARN})
+target_link_libraries(rlc_backend_cuda PUBLIC rlc_core rlc_cuda CUDA::cudart)
+target_link_libraries(rlc PRIVATE rlc_backend_cuda)
+set_target_properties(rlc_backend_cuda rlc PROPERTIES CUDA_ARCHITECTURES OFF) # C targets linking CUDA code

@@ -460,10 +460,17 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
         o->matmul_forward(a->v, a->ln1, w->wv, w->bv, n, C, KD);
         o->rope_forward(a->q, m->pos, n, NH, HD, c->rope_theta);
         o->rope_forward(a->k, m->pos, n, NKV, HD, c->rope_theta);
-        for (int i = 0; i < n; i++) { // append K/V rows to their slots
-            size_t dst = (size_t)slots[i] * se + (size_t)pos[i] * KD;
-            o->copy(kc + dst, a->k + (size_t)i * KD, (size_t)KD * sizeof(rlc_f));
-            o->copy(vc + dst, a->v + (size_t)i * KD, (size_t)KD * sizeof(rlc_f));
+        // Append K/V rows to their slots: one ops->copy per run of rows bound for consecutive positions of one
+        // slot (a prefill is one run; a decode step, one row per sequence, has n runs). On the CPU backend a
+        // memcpy; on a device backend one small device-to-device copy each (n * L * 2 per decode step), acceptable
+        // at the sizes the rollouts run now; a scatter op in the table (rows -> slot, pos) would make it one
+        // launch per layer.
+        for (int i = 0, j; i < n; i = j) {
+            for (j = i + 1; j < n && slots[j] == slots[i] && pos[j] == pos[j - 1] + 1; j++) {
+            }
+            size_t dst = (size_t)slots[i] * se + (size_t)pos[i] * KD, bytes = (size_t)(j - i) * KD * sizeof(rlc_f);
+            o->copy(kc + dst, a->k + (size_t)i * KD, bytes);
+            o->copy(vc + dst, a->v + (size_t)i * KD, bytes);
         }
         o->attention_decode(a->att, a->q, kc, vc, m->slot_buf, m->kvlen_buf, n, kv->capacity, NH, NKV, HD);
         o->matmul_forward(m->tmpC, a->att, w->wo, NULL, n, QD, C);
@@ -477,9 +484,13 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
     }
     memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
     if (n_out > 0) {
-        // gather the requested rows, final norm, LM head
-        for (int r = 0; r < n_out; r++)
-            o->copy(m->dx + (size_t)r * C, x + (size_t)out_rows[r] * C, (size_t)C * sizeof(rlc_f));
+        // gather the requested rows (one ops->copy per run of consecutive rows: one for a decode step), final
+        // norm, LM head; the logits are downloaded to the host (the rollout engine samples there)
+        for (int r = 0, q; r < n_out; r = q) {
+            for (q = r + 1; q < n_out && out_rows[q] == out_rows[q - 1] + 1; q++) {
+            }
+            o->copy(m->dx + (size_t)r * C, x + (size_t)out_rows[r] * C, (size_t)(q - r) * C * sizeof(rlc_f));
+        }
         o->rmsnorm_forward(m->dln, m->rstdf, m->dx, m->p.norm, c->rms_eps, n_out, C);
         if (m->logits_cap < n_out) {
             if (m->logits_buf) o->free(m->logits_buf);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rlc/backend.h"
 #include "rlc/batch.h"
 #include "rlc/util.h"
 
@@ -211,6 +212,55 @@ void rlc_sched_reduce_loss_stats(const rlc_dist *d, rlc_loss_stats *st) {
     st->mismatch_max = mx[1];
 }
 
+// ---- collectives on backend memory ----
+// The host collectives (host/comm.c) are MPI's on host memory. The CPU backend's tensors are host memory and go
+// to MPI directly; a device backend's go through a host staging copy: download, reduce, upload (one round trip
+// of the flat buffer per step; NCCL on device buffers, kernels/cuda/rlc_comm.h, will replace it).
+
+// x (n) summed over ranks, in place.
+static void be_allreduce_sum(const rlc_dist *d, const rlc_ops *o, rlc_f *x, size_t n) {
+    if (rlc_backend_is_host(o)) {
+        rlc_dist_allreduce_sum_bucketed(d, x, n, 0);
+        return;
+    }
+    rlc_f *h = rlc_malloc((n > 0 ? n : 1) * sizeof(rlc_f));
+    o->download(h, x, n * sizeof(rlc_f));
+    rlc_dist_allreduce_sum_bucketed(d, h, n, 0);
+    o->upload(x, h, n * sizeof(rlc_f));
+    free(h);
+}
+
+// Sum over ranks of x (n), this rank's shard [lo, hi) into out (hi - lo), both backend memory.
+static void be_reduce_scatter_sum(const rlc_dist *d, const rlc_ops *o, const rlc_f *x, rlc_f *out, size_t n) {
+    if (rlc_backend_is_host(o)) {
+        rlc_dist_reduce_scatter_sum(d, x, out, n, 0);
+        return;
+    }
+    size_t lo, hi;
+    rlc_dist_shard(n, d->size, d->rank, &lo, &hi);
+    rlc_f *h = rlc_malloc((n > 0 ? n : 1) * sizeof(rlc_f)), *hs = rlc_malloc((hi > lo ? hi - lo : 1) * sizeof(rlc_f));
+    o->download(h, x, n * sizeof(rlc_f));
+    rlc_dist_reduce_scatter_sum(d, h, hs, n, 0);
+    o->upload(out, hs, (hi - lo) * sizeof(rlc_f));
+    free(h);
+    free(hs);
+}
+
+// Every rank's shard of x (n) to every rank, in place (x[lo, hi) holds this rank's shard on entry).
+static void be_allgather_shards(const rlc_dist *d, const rlc_ops *o, rlc_f *x, size_t n) {
+    if (rlc_backend_is_host(o)) {
+        rlc_dist_allgather_shards(d, x, n);
+        return;
+    }
+    size_t lo, hi;
+    rlc_dist_shard(n, d->size, d->rank, &lo, &hi);
+    rlc_f *h = rlc_malloc((n > 0 ? n : 1) * sizeof(rlc_f));
+    o->download(h + lo, x + lo, (hi - lo) * sizeof(rlc_f));
+    rlc_dist_allgather_shards(d, h, n);
+    o->upload(x, h, n * sizeof(rlc_f));
+    free(h);
+}
+
 // ---- optimizer ----
 
 int rlc_sched_zero1_active(const rlc_dist *d, int zero1) { return zero1 && d->size > 1; }
@@ -234,13 +284,14 @@ double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_mo
     if (d->size <= 1) return rlc_adamw_step(opt, m, cfg, lr);
     if (!rlc_sched_zero1_active(d, zero1)) {
         // the losses divide by global counts, so the full-batch gradient is the SUM of the ranks' gradients
-        rlc_dist_allreduce_sum_bucketed(d, m->grads, m->n_params, 0);
+        be_allreduce_sum(d, m->ops, m->grads, m->n_params);
         return rlc_adamw_step(opt, m, cfg, lr);
     }
     size_t lo, hi;
     rlc_dist_shard(m->n_params, d->size, d->rank, &lo, &hi);
-    rlc_f *g = rlc_malloc((hi > lo ? hi - lo : 1) * sizeof(rlc_f)); // (hi - lo) summed gradient shard
-    rlc_dist_reduce_scatter_sum(d, m->grads, g, m->n_params, 0);
+    // (hi - lo) summed gradient shard, backend memory: sumsq and adamw_update read it
+    rlc_f *g = m->ops->alloc((hi > lo ? hi - lo : 1) * sizeof(rlc_f));
+    be_reduce_scatter_sum(d, m->ops, m->grads, g, m->n_params);
     double ss = hi > lo ? m->ops->sumsq(g, hi - lo) : 0.0;
     rlc_dist_allreduce_d(d, &ss, 1, RLC_RED_SUM);
     double norm = sqrt(ss);
@@ -257,33 +308,34 @@ double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_mo
         m->ops->adamw_update(m->params + a, g + (a - lo), opt->m + (a - lo), opt->v + (a - lo), b - a, lr, cfg->beta1,
                              cfg->beta2, cfg->eps, wd, scale, opt->t);
     }
-    rlc_dist_allgather_shards(d, m->params, m->n_params);
-    free(g);
+    be_allgather_shards(d, m->ops, m->params, m->n_params);
+    m->ops->free(g);
     return norm;
 }
 
 void rlc_sched_adamw_gather(const rlc_dist *d, int zero1, const rlc_adamw *opt, const rlc_model *m, rlc_f *full_m,
                             rlc_f *full_v) {
     size_t n = m->n_params;
+    const rlc_ops *o = m->ops;
     if (!rlc_sched_zero1_active(d, zero1)) {
-        memcpy(full_m, opt->m, n * sizeof(rlc_f));
-        memcpy(full_v, opt->v, n * sizeof(rlc_f));
+        o->copy(full_m, opt->m, n * sizeof(rlc_f));
+        o->copy(full_v, opt->v, n * sizeof(rlc_f));
         return;
     }
     size_t lo, hi;
     rlc_dist_shard(n, d->size, d->rank, &lo, &hi);
-    memcpy(full_m + lo, opt->m, (hi - lo) * sizeof(rlc_f));
-    memcpy(full_v + lo, opt->v, (hi - lo) * sizeof(rlc_f));
-    rlc_dist_allgather_shards(d, full_m, n);
-    rlc_dist_allgather_shards(d, full_v, n);
+    o->copy(full_m + lo, opt->m, (hi - lo) * sizeof(rlc_f));
+    o->copy(full_v + lo, opt->v, (hi - lo) * sizeof(rlc_f));
+    be_allgather_shards(d, o, full_m, n);
+    be_allgather_shards(d, o, full_v, n);
 }
 
 void rlc_sched_adamw_scatter(const rlc_dist *d, int zero1, rlc_adamw *opt, const rlc_model *m, const rlc_f *full_m,
                              const rlc_f *full_v) {
     size_t lo = 0, hi = m->n_params;
     if (rlc_sched_zero1_active(d, zero1)) rlc_dist_shard(m->n_params, d->size, d->rank, &lo, &hi);
-    memcpy(opt->m, full_m + lo, (hi - lo) * sizeof(rlc_f));
-    memcpy(opt->v, full_v + lo, (hi - lo) * sizeof(rlc_f));
+    m->ops->copy(opt->m, full_m + lo, (hi - lo) * sizeof(rlc_f));
+    m->ops->copy(opt->v, full_v + lo, (hi - lo) * sizeof(rlc_f));
 }
 
 // ---- phases ----

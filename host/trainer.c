@@ -1,7 +1,8 @@
 // host/trainer.c: the training driver (see include/rlc/trainer.h). Owns the run directory, the phase/step
 // state machine (SFT warm start, then RL), evaluation, metrics, checkpoints and resume. The RL step itself
 // (rollouts, advantages, losses, updates) is in host/rl.c. In a multi-rank job every rank runs this driver in
-// lockstep; rank 0 alone writes the run directory, and an error on any rank ends the whole job.
+// lockstep; rank 0 alone writes the run directory, and an error on any rank ends the whole job. The backend comes
+// from the config's "device" key (host/backend.c) unless the caller injects one (rlc_train_opts.ops).
 #define _POSIX_C_SOURCE 200809L
 #include "rlc/trainer.h"
 
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rlc/backend.h"
 #include "rlc/checkpoint.h"
 #include "rlc/metrics.h"
 #include "rlc/optim.h"
@@ -95,10 +97,10 @@ static int save_ckpt(rlc_rl *rl, const char *run_dir, const rlc_dist *d) {
     st.kl_beta = rl->kl_beta;
     st.opt_t = rl->opt.t;
     const rlc_f *m = rl->opt.m, *v = rl->opt.v;
-    rlc_f *fm = NULL, *fv = NULL;
+    rlc_f *fm = NULL, *fv = NULL; // full moments (backend memory, as the checkpoint expects)
     if (rlc_sched_zero1_active(d, rl->cfg.rl.zero1)) {
-        fm = rlc_malloc(rl->model.n_params * sizeof(rlc_f));
-        fv = rlc_malloc(rl->model.n_params * sizeof(rlc_f));
+        fm = rl->ops->alloc(rl->model.n_params * sizeof(rlc_f));
+        fv = rl->ops->alloc(rl->model.n_params * sizeof(rlc_f));
         rlc_sched_adamw_gather(d, rl->cfg.rl.zero1, &rl->opt, &rl->model, fm, fv);
         m = fm, v = fv;
     }
@@ -109,8 +111,8 @@ static int save_ckpt(rlc_rl *rl, const char *run_dir, const rlc_dist *d) {
         if (rlc_checkpoint_save(&rl->model, &rl->cfg, dir, &st, m, v, err, sizeof err) != 0)
             rc = train_fail(d, "checkpoint: %s", err);
     }
-    free(fm);
-    free(fv);
+    if (fm) rl->ops->free(fm);
+    if (fv) rl->ops->free(fv);
     return rc ? -1 : 0;
 }
 
@@ -121,14 +123,15 @@ static int resume_load(rlc_rl *rl, const char *run_dir, const rlc_dist *d) {
     snprintf(dir, sizeof dir, "%s/ckpt", run_dir);
     rlc_checkpoint_resolve(dir, res, sizeof res);
     int z = rlc_sched_zero1_active(d, rl->cfg.rl.zero1);
-    rlc_f *fm = z ? rlc_malloc(rl->model.n_params * sizeof(rlc_f)) : rl->opt.m;
-    rlc_f *fv = z ? rlc_malloc(rl->model.n_params * sizeof(rlc_f)) : rl->opt.v;
+    // full moments in backend memory (the checkpoint loader uploads into them)
+    rlc_f *fm = z ? rl->ops->alloc(rl->model.n_params * sizeof(rlc_f)) : rl->opt.m;
+    rlc_f *fv = z ? rl->ops->alloc(rl->model.n_params * sizeof(rlc_f)) : rl->opt.v;
     int bad = rlc_checkpoint_load_model(&rl->model, res, err, sizeof err) != 0 ||
               rlc_checkpoint_load_state(&rl->model, res, &st, fm, fv, err, sizeof err) != 0;
     if (!bad && z) rlc_sched_adamw_scatter(d, rl->cfg.rl.zero1, &rl->opt, &rl->model, fm, fv);
     if (z) {
-        free(fm);
-        free(fv);
+        rl->ops->free(fm);
+        rl->ops->free(fv);
     }
     if (bad) return train_fail(d, "resume from %s: %s", run_dir, err);
     rl->step = st.step;
@@ -147,9 +150,13 @@ int rlc_train(const rlc_config *cfg_in, const rlc_train_opts *opts) {
     rlc_dist one;
     rlc_dist_single(&one);
     const rlc_dist *d = opts->dist ? opts->dist : &one;
-    if (strcmp(cfg.device, "cuda") == 0)
-        return train_fail(d, "%s: device \"cuda\" requested, but this build has no CUDA backend for training yet; "
-                             "use \"cpu\" or \"auto\"", cfg.source);
+    // the backend first: a device that cannot be used is an error before any work (run directory, model)
+    const rlc_ops *ops = opts->ops;
+    if (!ops) {
+        char err[512];
+        ops = rlc_backend_select(cfg.device, d->local_rank, err, sizeof err);
+        if (!ops) return train_fail(d, "%s: %s", cfg.source, err);
+    }
     if (cfg.threads > 0) {
         omp_set_num_threads(cfg.threads);
     } else if (d->local_size > 1 && !getenv("OMP_NUM_THREADS")) {
@@ -178,10 +185,11 @@ int rlc_train(const rlc_config *cfg_in, const rlc_train_opts *opts) {
         if (d->size > 1)
             fprintf(stderr, "rlc: data-parallel over %d ranks (%d on this node)%s\n", d->size, d->local_size,
                     cfg.rl.zero1 ? ", ZeRO-1" : "");
+        if (!rlc_backend_is_host(ops)) fprintf(stderr, "rlc: backend: %s (device \"%s\")\n", ops->name, cfg.device);
     }
 
     rlc_rl rl;
-    if (rlc_rl_init(&rl, &cfg, rlc_ops_cpu(), task, model_max_tokens(&cfg)) != 0)
+    if (rlc_rl_init(&rl, &cfg, ops, task, model_max_tokens(&cfg)) != 0)
         return d->size > 1 ? train_fail(d, "cannot set up the model (see above)") : 1;
     rlc_rl_set_dist(&rl, d);
     if (opts->resume) {

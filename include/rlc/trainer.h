@@ -4,6 +4,7 @@
 #pragma once
 #include "rlc/comm.h"
 #include "rlc/config.h"
+#include "rlc/ops.h"
 
 typedef struct rlc_train_opts {
     const char *resume;  // runs/<name> to resume from (NULL: fresh run)
@@ -12,6 +13,8 @@ typedef struct rlc_train_opts {
     int max_steps;       // > 0: stop after this many optimizer steps in this invocation (tests of resume)
     const rlc_dist *dist; // process group of a multi-rank job (NULL: a single process); every rank calls
                           // rlc_train, rank 0 alone writes the run directory (metrics, checkpoints)
+    const rlc_ops *ops;   // backend override (NULL: cfg->device through rlc_backend_select, include/rlc/backend.h);
+                          // tests inject the emulated CUDA backend here
 } rlc_train_opts;
 
 // Runs the job; returns 0 on success, non-zero after printing a clear error.

@@ -8,10 +8,12 @@
 #      outputs and compare them (mma, ldmatrix, shuffles, scans, atomics, ...): emulator vs hardware
 #   4. run every GPU test and bench program in <build>/gpu/ (tests/gpu/test_*, bench/bench_*.cu), then the
 #      emulator's own ctest label "emu" on that machine
-#   5. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
+#   5. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
+#      (tests/gpu/train_compare.sh): both success curves printed, checked to be close (about a minute)
+#   6. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
-# which CI runs anyway, to save device time).
+# which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh).
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-${OUT:-$src/out/gpu}}
@@ -106,7 +108,23 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_EMU_CTEST:-1}" != 0 ]; then
     say "ctest -L emu on the GPU machine: $emu_ctest"
 fi
 
-# ---- 5. report
+# ---- 5. training on the GPU against the CPU backend
+train_status="not run"
+if [ $build_ok = 1 ] && [ "${RLC_GPU_TRAIN:-1}" != 0 ]; then
+    t0=$(date +%s)
+    echo "---- train_compare.sh" >>"$log"
+    if bash "$src/tests/gpu/train_compare.sh" "$build/rlc" "$out" >"$out/train_compare.txt" 2>&1; then
+        train_status=ok
+    else
+        train_status=FAILED
+        fail=1
+    fi
+    cat "$out/train_compare.txt" >>"$log"
+    grep -E "^train_compare:|^  (ok|FAIL) " "$out/train_compare.txt"
+    say "training, GPU vs CPU: $train_status in $(( $(date +%s) - t0 )) s"
+fi
+
+# ---- 6. report
 {
     echo "# GPU check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
@@ -116,6 +134,7 @@ fi
     echo "- build: $([ $build_ok = 1 ] && echo ok || echo FAILED) in ${t_build} s"
     echo "- known-answer kernels, emulator vs GPU: **$kat_status**"
     echo "- ctest -L emu on this machine: $emu_ctest"
+    echo "- default training job, device=cuda vs device=cpu (train_compare.txt): **$train_status**"
     echo "- total: $(elapsed) s; overall: **$([ $fail = 0 ] && echo PASS || echo FAIL)**"
     echo
     echo "## Known answers (tests/emu/kat_*.cu): emulator dump vs GPU dump"
@@ -130,7 +149,15 @@ fi
     echo "| --- | --- | --- | --- |"
     printf '%s' "${prog_rows:-| (none) | | | |\n}"
     echo
-    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt."
+    if [ -f "$out/train_compare.txt" ]; then
+        echo "## Training: the default job on the GPU and on the CPU backend (tests/gpu/train_compare.sh)"
+        echo
+        echo '```'
+        cat "$out/train_compare.txt"
+        echo '```'
+        echo
+    fi
+    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl."
 } >"$report"
 say "report: $report ($(elapsed) s)"
 exit $fail

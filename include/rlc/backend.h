@@ -1,0 +1,22 @@
+// include/rlc/backend.h: which op table (include/rlc/ops.h) a job runs on. The one place that turns the config's
+// "device" key into a backend: "cpu" (kernels/cpu), "cuda" (kernels/cuda, rlc_ops_cuda) or "auto" (the GPU when
+// one is visible, else the CPU).
+//
+// host/backend.c is compiled twice: into rlc_core without CUDA (then "cuda" is an error and "auto" is the CPU),
+// and, when CMake builds the CUDA library (cmake/cuda.cmake), once more with RLC_HAVE_CUDA into the rlc
+// executable, whose copy takes precedence over rlc_core's. So the CPU test programs linked to rlc_core never
+// touch a GPU, and the emulator tests (which link the emulated CUDA library) inject their backend directly
+// (rlc_train_opts.ops, rlc_rl_init's ops).
+#pragma once
+#include <stddef.h>
+#include "rlc/ops.h"
+
+// The backend for device "auto" | "cpu" | "cuda" on a rank whose node-local rank is local_rank (it picks the
+// GPU: local_rank modulo the visible devices, made current with cudaSetDevice). Returns NULL with a message in
+// err that names the key ("device") when the device cannot be used: "cuda" without a CUDA build or without a
+// visible GPU, or an unknown name. Nothing else is touched before a GPU is chosen, so it can run before any work.
+const rlc_ops *rlc_backend_select(const char *device, int local_rank, char *err, size_t errlen);
+
+// 1 when the backend's memory is host memory (the CPU backend): host code may read and write its tensors
+// directly and hand them to MPI. 0 for a device backend: go through ops->download / ops->upload.
+int rlc_backend_is_host(const rlc_ops *ops);
