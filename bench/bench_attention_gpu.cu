@@ -10,11 +10,13 @@
 //   3. decode against long caches: GB/s of K/V read and the fraction of the device-to-device copy bandwidth
 //      measured in the same run, for one call (as a caller that waits for each call sees it: the launch latency
 //      is in it) and per call of 20 queued back to back (the GPU's own time, as in a decode loop).
-// With --variants every kernel variant of attention.h (rlc_cuda_attention_set_variant; v0 = the kernels before
-// the current ones) is checked in part 1 and timed in parts 2 and 3, one row each, the default backward's parts
-// (D, dK/dV, dQ kernels) are timed alone, and a summary gives each variant's time relative to v0 (geometric mean
-// over the shapes); otherwise the defaults (or --fwd/--bwd/--dec N) run. --no-check skips part 1 and --only a
-// model, for profilers. Exit status non-zero if a correctness check fails.
+// With --variants every kernel variant of attention.h (rlc_cuda_attention_set_variant; v0 = the default of each
+// op, backward v1/v2 the candidates) is checked in part 1 and timed in parts 2 and 3, one row each, the default
+// backward's parts (D, dK/dV, dQ kernels) are timed alone, and a summary gives each variant's time relative to
+// v0 (geometric mean over the shapes); otherwise the defaults (or --fwd/--bwd/--dec N) run. --no-check skips
+// part 1 and --only a model, for profilers. (Variants renumbered 2026-11-27: the fwd v1, bwd v6/v7/v8, dec v2 of
+// bench/results/logs/h200_2026-11-27_attention_variants.log are now fwd v0, bwd v0/v1/v2, dec v0; the others
+// are deleted.) Exit status non-zero if a correctness check fails.
 //   bench_attention_gpu [--quick] [--no-baseline] [--check-only] [--variants] [--fwd N] [--bwd N] [--dec N]
 //                       [--no-check] [--only 0.5b|7b]   (env RLC_ATTN_NO_BASELINE=1 skips torch)
 #include <math.h>
@@ -250,7 +252,7 @@ static std::vector<Baseline> run_baseline(const std::vector<Model> &models, cons
     return r;
 }
 
-// Geometric mean of time ratios (variant / v0) per op and variant, for the summary.
+// Geometric mean of time ratios (variant / v0, the default) per op and variant, for the summary.
 struct Ratio {
     double log_sum = 0;
     int n = 0;
@@ -450,7 +452,8 @@ int main(int argc, char **argv) {
             for (void *p : {(void *)q, (void *)out, (void *)kc, (void *)vc, (void *)d_slot, (void *)d_len}) cudaFree(p);
         }
     if (variants) {
-        printf("\nvariant summary: time relative to v0, geometric mean over the shapes (< 1 is faster; decode: queued)\n");
+        printf("\nvariant summary: time relative to v0 (the default), geometric mean over the shapes (< 1 is faster; "
+               "decode: queued)\n");
         for (int op = 0; op < 3; op++)
             for (int v = 0; v < (int)ratio[op].size(); v++)
                 if (ratio[op][v].n)

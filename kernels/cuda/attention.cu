@@ -28,22 +28,23 @@
 // output, log-sum-exp) and a second kernel combines the pieces.
 // Pipelines: each loop step waits for its own tile, then one barrier (all threads' copies visible, and every warp
 // done with the previous tile), then issues the prefetch of the next tile into the stage just freed, then computes.
-// Tile loads (att_load_rows) have compile-time trip counts and no division: the loops of variant 0's loader cost
-// as many instructions per tile as the math of the backward kernels.
+// Tile loads (att_load_rows) have compile-time trip counts and no division: the loops of the first kernels'
+// loader (a division per 16-byte chunk) cost as many instructions per tile as the math of the backward kernels.
 // Schedule: the grid is one-dimensional, heads fastest (the blocks of one tile for the heads of a GQA group run
 // together and share K/V in L2); a block finds its (sequence, tile) from cu_seqlens with warp-wide scans, so the
 // grid is an upper bound on the tile count computed on the host without reading cu_seqlens. With lpt the tiles
 // of each 32 sequences run longest first (causal work grows with the query tile's index and shrinks with the key
 // tile's), so the last wave holds the short tiles.
-// Variants: every kernel before this rewrite is kept as variant 0 (att_*_v0_kernel) and several candidates of
-// the new kernels are compiled; rlc_cuda_attention_set_variant picks them at run time so that one run of
-// bench_attention_gpu --variants compares them all. The defaults (ATT_DEFAULT_{FWD,BWD,DEC}) are the fastest
-// measured on an H200 (2 runs of bench_attention_gpu --variants; bwd v7/v8 were added after them, unmeasured):
-//   time vs v0 (geometric mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward v1 0.57, backward v6 0.67,
-//   decode v2 0.96 (queued). vs torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of
-//   the device copy bandwidth.
-// Registers (nvcc 13, sm_90a, no spills): forward v1 228 (HD 64) / 236 (HD 128); backward v6 dK/dV 216 / 245,
-// dQ 206 / 238; dkdv2 (v7) 228 / 255; decode v2 94 / 165.
+// Variants: rlc_cuda_attention_set_variant picks among the compiled candidates at run time so that one run of
+// bench_attention_gpu --variants compares them. What remains after the H200 comparison of 2026-11-27
+// (bench/results/logs/h200_2026-11-27_attention_variants.log, whose v-numbers are the old ones: fwd v1, bwd v6,
+// dec v2 are the defaults here) is one forward, one decode and three backwards: 0 (the default, the fastest
+// measured) and the unmeasured candidates 1 and 2 (32-key dK/dV warp tiles). The dominated variants, among them
+// the kernels before this rewrite, are deleted. Measured: time vs the kernels before the rewrite (geometric
+// mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward 0.57, backward 0.67, decode 0.96 (queued). vs
+// torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of the device copy bandwidth.
+// Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward 0 dK/dV 216 / 245,
+// dQ 206 / 238; dkdv2 (backward 1) 228 / 255; decode 94 / 165.
 #include "attention.h"
 
 #include <math.h>
@@ -63,9 +64,8 @@
 #define ATT_UNROLL
 #endif
 
-#define ATT_THREADS 128 // 4 warps: the variant-0 kernels and the decode
-#define ATT_BM 64       // variant 0: query rows per block (forward, dQ) and keys per block (dK/dV)
-#define ATT_BN 64       // variant 0: keys per K/V tile of the forward
+#define ATT_THREADS 128 // 4 warps: the decode and the D kernel of the backward
+#define ATT_BM 64       // rows per tile of the early return of forward / backward on an empty batch
 #define ATT_LOG2E 1.4426950408889634f
 #define ATT_LN2 0.6931471805599453f
 #define ATT_LAZY_SLACK 8.0f // lazy rescale: probabilities up to 2^8 before the running maximum is moved
@@ -77,10 +77,6 @@ typedef __nv_bfloat16 bf16;
 // that the per-warp accumulators (dQ or dK+dV, 16 x HD each, plus two 16 x tile score blocks) fit in registers.
 template <int HD> struct AttBwd {
     static constexpr int BT = HD == 128 ? 32 : 64;
-};
-// Keys per warp tile of the decode kernel (4 warps x NS stages x K,V tiles of KT x HD in shared memory).
-template <int HD> struct AttDec {
-    static constexpr int KT = HD == 128 ? 16 : 32;
 };
 
 // --------------------------------------------------------------------------------------------------- helpers
@@ -97,35 +93,6 @@ __device__ __forceinline__ float att_quad_max(float x) {
 __device__ __forceinline__ float att_quad_sum(float x) {
     x += __shfl_xor_sync(0xffffffffu, x, 1);
     return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
-// Tile `tile` (in order: all tiles of sequence 0, then of sequence 1, ...; a sequence of length L has
-// ceil(L/BT) tiles) -> sequence *b, index *local of the tile in it, *ntile tiles in that sequence. False if
-// tile is past the last one. Warp-wide (all 32 lanes call it): 32 sequences per step, a prefix sum by shuffles.
-__device__ __forceinline__ bool att_find_tile(const int *cu_seqlens, int B, int BT, int tile, int lane, int *b,
-                                              int *local, int *ntile) {
-    int base = 0; // tiles of the sequences before this chunk of 32
-    for (int c = 0; c < B; c += 32) {
-        int bb = c + lane, n = 0;
-        if (bb < B) n = (cu_seqlens[bb + 1] - cu_seqlens[bb] + BT - 1) / BT;
-        int incl = n;
-        for (int o = 1; o < 32; o <<= 1) {
-            int y = __shfl_up_sync(0xffffffffu, incl, o);
-            if (lane >= o) incl += y;
-        }
-        int total = __shfl_sync(0xffffffffu, incl, 31);
-        if (tile < base + total) {
-            unsigned hit = __ballot_sync(0xffffffffu, tile < base + incl);
-            int first = __ffs((int)hit) - 1;
-            int excl = __shfl_sync(0xffffffffu, incl - n, first);
-            *b = c + first;
-            *local = tile - base - excl;
-            *ntile = __shfl_sync(0xffffffffu, n, first);
-            return true;
-        }
-        base += total;
-    }
-    return false;
 }
 
 // A operand (16 x 16 row-major, rows row0.., columns k0..) of one warp from shared memory (row stride lds).
@@ -173,7 +140,7 @@ __device__ __forceinline__ float att_exp2(float x) {
 // Block u of a schedule -> sequence *b, index *t of the tile in it, *n tiles in that sequence (a sequence of
 // length L has ceil(L/BT) tiles). False if u is past the last tile. The tiles are taken 32 sequences at a time,
 // in order; within such a chunk either sequence after sequence (lpt = 0; each sequence's tiles last to first if
-// desc, else first to last: the variant-0 order), or level by level (lpt = 1): with desc all tiles of index
+// desc, else first to last), or level by level (lpt = 1): with desc all tiles of index
 // n_max-1 of the chunk first, then those of index n_max-2, ... (longest first for query tiles of a causal
 // forward or dQ, whose work grows with the index); without desc index 0 first (key tiles of dK/dV, whose work
 // shrinks with the index). Warp-wide (all 32 lanes call it): prefix sums by shuffles, a binary search over the
@@ -251,552 +218,7 @@ __device__ __forceinline__ void att_load_rows(bf16 *s, const bf16 *g, int ld, in
     }
 }
 
-// ------------------------------------------------------------------------------- variant 0 (before)
-// The kernels as they were before the rewrite, kept as variant 0 of each op so that bench_attention_gpu
-// --variants compares them with the candidates in the same run. To be removed once the comparison is done.
-
-// cp.async of rows [0, n_valid) of a (ROWS, HD) bf16 tile with global row stride ld (elements) into shared memory
-// with row stride HD + 8 (the pad keeps ldmatrix's 8 row addresses on distinct banks); rows n_valid..ROWS-1 are
-// zero-filled (their source address is the tile's first row, never read). NTHR threads, thread index i.
-template <int HD, int ROWS, int NTHR>
-__device__ __forceinline__ void att_load_tile_v0(bf16 *s, const bf16 *g, size_t ld, int n_valid, int i) {
-    constexpr int CPR = HD / 8; // 16-byte chunks per row
-    ATT_UNROLL
-    for (int c = i; c < ROWS * CPR; c += NTHR) {
-        int r = c / CPR, cc = c % CPR;
-        bool ok = r < n_valid;
-        rlc_cp_async16_zfill(&s[r * (HD + 8) + cc * 8], g + (ok ? (size_t)r * ld + cc * 8 : 0), ok ? 16 : 0);
-    }
-}
-
-// Online-softmax step for one warp's 16 rows (this lane: rows g and g+8, held as c[.][0..1] and c[.][2..3]):
-// scores s (raw, -inf where masked) become bf16-ready probabilities exp2(s * sl2 - m); m (scaled, log2 units)
-// and the lane's partial row sums l are updated and the output accumulator o rescaled.
-template <int SN, int NT>
-__device__ __forceinline__ void att_online_softmax_v0(float (&s)[SN][4], float (&o)[NT][4], float (&m)[2],
-                                                   float (&l)[2], float sl2) {
-    float mx[2] = {m[0], m[1]};
-    ATT_UNROLL
-    for (int nt = 0; nt < SN; nt++) {
-        mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]) * sl2);
-        mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]) * sl2);
-    }
-    float alpha[2], mu[2];
-    ATT_UNROLL
-    for (int r = 0; r < 2; r++) {
-        mx[r] = att_quad_max(mx[r]);
-        mu[r] = mx[r] == -INFINITY ? 0.0f : mx[r]; // a row with every key masked so far: keep it at zero
-        alpha[r] = exp2f(m[r] - mu[r]);
-        m[r] = mx[r];
-        l[r] *= alpha[r];
-    }
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++) {
-        o[nt][0] *= alpha[0], o[nt][1] *= alpha[0];
-        o[nt][2] *= alpha[1], o[nt][3] *= alpha[1];
-    }
-    ATT_UNROLL
-    for (int nt = 0; nt < SN; nt++) {
-        ATT_UNROLL
-        for (int e = 0; e < 4; e++) s[nt][e] = exp2f(fmaf(s[nt][e], sl2, -mu[e >> 1]));
-        l[0] += s[nt][0] + s[nt][1];
-        l[1] += s[nt][2] + s[nt][3];
-    }
-}
-
-// o (16 x NT*8 per warp) += P (16 x 16*(SN/2), probabilities in s, packed to bf16 A fragments) @ V (rows of the
-// shared-memory tile sV with stride lds). Shared by the forward and the decode kernels.
-template <int SN, int NT>
-__device__ __forceinline__ void att_pv_accumulate_v0(float (&o)[NT][4], const float (&s)[SN][4], const bf16 *sV, int lds,
-                                                  int lane) {
-    ATT_UNROLL
-    for (int kk = 0; kk < SN / 2; kk++) {
-        uint32_t a[4];
-        att_acc_to_a(a, s[2 * kk], s[2 * kk + 1]);
-        ATT_UNROLL
-        for (int np = 0; np < NT / 2; np++) {
-            uint32_t b0[2], b1[2];
-            att_ldm_b(b0, b1, sV, lds, kk * 16, np * 16, lane);
-            rlc_mma_m16n8k16_bf16(o[2 * np], a, b0, o[2 * np]);
-            rlc_mma_m16n8k16_bf16(o[2 * np + 1], a, b1, o[2 * np + 1]);
-        }
-    }
-}
-
-template <int HD> constexpr size_t att_fwd_v0_smem() { return (size_t)(ATT_BM + 4 * ATT_BN) * (HD + 8) * sizeof(bf16); }
-
-template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS)
-    att_fwd_v0_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu_seqlens, int B,
-                   int NH, int NKV, float sl2) {
-    constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, SN = ATT_BN / 8;
-    RLC_DYN_SMEM(bf16, smem);
-    bf16 *sQ = smem;                  // (BM, LDS)
-    bf16 *sK = sQ + ATT_BM * LDS;     // 2 stages x (BN, LDS)
-    bf16 *sV = sK + 2 * ATT_BN * LDS; // 2 stages x (BN, LDS)
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    const int h = blockIdx.y, kvh = h / (NH / NKV);
-    int b, tile, ntile;
-    if (!att_find_tile(cu_seqlens, B, ATT_BM, blockIdx.x, lane, &b, &tile, &ntile)) return;
-    tile = ntile - 1 - tile; // the last tiles of a sequence see the most keys: start them first
-    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, i0 = tile * ATT_BM;
-    const int qn = min(ATT_BM, L - i0), kend = i0 + qn, nkv = (kend + ATT_BN - 1) / ATT_BN;
-    const size_t ldq = (size_t)NH * HD, ldk = (size_t)NKV * HD;
-    const bf16 *Kg = k + ((size_t)s0 * NKV + kvh) * HD, *Vg = v + ((size_t)s0 * NKV + kvh) * HD;
-
-    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sQ, q + ((size_t)(s0 + i0) * NH + h) * HD, ldq, qn, tid);
-    att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sK, Kg, ldk, min(ATT_BN, L), tid);
-    att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sV, Vg, ldk, min(ATT_BN, L), tid);
-    rlc_cp_async_commit();
-
-    float o[NT][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
-    uint32_t qf[KS][4];
-    const int r0 = i0 + 16 * warp + g4; // this lane's query rows (positions in the sequence): r0 and r0 + 8
-
-    for (int j = 0; j < nkv; j++) {
-        // Tile j has landed for every thread, and every warp is done with tile j-1, whose stage the prefetch of
-        // tile j+1 now refills (one barrier per tile; the prefetch overlaps this tile's math).
-        rlc_cp_async_wait<0>();
-        __syncthreads();
-        if (j + 1 < nkv) {
-            const int nb = (j + 1) & 1, k0 = (j + 1) * ATT_BN;
-            att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sK + nb * ATT_BN * LDS, Kg + k0 * ldk, ldk, min(ATT_BN, L - k0), tid);
-            att_load_tile_v0<HD, ATT_BN, ATT_THREADS>(sV + nb * ATT_BN * LDS, Vg + k0 * ldk, ldk, min(ATT_BN, L - k0), tid);
-            rlc_cp_async_commit();
-        }
-        if (j == 0) {
-            ATT_UNROLL
-            for (int kk = 0; kk < KS; kk++) att_ldm_a(qf[kk], sQ, LDS, 16 * warp, kk * 16, lane);
-        }
-        const bf16 *sKj = sK + (j & 1) * ATT_BN * LDS, *sVj = sV + (j & 1) * ATT_BN * LDS;
-
-        float s[SN][4];
-        ATT_UNROLL
-        for (int nt = 0; nt < SN; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        ATT_UNROLL
-        for (int kk = 0; kk < KS; kk++) {
-            ATT_UNROLL
-            for (int np = 0; np < SN / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_bt(b0, b1, sKj, LDS, np * 16, kk * 16, lane);
-                rlc_mma_m16n8k16_bf16(s[2 * np], qf[kk], b0, s[2 * np]);
-                rlc_mma_m16n8k16_bf16(s[2 * np + 1], qf[kk], b1, s[2 * np + 1]);
-            }
-        }
-        const int kb = j * ATT_BN;
-        if (kb + ATT_BN > i0 || kb + ATT_BN > L) { // the tile crosses the diagonal or the end of the sequence
-            ATT_UNROLL
-            for (int nt = 0; nt < SN; nt++) {
-                ATT_UNROLL
-                for (int e = 0; e < 4; e++) {
-                    int c = kb + nt * 8 + 2 * t4 + (e & 1), r = r0 + (e >> 1) * 8;
-                    if (c > r || c >= L) s[nt][e] = -INFINITY;
-                }
-            }
-        }
-        att_online_softmax_v0<SN, NT>(s, o, m, l, sl2);
-        att_pv_accumulate_v0<SN, NT>(o, s, sVj, LDS, lane);
-    }
-
-    // Normalise, stage this warp's 16 rows in its own rows of sQ (only this warp ever read them), then store
-    // 16-byte chunks of whole rows.
-    l[0] = att_quad_sum(l[0]);
-    l[1] = att_quad_sum(l[1]);
-    const float inv0 = 1.0f / l[0], inv1 = 1.0f / l[1];
-    bf16 *sO = sQ + 16 * warp * LDS;
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++) {
-        *reinterpret_cast<uint32_t *>(&sO[g4 * LDS + nt * 8 + 2 * t4]) = att_pack_bf16(o[nt][0] * inv0, o[nt][1] * inv0);
-        *reinterpret_cast<uint32_t *>(&sO[(g4 + 8) * LDS + nt * 8 + 2 * t4]) =
-            att_pack_bf16(o[nt][2] * inv1, o[nt][3] * inv1);
-    }
-    __syncwarp();
-    ATT_UNROLL
-    for (int c = lane; c < 16 * HD / 8; c += 32) {
-        int r = c / (HD / 8), cc = c % (HD / 8), row = i0 + 16 * warp + r;
-        if (row < L)
-            *reinterpret_cast<uint4 *>(&out[((size_t)(s0 + row) * NH + h) * HD + cc * 8]) =
-                *reinterpret_cast<const uint4 *>(&sO[r * LDS + cc * 8]);
-    }
-    if (t4 == 0) {
-        if (r0 < L) lse[(size_t)(s0 + r0) * NH + h] = (m[0] + log2f(l[0])) * ATT_LN2;
-        if (r0 + 8 < L) lse[(size_t)(s0 + r0 + 8) * NH + h] = (m[1] + log2f(l[1])) * ATT_LN2;
-    }
-}
-
-template <int HD> constexpr size_t att_dkdv_v0_smem() {
-    return (size_t)(2 * ATT_BM + 4 * AttBwd<HD>::BT) * (HD + 8) * sizeof(bf16) + 4 * AttBwd<HD>::BT * sizeof(float);
-}
-
-// Issues the loads of item it of a dK/dV block: query head h = head0 + it / nqt, query tile qt0 + it % nqt
-// (BQ rows of Q and dO by cp.async; lse * log2(e) and D by plain loads, +inf / 0 past the sequence end so that
-// those rows get probability 0).
-template <int HD>
-__device__ __forceinline__ void att_dkdv_v0_issue(bf16 *sQ, bf16 *sO, float *sL, float *sD, const bf16 *q,
-                                               const bf16 *dout, const float *lse, const float *Drow, int it, int nqt,
-                                               int qt0, int head0, int s0, int L, int NH, int tid) {
-    constexpr int BQ = AttBwd<HD>::BT;
-    const int h = head0 + it / nqt, qs = (qt0 + it % nqt) * BQ, qn = min(BQ, L - qs);
-    const size_t off = ((size_t)(s0 + qs) * NH + h) * HD, ld = (size_t)NH * HD;
-    att_load_tile_v0<HD, BQ, ATT_THREADS>(sQ, q + off, ld, qn, tid);
-    att_load_tile_v0<HD, BQ, ATT_THREADS>(sO, dout + off, ld, qn, tid);
-    if (tid < BQ) {
-        bool ok = tid < qn;
-        size_t i = (size_t)(s0 + qs + tid) * NH + h;
-        sL[tid] = ok ? lse[i] * ATT_LOG2E : INFINITY;
-        sD[tid] = ok ? Drow[i] : 0.0f;
-    }
-}
-
-template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS)
-    att_bwd_dkdv_v0_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                        const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
-                        float scale, float sl2) {
-    constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, BQ = AttBwd<HD>::BT, QN = BQ / 8;
-    RLC_DYN_SMEM(bf16, smem);
-    bf16 *sK = smem;               // (BM keys, LDS)
-    bf16 *sV = sK + ATT_BM * LDS;  // (BM, LDS)
-    bf16 *sQ = sV + ATT_BM * LDS;  // 2 stages x (BQ, LDS)
-    bf16 *sO = sQ + 2 * BQ * LDS;  // 2 stages x (BQ, LDS): dO
-    float *sL = reinterpret_cast<float *>(sO + 2 * BQ * LDS); // 2 x BQ: lse * log2(e)
-    float *sD = sL + 2 * BQ;                                   // 2 x BQ: D
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    const int kvh = blockIdx.y, rep = NH / NKV;
-    int b, tile, ntile;
-    if (!att_find_tile(cu_seqlens, B, ATT_BM, blockIdx.x, lane, &b, &tile, &ntile)) return;
-    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * ATT_BM, kn = min(ATT_BM, L - j0);
-    const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = rep * nqt; // queries >= j0 only (causal)
-    const size_t ldk = (size_t)NKV * HD, koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
-
-    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sK, k + koff, ldk, kn, tid);
-    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sV, v + koff, ldk, kn, tid);
-    att_dkdv_v0_issue<HD>(sQ, sO, sL, sD, q, dout, lse, Drow, 0, nqt, qt0, kvh * rep, s0, L, NH, tid);
-    rlc_cp_async_commit();
-
-    float dka[NT][4], dva[NT][4];
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++)
-        ATT_UNROLL
-        for (int e = 0; e < 4; e++) dka[nt][e] = dva[nt][e] = 0.0f;
-    const int kr0 = j0 + 16 * warp + g4; // this lane's key rows: kr0 and kr0 + 8
-
-    for (int it = 0; it < nit; it++) {
-        rlc_cp_async_wait<0>(); // item it has landed; after the barrier the other stage is free for item it+1
-        __syncthreads();
-        if (it + 1 < nit) {
-            const int nb = (it + 1) & 1;
-            att_dkdv_v0_issue<HD>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout, lse, Drow,
-                               it + 1, nqt, qt0, kvh * rep, s0, L, NH, tid);
-            rlc_cp_async_commit();
-        }
-        const int cb = it & 1, qs = (qt0 + it % nqt) * BQ;
-        const bf16 *sQb = sQ + cb * BQ * LDS, *sOb = sO + cb * BQ * LDS;
-        const float *sLb = sL + cb * BQ, *sDb = sD + cb * BQ;
-
-        // S^T = K Q^T and dP^T = V dO^T for this warp's 16 keys x BQ queries.
-        float st[QN][4], dp[QN][4];
-        ATT_UNROLL
-        for (int nt = 0; nt < QN; nt++)
-            ATT_UNROLL
-            for (int e = 0; e < 4; e++) st[nt][e] = dp[nt][e] = 0.0f;
-        ATT_UNROLL
-        for (int kk = 0; kk < KS; kk++) {
-            uint32_t ka[4], va[4];
-            att_ldm_a(ka, sK, LDS, 16 * warp, kk * 16, lane);
-            att_ldm_a(va, sV, LDS, 16 * warp, kk * 16, lane);
-            ATT_UNROLL
-            for (int np = 0; np < QN / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_bt(b0, b1, sQb, LDS, np * 16, kk * 16, lane);
-                rlc_mma_m16n8k16_bf16(st[2 * np], ka, b0, st[2 * np]);
-                rlc_mma_m16n8k16_bf16(st[2 * np + 1], ka, b1, st[2 * np + 1]);
-                att_ldm_bt(b0, b1, sOb, LDS, np * 16, kk * 16, lane);
-                rlc_mma_m16n8k16_bf16(dp[2 * np], va, b0, dp[2 * np]);
-                rlc_mma_m16n8k16_bf16(dp[2 * np + 1], va, b1, dp[2 * np + 1]);
-            }
-        }
-        // P^T = exp2(S^T * scale * log2 e - lse * log2 e) (0 where key > query), dS^T = P^T * (dP^T - D).
-        const bool diag = qs < j0 + ATT_BM;
-        ATT_UNROLL
-        for (int nt = 0; nt < QN; nt++) {
-            ATT_UNROLL
-            for (int e = 0; e < 4; e++) {
-                const int c = nt * 8 + 2 * t4 + (e & 1), kr = kr0 + (e >> 1) * 8;
-                float p = exp2f(fmaf(st[nt][e], sl2, -sLb[c]));
-                if (diag && qs + c < kr) p = 0.0f;
-                st[nt][e] = p;
-                dp[nt][e] = p * (dp[nt][e] - sDb[c]);
-            }
-        }
-        // dV += P^T dO, dK += dS^T Q (k = the BQ queries).
-        ATT_UNROLL
-        for (int kq = 0; kq < BQ / 16; kq++) {
-            uint32_t pa[4], da[4];
-            att_acc_to_a(pa, st[2 * kq], st[2 * kq + 1]);
-            att_acc_to_a(da, dp[2 * kq], dp[2 * kq + 1]);
-            ATT_UNROLL
-            for (int np = 0; np < NT / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_b(b0, b1, sOb, LDS, kq * 16, np * 16, lane);
-                rlc_mma_m16n8k16_bf16(dva[2 * np], pa, b0, dva[2 * np]);
-                rlc_mma_m16n8k16_bf16(dva[2 * np + 1], pa, b1, dva[2 * np + 1]);
-                att_ldm_b(b0, b1, sQb, LDS, kq * 16, np * 16, lane);
-                rlc_mma_m16n8k16_bf16(dka[2 * np], da, b0, dka[2 * np]);
-                rlc_mma_m16n8k16_bf16(dka[2 * np + 1], da, b1, dka[2 * np + 1]);
-            }
-        }
-    }
-
-    ATT_UNROLL
-    for (int half = 0; half < 2; half++) {
-        const int kr = kr0 + 8 * half;
-        if (kr >= L) continue;
-        const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + 2 * t4;
-        ATT_UNROLL
-        for (int nt = 0; nt < NT; nt++) {
-            *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
-                make_float2(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
-            *reinterpret_cast<float2 *>(&dv[off + nt * 8]) = make_float2(dva[nt][2 * half], dva[nt][2 * half + 1]);
-        }
-    }
-}
-
-template <int HD> constexpr size_t att_dq_v0_smem() {
-    return (size_t)(2 * ATT_BM + 4 * AttBwd<HD>::BT) * (HD + 8) * sizeof(bf16);
-}
-
-template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS)
-    att_bwd_dq_v0_kernel(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v, const float *lse,
-                      const float *Drow, const int *cu_seqlens, int B, int NH, int NKV, float scale, float sl2) {
-    constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, BK = AttBwd<HD>::BT, SN = BK / 8;
-    RLC_DYN_SMEM(bf16, smem);
-    bf16 *sQ = smem;              // (BM, LDS)
-    bf16 *sO = sQ + ATT_BM * LDS; // (BM, LDS): dO
-    bf16 *sK = sO + ATT_BM * LDS; // 2 stages x (BK, LDS)
-    bf16 *sV = sK + 2 * BK * LDS; // 2 stages x (BK, LDS)
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    const int h = blockIdx.y, kvh = h / (NH / NKV);
-    int b, tile, ntile;
-    if (!att_find_tile(cu_seqlens, B, ATT_BM, blockIdx.x, lane, &b, &tile, &ntile)) return;
-    tile = ntile - 1 - tile;
-    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, i0 = tile * ATT_BM;
-    const int qn = min(ATT_BM, L - i0), kend = i0 + qn, nkv = (kend + BK - 1) / BK;
-    const size_t ldq = (size_t)NH * HD, ldk = (size_t)NKV * HD, qoff = ((size_t)(s0 + i0) * NH + h) * HD;
-    const bf16 *Kg = k + ((size_t)s0 * NKV + kvh) * HD, *Vg = v + ((size_t)s0 * NKV + kvh) * HD;
-
-    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sQ, q + qoff, ldq, qn, tid);
-    att_load_tile_v0<HD, ATT_BM, ATT_THREADS>(sO, dout + qoff, ldq, qn, tid);
-    att_load_tile_v0<HD, BK, ATT_THREADS>(sK, Kg, ldk, min(BK, L), tid);
-    att_load_tile_v0<HD, BK, ATT_THREADS>(sV, Vg, ldk, min(BK, L), tid);
-    rlc_cp_async_commit();
-
-    const int r0 = i0 + 16 * warp + g4; // this lane's query rows r0, r0 + 8
-    float lrow[2], drow[2];             // lse * log2(e) and D of the two rows (0 past the end: never stored)
-    ATT_UNROLL
-    for (int half = 0; half < 2; half++) {
-        const int r = r0 + 8 * half;
-        const size_t i = (size_t)(s0 + r) * NH + h;
-        lrow[half] = r < L ? lse[i] * ATT_LOG2E : 0.0f;
-        drow[half] = r < L ? Drow[i] : 0.0f;
-    }
-    float dqa[NT][4];
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++) dqa[nt][0] = dqa[nt][1] = dqa[nt][2] = dqa[nt][3] = 0.0f;
-    uint32_t qf[KS][4], of[KS][4];
-
-    for (int j = 0; j < nkv; j++) {
-        rlc_cp_async_wait<0>(); // tile j has landed; after the barrier the other stage is free for tile j+1
-        __syncthreads();
-        if (j + 1 < nkv) {
-            const int nb = (j + 1) & 1, k0 = (j + 1) * BK;
-            att_load_tile_v0<HD, BK, ATT_THREADS>(sK + nb * BK * LDS, Kg + k0 * ldk, ldk, min(BK, L - k0), tid);
-            att_load_tile_v0<HD, BK, ATT_THREADS>(sV + nb * BK * LDS, Vg + k0 * ldk, ldk, min(BK, L - k0), tid);
-            rlc_cp_async_commit();
-        }
-        if (j == 0) {
-            ATT_UNROLL
-            for (int kk = 0; kk < KS; kk++) {
-                att_ldm_a(qf[kk], sQ, LDS, 16 * warp, kk * 16, lane);
-                att_ldm_a(of[kk], sO, LDS, 16 * warp, kk * 16, lane);
-            }
-        }
-        const bf16 *sKj = sK + (j & 1) * BK * LDS, *sVj = sV + (j & 1) * BK * LDS;
-
-        // S = Q K^T, dP = dO V^T (16 queries x BK keys per warp).
-        float s[SN][4], dp[SN][4];
-        ATT_UNROLL
-        for (int nt = 0; nt < SN; nt++)
-            ATT_UNROLL
-            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
-        ATT_UNROLL
-        for (int kk = 0; kk < KS; kk++) {
-            ATT_UNROLL
-            for (int np = 0; np < SN / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_bt(b0, b1, sKj, LDS, np * 16, kk * 16, lane);
-                rlc_mma_m16n8k16_bf16(s[2 * np], qf[kk], b0, s[2 * np]);
-                rlc_mma_m16n8k16_bf16(s[2 * np + 1], qf[kk], b1, s[2 * np + 1]);
-                att_ldm_bt(b0, b1, sVj, LDS, np * 16, kk * 16, lane);
-                rlc_mma_m16n8k16_bf16(dp[2 * np], of[kk], b0, dp[2 * np]);
-                rlc_mma_m16n8k16_bf16(dp[2 * np + 1], of[kk], b1, dp[2 * np + 1]);
-            }
-        }
-        const int kb = j * BK;
-        const bool edge = kb + BK > i0 || kb + BK > L;
-        ATT_UNROLL
-        for (int nt = 0; nt < SN; nt++) {
-            ATT_UNROLL
-            for (int e = 0; e < 4; e++) {
-                const int c = kb + nt * 8 + 2 * t4 + (e & 1), half = e >> 1, r = r0 + 8 * half;
-                float p = exp2f(fmaf(s[nt][e], sl2, -lrow[half]));
-                if (edge && (c > r || c >= L)) p = 0.0f;
-                dp[nt][e] = p * (dp[nt][e] - drow[half]);
-            }
-        }
-        // dQ += dS K (k = the BK keys).
-        ATT_UNROLL
-        for (int kk = 0; kk < BK / 16; kk++) {
-            uint32_t da[4];
-            att_acc_to_a(da, dp[2 * kk], dp[2 * kk + 1]);
-            ATT_UNROLL
-            for (int np = 0; np < NT / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_b(b0, b1, sKj, LDS, kk * 16, np * 16, lane);
-                rlc_mma_m16n8k16_bf16(dqa[2 * np], da, b0, dqa[2 * np]);
-                rlc_mma_m16n8k16_bf16(dqa[2 * np + 1], da, b1, dqa[2 * np + 1]);
-            }
-        }
-    }
-
-    ATT_UNROLL
-    for (int half = 0; half < 2; half++) {
-        const int r = r0 + 8 * half;
-        if (r >= L) continue;
-        float *d = dq + ((size_t)(s0 + r) * NH + h) * HD + 2 * t4;
-        ATT_UNROLL
-        for (int nt = 0; nt < NT; nt++)
-            *reinterpret_cast<float2 *>(&d[nt * 8]) = make_float2(dqa[nt][2 * half] * scale, dqa[nt][2 * half + 1] * scale);
-    }
-}
-
-template <int HD> constexpr size_t att_dec_v0_smem() {
-    return (size_t)(16 + 4 * 2 * 2 * AttDec<HD>::KT) * (HD + 8) * sizeof(bf16);
-}
-
-// One block per (piece s of split_len keys, (kv head, chunk of 16 query heads), row b). Writes, for each query
-// head of the chunk, the piece's normalised output part_o (B, NH, n_split, HD) and its log-sum-exp in log2 units
-// of the scaled scores part_lse (B, NH, n_split). Pieces at or past kv_len[b] write nothing.
-template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS)
-    att_dec_v0_kernel(float *part_o, float *part_lse, const bf16 *q, const bf16 *k_cache, const bf16 *v_cache,
-                   const int *slot, const int *kv_len, int cap, int NH, int NKV, int n_split, int split_len,
-                   float sl2) {
-    constexpr int LDS = HD + 8, KS = HD / 16, NT = HD / 8, KT = AttDec<HD>::KT, SN = KT / 8;
-    constexpr int NW = ATT_THREADS / 32, STAGE = 2 * KT * LDS; // a stage holds a K and a V tile
-    RLC_DYN_SMEM(bf16, smem);
-    bf16 *sQ = smem;       // (16, LDS): the group's query heads, zero rows past nh
-    bf16 *sKV = sQ + 16 * LDS; // NW warps x 2 stages x (K, V) x (KT, LDS)
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    const int b = blockIdx.z, s = blockIdx.x, rep = NH / NKV, nhc = (rep + 15) / 16;
-    const int kvh = blockIdx.y / nhc, h0 = kvh * rep + (blockIdx.y % nhc) * 16, nh = min(16, kvh * rep + rep - h0);
-    const int n = kv_len[b], kstart = s * split_len;
-    if (kstart >= n) return;
-    const int nk = min(n - kstart, split_len), ntiles = (nk + KT - 1) / KT;
-    const int nmy = warp < ntiles ? (ntiles - warp + NW - 1) / NW : 0; // this warp's tiles: warp, warp + NW, ...
-    const size_t ld = (size_t)NKV * HD, base = (((size_t)slot[b] * cap + kstart) * NKV + kvh) * HD;
-    const bf16 *Kg = k_cache + base, *Vg = v_cache + base;
-    bf16 *sW = sKV + warp * 2 * STAGE;
-
-    att_load_tile_v0<HD, 16, ATT_THREADS>(sQ, q + ((size_t)b * NH + h0) * HD, HD, nh, tid);
-    rlc_cp_async_commit();
-    if (nmy > 0) {
-        att_load_tile_v0<HD, KT, 32>(sW, Kg + (size_t)warp * KT * ld, ld, min(KT, nk - warp * KT), lane);
-        att_load_tile_v0<HD, KT, 32>(sW + KT * LDS, Vg + (size_t)warp * KT * ld, ld, min(KT, nk - warp * KT), lane);
-    }
-    rlc_cp_async_commit();
-    rlc_cp_async_wait<1>(); // the query rows have landed
-    __syncthreads();
-    uint32_t qf[KS][4];
-    ATT_UNROLL
-    for (int kk = 0; kk < KS; kk++) att_ldm_a(qf[kk], sQ, LDS, 0, kk * 16, lane);
-
-    float o[NT][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
-    for (int i = 0; i < nmy; i++) {
-        const int u = warp + NW * i;
-        rlc_cp_async_wait<0>(); // this warp's tile i has landed; after the warp barrier its other stage is free
-        __syncwarp();
-        if (i + 1 < nmy) {
-            const int k0 = (u + NW) * KT;
-            bf16 *st = sW + ((i + 1) & 1) * STAGE;
-            att_load_tile_v0<HD, KT, 32>(st, Kg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
-            att_load_tile_v0<HD, KT, 32>(st + KT * LDS, Vg + (size_t)k0 * ld, ld, min(KT, nk - k0), lane);
-            rlc_cp_async_commit();
-        }
-        const bf16 *sK = sW + (i & 1) * STAGE, *sV = sK + KT * LDS;
-        float sc[SN][4];
-        ATT_UNROLL
-        for (int nt = 0; nt < SN; nt++) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
-        ATT_UNROLL
-        for (int kk = 0; kk < KS; kk++) {
-            ATT_UNROLL
-            for (int np = 0; np < SN / 2; np++) {
-                uint32_t b0[2], b1[2];
-                att_ldm_bt(b0, b1, sK, LDS, np * 16, kk * 16, lane);
-                rlc_mma_m16n8k16_bf16(sc[2 * np], qf[kk], b0, sc[2 * np]);
-                rlc_mma_m16n8k16_bf16(sc[2 * np + 1], qf[kk], b1, sc[2 * np + 1]);
-            }
-        }
-        if ((u + 1) * KT > nk) {
-            ATT_UNROLL
-            for (int nt = 0; nt < SN; nt++)
-                ATT_UNROLL
-                for (int e = 0; e < 4; e++)
-                    if (u * KT + nt * 8 + 2 * t4 + (e & 1) >= nk) sc[nt][e] = -INFINITY;
-        }
-        att_online_softmax_v0<SN, NT>(sc, o, m, l, sl2);
-        att_pv_accumulate_v0<SN, NT>(o, sc, sV, LDS, lane);
-    }
-    l[0] = att_quad_sum(l[0]);
-    l[1] = att_quad_sum(l[1]);
-
-    // Merge the warps: their (m, l, unnormalised o) go to shared memory (over the K/V stages, now free).
-    __syncthreads();
-    float *sOw = reinterpret_cast<float *>(sKV); // (NW, 16, HD)
-    float *sM = sOw + NW * 16 * HD, *sL = sM + NW * 16;
-    ATT_UNROLL
-    for (int nt = 0; nt < NT; nt++) {
-        *reinterpret_cast<float2 *>(&sOw[(warp * 16 + g4) * HD + nt * 8 + 2 * t4]) = make_float2(o[nt][0], o[nt][1]);
-        *reinterpret_cast<float2 *>(&sOw[(warp * 16 + g4 + 8) * HD + nt * 8 + 2 * t4]) = make_float2(o[nt][2], o[nt][3]);
-    }
-    if (t4 == 0) {
-        sM[warp * 16 + g4] = m[0], sL[warp * 16 + g4] = l[0];
-        sM[warp * 16 + g4 + 8] = m[1], sL[warp * 16 + g4 + 8] = l[1];
-    }
-    __syncthreads();
-    for (int idx = tid; idx < nh * HD; idx += ATT_THREADS) {
-        const int r = idx / HD, d = idx % HD;
-        float M = -INFINITY;
-        for (int w = 0; w < NW; w++) M = fmaxf(M, sM[w * 16 + r]); // finite: warp 0 has the piece's first tile
-        float sum = 0.0f, acc = 0.0f;
-        for (int w = 0; w < NW; w++) {
-            if (sM[w * 16 + r] == -INFINITY) continue; // a warp without tiles
-            const float e = exp2f(sM[w * 16 + r] - M);
-            sum += e * sL[w * 16 + r];
-            acc += e * sOw[(w * 16 + r) * HD + d];
-        }
-        const size_t pi = ((size_t)b * NH + h0 + r) * n_split + s;
-        part_o[pi * HD + d] = acc / sum;
-        if (d == 0) part_lse[pi] = M + log2f(sum);
-    }
-}
-
-// ------------------------------------------------------------------------------------ shared by all
+// ------------------------------------------------------------------------- backward D, decode combine
 
 // Drow (rows) = sum_d dout[row][d] * out[row][d], rows = T * NH; one warp per row, fp32.
 __global__ void __launch_bounds__(ATT_THREADS)
@@ -1777,35 +1199,23 @@ template <class K> static int att_smem_attr(K kernel, size_t bytes, const char *
 
 // ------------------------------------------------------------------------------------------- variants
 
-// Candidates compared by bench_attention_gpu --variants. Variant 0 of each op is the kernel before this rewrite.
+// Candidates compared by bench_attention_gpu --variants (renumbered 2026-11-27; old numbers in brackets, as in
+// bench/results/logs/h200_2026-11-27_attention_variants.log). Variant 0 of each op is the default.
 static const char *const att_fwd_names[] = {
-    "v0: before (64q x 64k, 4 warps x 16 rows)",
-    "v1: 128q, 4 warps x 32 rows, lazy; hd64 64k tiles, hd128 32k",
-    "v2: v1 with hd64 128k tiles (steps of 64), hd128 64k (steps of 32)",
-    "v3: v1 without the lazy rescale",
-    "v4: v1 in sequence order (no longest-first)",
+    "v0: 128q, 4 warps x 32 rows, lazy; hd64 64k tiles, hd128 32k [old v1]",
 };
 static const char *const att_bwd_names[] = {
-    "v0: before (dKdV 64k x 4 warps, dQ 64q x 4 warps)",
-    "v1: dKdV 64k x 4 warps, dQ 64q x 4 warps, head split",
-    "v2: dKdV 128k x 8 warps, dQ 128q x 8 warps, head split",
-    "v3: dKdV 128k x 8 warps, dQ 64q x 4 warps, head split",
-    "v4: v1 without the head split",
-    "v5: v1 with items/tiles of twice the rows in two steps",
-    "v6: v2 with items/tiles of twice the rows in two steps",
-    "v7: dKdV 32-key warp tiles, 128k x 8 warps, P/dS via smem; dQ as v6",
-    "v8: v7 with 32-query items (hd64: 4 warps x all 64 columns)",
+    "v0: dKdV 128k x 8 warps, dQ 128q x 8 warps, head split, items/tiles of 2x rows in two steps [old v6]",
+    "v1: dKdV 32-key warp tiles, 128k x 8 warps, P/dS via smem; dQ as v0 [old v7]",
+    "v2: v1 with 32-query items (hd64: 4 warps x all 64 columns) [old v8]",
 };
 static const char *const att_dec_names[] = {
-    "v0: before (2 stages per warp)",
-    "v1: 2 stages per warp",
-    "v2: 2 stages, 16-key tiles (hd128: = v1)",
-    "v3: 2 stages per warp, pieces for 4 blocks per SM",
+    "v0: 2 stages per warp, 16-key tiles [old v2]",
 };
 #define ATT_NV(a) ((int)(sizeof(a) / sizeof(a[0])))
-#define ATT_DEFAULT_FWD 1
-#define ATT_DEFAULT_BWD 6
-#define ATT_DEFAULT_DEC 2
+#define ATT_DEFAULT_FWD 0
+#define ATT_DEFAULT_BWD 0
+#define ATT_DEFAULT_DEC 0
 
 static int g_att_var[3] = {-1, -1, -1}; // fwd, bwd, dec; -1: not chosen yet (env RLC_ATTN_VARIANTS or default)
 static int g_att_bwd_stages = 7;        // benchmarking: bit 0 the D kernel, bit 1 dK/dV (+ reduce), bit 2 dQ
@@ -1814,7 +1224,7 @@ static int att_variant(int op) {
     static std::once_flag once;
     std::call_once(once, [] {
         int v[3] = {ATT_DEFAULT_FWD, ATT_DEFAULT_BWD, ATT_DEFAULT_DEC};
-        const char *e = getenv("RLC_ATTN_VARIANTS"); // "fwd,bwd,dec", e.g. "1,1,1"
+        const char *e = getenv("RLC_ATTN_VARIANTS"); // "fwd,bwd,dec", e.g. "0,1,0"
         if (e) {
             int f = -1, b = -1, d = -1;
             if (sscanf(e, "%d,%d,%d", &f, &b, &d) == 3 && f >= 0 && f < ATT_NV(att_fwd_names) && b >= 0 &&
@@ -1868,16 +1278,6 @@ static int att_sm_count() {
 
 // ------------------------------------------------------------------------------------------- forward
 
-template <int HD>
-static int att_forward_v0(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu, int B,
-                          int T, int NH, int NKV, float sl2, cudaStream_t st, const char *what) {
-    const unsigned tiles = att_tiles_ub(T, B, ATT_BM);
-    const size_t smem = att_fwd_v0_smem<HD>();
-    if (!att_smem_attr(att_fwd_v0_kernel<HD>, smem, what)) return -1;
-    RLC_LAUNCH(att_fwd_v0_kernel<HD>, dim3(tiles, NH), ATT_THREADS, smem, st, out, lse, q, k, v, cu, B, NH, NKV, sl2);
-    return att_launch_ok(what) ? 0 : -1;
-}
-
 template <int HD, int BM, int BN, int BS, int NW, bool LAZY, int MINB = 1>
 static int att_forward_run(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, const int *cu, int B,
                            int T, int NH, int NKV, float sl2, int lpt, cudaStream_t st, const char *what) {
@@ -1900,14 +1300,10 @@ static int att_forward_hd(bf16 *out, float *lse, const bf16 *q, const bf16 *k, c
     // 128 queries per block, 4 warps x 32 rows (each K/V fragment feeds two mma). Key tiles: 64 at HD 64 (Q stays
     // in registers); 32 at HD 128, where 2 x 16 x 128 accumulators leave room for no more scores (measured on an
     // H200: 32-key tiles beat 64-key tiles computed in two steps of 32, bench_attention_gpu --variants).
-    constexpr int BN = HD == 128 ? 32 : 64, BN2 = HD == 128 ? 64 : 128, BS2 = HD == 128 ? 32 : 64;
-    switch (att_variant(0)) {
-    case 0: return att_forward_v0<HD>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, st, what);
-    case 2: return att_forward_run<HD, 128, BN2, BS2, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
-    case 3: return att_forward_run<HD, 128, BN, BN, 4, false>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
-    case 4: return att_forward_run<HD, 128, BN, BN, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 0, st, what);
-    default: return att_forward_run<HD, 128, BN, BN, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
-    }
+    // (Also measured there and deleted as dominated: 64/128-key tiles in two steps, the plain rescale, sequence
+    // order instead of longest-first.)
+    constexpr int BN = HD == 128 ? 32 : 64;
+    return att_forward_run<HD, 128, BN, BN, 4, true>(out, lse, q, k, v, cu, B, T, NH, NKV, sl2, 1, st, what);
 }
 
 extern "C" int rlc_cuda_attention_forward(void *out, float *lse, const void *q, const void *k, const void *v,
@@ -1927,31 +1323,9 @@ extern "C" size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH) {
     return (size_t)(T > 0 ? T : 1) * (size_t)(NH > 0 ? NH : 1) * sizeof(float);
 }
 
-template <int HD>
-static int att_backward_v0(float *dq, float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
-                           const bf16 *v, const float *lse, const int *cu, int B, int T, int NH, int NKV,
-                           const float *Drow, float scale, float sl2, cudaStream_t st, const char *what) {
-    const unsigned tiles = att_tiles_ub(T, B, ATT_BM);
-    const size_t smem_kv = att_dkdv_v0_smem<HD>(), smem_q = att_dq_v0_smem<HD>();
-    if (!att_smem_attr(att_bwd_dkdv_v0_kernel<HD>, smem_kv, what) ||
-        !att_smem_attr(att_bwd_dq_v0_kernel<HD>, smem_q, what))
-        return -1;
-    if (g_att_bwd_stages & 2) {
-        RLC_LAUNCH(att_bwd_dkdv_v0_kernel<HD>, dim3(tiles, NKV), ATT_THREADS, smem_kv, st, dk, dv, dout, q, k, v, lse,
-                   Drow, cu, B, NH, NKV, scale, sl2);
-        if (!att_launch_ok(what)) return -1;
-    }
-    if (g_att_bwd_stages & 4) {
-        RLC_LAUNCH(att_bwd_dq_v0_kernel<HD>, dim3(tiles, NH), ATT_THREADS, smem_q, st, dq, dout, q, k, v, lse, Drow, cu,
-                   B, NH, NKV, scale, sl2);
-        if (!att_launch_ok(what)) return -1;
-    }
-    return 0;
-}
-
 // dK/dV with NWK warps (16 NWK keys per block), items of BQ queries computed in steps of BQS; dQ with NWQ warps,
-// tiles of BKQ keys computed in steps of BKS. With split, the query heads of a group are shared out among up to
-// rep / 2 blocks per key tile when the key tiles alone give fewer than 8 blocks per SM (few kv heads, short
+// tiles of BKQ keys computed in steps of BKS. The query heads of a group are shared out among up to rep / 2
+// blocks per key tile when the key tiles alone give fewer than 8 blocks per SM (few kv heads, short
 // sequences): the partial dK/dV go to dq's memory (2 nsplit T NKV HD <= T NH HD floats, free until the dQ kernel
 // writes it) and att_bwd_reduce_kernel sums them in a fixed order.
 typedef void (*AttKVKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
@@ -1971,12 +1345,11 @@ template <int HD, int WK, int WH, int BQ> struct AttKV2 {
 template <int HD, class KV, int NWQ, int BKQ, int BKS>
 static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                             const bf16 *v, const float *lse, const int *cu, int B, int T, int NH, int NKV,
-                            const float *Drow, float scale, float sl2, int lpt, bool split, cudaStream_t st,
-                            const char *what) {
+                            const float *Drow, float scale, float sl2, int lpt, cudaStream_t st, const char *what) {
     const unsigned tkv = att_tiles_ub(T, B, KV::BK);
     const int rep = NH / NKV;
     int ns = 1;
-    if (split && rep >= 4) {
+    if (rep >= 4) {
         const long want = 8L * att_sm_count(), have = (long)tkv * NKV;
         ns = (int)std::min<long>((want + have - 1) / have, rep / 2);
         if (ns < 1) ns = 1;
@@ -2022,38 +1395,19 @@ static int att_backward_hd(float *dq, float *dk, float *dv, const bf16 *dout, co
     }
     const float scale = (float)(1.0 / sqrt((double)HD)), sl2 = scale * ATT_LOG2E;
     constexpr int BT = AttBwd<HD>::BT;
-    typedef AttKV1<HD, 4, BT, BT> KV4;
-    typedef AttKV1<HD, 8, BT, BT> KV8;
-    typedef AttKV1<HD, 8, 2 * BT, BT> KV8x2;
+    typedef AttKV1<HD, 8, 2 * BT, BT> KV8x2; // 8 warps: 128 keys, items of 2 BT queries in steps of BT
     typedef AttKV2<HD, 4, 2, 64> KV2a; // 8 warps: 128 keys x 64 queries per item
     typedef AttKV2<HD, 4, HD == 64 ? 1 : 2, 32> KV2b; // hd64: 4 warps (32 keys x all 64 columns), 32 queries
     switch (att_variant(1)) {
-    case 0: return att_backward_v0<HD>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2, st, what);
     case 1:
-        return att_backward_run<HD, KV4, 4, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
-                                                    1, true, st, what);
-    case 2:
-        return att_backward_run<HD, KV8, 8, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
-                                                    1, true, st, what);
-    case 3:
-        return att_backward_run<HD, KV8, 4, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
-                                                    1, true, st, what);
-    case 4:
-        return att_backward_run<HD, KV4, 4, BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale, sl2,
-                                                    1, false, st, what);
-    case 5:
-        return att_backward_run<HD, AttKV1<HD, 4, 2 * BT, BT>, 4, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T,
-                                                                              NH, NKV, Drow, scale, sl2, 1, true, st,
-                                                                              what);
-    case 7:
         return att_backward_run<HD, KV2a, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
-                                                         sl2, 1, true, st, what);
-    case 8:
+                                                         sl2, 1, st, what);
+    case 2:
         return att_backward_run<HD, KV2b, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
-                                                         sl2, 1, true, st, what);
+                                                         sl2, 1, st, what);
     default:
         return att_backward_run<HD, KV8x2, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
-                                                          sl2, 1, true, st, what);
+                                                          sl2, 1, st, what);
     }
 }
 
@@ -2079,11 +1433,10 @@ extern "C" int rlc_cuda_attention_backward(float *dq, float *dk, float *dv, cons
 // --------------------------------------------------------------------------------------------- decode
 
 // Piece length for the decode: the caller's (rounded up to a multiple of 128 = 4 warps x the largest key tile),
-// or one that gives about `per_sm` blocks per SM of an H100 (132 SMs) but at least 256 keys per piece
-// (per_sm = 2, or 4 for decode variant 3).
+// or one that gives about 2 blocks per SM of an H100 (132 SMs) but at least 256 keys per piece.
 static int att_dec_split_len(int B, int cap, int NH, int NKV, int split_len) {
     if (split_len <= 0) {
-        const int per_sm = att_variant(2) == 3 ? 4 : 2;
+        const int per_sm = 2;
         const int rep = NH / NKV, base = B * NKV * ((rep + 15) / 16), want = (132 * per_sm + base - 1) / base;
         split_len = (cap + want - 1) / want;
         if (split_len < 256) split_len = 256;
@@ -2105,15 +1458,10 @@ static int att_decode_hd(bf16 *out, const bf16 *q, const bf16 *kc, const bf16 *v
     float *part_o = ws, *part_lse = ws + (size_t)B * NH * n_split * HD;
     const float sl2 = (float)(1.0 / sqrt((double)HD)) * ATT_LOG2E;
     const dim3 grid(n_split, NKV * nhc, B);
+    // 2 stages of 16-key tiles per warp (measured on an H200: faster than 32-key tiles at HD 64, the same at 128)
     void (*kern)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const int *, const int *, int, int, int,
-                 int, int, float);
-    size_t smem;
-    constexpr int KT = AttDec<HD>::KT, KT2 = 16;
-    switch (att_variant(2)) {
-    case 0: kern = att_dec_v0_kernel<HD>, smem = att_dec_v0_smem<HD>(); break;
-    case 2: kern = att_dec_kernel<HD, 2, KT2>, smem = att_dec_smem<HD, 2, KT2>(); break;
-    default: kern = att_dec_kernel<HD, 2, KT>, smem = att_dec_smem<HD, 2, KT>(); break;
-    }
+                 int, int, float) = att_dec_kernel<HD, 2, 16>;
+    const size_t smem = att_dec_smem<HD, 2, 16>();
     if (!att_smem_attr(kern, smem, what)) return -1;
     RLC_LAUNCH(kern, grid, ATT_THREADS, smem, st, part_o, part_lse, q, kc, vc, slot, kv_len, cap, NH, NKV, n_split,
                split_len, sl2);

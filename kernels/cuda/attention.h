@@ -43,10 +43,12 @@ int rlc_cuda_attention_decode(void *out, const void *q, const void *k_cache, con
                               void *workspace, size_t workspace_bytes, void *stream);
 
 // Kernel variants, for benchmarking (bench_attention_gpu --variants): op 0 forward, 1 backward, 2 decode.
-// Variant 0 is the implementation before the current kernels; the default is the fastest measured. The
-// environment variable RLC_ATTN_VARIANTS="fwd,bwd,dec" overrides the defaults (read at the first call); set_variant
-// overrides both. Every variant computes the same function within the tolerances of tests/emu/test_attention.cpp
-// and is deterministic; the decode's workspace size may depend on the variant (size it after choosing).
+// Variant 0 of each op is the default (the fastest measured on an H200); the others are candidates: backward 1
+// and 2 (32-key dK/dV warp tiles), not yet timed on a GPU. The forward and the decode have one variant each. The
+// environment variable RLC_ATTN_VARIANTS="fwd,bwd,dec" (e.g. "0,1,0") overrides the defaults (read at the first
+// call); set_variant overrides both. Every variant computes the same function within the tolerances of
+// tests/emu/test_attention.cpp and is deterministic. (Numbering since 2026-11-27; the log of that day's H200 run
+// uses the old one: fwd v1, bwd v6 / v7 / v8, dec v2 are now fwd 0, bwd 0 / 1 / 2, dec 0.)
 int rlc_cuda_attention_variant_count(int op);
 const char *rlc_cuda_attention_variant_name(int op, int v); // NULL if out of range
 int rlc_cuda_attention_set_variant(int op, int v);          // 0, or -1 if out of range

@@ -16,9 +16,10 @@
 // empty sequence, a batch of 40 short sequences (more than
 // one 32-wide step of the tile scan and of the longest-first schedule), and decode with caches split into several
 // pieces, an empty row, rows sharing a slot, and a group of 18 query heads (two chunks of 16).
-// Variants (rlc_cuda_attention_set_variant): the default ones run every case; every other variant of the
-// forward / backward / decode runs the awkward cases (all of them with RLC_ATTN_TEST_ALL_VARIANTS=1), so that
-// whichever the GPU bench finds fastest is already tested here.
+// Variants (rlc_cuda_attention_set_variant; variant 0 of each op is the default): the default ones run every
+// case; every other variant (today backward 1 and 2; the forward and the decode have one each) runs the awkward
+// cases (all of them with RLC_ATTN_TEST_ALL_VARIANTS=1), so that whichever the GPU bench finds fastest is
+// already tested here.
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
