@@ -595,7 +595,7 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
         for (const cJSON *c = cl->child; c; c = c->next) {
             char where[64];
             snprintf(where, sizeof where, "claims[%d]", rc->n_claims);
-            static const char *const ck[] = {"metric", "better", "worse", "text", "direction", NULL};
+            static const char *const ck[] = {"metric", "better", "worse", "text", "direction", "kind", NULL};
             if (rc->n_claims >= RLC_REPRO_MAX_CLAIMS) {
                 rlc_errf(err, errlen, "%s: at most %d claims", src, RLC_REPRO_MAX_CLAIMS);
                 goto done;
@@ -631,6 +631,13 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
                     goto done;
                 }
             }
+            char kind[16] = "";
+            if (get_str(c, "kind", kind, sizeof kind, 0, src, where, err, errlen)) goto done;
+            if (kind[0] && strcmp(kind, "beats") != 0 && strcmp(kind, "matches") != 0) {
+                rlc_errf(err, errlen, "%s: %s: kind must be \"beats\" or \"matches\" (got \"%s\")", src, where, kind);
+                goto done;
+            }
+            k->matches = strcmp(kind, "matches") == 0;
             rc->n_claims++;
         }
     }
@@ -876,10 +883,15 @@ int rlc_repro_claim_verdict(const rlc_repro_config *rc, const double *vals, int 
         verdict = diff > 0 ? 1 : diff < 0 ? -1 : 0;
         double se = a.n_ok > 1 && b.n_ok > 1 ? sqrt(a.std * a.std / a.n_ok + b.std * b.std / b.n_ok) : NAN;
         int d = auto_decimals(m, fabs(a.mean - b.mean)) + 1;
+        // "matches": as good as, i.e. not worse beyond seed noise (|t| < 2 counts as a match)
+        if (k->matches) verdict = diff >= 0 || !(isfinite(se) && se > 0) || diff / se > -2 ? 1 : -1;
+        if (k->matches && !(isfinite(se) && se > 0) && diff < 0) verdict = 0; // no spread: cannot tell
         if (isfinite(se) && se > 0) {
             double t = diff / se;
             snprintf(why, sizeof why, "difference %+.*f in the paper's direction, Welch t = %.1f%s", d, diff, t,
-                     verdict && fabs(t) < 2 ? ", within seed noise" : "");
+                     k->matches ? (verdict > 0 ? (diff < 0 ? ", a match within seed noise" : ", a match")
+                                               : ", worse beyond seed noise")
+                     : verdict && fabs(t) < 2 ? ", within seed noise" : "");
         } else if (a.n_ok > 1 && b.n_ok > 1) {
             snprintf(why, sizeof why, "difference %+.*f in the paper's direction, no spread over seeds", d, diff);
         } else {

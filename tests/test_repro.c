@@ -342,6 +342,13 @@ static void test_table(void) {
     CHECK(strstr(md, "**agrees**: B+C beats A") != NULL && strstr(md, "**disagrees**: D is faster") != NULL,
           "claim lines");
     free(md);
+    // kind "matches": D (0.55 +- 0) vs A (0.6 +- 0.141) is within seed noise (t = -0.5): a match; far below, not
+    rc.claims[2].matches = 1;
+    CHECK(rlc_repro_claim_verdict(&rc, vals, 2, NULL, 0) == 1, "claim 2 as a match");
+    v[2][0][0] = v[2][0][1] = 0.1; // t = -5
+    CHECK(rlc_repro_claim_verdict(&rc, vals, 2, NULL, 0) == -1, "claim 2: worse beyond noise is no match");
+    v[2][0][0] = v[2][0][1] = 0.55;
+    rc.claims[2].matches = 0;
     // ties are all marked
     double w[3][3][2] = {{{0.5, 0.5}, {1, 1}, {1, 1}}, {{0.5, 0.5}, {1, 1}, {1, 1}}, {{0.1, 0.1}, {2, 2}, {1, 1}}};
     md = rlc_repro_table_md(&rc, &w[0][0][0], NULL, NULL);
@@ -391,6 +398,9 @@ static void test_config_errors(void) {
         {"{\"name\": \"x\", \"seeds\": [1], \"metrics\": [\"final:a\"], \"rows\": [{\"label\": \"a\"}],"
          " \"claims\": [{\"metric\": \"final:a\", \"better\": \"a\", \"worse\": \"z\", \"text\": \"t\"}]}",
          "not found"},
+        {"{\"name\": \"x\", \"seeds\": [1], \"metrics\": [\"final:a\"], \"rows\": [{\"label\": \"a\"}, {\"label\": \"b\"}],"
+         " \"claims\": [{\"metric\": \"final:a\", \"better\": \"a\", \"worse\": \"b\", \"text\": \"t\", \"kind\": \"ties\"}]}",
+         "kind must be"},
         {"{\"name\": \"x\", \"seeds\": [1], \"metrics\": [\"final:a\"], \"rows\": [{\"label\": \"a\"}], \"base\": 3}",
          "base must be"},
         {"{\"name\": \"x\", \"seeds\": [1], \"metrics\": [\"final:a\"], \"rows\": [{\"label\": \"a\"}], "

@@ -62,6 +62,8 @@ typedef struct rlc_repro_row {
 typedef struct rlc_repro_claim {
     int metric, better, worse; // indices into metrics / rows
     int direction;             // +1: "better" has the higher value, -1 the lower (default: the metric's, else +1)
+    int matches;               // "kind": "matches": the paper reports `better` as good as `worse` (agrees unless
+                               // ours is worse by 2 Welch standard errors or more); default "beats"
     char text[400];            // what the paper reports, in words
 } rlc_repro_claim;
 
