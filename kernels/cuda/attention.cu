@@ -1174,28 +1174,6 @@ static long att_grid(const char *what, unsigned tiles, int heads) {
     return n;
 }
 
-// Allows the kernel `bytes` of dynamic shared memory, once per (kernel, device): the attribute call is a driver
-// round trip that would otherwise sit in front of every launch.
-template <class K> static int att_smem_attr(K kernel, size_t bytes, const char *what) {
-    if (bytes <= 48 * 1024) return 1;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
-    static std::mutex mu;
-    static std::set<std::pair<const void *, int>> done;
-    const std::pair<const void *, int> key((const void *)kernel, dev);
-    {
-        std::lock_guard<std::mutex> g(mu);
-        if (done.count(key)) return 1;
-    }
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess) {
-        fprintf(stderr, "%s: cannot allow %zu bytes of dynamic shared memory: %s\n", what, bytes, cudaGetErrorString(e));
-        return 0;
-    }
-    std::lock_guard<std::mutex> g(mu);
-    done.insert(key);
-    return 1;
-}
 
 // ------------------------------------------------------------------------------------------- variants
 
@@ -1286,7 +1264,7 @@ static int att_forward_run(bf16 *out, float *lse, const bf16 *q, const bf16 *k, 
     const size_t smem = att_fwd_smem<HD, BM, BN>();
     void (*kern)(bf16 *, float *, const bf16 *, const bf16 *, const bf16 *, const int *, int, int, int, float, int) =
         att_fwd_kernel<HD, BM, BN, BS, NW, LAZY, MINB>;
-    if (!att_smem_attr(kern, smem, what)) return -1;
+    if (!rlc_smem_allow(kern, smem, what)) return -1;
     RLC_LAUNCH(kern, (unsigned)grid, NW * 32, smem, st, out, lse, q, k, v, cu, B, NH, NKV, sl2, lpt);
     return att_launch_ok(what) ? 0 : -1;
 }
@@ -1360,7 +1338,7 @@ static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, c
     AttKVKernel kkv = KV::kernel();
     void (*kq)(float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
                const int *, int, int, int, float, float, int) = att_bwd_dq_kernel<HD, NWQ, BKQ, BKS>;
-    if (!att_smem_attr(kkv, smem_kv, what) || !att_smem_attr(kq, smem_q, what)) return -1;
+    if (!rlc_smem_allow(kkv, smem_kv, what) || !rlc_smem_allow(kq, smem_q, what)) return -1;
     const size_t n = (size_t)T * NKV * HD;
     if (gkv > 0 && (g_att_bwd_stages & 2)) {
         float *kd = ns > 1 ? dq : dk, *vd = ns > 1 ? dq + n : dv;
@@ -1462,7 +1440,7 @@ static int att_decode_hd(bf16 *out, const bf16 *q, const bf16 *kc, const bf16 *v
     void (*kern)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const int *, const int *, int, int, int,
                  int, int, float) = att_dec_kernel<HD, 2, 16>;
     const size_t smem = att_dec_smem<HD, 2, 16>();
-    if (!att_smem_attr(kern, smem, what)) return -1;
+    if (!rlc_smem_allow(kern, smem, what)) return -1;
     RLC_LAUNCH(kern, grid, ATT_THREADS, smem, st, part_o, part_lse, q, kc, vc, slot, kv_len, cap, NH, NKV, n_split,
                split_len, sl2);
     if (!att_launch_ok(what)) return -1;

@@ -27,8 +27,6 @@
 #include <limits.h>
 #include <math.h>
 
-#include <mutex>
-#include <set>
 #include <utility>
 
 #include "loss.h"
@@ -832,28 +830,6 @@ static bool ls_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; 
 
 extern "C" void rlc_cuda_loss_set_max_blocks(int n) { ls_max_blocks = n > 0 ? n : LS_TOKEN_MAX_BLOCKS; }
 
-// Allows a kernel more than 48 KiB of dynamic shared memory, once per kernel and device (the attribute call
-// is a driver round trip that need not sit in front of every launch).
-static int ls_smem_attr(void (*kernel)(PolicyArgs), size_t bytes, const char *what) {
-    if (bytes <= 48 * 1024) return 1;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
-    static std::mutex mu;
-    static std::set<std::pair<const void *, int>> done;
-    const std::pair<const void *, int> key((const void *)kernel, dev);
-    {
-        std::lock_guard<std::mutex> g(mu);
-        if (done.count(key)) return 1;
-    }
-    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e != cudaSuccess) {
-        fprintf(stderr, "%s: cannot allow %zu bytes of dynamic shared memory: %s\n", what, bytes, cudaGetErrorString(e));
-        return 0;
-    }
-    std::lock_guard<std::mutex> g(mu);
-    done.insert(key);
-    return 1;
-}
 
 extern "C" size_t rlc_cuda_policy_loss_workspace_bytes(int T, int B) { return ls_ws_bytes(T, B, PL_N); }
 
@@ -910,7 +886,7 @@ extern "C" int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_n
     void (*kernel)(PolicyArgs) = vec ? (seq ? ls_policy_token_kernel<true, true, LS_STAGES>
                                             : ls_policy_token_kernel<true, false, LS_STAGES>)
                                      : (seq ? ls_policy_token_kernel<false, true, 1> : ls_policy_token_kernel<false, false, 1>);
-    if (!ls_smem_attr(kernel, smem, "rlc_cuda_policy_loss")) return -1;
+    if (!rlc_smem_allow(kernel, smem, "rlc_cuda_policy_loss")) return -1;
     RLC_LAUNCH(kernel, w.geo.nblk, LS_THREADS, smem, s, a);
     RLC_LAUNCH(ls_policy_finalize_kernel, w.ngroups, LS_THREADS, 0, s, a, w.geo.nblk);
     return ls_check_launch("rlc_cuda_policy_loss");

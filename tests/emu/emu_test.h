@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "rlc_cuda.h"
+#include "test_common.h"
 #include "test_util.h"
 
 namespace emu_test {
@@ -71,41 +72,7 @@ inline Outputs run_all_schedules(const char *what, const std::function<void(Outp
     return first;
 }
 
-// Runs fn in a child process; passes if the child fails (non-zero exit or signal) and its stderr contains
-// needle. The child's stderr is echoed with a prefix so the log shows the emulator's message.
-inline void expect_death(const char *what, const std::function<void()> &fn, const char *needle) {
-    fflush(stdout);
-    fflush(stderr);
-    int fds[2];
-    if (pipe(fds) != 0) {
-        CHECK(0, "%s: pipe failed", what);
-        return;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        fn();
-        fflush(stderr);
-        _exit(0);
-    }
-    close(fds[1]);
-    std::string err;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, (size_t)n);
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    bool found = err.find(needle) != std::string::npos;
-    // Echo only the first lines of the child's report (sanitizer reports are long).
-    size_t cut = 0;
-    for (int lines = 0; lines < 6 && cut != std::string::npos; lines++) cut = err.find('\n', cut + 1);
-    printf("  [%s] child %s; stderr: %s%s\n", what, failed ? "failed as expected" : "exited 0",
-           err.substr(0, cut == std::string::npos ? err.size() : cut).c_str(), cut == std::string::npos ? "" : " ...");
-    CHECK(failed && found, "%s: expected the child to fail with \"%s\" (failed=%d)", what, needle, (int)failed);
-}
+using rlc_test::expect_death; // tests/emu/test_common.h
 
 template <class T> inline T *to_device(const std::vector<T> &h) {
     T *d = nullptr;

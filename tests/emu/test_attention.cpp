@@ -36,16 +36,7 @@ static const double TOL_REL = 2e-2, TOL_LSE = 1e-3;
 // Denominator floor of the relative errors: a sequence of length 1 has dq = dk = 0 up to rounding (~1e-8).
 static const double REL_FLOOR = 1e-2;
 
-// Deterministic uniform in [-1, 1) from an index and a salt (a hash: same data on every machine).
-static float uni(uint32_t i, uint32_t salt) {
-    uint32_t x = i * 2654435761u + salt * 0x9e3779b9u + 0x7f4a7c15u;
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return (float)((double)x / 4294967296.0 * 2.0 - 1.0);
-}
+static constexpr float (*uni)(uint32_t, uint32_t) = rlc_test::hash_uniform; // tests/emu/test_common.h
 
 // n bf16 values amp * uni; f receives the same values widened to float (the CPU twin's inputs).
 static std::vector<__nv_bfloat16> rand_bf16(size_t n, uint32_t salt, float amp, std::vector<float> &f) {

@@ -33,6 +33,7 @@
 
 #include "ops_cuda.h"
 #include "rlc_cuda.h"
+#include "test_common.h"
 #include "test_util.h"
 #ifdef RLC_EMU
 #include "emu_test.h"
@@ -84,46 +85,9 @@ static void run_case(const char *name, const std::function<void(Outputs &)> &bod
 extern "C" const char *__asan_default_options() { return "allocator_may_return_null=1"; }
 #endif
 
-// Runs fn in a child; passes if it fails (non-zero exit or a signal) with needle on its stderr.
-[[maybe_unused]] static void expect_death(const char *what, const std::function<void()> &fn, const char *needle) {
-    fflush(stdout);
-    fflush(stderr);
-    int fds[2];
-    if (pipe(fds) != 0) {
-        CHECK(0, "%s: pipe failed", what);
-        return;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        dup2(fds[1], 2);
-        fn();
-        fflush(stderr);
-        _exit(0);
-    }
-    close(fds[1]);
-    std::string err;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, (size_t)n);
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    printf("  [%s] child %s; stderr: %s", what, failed ? "failed as expected" : "exited 0", err.c_str());
-    CHECK(failed && err.find(needle) != std::string::npos, "%s: expected a failure with \"%s\"", what, needle);
-}
+using rlc_test::expect_death;
 
-// Deterministic uniform in [-1, 1) from an index and a salt.
-static float uni(uint32_t i, uint32_t salt) {
-    uint32_t x = i * 2654435761u + salt * 0x9e3779b9u + 0x7f4a7c15u;
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return (float)((double)x / 4294967296.0 * 2.0 - 1.0);
-}
+static constexpr float (*uni)(uint32_t, uint32_t) = rlc_test::hash_uniform;
 static float bf16_round(float x) { return __bfloat162float(__float2bfloat16(x)); }
 static std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f, bool bf16 = false) {
     std::vector<float> v(n);

@@ -1,0 +1,64 @@
+// tests/emu/test_common.h: helpers shared by the CUDA kernel tests whether they run under the emulator
+// (tests/emu/, through emu_test.h) or on a GPU (tests/gpu/ includes some of the same test sources): a hash-based
+// uniform for reproducible inputs and a death test that runs a function in a child process.
+#pragma once
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+
+#include "test_util.h"
+
+namespace rlc_test {
+
+// Deterministic uniform in [-1, 1) from an index and a salt (a hash: the same data on every machine).
+inline float hash_uniform(uint32_t i, uint32_t salt) {
+    uint32_t x = i * 2654435761u + salt * 0x9e3779b9u + 0x7f4a7c15u;
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return (float)((double)x / 4294967296.0 * 2.0 - 1.0);
+}
+
+// Runs fn in a child process; passes if the child fails (non-zero exit or signal) and its stderr contains
+// needle. The first lines of the child's stderr are echoed so the log shows the message.
+inline void expect_death(const char *what, const std::function<void()> &fn, const char *needle) {
+    fflush(stdout);
+    fflush(stderr);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        CHECK(0, "%s: pipe failed", what);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        fn();
+        fflush(stderr);
+        _exit(0);
+    }
+    close(fds[1]);
+    std::string err;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) err.append(buf, (size_t)n);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bool found = err.find(needle) != std::string::npos;
+    // Echo only the first lines of the child's report (sanitizer reports are long).
+    size_t cut = 0;
+    for (int lines = 0; lines < 6 && cut != std::string::npos; lines++) cut = err.find('\n', cut + 1);
+    printf("  [%s] child %s; stderr: %s%s\n", what, failed ? "failed as expected" : "exited 0",
+           err.substr(0, cut == std::string::npos ? err.size() : cut).c_str(), cut == std::string::npos ? "" : " ...");
+    CHECK(failed && found, "%s: expected the child to fail with \"%s\" (failed=%d)", what, needle, (int)failed);
+}
+
+} // namespace rlc_test
