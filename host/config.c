@@ -94,6 +94,7 @@ static const cfg_key keys[] = {
     INT("sft.steps", sft.steps, 0, 0, R_GE),
     INT("sft.batch_size", sft.batch_size, 1, 0, R_GE),
     INT("sft.micro_batch_tokens", sft.micro_batch_tokens, 1, 0, R_GE),
+    FLT("sft.teacher_error", sft.teacher_error, 0, 1, R_GE | R_LE),
     OPTIM("sft.optim", sft.optim),
     OBJ("rollout"),
     INT("rollout.group_size", rollout.group_size, 1, 0, R_GE),
@@ -564,6 +565,11 @@ static int validate(const rlc_config *c, const cfg_origin *org, char *err, size_
     if (c->task.min_digits > c->task.digits)
         return rlc_errf(err, errlen, "%s: task.min_digits (%d) must be <= task.digits (%d)",
                         from2(org, "task.min_digits", "task.digits"), c->task.min_digits, c->task.digits);
+    const rlc_task *task = rlc_task_find(c->task.name);
+    if (c->sft.teacher_error > 0 && task && !task->flawed_solve)
+        return rlc_errf(err, errlen, "%s: sft.teacher_error is %g but task \"%s\" has no imperfect teacher (only "
+                        "addition and arithmetic define one); set it to 0", from2(org, "sft.teacher_error", "task.name"),
+                        c->sft.teacher_error, c->task.name);
     const rlc_optim_config *opts[2] = {&c->sft.optim, &c->rl.optim};
     const char *names[2] = {"sft.optim", "rl.optim"};
     for (int i = 0; i < 2; i++)

@@ -4,8 +4,16 @@
 #include <stdlib.h>
 
 #include "rlc/batch.h"
+#include "rlc/rng.h"
 #include "rlc/rollout.h"
 #include "rlc/util.h"
+
+// Whether demonstration `idx` comes from the imperfect teacher: a Philox draw of its own stream, so the choice
+// depends only on (seed, idx), never on batch size or rank count.
+static int sft_flawed(const rlc_config *cfg, uint64_t idx) {
+    rlc_rng_stream rs = rlc_rng_stream_init(cfg->seed ^ 0x7465616368657273ULL, idx); // "teachers"
+    return rlc_rng_next_double(&rs) < (double)cfg->sft.teacher_error;
+}
 
 int rlc_sft_build(const rlc_config *cfg, const rlc_task *task, int max_seq_len, uint64_t first,
                   rlc_sequence **seqs_out) {
@@ -13,10 +21,18 @@ int rlc_sft_build(const rlc_config *cfg, const rlc_task *task, int max_seq_len, 
     rlc_sequence *seqs = rlc_calloc((size_t)n, sizeof(rlc_sequence));
     rlc_problem prob;
     for (int i = 0; i < n; i++) {
-        task->generate(&cfg->task, cfg->seed, first + (uint64_t)i, &prob);
-        RLC_CHECK(rlc_sequence_from_expert(task, &cfg->task, &prob, max_seq_len, &seqs[i]) == 0,
-                  "sft: expert demonstration of problem %llu does not fit model.max_seq_len %d",
-                  (unsigned long long)(first + i), max_seq_len);
+        uint64_t idx = first + (uint64_t)i;
+        task->generate(&cfg->task, cfg->seed, idx, &prob);
+        int ok;
+        if (cfg->sft.teacher_error > 0 && task->flawed_solve && sft_flawed(cfg, idx)) {
+            char ans[RLC_TEXT_MAX];
+            task->flawed_solve(&cfg->task, &prob, ans, sizeof ans);
+            ok = rlc_sequence_from_text(prob.prompt, ans, max_seq_len, &seqs[i]) == 0;
+        } else {
+            ok = rlc_sequence_from_expert(task, &cfg->task, &prob, max_seq_len, &seqs[i]) == 0;
+        }
+        RLC_CHECK(ok, "sft: demonstration of problem %llu does not fit model.max_seq_len %d", (unsigned long long)idx,
+                  max_seq_len);
         for (int t = 1; t < seqs[i].len; t++) n_tok += seqs[i].mask[t];
     }
     *seqs_out = seqs;

@@ -238,8 +238,25 @@ static void test_zero1(void) {
     CHECK(rlc_config_parse(&b, NULL, "<default>", bad, 1, err, sizeof err) != 0, "rl.zero1=2 must be rejected");
 }
 
+// sft.teacher_error: a share in [0, 1], and only for tasks that define an imperfect teacher.
+static void test_teacher_error(void) {
+    rlc_config c;
+    const char *ok[] = {"sft.teacher_error=0.5"};
+    if (parse_ok(&c, NULL, ok, 1)) return;
+    CHECK(c.sft.teacher_error == 0.5f, "sft.teacher_error=0.5 read as %g", c.sft.teacher_error);
+    const char *hi[] = {"sft.teacher_error=1.5"};
+    EXPECT_ERR(NULL, hi, 1, "--set sft.teacher_error=1.5", "sft.teacher_error");
+    const char *neg[] = {"sft.teacher_error=-0.1"};
+    EXPECT_ERR(NULL, neg, 1, "sft.teacher_error");
+    const char *cd[] = {"task.name=countdown", "sft.teacher_error=0.3"};
+    EXPECT_ERR(NULL, cd, 2, "sft.teacher_error", "\"countdown\" has no imperfect teacher");
+    const char *mul[] = {"task.name=multiplication", "sft.teacher_error=0.3"};
+    EXPECT_ERR(NULL, mul, 2, "\"multiplication\" has no imperfect teacher");
+}
+
 int main(void) {
     test_default();
+    test_teacher_error();
     test_zero1();
     test_roundtrip();
     test_overrides();

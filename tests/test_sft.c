@@ -52,5 +52,44 @@ int main(void) {
     CHECK(n1 == n2 && memcmp(w1, w2, n1 * sizeof(rlc_f)) == 0, "two seeded runs give different weights");
     free(w1);
     free(w2);
+
+    // sft.teacher_error: that share of the demonstrations comes from the imperfect teacher, chosen per problem
+    // index (so the same demonstrations are flawed whatever the batch size), and only those differ
+    rlc_config cc = cfg, ct = cfg;
+    cc.sft.batch_size = 400;
+    ct.sft.teacher_error = 0.5f;
+    ct.sft.batch_size = 400;
+    rlc_sequence *clean, *mixed, *part;
+    rlc_sft_build(&cc, task, cfg.model.max_seq_len, 1000, &clean);
+    rlc_sft_build(&ct, task, cfg.model.max_seq_len, 1000, &mixed);
+    ct.sft.batch_size = 37;
+    rlc_sft_build(&ct, task, cfg.model.max_seq_len, 1100, &part); // problems 1100..1136 of the same stream
+    int n_diff = 0, n_carry = 0;
+    for (int i = 0; i < 400; i++) {
+        rlc_problem p;
+        task->generate(&cfg.task, cfg.seed, 1000 + (uint64_t)i, &p);
+        int differs = strcmp(clean[i].response, mixed[i].response) != 0;
+        CHECK(strcmp(clean[i].response, p.answer) == 0, "clean demonstration %d is the expert's", i);
+        char flawed[64];
+        task->flawed_solve(&cfg.task, &p, flawed, sizeof flawed);
+        CHECK(!differs || strcmp(mixed[i].response, flawed) == 0, "demonstration %d: %s is neither teacher's", i,
+              mixed[i].response);
+        n_carry += strcmp(flawed, p.answer) != 0;
+        n_diff += differs;
+        if (i >= 100 && i < 137)
+            CHECK(strcmp(part[i - 100].response, mixed[i].response) == 0, "demonstration %d depends on the batch", i);
+    }
+    printf("sft: teacher_error 0.5: %d of %d demonstrations with a carry out came from the flawed teacher\n", n_diff,
+           n_carry);
+    CHECK(n_carry > 50 && n_diff > 0.35 * n_carry && n_diff < 0.65 * n_carry,
+          "teacher_error 0.5 flawed %d of %d carry-out demonstrations", n_diff, n_carry);
+    for (int i = 0; i < 400; i++) {
+        rlc_sequence_free(&clean[i]);
+        rlc_sequence_free(&mixed[i]);
+        if (i < 37) rlc_sequence_free(&part[i]);
+    }
+    free(clean);
+    free(mixed);
+    free(part);
     return test_finish("test_sft");
 }

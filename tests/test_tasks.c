@@ -469,7 +469,50 @@ static void check_maze(void) {
     CHECK(rate < 0.25, "random walks succeed too often: %.3f", rate);
 }
 
+// The imperfect teacher of the arithmetic tasks drops the carry out of a sum's leading column and nothing else:
+// its answer equals the expert's exactly when there is no such carry, and the verifier rejects it otherwise.
+static void check_flawed_teacher(void) {
+    rlc_task_config cfg = default_cfg("addition");
+    cfg.digits = 3;
+    cfg.min_digits = 1;
+    const rlc_task *add = rlc_task_find("addition"), *mix = rlc_task_find("arithmetic");
+    CHECK(add->flawed_solve && mix->flawed_solve, "addition and arithmetic define an imperfect teacher");
+    CHECK(!rlc_task_find("multiplication")->flawed_solve && !rlc_task_find("countdown")->flawed_solve &&
+              !rlc_task_find("maze")->flawed_solve,
+          "multiplication, countdown and maze define none");
+    rlc_problem p;
+    char bad[64], good[64];
+    int n_carry = 0, n_same = 0;
+    for (int i = 0; i < 2000; i++) {
+        const rlc_task *t = i % 2 ? mix : add;
+        t->generate(&cfg, 11, (uint64_t)i, &p);
+        t->flawed_solve(&cfg, &p, bad, sizeof bad);
+        t->solve(&cfg, &p, good, sizeof good);
+        long a = p.data[1], b = p.data[2], w = 10;
+        while (w <= a || w <= b) w *= 10;
+        int carry_out = p.data[0] == '+' && a + b >= w;
+        if (carry_out) {
+            char want[64];
+            snprintf(want, sizeof want, "%ld", (a + b) % w);
+            CHECK(strcmp(bad, want) == 0, "%s: flawed %s, want %s", p.prompt, bad, want);
+            CHECK(t->score(&cfg, &p, bad) == 0.0f, "%s: the flawed answer %s must score 0", p.prompt, bad);
+            n_carry++;
+        } else {
+            CHECK(strcmp(bad, good) == 0, "%s: without a carry out the teacher is right (%s vs %s)", p.prompt, bad,
+                  good);
+            n_same++;
+        }
+    }
+    CHECK(n_carry > 200 && n_same > 200, "both cases exercised (%d carry-outs, %d others)", n_carry, n_same);
+    cfg.digits = 2;
+    cfg.min_digits = 2;
+    rlc_problem q = {.prompt = "57+68=", .data = {'+', 57, 68}};
+    add->flawed_solve(&cfg, &q, bad, sizeof bad);
+    CHECK(strcmp(bad, "25") == 0, "57+68 -> %s, want 25", bad);
+}
+
 int main(void) {
+    check_flawed_teacher();
     CHECK(rlc_task_find("nope") == NULL && rlc_task_find(NULL) == NULL, "unknown task");
     CHECK(strstr(rlc_task_names(), "countdown") != NULL, "names list");
     const char *names[] = {"addition", "multiplication", "arithmetic", "countdown", "maze", "preference"};

@@ -95,6 +95,21 @@ void arith_solve(const rlc_task_config *cfg, const rlc_problem *p, char *out, si
     snprintf(out, cap, "%lld", (long long)arith_value(p));
 }
 
+// The imperfect teacher's mistake (sft.teacher_error): it drops the carry out of the leading column of a sum,
+// keeping only as many digits as the longer operand ("57+68=" -> "25"). A systematic, learnable rule rather than
+// noise, which is why greedy decoding copies it and a verifier-driven RL phase can unlearn it. Differences and
+// products are answered exactly.
+static void arith_flawed_solve(const rlc_task_config *cfg, const rlc_problem *p, char *out, size_t cap) {
+    (void)cfg;
+    int64_t v = arith_value(p);
+    if (p->data[0] == '+') {
+        int64_t a = p->data[1], b = p->data[2], w = 10;
+        while (w <= a || w <= b) w *= 10;
+        v %= w;
+    }
+    snprintf(out, cap, "%lld", (long long)v);
+}
+
 // Wrong but plausible: one digit changed, off by a small amount, a digit dropped or duplicated, or two
 // adjacent digits swapped. Always well-formed and always different from the correct value.
 void arith_perturb(const rlc_task_config *cfg, const rlc_problem *p, uint64_t seed, char *out, size_t cap) {
@@ -148,7 +163,9 @@ static void gen_add(const rlc_task_config *c, uint64_t s, uint64_t i, rlc_proble
 static void gen_mul(const rlc_task_config *c, uint64_t s, uint64_t i, rlc_problem *o) { arith_generate_op(c, s, i, "*", o); }
 static void gen_mix(const rlc_task_config *c, uint64_t s, uint64_t i, rlc_problem *o) { arith_generate_op(c, s, i, "+-*", o); }
 
-const rlc_task rlc_task_addition = {"addition", 0, gen_add, arith_score, arith_solve, arith_perturb, NULL, NULL};
+const rlc_task rlc_task_addition = {"addition", 0, gen_add, arith_score, arith_solve, arith_perturb, NULL, NULL,
+                                    arith_flawed_solve};
 const rlc_task rlc_task_multiplication = {"multiplication", 0, gen_mul, arith_score, arith_solve, arith_perturb,
-                                          NULL, NULL};
-const rlc_task rlc_task_arithmetic = {"arithmetic", 0, gen_mix, arith_score, arith_solve, arith_perturb, NULL, NULL};
+                                          NULL, NULL, NULL};
+const rlc_task rlc_task_arithmetic = {"arithmetic", 0, gen_mix, arith_score, arith_solve, arith_perturb, NULL, NULL,
+                                      arith_flawed_solve};

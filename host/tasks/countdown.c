@@ -314,4 +314,4 @@ static void cd_perturb(const rlc_task_config *cfg, const rlc_problem *p, uint64_
     snprintf(out, cap, "0");
 }
 
-const rlc_task rlc_task_countdown = {"countdown", 0, cd_generate, cd_score, cd_solve, cd_perturb, NULL, NULL};
+const rlc_task rlc_task_countdown = {"countdown", 0, cd_generate, cd_score, cd_solve, cd_perturb, NULL, NULL, NULL};

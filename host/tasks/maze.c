@@ -326,4 +326,4 @@ static void maze_perturb(const rlc_task_config *cfg, const rlc_problem *p, uint6
 }
 
 const rlc_task rlc_task_maze = {"maze", 1, maze_generate, maze_score, maze_solve, maze_perturb, maze_reset,
-                                maze_step};
+                                maze_step, NULL};

@@ -9,4 +9,4 @@ static void pref_generate(const rlc_task_config *cfg, uint64_t seed, uint64_t in
 }
 
 const rlc_task rlc_task_preference = {"preference", 0, pref_generate, arith_score, arith_solve, arith_perturb,
-                                      NULL, NULL};
+                                      NULL, NULL, NULL};

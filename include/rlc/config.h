@@ -35,6 +35,7 @@ typedef struct rlc_sft_config {
     int steps;           // optimizer steps (0 = no SFT phase)
     int batch_size;      // sequences per optimizer step
     int micro_batch_tokens; // token budget per micro-batch
+    float teacher_error; // share of demonstrations from the task's imperfect teacher (rlc_task.flawed_solve)
     rlc_optim_config optim;
 } rlc_sft_config;
 

@@ -43,6 +43,11 @@ typedef struct rlc_task {
     // (goal reached or cfg->max_turns reached; ep->reward set), 0 otherwise.
     void (*env_reset)(const rlc_task_config *cfg, const rlc_problem *p, rlc_episode *ep);
     int (*env_step)(const rlc_task_config *cfg, rlc_episode *ep, const char *move, char *obs, size_t cap);
+    // Single-turn, optional (NULL: none): the response of an imperfect teacher who makes the task's
+    // characteristic, systematic mistake (arithmetic: drops the carry out of a sum's leading column). A share
+    // sft.teacher_error of the SFT demonstrations come from it: the setting in which RL from a verifier has
+    // something to correct that imitation alone cannot.
+    void (*flawed_solve)(const rlc_task_config *cfg, const rlc_problem *p, char *out, size_t cap);
 } rlc_task;
 
 // Look up a task by name ("addition", "multiplication", "arithmetic", "countdown", "maze", "preference");
