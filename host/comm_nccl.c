@@ -32,7 +32,7 @@ struct rlc_comm *rlc_dist_nccl_create(const rlc_dist *d, int *device_out) {
     // rank 0 failing here must not leave the others waiting in the broadcast
     if (d->rank == 0 && rlc_comm_get_unique_id(id) != 0) rlc_dist_abort(d, 1, "ncclGetUniqueId failed");
     rlc_dist_bcast(d, id, sizeof id, 0);
-    struct rlc_comm *c = rlc_comm_create(d->size, d->rank, id);
+    struct rlc_comm *c = rlc_comm_create(d->size, d->rank, id, d->timeout_s);
     if (!c) fprintf(stderr, "rlc: rank %d: cannot create the NCCL communicator (%d ranks)\n", d->rank, d->size);
     return c;
 }
