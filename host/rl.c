@@ -234,6 +234,7 @@ static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
         forward_range(&rl->model, &sb, s0, s1, cu, 1.0f, sb.logp, NULL, NULL);
         rlc_loss_batch lb = sub_batch(&sb, s0, s1, cu);
         rlc_pref_loss(kind, c->rl.dpo_beta, sb.logp + off, sb.ref + off, &lb, (double)P, sb.dlogp + off, &st);
+        if (b == nmb - 1) rlc_model_arm_grad_ready(&rl->model);
         rlc_model_backward(&rl->model, sb.dlogp + off, NULL, NULL);
     }
     rlc_sched_reduce_loss_stats(d, &st);
@@ -547,6 +548,7 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
                 if (ppo)
                     rlc_value_loss(sb.cur_val + off, sb.val + off, sb.ret + off, &lb, lc.agg, &norm, r->value_clip,
                                    r->vf_coef, sb.dval + off, &est);
+                if (b == nm - 1) rlc_model_arm_grad_ready(&rl->model); // last micro-batch of this update
                 rlc_model_backward(&rl->model, sb.dlogp + off, sb.dent + off, ppo ? sb.dval + off : NULL);
             }
             rlc_sched_reduce_loss_stats(d, &est); // global: every rank takes the same branch below
