@@ -83,6 +83,9 @@ int rlc_rl_init(rlc_rl *rl, const rlc_config *cfg, const rlc_ops *ops, const rlc
 
 void rlc_rl_set_dist(rlc_rl *rl, const rlc_dist *d) {
     rl->dist = d;
+    // device collectives: the policy's backward reports final gradients (bucketed reduction during the backward)
+    rl->model.grad_ready = d && d->dev ? d->dev->grads_ready : NULL;
+    rl->model.grad_ready_ctx = d && d->dev ? d->dev->ctx : NULL;
     rlc_sched_adamw_init(rl_dist(rl), rl->cfg.rl.zero1, &rl->opt, &rl->model);
 }
 
