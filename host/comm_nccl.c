@@ -197,6 +197,8 @@ static void dev_reduce_scatter_grads(void *ctx, const rlc_f *grads, rlc_f *out, 
                 "cudaMemcpyAsync of the gradient shard");
 }
 
+static void dev_discard_grads(void *ctx, rlc_f *grads, size_t n) { round_finish(ctx, grads, n); }
+
 static void dev_allgather_shards(void *ctx, rlc_f *x, size_t n) {
     nccl_dev *s = ctx;
     if (s->active) rlc_dist_abort(&s->dist, 1, "NCCL: all-gather while a gradient round is in flight (internal error)");
@@ -256,7 +258,7 @@ int rlc_dist_nccl_attach(rlc_dist *d, int zero1, char *err, size_t errlen) {
     s->pub = (rlc_dist_dev){.ctx = s, .zero1 = zero1, .bucket_elems = bucket, .overlap = overlap,
                             .grads_ready = dev_grads_ready, .allreduce_grads = dev_allreduce_grads,
                             .reduce_scatter_grads = dev_reduce_scatter_grads, .allgather_shards = dev_allgather_shards,
-                            .stats = dev_stats};
+                            .discard_grads = dev_discard_grads, .stats = dev_stats};
     d->dev = &s->pub;
     return 0;
 }
@@ -265,8 +267,7 @@ void rlc_dist_nccl_detach(rlc_dist *d) {
     if (!d->dev) return;
     nccl_dev *s = d->dev->ctx;
     d->dev = NULL;
-    // a round abandoned between the backward and the optimizer step (a non-finite loss ends the job there on every
-    // rank alike): its launched buckets complete on every rank; wait for them before freeing anything
+    // collectives still in flight (a round abandoned without discard_grads): wait for them, with the timeout
     if (s->active) side_wait(s, "gradient collectives in flight at the end of the job");
     cudaStreamDestroy(s->side);
     cudaEventDestroy(s->ready);

@@ -556,6 +556,7 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
             }
             rlc_sched_reduce_loss_stats(d, &est); // global: every rank takes the same branch below
             if (!isfinite(est.loss)) {
+                rlc_sched_discard_grads(d, &rl->model); // the gradient collectives the backward started
                 if (d->rank == 0)
                     fprintf(stderr, "\nrlc: RL loss is not finite at step %d (epoch %d, mini-batch %d)\n",
                             rl->step + 1, ep, mi);

@@ -332,6 +332,10 @@ double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_mo
     return norm;
 }
 
+void rlc_sched_discard_grads(const rlc_dist *d, rlc_model *m) {
+    if (be_dev(d, m->ops)) d->dev->discard_grads(d->dev->ctx, m->grads, m->n_params);
+}
+
 void rlc_sched_adamw_gather(const rlc_dist *d, int zero1, const rlc_adamw *opt, const rlc_model *m, rlc_f *full_m,
                             rlc_f *full_v) {
     size_t n = m->n_params;

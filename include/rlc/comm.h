@@ -109,6 +109,9 @@ typedef struct rlc_dist_dev {
     void (*reduce_scatter_grads)(void *ctx, const rlc_f *grads, rlc_f *out, size_t n);
     // in place: x[lo, hi) holds this rank's shard on entry, every rank's on return
     void (*allgather_shards)(void *ctx, rlc_f *x, size_t n);
+    // complete this step's gradient round without using it (a step abandoned before its optimizer step, on every
+    // rank alike): a rank whose backward launched nothing must still join the buckets the others launched
+    void (*discard_grads)(void *ctx, rlc_f *grads, size_t n);
     void (*stats)(void *ctx, rlc_dist_dev_stats *st);
 } rlc_dist_dev;
 

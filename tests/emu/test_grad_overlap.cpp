@@ -303,6 +303,25 @@ static void test_rounds(int variant) {
             rlc_dist_nccl_detach(&d);
         }
     }
+    // an abandoned step (rlc_sched_discard_grads): a rank whose backward launched everything and a rank that had
+    // no micro-batch both complete the round with every bucket launched, in the same order
+    for (int ran = 0; ran < 2; ran++) {
+        rlc_dist d;
+        if (attach(&d, 0, 997, 1) != 0) continue;
+        m.grad_ready = d.dev->grads_ready;
+        m.grad_ready_ctx = d.dev->ctx;
+        rlc_model_zero_grad(&m);
+        if (ran) {
+            rlc_model_arm_grad_ready(&m);
+            fwd_bwd(&m, mbs[1]);
+        }
+        rlc_sched_discard_grads(&d, &m);
+        rlc_dist_dev_stats st = stats(&d);
+        CHECK(st.rounds == 1 && st.buckets == (long)((n + 996) / 997),
+              "discard after %s: %ld rounds, %ld buckets", ran ? "a backward" : "no backward", st.rounds, st.buckets);
+        m.grad_ready = NULL;
+        rlc_dist_nccl_detach(&d);
+    }
     GPU->free(out);
     rlc_model_free(&m);
 }
