@@ -2,7 +2,9 @@
 // state machine (SFT warm start, then RL), evaluation, metrics, checkpoints and resume. The RL step itself
 // (rollouts, advantages, losses, updates) is in host/rl.c. In a multi-rank job every rank runs this driver in
 // lockstep; rank 0 alone writes the run directory, and an error on any rank ends the whole job. The backend comes
-// from the config's "device" key (host/backend.c) unless the caller injects one (rlc_train_opts.ops).
+// from the config's "device" key (host/backend.c) unless the caller injects one (rlc_train_opts.ops); right after
+// it, on the CUDA backend with several ranks (or RLC_FORCE_NCCL=1), the NCCL gradient collectives are attached to
+// the job's process group (rlc_backend_attach_dist).
 #define _POSIX_C_SOURCE 200809L
 #include "rlc/trainer.h"
 

@@ -4,7 +4,8 @@
 // MPI, or a process started without an MPI launcher, is a group of one in which every collective is a no-op.
 //
 // Naming: `rlc_comm` is the CUDA backend's NCCL communicator over device buffers (kernels/cuda/rlc_comm.h);
-// this module is the host process group that launches and coordinates it (see host/comm_nccl.c).
+// this module is the host process group that launches and coordinates it (see host/comm_nccl.c), and whose
+// rlc_dist.dev carries a device backend's gradient and weight collectives over it (rlc_dist_dev, below).
 //
 // Failures. rlc_dist_abort prints "rlc: rank R: <message>" and ends every rank (MPI_Abort). Every collective
 // runs under a watchdog: if it has not completed after timeout seconds (env RLC_COLLECTIVE_TIMEOUT, default
