@@ -131,6 +131,11 @@ extern "C" rlc_comm *rlc_comm_create(int nranks, int rank, const unsigned char i
 
 extern "C" void rlc_comm_destroy(rlc_comm *c) {
     if (!c) return;
+#ifdef RLC_NCCL_NONBLOCKING
+    // a non-blocking communicator is finalized first (it flushes its work; ncclInProgress until done)
+    if (!c->aborted && comm_settle(c, ncclCommFinalize(c->comm), "ncclCommFinalize") != 0)
+        fprintf(stderr, "rlc_comm: rank %d: %s\n", c->rank, c->err); // aborted by comm_settle
+#endif
     if (!c->aborted) ncclCommDestroy(c->comm);
     delete c;
 }
