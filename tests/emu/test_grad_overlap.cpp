@@ -15,8 +15,8 @@
 //     caught;
 //   - the schedule: a non-final micro-batch reports nothing; the last backward reports at the final norm, at the
 //     start of each layer from the last and at the start of the buffer, and after each report exactly the buckets
-//     wholly inside the final part have been launched, for buckets of 1 element, of a size that divides nothing,
-//     and of one bucket for the whole model.
+//     wholly inside the final part have been launched, for buckets of 1 element (7 on a GPU), of a size that
+//     divides nothing, and of one bucket for the whole model.
 // What needs several GPUs (tests/gpu/check.sh cannot do it on one): sums over ranks, the uneven ZeRO-1 shards
 // over NCCL groups, NCCL errors and the collective timeout of a rank that hangs.
 #define _Noreturn [[noreturn]] // C11 spelling in the C headers below
@@ -104,8 +104,10 @@ static void test_comm() {
     CHECK(cudaEventCreate(&ev) == cudaSuccess && cudaEventRecord(ev, nullptr) == cudaSuccess, "event");
     CHECK(rlc_comm_wait(c, ev) == 0, "wait: %s", rlc_comm_error(c));
     cudaEventDestroy(ev);
-    CHECK(rlc_comm_broadcast(c, nullptr, 4, 1, nullptr) == -1 && strstr(rlc_comm_error(c), "root 1"),
+    // (with NCCL the failed call also aborts the communicator, as an NCCL error does)
+    CHECK(rlc_comm_broadcast(c, nullptr, 4, 1, nullptr) == -1 && rlc_comm_error(c)[0] != 0,
           "a failed call leaves its reason: \"%s\"", rlc_comm_error(c));
+    printf("    root 1 of 1 rank: %s\n", rlc_comm_error(c));
     rlc_comm_destroy(c);
 }
 
@@ -213,7 +215,12 @@ static void test_rounds(int variant) {
     std::vector<float> nan(n, NAN);
     float *out = up(nan); // the ZeRO-1 shard of one rank: the whole buffer
 
-    for (size_t B : {(size_t)1, (size_t)997, n + 5}) {
+#ifdef RLC_EMU
+    const size_t tiny = 1; // one element per bucket: ~2e4 collectives per round, cheap as emulated copies
+#else
+    const size_t tiny = 7; // on a GPU each is an NCCL launch
+#endif
+    for (size_t B : {tiny, (size_t)997, n + 5}) {
         const size_t K = (n + B - 1) / B;
         for (int zero1 = 0; zero1 < 2; zero1++) {
             rlc_dist d;
@@ -405,6 +412,7 @@ static void test_errors() {
     setenv("RLC_NCCL_OVERLAP", "yes", 1);
     CHECK(rlc_dist_nccl_attach(&d, 0, err, sizeof err) != 0 && strstr(err, "RLC_NCCL_OVERLAP"), "bad RLC_NCCL_OVERLAP");
     unsetenv("RLC_NCCL_OVERLAP");
+#ifdef RLC_EMU // a forked child cannot use the parent's CUDA context on a GPU
     rlc_test::expect_death("all-reduce in a ZeRO-1 job", [] {
         rlc_dist z;
         char e[256];
@@ -413,6 +421,7 @@ static void test_errors() {
         float *g = (float *)GPU->alloc(64);
         z.dev->allreduce_grads(z.dev->ctx, g, 16);
     }, "internal error");
+#endif
 }
 
 int main() {
