@@ -3,8 +3,11 @@
 // builds the CUDA library (cmake/cuda.cmake); both copies define the same symbols.
 #include "rlc/backend.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "rlc/comm.h"
 #include "rlc/util.h"
 
 #ifdef RLC_HAVE_CUDA
@@ -65,3 +68,44 @@ const rlc_ops *rlc_backend_select(const char *device, int local_rank, char *err,
 }
 
 int rlc_backend_is_host(const rlc_ops *ops) { return strcmp(ops->name, "cpu") == 0; }
+
+// RLC_FORCE_NCCL=1: the NCCL path also on a single rank (to measure it against the no-communication path).
+static int force_from_env(void) {
+    const char *f = getenv("RLC_FORCE_NCCL");
+    return f && strcmp(f, "1") == 0;
+}
+
+int rlc_backend_attach_dist(const rlc_ops *ops, struct rlc_dist *d, int zero1, int force, char *err, size_t errlen) {
+    force = force || force_from_env();
+    if (rlc_backend_is_host(ops)) {
+        if (force && d->rank == 0) fprintf(stderr, "rlc: RLC_FORCE_NCCL ignored: the CPU backend's collectives are MPI's\n");
+        return 0;
+    }
+    if (d->size <= 1 && !force) return 0;
+#if defined(RLC_HAVE_CUDA) && defined(RLC_HAVE_DIST_NCCL)
+    if (rlc_dist_nccl_attach(d, zero1, err, errlen) != 0) return -1;
+    if (d->rank == 0)
+        fprintf(stderr, "rlc: NCCL gradient collectives on %d rank%s (buckets of %.3g MiB%s%s)\n", d->size,
+                d->size > 1 ? "s" : "", (double)d->dev->bucket_elems * sizeof(rlc_f) / 1048576.0,
+                d->dev->overlap ? ", overlapped with the backward" : ", at the optimizer step",
+                d->dev->zero1 ? ", ZeRO-1 reduce-scatter" : "");
+    return 0;
+#else
+    (void)zero1;
+    if (force)
+        return rlc_errf(err, errlen, "RLC_FORCE_NCCL=1, but this rlc was built without NCCL (CMake found no nccl.h "
+                                     "and libnccl next to the CUDA toolkit)");
+    if (d->rank == 0)
+        fprintf(stderr, "rlc: this rlc was built without NCCL: gradient collectives are staged through host memory "
+                        "to MPI\n");
+    return 0;
+#endif
+}
+
+void rlc_backend_detach_dist(struct rlc_dist *d) {
+#if defined(RLC_HAVE_CUDA) && defined(RLC_HAVE_DIST_NCCL)
+    rlc_dist_nccl_detach(d);
+#else
+    (void)d;
+#endif
+}

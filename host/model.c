@@ -328,6 +328,14 @@ void rlc_model_logits(rlc_model *m, rlc_f *logits) {
     m->ops->free(buf);
 }
 
+void rlc_model_arm_grad_ready(rlc_model *m) { m->grad_armed = 1; }
+
+// In an armed backward: grads[first - grads, n_params) are final (see rlc_model.grad_ready).
+static void grads_final(rlc_model *m, const rlc_f *first) {
+    if (m->grad_armed && m->grad_ready)
+        m->grad_ready(m->grad_ready_ctx, m->grads, m->n_params, (size_t)(first - m->grads));
+}
+
 static void upload_or_zero(const rlc_ops *o, rlc_f *dst, const rlc_f *src, int T) {
     if (src) o->upload(dst, src, (size_t)T * sizeof(rlc_f));
     else o->zero(dst, (size_t)T * sizeof(rlc_f));
@@ -355,6 +363,7 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
     // d x_final (T, C)
     o->zero(m->dx, TC * sizeof(rlc_f));
     o->rmsnorm_backward(m->dx, m->g.norm, m->dln, m->x_final, m->p.norm, m->rstdf, T, C);
+    grads_final(m, m->g.norm); // final norm, untied LM head, value head: the end of the flat buffer
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         rlc_layer_acts *a = &m->acts[l];
@@ -380,8 +389,11 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
         o->matmul_backward(m->dln, gw->wk, gw->bk, m->dk, a->ln1, w->wk, T, C, KD);
         o->matmul_backward(m->dln, gw->wv, gw->bv, m->dv, a->ln1, w->wv, T, C, KD);
         o->rmsnorm_backward(m->dx, gw->ln1, m->dln, a->x_in, w->ln1, a->rstd1, T, C); // dx = d x_in
+        grads_final(m, gw->ln1); // layer l's tensors start with input_layernorm
     }
-    o->embedding_backward(m->g.embed, m->dx, m->tokens, T, C);
+    o->embedding_backward(m->g.embed, m->dx, m->tokens, T, C); // a tied LM head's gradient is final only now
+    grads_final(m, m->grads);
+    m->grad_armed = 0;
 }
 
 // ---- KV-cache inference ----

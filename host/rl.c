@@ -83,6 +83,9 @@ int rlc_rl_init(rlc_rl *rl, const rlc_config *cfg, const rlc_ops *ops, const rlc
 
 void rlc_rl_set_dist(rlc_rl *rl, const rlc_dist *d) {
     rl->dist = d;
+    // device collectives: the policy's backward reports final gradients (bucketed reduction during the backward)
+    rl->model.grad_ready = d && d->dev ? d->dev->grads_ready : NULL;
+    rl->model.grad_ready_ctx = d && d->dev ? d->dev->ctx : NULL;
     rlc_sched_adamw_init(rl_dist(rl), rl->cfg.rl.zero1, &rl->opt, &rl->model);
 }
 
@@ -234,6 +237,7 @@ static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
         forward_range(&rl->model, &sb, s0, s1, cu, 1.0f, sb.logp, NULL, NULL);
         rlc_loss_batch lb = sub_batch(&sb, s0, s1, cu);
         rlc_pref_loss(kind, c->rl.dpo_beta, sb.logp + off, sb.ref + off, &lb, (double)P, sb.dlogp + off, &st);
+        if (b == nmb - 1) rlc_model_arm_grad_ready(&rl->model);
         rlc_model_backward(&rl->model, sb.dlogp + off, NULL, NULL);
     }
     rlc_sched_reduce_loss_stats(d, &st);
@@ -547,10 +551,12 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
                 if (ppo)
                     rlc_value_loss(sb.cur_val + off, sb.val + off, sb.ret + off, &lb, lc.agg, &norm, r->value_clip,
                                    r->vf_coef, sb.dval + off, &est);
+                if (b == nm - 1) rlc_model_arm_grad_ready(&rl->model); // last micro-batch of this update
                 rlc_model_backward(&rl->model, sb.dlogp + off, sb.dent + off, ppo ? sb.dval + off : NULL);
             }
             rlc_sched_reduce_loss_stats(d, &est); // global: every rank takes the same branch below
             if (!isfinite(est.loss)) {
+                rlc_sched_discard_grads(d, &rl->model); // the gradient collectives the backward started
                 if (d->rank == 0)
                     fprintf(stderr, "\nrlc: RL loss is not finite at step %d (epoch %d, mini-batch %d)\n",
                             rl->step + 1, ep, mi);

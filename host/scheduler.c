@@ -214,13 +214,22 @@ void rlc_sched_reduce_loss_stats(const rlc_dist *d, rlc_loss_stats *st) {
 
 // ---- collectives on backend memory ----
 // The host collectives (host/comm.c) are MPI's on host memory. The CPU backend's tensors are host memory and go
-// to MPI directly; a device backend's go through a host staging copy: download, reduce, upload (one round trip
-// of the flat buffer per step; NCCL on device buffers, kernels/cuda/rlc_comm.h, will replace it).
+// to MPI directly. A device backend's go to the group's device collectives when it has them (d->dev: NCCL on
+// device memory, host/comm_nccl.c), else through a host staging copy: download, reduce, upload.
 
-// x (n) summed over ranks, in place.
+// The device collectives for buffers of backend o (NULL: host memory, or a group without them).
+static const rlc_dist_dev *be_dev(const rlc_dist *d, const rlc_ops *o) {
+    return d->dev && !rlc_backend_is_host(o) ? d->dev : NULL;
+}
+
+// x (n) summed over ranks, in place. Only for the flat gradients (a device backend's gradient round).
 static void be_allreduce_sum(const rlc_dist *d, const rlc_ops *o, rlc_f *x, size_t n) {
     if (rlc_backend_is_host(o)) {
         rlc_dist_allreduce_sum_bucketed(d, x, n, 0);
+        return;
+    }
+    if (be_dev(d, o)) {
+        d->dev->allreduce_grads(d->dev->ctx, x, n);
         return;
     }
     rlc_f *h = rlc_malloc((n > 0 ? n : 1) * sizeof(rlc_f));
@@ -230,10 +239,15 @@ static void be_allreduce_sum(const rlc_dist *d, const rlc_ops *o, rlc_f *x, size
     free(h);
 }
 
-// Sum over ranks of x (n), this rank's shard [lo, hi) into out (hi - lo), both backend memory.
+// Sum over ranks of x (n), this rank's shard [lo, hi) into out (hi - lo), both backend memory. Only for the flat
+// gradients.
 static void be_reduce_scatter_sum(const rlc_dist *d, const rlc_ops *o, const rlc_f *x, rlc_f *out, size_t n) {
     if (rlc_backend_is_host(o)) {
         rlc_dist_reduce_scatter_sum(d, x, out, n, 0);
+        return;
+    }
+    if (be_dev(d, o)) {
+        d->dev->reduce_scatter_grads(d->dev->ctx, x, out, n);
         return;
     }
     size_t lo, hi;
@@ -250,6 +264,10 @@ static void be_reduce_scatter_sum(const rlc_dist *d, const rlc_ops *o, const rlc
 static void be_allgather_shards(const rlc_dist *d, const rlc_ops *o, rlc_f *x, size_t n) {
     if (rlc_backend_is_host(o)) {
         rlc_dist_allgather_shards(d, x, n);
+        return;
+    }
+    if (be_dev(d, o)) {
+        d->dev->allgather_shards(d->dev->ctx, x, n);
         return;
     }
     size_t lo, hi;
@@ -281,7 +299,8 @@ void rlc_sched_adamw_init(const rlc_dist *d, int zero1, rlc_adamw *opt, const rl
 
 double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_model *m, const rlc_optim_config *cfg,
                             float lr) {
-    if (d->size <= 1) return rlc_adamw_step(opt, m, cfg, lr);
+    // one rank: nothing to sum, unless device collectives are attached (forced on one GPU to measure them)
+    if (d->size <= 1 && !be_dev(d, m->ops)) return rlc_adamw_step(opt, m, cfg, lr);
     if (!rlc_sched_zero1_active(d, zero1)) {
         // the losses divide by global counts, so the full-batch gradient is the SUM of the ranks' gradients
         be_allreduce_sum(d, m->ops, m->grads, m->n_params);
@@ -311,6 +330,10 @@ double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_mo
     be_allgather_shards(d, m->ops, m->params, m->n_params);
     m->ops->free(g);
     return norm;
+}
+
+void rlc_sched_discard_grads(const rlc_dist *d, rlc_model *m) {
+    if (be_dev(d, m->ops)) d->dev->discard_grads(d->dev->ctx, m->grads, m->n_params);
 }
 
 void rlc_sched_adamw_gather(const rlc_dist *d, int zero1, const rlc_adamw *opt, const rlc_model *m, rlc_f *full_m,
@@ -355,7 +378,7 @@ double rlc_sched_eval(const rlc_dist *d, rlc_model *m, const rlc_rollout_config 
 
 void rlc_sched_sft_step(const rlc_dist *d, int zero1, rlc_model *m, rlc_adamw *opt, const rlc_config *cfg,
                         const rlc_task *task, uint64_t first, float lr, rlc_sft_stats *st) {
-    if (d->size <= 1) {
+    if (d->size <= 1 && !be_dev(d, m->ops)) {
         rlc_sft_step(m, opt, cfg, task, first, lr, st);
         return;
     }

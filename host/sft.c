@@ -58,6 +58,7 @@ double rlc_sft_accumulate(rlc_model *m, const rlc_sequence *seqs, const int *idx
             loss += on ? -(double)logp[t] / n_tok : 0.0;
             dlogp[t] = on ? (rlc_f)(-1.0 / n_tok) : 0;
         }
+        if (b == nmb - 1) rlc_model_arm_grad_ready(m); // the step's gradients are final after this one
         rlc_model_backward(m, dlogp, NULL, NULL);
         free(logp);
         free(dlogp);

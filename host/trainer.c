@@ -2,7 +2,9 @@
 // state machine (SFT warm start, then RL), evaluation, metrics, checkpoints and resume. The RL step itself
 // (rollouts, advantages, losses, updates) is in host/rl.c. In a multi-rank job every rank runs this driver in
 // lockstep; rank 0 alone writes the run directory, and an error on any rank ends the whole job. The backend comes
-// from the config's "device" key (host/backend.c) unless the caller injects one (rlc_train_opts.ops).
+// from the config's "device" key (host/backend.c) unless the caller injects one (rlc_train_opts.ops); right after
+// it, on the CUDA backend with several ranks (or RLC_FORCE_NCCL=1), the NCCL gradient collectives are attached to
+// the job's process group (rlc_backend_attach_dist).
 #define _POSIX_C_SOURCE 200809L
 #include "rlc/trainer.h"
 
@@ -145,18 +147,29 @@ static int resume_load(rlc_rl *rl, const char *run_dir, const rlc_dist *d) {
     return 0;
 }
 
+static int train_job(rlc_config cfg, const rlc_train_opts *opts, const rlc_dist *d, const rlc_ops *ops);
+
 int rlc_train(const rlc_config *cfg_in, const rlc_train_opts *opts) {
-    rlc_config cfg = *cfg_in;
     rlc_dist one;
     rlc_dist_single(&one);
-    const rlc_dist *d = opts->dist ? opts->dist : &one;
-    // the backend first: a device that cannot be used is an error before any work (run directory, model)
+    // this job's process group: a copy, to which the backend's device collectives (NCCL) are attached
+    rlc_dist dv = opts->dist ? *opts->dist : one;
+    // the backend first: a device that cannot be used is an error before any work (run directory, model); then
+    // the GPU path's NCCL communicator, before the backend allocates anything
     const rlc_ops *ops = opts->ops;
+    char err[512];
     if (!ops) {
-        char err[512];
-        ops = rlc_backend_select(cfg.device, d->local_rank, err, sizeof err);
-        if (!ops) return train_fail(d, "%s: %s", cfg.source, err);
+        ops = rlc_backend_select(cfg_in->device, dv.local_rank, err, sizeof err);
+        if (!ops) return train_fail(&dv, "%s: %s", cfg_in->source, err);
     }
+    if (rlc_backend_attach_dist(ops, &dv, rlc_sched_zero1_active(&dv, cfg_in->rl.zero1), 0, err, sizeof err) != 0)
+        return train_fail(&dv, "%s", err);
+    int rc = train_job(*cfg_in, opts, &dv, ops);
+    rlc_backend_detach_dist(&dv);
+    return rc;
+}
+
+static int train_job(rlc_config cfg, const rlc_train_opts *opts, const rlc_dist *d, const rlc_ops *ops) {
     if (cfg.threads > 0) {
         omp_set_num_threads(cfg.threads);
     } else if (d->local_size > 1 && !getenv("OMP_NUM_THREADS")) {

@@ -1,6 +1,7 @@
-// include/rlc/backend.h: which op table (include/rlc/ops.h) a job runs on. The one place that turns the config's
-// "device" key into a backend: "cpu" (kernels/cpu), "cuda" (kernels/cuda, rlc_ops_cuda) or "auto" (the GPU when
-// one is visible, else the CPU).
+// include/rlc/backend.h: which op table (include/rlc/ops.h) a job runs on, and which collectives carry its
+// gradients. The one place that turns the config's "device" key into a backend: "cpu" (kernels/cpu), "cuda"
+// (kernels/cuda, rlc_ops_cuda) or "auto" (the GPU when one is visible, else the CPU); and the one place that
+// attaches NCCL to the process group of a job on the CUDA backend.
 //
 // host/backend.c is compiled twice: into rlc_core without CUDA (then "cuda" is an error and "auto" is the CPU),
 // and, when CMake builds the CUDA library (cmake/cuda.cmake), once more with RLC_HAVE_CUDA into the rlc
@@ -20,3 +21,14 @@ const rlc_ops *rlc_backend_select(const char *device, int local_rank, char *err,
 // 1 when the backend's memory is host memory (the CPU backend): host code may read and write its tensors
 // directly and hand them to MPI. 0 for a device backend: go through ops->download / ops->upload.
 int rlc_backend_is_host(const rlc_ops *ops);
+
+// The large collectives of a job on backend ops (collective: every rank calls it right after
+// rlc_backend_select, before the backend allocates anything). On the CUDA backend with more than one rank, or
+// with force (or env RLC_FORCE_NCCL=1) on any number including one, it creates the NCCL communicator and sets
+// d->dev (rlc_dist_nccl_attach; zero1 as rlc_sched_zero1_active). On the CPU backend it does nothing (the
+// collectives are MPI's); on the CUDA backend of a build without NCCL, several ranks stage through host memory,
+// and forcing NCCL is an error. Returns 0, or -1 with a message in err.
+struct rlc_dist;
+int rlc_backend_attach_dist(const rlc_ops *ops, struct rlc_dist *d, int zero1, int force, char *err, size_t errlen);
+// Undo rlc_backend_attach_dist (waits for collectives in flight). Safe when nothing was attached.
+void rlc_backend_detach_dist(struct rlc_dist *d);

@@ -100,6 +100,13 @@ typedef struct rlc_model {
     rlc_f *logits_buf;        // (logits_cap, V) scratch for inference logits
     int logits_cap;
     int *slot_buf, *kvlen_buf; // (max_tokens) scratch for cached inference
+    // Gradient-ready hook (NULL: none, as on CPU ranks; set from rlc_dist.dev by rlc_rl_set_dist). In a backward
+    // armed by rlc_model_arm_grad_ready, grad_ready(grad_ready_ctx, grads, n_params, first) is called each time
+    // grads[first, n_params) have become final: after the final norm (the flat layout ends with the final norm,
+    // the LM head and the value head), after each layer (last to first) and after the embedding (first = 0).
+    void (*grad_ready)(void *ctx, rlc_f *grads, size_t n, size_t first);
+    void *grad_ready_ctx;
+    int grad_armed;           // set by rlc_model_arm_grad_ready, cleared by the backward
 } rlc_model;
 
 // Check a config (dims divisible, positive sizes); returns 0 or -1 with a message in err.
@@ -121,6 +128,10 @@ void rlc_model_logprobs(rlc_model *m, const int *targets, float tau, rlc_f *logp
 // Backward from per-token coefficients dlogp = dL/dlogp (T), dent = dL/dH (T) (NULL = zeros) and, when the
 // value head is enabled, dvalue = dL/dvalue (T) (NULL = zeros). Accumulates into grads.
 void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, const rlc_f *dvalue);
+// The next rlc_model_backward is the last one of an optimizer step (its gradients are final when it returns):
+// it reports them through grad_ready as they become final, so their reduction over ranks can start while the
+// backward continues. Call it before the last micro-batch's backward only; no effect without a hook.
+void rlc_model_arm_grad_ready(rlc_model *m);
 // Full logits (T, V) of the last forward (for tests and small vocabularies only).
 void rlc_model_logits(rlc_model *m, rlc_f *logits);
 

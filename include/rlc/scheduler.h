@@ -73,9 +73,13 @@ void rlc_sched_adamw_init(const rlc_dist *d, int zero1, rlc_adamw *opt, const rl
 // A group of one calls rlc_adamw_step unchanged. Returns the pre-clip global gradient norm.
 double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_model *m, const rlc_optim_config *cfg,
                             float lr);
+// The gradients of this step will not be used (every rank stops before the optimizer step, e.g. a non-finite
+// loss): complete their device collectives that the last backward started (collective; nothing without them).
+void rlc_sched_discard_grads(const rlc_dist *d, rlc_model *m);
 // Full moments (n_params each) into full_m / full_v on every rank (collective with ZeRO-1, a copy otherwise).
 // full_m / full_v are backend memory (as rlc_adamw.m / .v); here and in rlc_sched_adamw_step a device backend's
-// buffers reach the MPI collectives through a host staging copy.
+// buffers go to the group's device collectives (rlc_dist.dev: NCCL), or without them to MPI through a host
+// staging copy. With device collectives attached, a group of one runs them too (RLC_FORCE_NCCL: to measure them).
 void rlc_sched_adamw_gather(const rlc_dist *d, int zero1, const rlc_adamw *opt, const rlc_model *m, rlc_f *full_m,
                             rlc_f *full_v);
 // This rank's part of full moments (backend memory; e.g. read from a checkpoint written with any rank count).

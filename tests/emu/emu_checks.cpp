@@ -234,8 +234,8 @@ int main() {
     {
         unsigned char id[RLC_COMM_ID_BYTES];
         CHECK(rlc_comm_get_unique_id(id) == 0, "unique id");
-        CHECK(rlc_comm_create(2, 0, id) == nullptr, "two ranks must be refused without NCCL");
-        rlc_comm *c = rlc_comm_create(1, 0, id);
+        CHECK(rlc_comm_create(2, 0, id, 0) == nullptr, "two ranks must be refused without NCCL");
+        rlc_comm *c = rlc_comm_create(1, 0, id, 0);
         CHECK(c && rlc_comm_rank(c) == 0 && rlc_comm_nranks(c) == 1, "single-rank communicator");
         std::vector<float> v = {1, 2, 3, 4};
         float *d_v = emu_test::to_device(v), *d_r;

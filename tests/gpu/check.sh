@@ -10,10 +10,14 @@
 #      emulator's own ctest label "emu" on that machine
 #   5. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
 #      (tests/gpu/train_compare.sh): both success curves printed, checked to be close (about a minute)
-#   6. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
+#   6. the NCCL gradient path on this one GPU (tests/gpu/nccl_overhead.sh, about 30 s): bench_scaling
+#      --nccl-overhead (no communication vs NCCL forced on one rank) on two model sizes, and `rlc train` plain vs
+#      RLC_FORCE_NCCL=1 (metrics must agree)
+#   7. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
-# which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh).
+# which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh),
+# RLC_GPU_NCCL (0 skips step 6).
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-${OUT:-$src/out/gpu}}
@@ -124,7 +128,24 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_TRAIN:-1}" != 0 ]; then
     say "training, GPU vs CPU: $train_status in $(( $(date +%s) - t0 )) s"
 fi
 
-# ---- 6. report
+# ---- 6. the NCCL gradient path on one GPU
+nccl_status="not run"
+if [ $build_ok = 1 ] && [ "${RLC_GPU_NCCL:-1}" != 0 ]; then
+    t0=$(date +%s)
+    echo "---- nccl_overhead.sh" >>"$log"
+    if bash "$src/tests/gpu/nccl_overhead.sh" "$build" "$out" >"$out/.nccl.txt" 2>&1; then
+        nccl_status=ok
+    else
+        nccl_status=FAILED
+        fail=1
+    fi
+    cat "$out/.nccl.txt" >>"$log"
+    grep -E "^overhead of the NCCL path|^  NCCL:|^metrics agree|FAILED" "$out/.nccl.txt"
+    rm -f "$out/.nccl.txt"
+    say "NCCL path on one GPU: $nccl_status in $(( $(date +%s) - t0 )) s"
+fi
+
+# ---- 7. report
 {
     echo "# GPU check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
@@ -135,6 +156,7 @@ fi
     echo "- known-answer kernels, emulator vs GPU: **$kat_status**"
     echo "- ctest -L emu on this machine: $emu_ctest"
     echo "- default training job, device=cuda vs device=cpu (train_compare.txt): **$train_status**"
+    echo "- NCCL gradient path on one GPU (nccl_overhead.txt): **$nccl_status**"
     echo "- total: $(elapsed) s; overall: **$([ $fail = 0 ] && echo PASS || echo FAIL)**"
     echo
     echo "## Known answers (tests/emu/kat_*.cu): emulator dump vs GPU dump"
@@ -154,6 +176,14 @@ fi
         echo
         echo '```'
         cat "$out/train_compare.txt"
+        echo '```'
+        echo
+    fi
+    if [ -f "$out/nccl_overhead.txt" ]; then
+        echo "## The NCCL gradient path on one GPU (tests/gpu/nccl_overhead.sh)"
+        echo
+        echo '```'
+        cat "$out/nccl_overhead.txt"
         echo '```'
         echo
     fi
