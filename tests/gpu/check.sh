@@ -10,10 +10,17 @@
 #      emulator's own ctest label "emu" on that machine
 #   5. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
 #      (tests/gpu/train_compare.sh): both success curves printed, checked to be close (about a minute)
-#   6. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
+#   6. one GRPO step of the trainer on the Qwen2.5-0.5B-like model (bench/bench_step, 4 prompts x 4 samples x 64
+#      new tokens after a warm-up step: about 1-2 minutes, most of it the host-side sampling over the 151936-token
+#      vocabulary): phase times, tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy
+#      bandwidth, peak memory -> OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script
+#      has already used so much time that its timeout would take the total past 8 minutes
+#   7. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
-# which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh).
+# which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh),
+# RLC_GPU_BENCH_STEP (0 skips step 6), RLC_GPU_BENCH_STEP_ARGS (its size flags), RLC_GPU_BENCH_STEP_TIMEOUT
+# (seconds, default 180), RLC_GPU_BUDGET_S (the total step 6 must fit in, default 480).
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-${OUT:-$src/out/gpu}}
@@ -124,7 +131,29 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_TRAIN:-1}" != 0 ]; then
     say "training, GPU vs CPU: $train_status in $(( $(date +%s) - t0 )) s"
 fi
 
-# ---- 6. report
+# ---- 6. one GRPO step of the trainer on the 0.5B-like model (bench/bench_step)
+bench_status="not run"
+if [ $build_ok = 1 ] && [ "${RLC_GPU_BENCH_STEP:-1}" != 0 ] && [ -x "$build/bench/bench_step" ]; then
+    bt=${RLC_GPU_BENCH_STEP_TIMEOUT:-180}
+    bargs=${RLC_GPU_BENCH_STEP_ARGS:---prompts 4 --samples 4 --new-tokens 64 --steps 1 --warmup 1}
+    if [ $(( $(elapsed) + bt )) -gt "${RLC_GPU_BUDGET_S:-480}" ]; then
+        bench_status="skipped: $(elapsed) s used, its timeout of $bt s would pass the ${RLC_GPU_BUDGET_S:-480} s budget"
+    else
+        t0=$(date +%s)
+        echo "---- bench_step --device cuda $bargs" >>"$log"
+        # shellcheck disable=SC2086
+        timeout "$bt" "$build/bench/bench_step" --device cuda $bargs >"$out/bench_step.txt" 2>&1
+        rc=$?
+        cat "$out/bench_step.txt" >>"$log"
+        grep '^{"bench":"bench_step"' "$out/bench_step.txt" >"$out/bench_step.json"
+        bench_status=$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; })
+        [ $rc = 0 ] || fail=1
+        bench_status="$bench_status in $(( $(date +%s) - t0 )) s ($bargs)"
+    fi
+    say "bench_step (GRPO step, 0.5B-like): $bench_status"
+fi
+
+# ---- 7. report
 {
     echo "# GPU check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
@@ -135,6 +164,7 @@ fi
     echo "- known-answer kernels, emulator vs GPU: **$kat_status**"
     echo "- ctest -L emu on this machine: $emu_ctest"
     echo "- default training job, device=cuda vs device=cpu (train_compare.txt): **$train_status**"
+    echo "- GRPO step bench, 0.5B-like model (bench_step.txt, bench_step.json): **$bench_status**"
     echo "- total: $(elapsed) s; overall: **$([ $fail = 0 ] && echo PASS || echo FAIL)**"
     echo
     echo "## Known answers (tests/emu/kat_*.cu): emulator dump vs GPU dump"
@@ -157,7 +187,15 @@ fi
         echo '```'
         echo
     fi
-    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl."
+    if [ -s "$out/bench_step.txt" ]; then
+        echo "## One GRPO step of the trainer, Qwen2.5-0.5B-like model (bench/bench_step)"
+        echo
+        echo '```'
+        grep -v '^{"bench"' "$out/bench_step.txt"
+        echo '```'
+        echo
+    fi
+    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl. GRPO step bench: bench_step.txt, bench_step.json."
 } >"$report"
 say "report: $report ($(elapsed) s)"
 exit $fail
