@@ -342,9 +342,10 @@ int main(int argc, char **argv) {
     double peak = is_cuda ? bf16_peak : mm_peak;
     double w_bytes = (double)n_params * sizeof(rlc_f), kv_tok = 2.0 * L * NKV * HD * sizeof(rlc_f);
     double dec_bound = (w_bytes + (double)B * (ctx + 1) * kv_tok) / (bw * 1e9);
-    // rollouts: each wave decodes new_tokens steps over its rows (the first token comes from the prefill)
+    // one step's rollouts: each wave decodes new_tokens - 1 steps over its rows (the first token comes from the
+    // prefill), the j-th of them reading prompt_len + j cache rows per sequence
     double wpst = waves / o.steps, steps_dec = wpst * (resp_len - 1);
-    double kv_read = n_seq * kv_tok * ((resp_len - 1) * prompt_len + (resp_len - 1) * resp_len / 2.0);
+    double kv_read = n_seq / o.steps * kv_tok * ((resp_len - 1) * prompt_len + (resp_len - 1) * resp_len / 2.0);
     double roll_bound = (steps_dec * w_bytes + kv_read) / (bw * 1e9);
     double train_tps = train_tok / t_upd, roll_tps = roll_tok / t_roll;
     double mfu = train_flops / t_upd / (peak * 1e12), mfu_mm = train_flops / t_upd / (mm_peak * 1e12);

@@ -3,7 +3,8 @@
 // method, and K epochs of mini-batch updates with micro-batch accumulation. Also DPO/IPO steps. With several
 // ranks (rl->dist) each rank generates its block of prompts, every rank receives the whole batch (all-gather),
 // trains on its token-balanced share of each mini-batch (host/scheduler.c), and every global quantity (counts,
-// moments, EMPG statistics, loss statistics, gradients) is all-reduced; with one rank nothing changes.
+// moments, EMPG statistics, loss statistics, gradients) is all-reduced; with one rank nothing changes. rlc_rl_init
+// checks the job's memory (model, optimizer, reference policy, one rollout group) before allocating any of it.
 #include "rlc/rl.h"
 
 #include <math.h>

@@ -1,11 +1,13 @@
 // host/rollout.c: the rollout engine (see include/rlc/rollout.h): sampling, batched KV-cache generation with a
-// shared prompt prefill per group, stop conditions, multi-turn environments, expert sequences, greedy eval.
+// shared prompt prefill per group, in waves of whole groups sized from the backend's free memory, stop conditions,
+// multi-turn environments, expert sequences, greedy eval.
 #include "rlc/rollout.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rlc/backend.h"
 #include "rlc/rng.h"
 #include "rlc/tokenizer.h"
 #include "rlc/util.h"
@@ -184,12 +186,10 @@ static int ends_with(const char *s, const char *suffix) {
 
 // ---- memory: waves of whole groups ----
 
-static int backend_is_host(const rlc_model *m) { return strcmp(m->ops->name, "cpu") == 0; }
-
 size_t rlc_rollout_seq_bytes(const rlc_model *m) {
     const rlc_model_config *c = &m->cfg;
     size_t b = rlc_kv_cache_bytes(c, 1, c->max_seq_len);
-    if (backend_is_host(m)) {
+    if (rlc_backend_is_host(m->ops)) {
         b += 2 * (size_t)c->vocab_size * sizeof(float); // host staging of the logits (logits_all, lbuf): same RAM
     } else {
         // the device backend's decode staging of one layer's cache rows and the query/output rows (the CUDA
@@ -201,7 +201,7 @@ size_t rlc_rollout_seq_bytes(const rlc_model *m) {
 }
 
 size_t rlc_rollout_margin(const rlc_model *m, size_t avail) {
-    return avail / 16 + (backend_is_host(m) ? 0 : (size_t)RLC_ROLLOUT_DEVICE_RESERVE_MB << 20);
+    return avail / 16 + (rlc_backend_is_host(m->ops) ? 0 : (size_t)RLC_ROLLOUT_DEVICE_RESERVE_MB << 20);
 }
 
 // Bytes a wave of n sequences needs: their own memory and the logits rows the model does not hold yet.

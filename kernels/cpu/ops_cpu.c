@@ -1,8 +1,8 @@
-// kernels/cpu/ops_cpu.c: the CPU backend's op table (rlc_ops_cpu) and its simple kernels: memory, elementwise,
-// embedding, matmul (OpenBLAS gemm), RMSNorm, RoPE, SwiGLU and AdamW. Attention and the fused log-prob live in
-// attention_cpu.c and logprob_cpu.c. Every reduction over tokens uses a partition fixed by the shapes (chunks
-// of tokens whose partials are added in chunk order, or one owner per output row), so results are bitwise
-// independent of the thread count.
+// kernels/cpu/ops_cpu.c: the CPU backend's op table (rlc_ops_cpu) and its simple kernels: memory (with its
+// accounting and optional cap), elementwise, embedding, matmul (OpenBLAS gemm), RMSNorm, RoPE, SwiGLU and AdamW.
+// Attention and the fused log-prob live in attention_cpu.c and logprob_cpu.c. Every reduction over tokens uses a
+// partition fixed by the shapes (chunks of tokens whose partials are added in chunk order, or one owner per output
+// row), so results are bitwise independent of the thread count.
 #define _GNU_SOURCE // malloc_usable_size, sysconf(_SC_AVPHYS_PAGES)
 #include <malloc.h>
 #include <stdatomic.h>
