@@ -104,6 +104,7 @@ static const cfg_key keys[] = {
     INT("rollout.top_k", rollout.top_k, 0, 0, R_GE),
     FLT("rollout.top_p", rollout.top_p, 0, 1, R_GT | R_LE),
     {"rollout.stop", K_STOP, OFF(rollout.stop), NULL, 0, 0, 0},
+    BOOL("rollout.ignore_eos", rollout.ignore_eos),
     OBJ("rl"),
     ENUM("rl.method", rl.method, "grpo|dapo|drgrpo|rloo|reinforce++|reinforce++-baseline|ppo|dpo|ipo|none"),
     INT("rl.steps", rl.steps, 0, 0, R_GE),

@@ -126,6 +126,103 @@ static void bind_ptrs(rlc_model *m, rlc_f *base, rlc_param_ptrs *p) {
 
 static rlc_f *alloc_f(const rlc_ops *ops, size_t n) { return ops->alloc(n * sizeof(rlc_f)); }
 
+// The model's backend memory, allocated (ops set) or only counted (ops NULL: rlc_model_bytes), by kind. An
+// allocation the backend refuses prints "rlc: model <what>: cannot allocate N bytes (M available)" and leaves
+// NULL; the later ones are skipped (and counted), and rlc_model_init frees what it had and fails.
+enum { MEM_PARAMS, MEM_GRADS, MEM_ACTS };
+typedef struct model_mem {
+    const rlc_ops *ops;
+    int max_tokens;
+    size_t bytes[3]; // by kind
+    int failed;
+} model_mem;
+
+static void *mm_take(model_mem *mm, int kind, size_t bytes) {
+    mm->bytes[kind] += bytes;
+    if (!mm->ops || mm->failed) return NULL;
+    void *p = mm->ops->try_alloc(bytes);
+    if (!p) {
+        rlc_mem_info mi;
+        mm->ops->mem_info(&mi);
+        char what[64];
+        if (kind == MEM_ACTS) snprintf(what, sizeof what, "activations for %d tokens", mm->max_tokens);
+        else snprintf(what, sizeof what, "%s", kind == MEM_PARAMS ? "parameters" : "gradients");
+        fprintf(stderr, "rlc: model %s: cannot allocate %zu bytes (%zu available)\n", what, bytes, mi.free);
+        mm->failed = 1;
+    }
+    return p;
+}
+static rlc_f *mm_f(model_mem *mm, int kind, size_t n) { return mm_take(mm, kind, n * sizeof(rlc_f)); }
+static int *mm_i(model_mem *mm, size_t n) { return mm_take(mm, MEM_ACTS, n * sizeof(int)); }
+
+// Every backend buffer of the model (m->cfg, m->n_params and m->max_tokens set); pointers stay NULL when counting.
+static void model_buffers(rlc_model *m, model_mem *mm) {
+    const rlc_model_config *cfg = &m->cfg;
+    m->params = mm_f(mm, MEM_PARAMS, m->n_params);
+    m->grads = mm_f(mm, MEM_GRADS, m->n_params);
+    size_t T = (size_t)m->max_tokens, C = cfg->dim, F = cfg->hidden_dim;
+    size_t QD = (size_t)cfg->n_heads * cfg->head_dim, KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        rlc_layer_acts *a = &m->acts[l];
+        a->x_in = mm_f(mm, MEM_ACTS, T * C);
+        a->ln1 = mm_f(mm, MEM_ACTS, T * C);
+        a->rstd1 = mm_f(mm, MEM_ACTS, T);
+        a->q = mm_f(mm, MEM_ACTS, T * QD);
+        a->k = mm_f(mm, MEM_ACTS, T * KD);
+        a->v = mm_f(mm, MEM_ACTS, T * KD);
+        a->att = mm_f(mm, MEM_ACTS, T * QD);
+        a->lse = mm_f(mm, MEM_ACTS, T * cfg->n_heads);
+        a->x_mid = mm_f(mm, MEM_ACTS, T * C);
+        a->ln2 = mm_f(mm, MEM_ACTS, T * C);
+        a->rstd2 = mm_f(mm, MEM_ACTS, T);
+        a->gate = mm_f(mm, MEM_ACTS, T * F);
+        a->up = mm_f(mm, MEM_ACTS, T * F);
+        a->act = mm_f(mm, MEM_ACTS, T * F);
+    }
+    m->x_final = mm_f(mm, MEM_ACTS, T * C);
+    m->rstdf = mm_f(mm, MEM_ACTS, T);
+    m->hidden = mm_f(mm, MEM_ACTS, T * C);
+    m->values = mm_f(mm, MEM_ACTS, T);
+    m->lp_lse = mm_f(mm, MEM_ACTS, T);
+    m->lp_logp = mm_f(mm, MEM_ACTS, T);
+    m->lp_ent = mm_f(mm, MEM_ACTS, T);
+    m->lp_targets = mm_i(mm, T);
+    m->tokens = mm_i(mm, T);
+    m->pos = mm_i(mm, T);
+    m->cu_seqlens = mm_i(mm, T + 1);
+    m->dx = mm_f(mm, MEM_ACTS, T * C);
+    m->dln = mm_f(mm, MEM_ACTS, T * C);
+    m->tmpC = mm_f(mm, MEM_ACTS, T * C);
+    m->dq = mm_f(mm, MEM_ACTS, T * QD);
+    m->datt = mm_f(mm, MEM_ACTS, T * QD);
+    m->dk = mm_f(mm, MEM_ACTS, T * KD);
+    m->dv = mm_f(mm, MEM_ACTS, T * KD);
+    m->dgate = mm_f(mm, MEM_ACTS, T * F);
+    m->dup = mm_f(mm, MEM_ACTS, T * F);
+    m->dact = mm_f(mm, MEM_ACTS, T * F);
+    m->dlogp_buf = mm_f(mm, MEM_ACTS, T);
+    m->dent_buf = mm_f(mm, MEM_ACTS, T);
+    m->dval_buf = mm_f(mm, MEM_ACTS, T);
+    m->slot_buf = mm_i(mm, T);
+    m->kvlen_buf = mm_i(mm, T);
+}
+
+size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t *params, size_t *grads, size_t *acts) {
+    rlc_model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = *cfg;
+    m.max_tokens = max_tokens > 0 ? max_tokens : 1;
+    build_table(cfg, NULL, &m.n_params);
+    m.acts = rlc_calloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof(rlc_layer_acts));
+    model_mem mm = {.ops = NULL, .max_tokens = m.max_tokens};
+    model_buffers(&m, &mm);
+    free(m.acts);
+    if (params) *params = mm.bytes[MEM_PARAMS];
+    if (grads) *grads = mm.bytes[MEM_GRADS];
+    if (acts) *acts = mm.bytes[MEM_ACTS];
+    return mm.bytes[MEM_PARAMS] + mm.bytes[MEM_GRADS] + mm.bytes[MEM_ACTS];
+}
+
 int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops, int max_tokens) {
     char err[256];
     memset(m, 0, sizeof *m);
@@ -143,57 +240,15 @@ int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops
     m->n_tensors = build_table(cfg, NULL, NULL);
     m->tensors = rlc_calloc((size_t)m->n_tensors, sizeof(rlc_tensor_info));
     build_table(cfg, m->tensors, &m->n_params);
-    m->params = alloc_f(ops, m->n_params);
-    m->grads = alloc_f(ops, m->n_params);
+    m->acts = rlc_calloc((size_t)cfg->n_layers, sizeof(rlc_layer_acts));
+    model_mem mm = {.ops = ops, .max_tokens = max_tokens};
+    model_buffers(m, &mm);
+    if (mm.failed) {
+        rlc_model_free(m);
+        return -1;
+    }
     bind_ptrs(m, m->params, &m->p);
     bind_ptrs(m, m->grads, &m->g);
-
-    size_t T = (size_t)max_tokens, C = cfg->dim, F = cfg->hidden_dim;
-    size_t QD = (size_t)cfg->n_heads * cfg->head_dim, KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
-    m->acts = rlc_calloc((size_t)cfg->n_layers, sizeof(rlc_layer_acts));
-    for (int l = 0; l < cfg->n_layers; l++) {
-        rlc_layer_acts *a = &m->acts[l];
-        a->x_in = alloc_f(ops, T * C);
-        a->ln1 = alloc_f(ops, T * C);
-        a->rstd1 = alloc_f(ops, T);
-        a->q = alloc_f(ops, T * QD);
-        a->k = alloc_f(ops, T * KD);
-        a->v = alloc_f(ops, T * KD);
-        a->att = alloc_f(ops, T * QD);
-        a->lse = alloc_f(ops, T * cfg->n_heads);
-        a->x_mid = alloc_f(ops, T * C);
-        a->ln2 = alloc_f(ops, T * C);
-        a->rstd2 = alloc_f(ops, T);
-        a->gate = alloc_f(ops, T * F);
-        a->up = alloc_f(ops, T * F);
-        a->act = alloc_f(ops, T * F);
-    }
-    m->x_final = alloc_f(ops, T * C);
-    m->rstdf = alloc_f(ops, T);
-    m->hidden = alloc_f(ops, T * C);
-    m->values = alloc_f(ops, T);
-    m->lp_lse = alloc_f(ops, T);
-    m->lp_logp = alloc_f(ops, T);
-    m->lp_ent = alloc_f(ops, T);
-    m->lp_targets = ops->alloc(T * sizeof(int));
-    m->tokens = ops->alloc(T * sizeof(int));
-    m->pos = ops->alloc(T * sizeof(int));
-    m->cu_seqlens = ops->alloc((T + 1) * sizeof(int));
-    m->dx = alloc_f(ops, T * C);
-    m->dln = alloc_f(ops, T * C);
-    m->tmpC = alloc_f(ops, T * C);
-    m->dq = alloc_f(ops, T * QD);
-    m->datt = alloc_f(ops, T * QD);
-    m->dk = alloc_f(ops, T * KD);
-    m->dv = alloc_f(ops, T * KD);
-    m->dgate = alloc_f(ops, T * F);
-    m->dup = alloc_f(ops, T * F);
-    m->dact = alloc_f(ops, T * F);
-    m->dlogp_buf = alloc_f(ops, T);
-    m->dent_buf = alloc_f(ops, T);
-    m->dval_buf = alloc_f(ops, T);
-    m->slot_buf = ops->alloc(T * sizeof(int));
-    m->kvlen_buf = ops->alloc(T * sizeof(int));
     return 0;
 }
 
@@ -398,14 +453,24 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
 
 // ---- KV-cache inference ----
 
+size_t rlc_kv_cache_bytes(const rlc_model_config *cfg, int n_seqs, int capacity) {
+    return 2 * (size_t)cfg->n_layers * (size_t)n_seqs * (size_t)capacity * (size_t)cfg->n_kv_heads *
+           (size_t)cfg->head_dim * sizeof(rlc_f);
+}
+
 int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capacity) {
     memset(kv, 0, sizeof *kv);
     if (n_seqs < 1 || capacity < 1) return -1;
     kv->n_seqs = n_seqs;
     kv->capacity = capacity;
-    size_t n = (size_t)m->cfg.n_layers * n_seqs * capacity * m->cfg.n_kv_heads * m->cfg.head_dim;
-    kv->k = alloc_f(m->ops, n);
-    kv->v = alloc_f(m->ops, n);
+    size_t bytes = rlc_kv_cache_bytes(&m->cfg, n_seqs, capacity) / 2;
+    kv->k = m->ops->try_alloc(bytes);
+    kv->v = kv->k ? m->ops->try_alloc(bytes) : NULL;
+    if (!kv->v) {
+        if (kv->k) m->ops->free(kv->k);
+        memset(kv, 0, sizeof *kv);
+        return -1;
+    }
     kv->len = rlc_calloc((size_t)n_seqs, sizeof(int));
     return 0;
 }

@@ -1148,8 +1148,22 @@ static void first_diff(const cJSON *a, const cJSON *b, const char *prefix, char 
             snprintf(out, cap, "%s%s%s", prefix, prefix[0] ? "." : "", d->string);
 }
 
-// The run's config.json agrees with cfg (out_dir aside: the results may have moved); else diff names the first
-// key that differs.
+// Drops from `want` the keys `have` lacks whose value is the embedded default's (dflt): keys added to rlc after
+// the run was recorded, at their default, change nothing the run did.
+static void drop_added_defaults(const cJSON *have, cJSON *want, const cJSON *dflt) {
+    cJSON *w = want->child;
+    while (w) {
+        cJSON *next = w->next;
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(have, w->string);
+        const cJSON *d = dflt ? cJSON_GetObjectItemCaseSensitive(dflt, w->string) : NULL;
+        if (!h && d && cJSON_Compare(w, d, 1)) cJSON_DeleteItemFromObjectCaseSensitive(want, w->string);
+        else if (h && cJSON_IsObject(h) && cJSON_IsObject(w)) drop_added_defaults(h, w, d);
+        w = next;
+    }
+}
+
+// The run's config.json agrees with cfg (out_dir aside: the results may have moved; keys added since, at their
+// default, aside); else diff names the first key that differs.
 static int config_matches(const char *dir, const rlc_config *cfg, char *diff, size_t cap) {
     char p[1100];
     diff[0] = 0;
@@ -1164,6 +1178,16 @@ static int config_matches(const char *dir, const rlc_config *cfg, char *diff, si
     else {
         cJSON_DeleteItemFromObject(a, "out_dir");
         cJSON_DeleteItemFromObject(b, "out_dir");
+        rlc_config dc;
+        char e2[256];
+        cJSON *dj = NULL;
+        if (rlc_config_parse(&dc, NULL, "<default>", NULL, 0, e2, sizeof e2) == 0) {
+            char *djs = rlc_config_to_json(&dc);
+            dj = cJSON_Parse(djs);
+            free(djs);
+        }
+        drop_added_defaults(a, b, dj);
+        cJSON_Delete(dj);
         first_diff(a, b, "", diff, cap);
     }
     cJSON_Delete(a);

@@ -3,7 +3,8 @@
 // method, and K epochs of mini-batch updates with micro-batch accumulation. Also DPO/IPO steps. With several
 // ranks (rl->dist) each rank generates its block of prompts, every rank receives the whole batch (all-gather),
 // trains on its token-balanced share of each mini-batch (host/scheduler.c), and every global quantity (counts,
-// moments, EMPG statistics, loss statistics, gradients) is all-reduced; with one rank nothing changes.
+// moments, EMPG statistics, loss statistics, gradients) is all-reduced; with one rank nothing changes. rlc_rl_init
+// checks the job's memory (model, optimizer, reference policy, one rollout group) before allocating any of it.
 #include "rlc/rl.h"
 
 #include <math.h>
@@ -71,12 +72,36 @@ int rlc_rl_init(rlc_rl *rl, const rlc_config *cfg, const rlc_ops *ops, const rlc
         fprintf(stderr, "rlc: %s: %s\n", cfg->source, err);
         return -1;
     }
+    // Everything the job holds for its whole length, checked against the backend's free memory before any of
+    // it is allocated: the model (parameters, gradients, activations), the AdamW moments and the reference policy.
+    size_t pb, gb, ab, one = rlc_model_bytes(&mc, max_tokens, &pb, &gb, &ab);
+    size_t need = one + 2 * pb + (rlc_rl_needs_ref(rl) ? one : 0);
+    rlc_mem_info mi;
+    ops->mem_info(&mi);
+    if (need > mi.free) {
+        fprintf(stderr,
+                "rlc: model and optimizer: cannot allocate %zu bytes (%zu available): parameters %zu, gradients %zu, "
+                "activations for %d tokens %zu, AdamW moments %zu%s\n",
+                need, mi.free, pb, gb, max_tokens, ab, 2 * pb, rlc_rl_needs_ref(rl) ? ", reference policy (the same "
+                                                                                         "again)" : "");
+        return -1;
+    }
     if (rlc_model_init(&rl->model, &mc, ops, max_tokens) != 0) return -1;
     rlc_adamw_init(&rl->opt, &rl->model);
     rl->kl_beta = cfg->rl.kl_beta;
     if (rlc_rl_needs_ref(rl)) {
-        if (rlc_model_init(&rl->ref, &mc, ops, max_tokens) != 0) return -1;
+        if (rlc_model_init(&rl->ref, &mc, ops, max_tokens) != 0) {
+            rlc_rl_free(rl);
+            return -1;
+        }
         rl->has_ref = 1;
+    }
+    // and the rollouts' least need, one group (generation takes as many groups per wave as then fit)
+    int G = is_pref(rl) || cfg->rollout.group_size < 1 ? 1 : cfg->rollout.group_size;
+    if (rlc_rollout_group_fits(&rl->model, G, err, sizeof err) != 0) {
+        fprintf(stderr, "rlc: %s\n", err);
+        rlc_rl_free(rl);
+        return -1;
     }
     return 0;
 }
@@ -274,7 +299,7 @@ static int pref_step(rlc_rl *rl, rlc_metrics *mt) {
 // Fills seqs (P*G capacity) with kept groups; returns the number of groups; *dropped counts filtered groups.
 // Each round's prompts are split across ranks in contiguous blocks; the kept groups are all-gathered, so every
 // rank ends with the same seqs, in prompt order.
-static int collect_rollouts(rlc_rl *rl, rlc_sequence *seqs, int *dropped, int *generated) {
+static int collect_rollouts(rlc_rl *rl, rlc_sequence *seqs, int *dropped, int *generated, int *waves) {
     const rlc_config *c = &rl->cfg;
     const rlc_dist *d = rl_dist(rl);
     int P = c->rollout.prompts_per_step, G = c->rollout.group_size, kept = 0, tries = 0;
@@ -295,8 +320,8 @@ static int collect_rollouts(rlc_rl *rl, rlc_sequence *seqs, int *dropped, int *g
             ids[i] = (int)pid;
         }
         if (mine > 0)
-            rlc_rollout_generate(&rl->model, &c->rollout, &s, rl->task, &c->task, probs, ids, mine, G, c->seed,
-                                 rl->step, tmp);
+            *waves += rlc_rollout_generate(&rl->model, &c->rollout, &s, rl->task, &c->task, probs, ids, mine, G,
+                                           c->seed, rl->step, tmp);
         rl->data_pos += (uint64_t)need;
         *generated += need;
         tries++;
@@ -391,8 +416,8 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     double t0 = rlc_now();
 
     rlc_sequence *seqs = rlc_calloc((size_t)P * G, sizeof(rlc_sequence));
-    int dropped, generated;
-    int n_groups = collect_rollouts(rl, seqs, &dropped, &generated);
+    int dropped, generated, waves = 0;
+    int n_groups = collect_rollouts(rl, seqs, &dropped, &generated, &waves);
     int N = n_groups * G;
     double t_roll = rlc_now() - t0;
     rlc_metrics_add(mt, "step", rl->step + 1);
@@ -424,6 +449,7 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     rlc_metrics_add(mt, "time_rollout", t_roll);
     rlc_metrics_add(mt, "rollout_tokens_per_s", gen_tok / (t_roll > 0 ? t_roll : 1e-9));
     rlc_metrics_add(mt, "rollout_tokens", gen_tok);
+    rlc_metrics_add(mt, "rollout_waves", waves); // this rank's generation calls' waves (memory-bound: 1 when all fit)
     rlc_metrics_add(mt, "rollout_hash", rlc_sched_rollout_hash(seqs, N));
     float lr = rlc_lr_at(&r->optim, rl->step, r->steps);
     rlc_metrics_add(mt, "lr", lr);

@@ -1,11 +1,13 @@
 // host/rollout.c: the rollout engine (see include/rlc/rollout.h): sampling, batched KV-cache generation with a
-// shared prompt prefill per group, stop conditions, multi-turn environments, expert sequences, greedy eval.
+// shared prompt prefill per group, in waves of whole groups sized from the backend's free memory, stop conditions,
+// multi-turn environments, expert sequences, greedy eval.
 #include "rlc/rollout.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rlc/backend.h"
 #include "rlc/rng.h"
 #include "rlc/tokenizer.h"
 #include "rlc/util.h"
@@ -182,12 +184,64 @@ static int ends_with(const char *s, const char *suffix) {
     return k > 0 && n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
-                          const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids,
-                          int n_prompts, int G, uint64_t seed, int step, rlc_sequence *out) {
+// ---- memory: waves of whole groups ----
+
+size_t rlc_rollout_seq_bytes(const rlc_model *m) {
+    const rlc_model_config *c = &m->cfg;
+    size_t b = rlc_kv_cache_bytes(c, 1, c->max_seq_len);
+    if (rlc_backend_is_host(m->ops)) {
+        b += 2 * (size_t)c->vocab_size * sizeof(float); // host staging of the logits (logits_all, lbuf): same RAM
+    } else {
+        // the device backend's decode staging of one layer's cache rows and the query/output rows (the CUDA
+        // adapter's bf16 copies, head dim padded: below this for head dims >= 32)
+        b += 2 * (size_t)c->max_seq_len * c->n_kv_heads * c->head_dim * sizeof(rlc_f) +
+             2 * (size_t)c->n_heads * c->head_dim * sizeof(rlc_f);
+    }
+    return b;
+}
+
+size_t rlc_rollout_margin(const rlc_model *m, size_t avail) {
+    return avail / 16 + (rlc_backend_is_host(m->ops) ? 0 : (size_t)RLC_ROLLOUT_DEVICE_RESERVE_MB << 20);
+}
+
+// Bytes a wave of n sequences needs: their own memory and the logits rows the model does not hold yet.
+static size_t wave_bytes(const rlc_model *m, int n) {
+    size_t rows = n > m->logits_cap ? (size_t)(n - m->logits_cap) : 0;
+    return (size_t)n * rlc_rollout_seq_bytes(m) + rows * (size_t)m->cfg.vocab_size * sizeof(rlc_f);
+}
+
+int rlc_rollout_wave_groups(const rlc_model *m, int G, int n_prompts, size_t avail) {
+    size_t margin = rlc_rollout_margin(m, avail);
+    if (avail <= margin || G < 1) return 0;
+    size_t room = avail - margin;
+    int k = 0;
+    while (k < n_prompts && wave_bytes(m, (k + 1) * G) <= room) k++;
+    return k;
+}
+
+int rlc_rollout_group_fits(const rlc_model *m, int G, char *err, size_t errlen) {
+    rlc_mem_info mi;
+    m->ops->mem_info(&mi);
+    if (rlc_rollout_wave_groups(m, G, 1, mi.free) >= 1) return 0;
+    size_t need = wave_bytes(m, G), margin = rlc_rollout_margin(m, mi.free);
+    return rlc_errf(err, errlen,
+                    "rollout: one group of %d sequences (KV cache of %d tokens each, logits, staging): cannot "
+                    "allocate %zu bytes (%zu available, less a safety margin of %zu)",
+                    G, m->cfg.max_seq_len, need, mi.free, margin);
+}
+
+// One wave: every sequence of n_prompts groups at once, in one KV cache.
+static void generate_wave(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
+                          const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids, int n_prompts,
+                          int G, uint64_t seed, int step, rlc_sequence *out) {
     int V = m->cfg.vocab_size, cap = m->cfg.max_seq_len, N = n_prompts * G;
     rlc_kv_cache kv;
-    RLC_CHECK(rlc_kv_cache_init(&kv, m, N, cap) == 0, "rollout: KV cache for %d sequences", N);
+    if (rlc_kv_cache_init(&kv, m, N, cap) != 0) {
+        rlc_mem_info mi;
+        m->ops->mem_info(&mi);
+        RLC_FATAL("rollout: KV cache for %d sequences of %d tokens: cannot allocate %zu bytes (%zu available)", N,
+                  cap, rlc_kv_cache_bytes(&m->cfg, N, cap), mi.free);
+    }
     gen_state *st = rlc_calloc((size_t)N, sizeof(gen_state));
     float *logits_all = rlc_malloc((size_t)N * V * sizeof(float));
     rlc_f *lbuf = rlc_malloc((size_t)N * V * sizeof(rlc_f));
@@ -241,8 +295,8 @@ void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_
                 g->turn_text[L + 1] = 0;
             }
             if (!task->multi_turn) {
-                // single turn: stop on EOS, stop strings, max new tokens, or a full sequence
-                int stop = tok == RLC_TOK_EOS;
+                // single turn: stop on EOS (unless ignored), stop strings, max new tokens, or a full sequence
+                int stop = tok == RLC_TOK_EOS && !rc->ignore_eos;
                 for (int k = 0; k < rc->n_stop && !stop; k++) stop = ends_with(g->turn_text, rc->stop[k]);
                 if (!stop && (g->turn_tokens >= rc->max_new_tokens || sq->len >= cap)) {
                     stop = 1;
@@ -327,6 +381,26 @@ void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_
     free(slots);
     free(toks);
     rlc_kv_cache_free(&kv, m);
+}
+
+int rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
+                         const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids, int n_prompts,
+                         int G, uint64_t seed, int step, rlc_sequence *out) {
+    if (n_prompts <= 0) return 0;
+    rlc_mem_info mi;
+    m->ops->mem_info(&mi);
+    int per_wave = rlc_rollout_wave_groups(m, G, n_prompts, mi.free);
+    if (per_wave < 1) {
+        char err[512];
+        rlc_rollout_group_fits(m, G, err, sizeof err);
+        RLC_FATAL("%s", err);
+    }
+    int waves = 0;
+    for (int p0 = 0; p0 < n_prompts; p0 += per_wave, waves++) {
+        int np = n_prompts - p0 < per_wave ? n_prompts - p0 : per_wave;
+        generate_wave(m, rc, s, task, tc, probs + p0, prompt_ids + p0, np, G, seed, step, out + (size_t)p0 * G);
+    }
+    return waves;
 }
 
 double rlc_rollout_eval_sum(rlc_model *m, const rlc_rollout_config *rc, const rlc_task *task,

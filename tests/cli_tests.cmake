@@ -1,5 +1,16 @@
-# tests/cli_tests.cmake: tests that run the rlc binary, included by tests/CMakeLists.txt (label "mpi").
+# tests/cli_tests.cmake: tests that run the rlc binary, included by tests/CMakeLists.txt.
 #
+# Memory (label "cpu"), under the backend's cap RLC_MEM_LIMIT_MB (include/rlc/ops.h):
+#   mem_model_too_big        a model and optimizer over the cap: exit status non-zero, "rlc: model and optimizer:
+#                            cannot allocate N bytes (M available)", before any step
+#   mem_group_too_big        the model fits, one rollout group (64 sequences x 512-token KV slots) does not:
+#                            "rlc: rollout: one group of 64 sequences ...: cannot allocate N bytes (M available ...)"
+#   mem_bad_limit            RLC_MEM_LIMIT_MB=lots: the variable named, what it expects
+#   mem_waves_*              the same 2-step GRPO job without a cap and under a cap that takes each step's 16
+#                            groups in several waves: the capped run's metrics say rollout_waves > 1 and agree
+#                            with the free run's (identical rollout_hash, every other metric within 1e-5)
+#
+# Multi-rank (label "mpi"):
 # Multi-rank (only when the build found MPI): under `mpirun -np 2` (OMP_NUM_THREADS=1),
 #   mpi_test_comm            every collective and the data-parallel / ZeRO-1 pieces against one process
 #   ranks_<cfg>_*            the same small job with 1 rank, 2 ranks and 2 ranks + ZeRO-1: identical rollouts
@@ -14,6 +25,35 @@
 # first steps nearly sign(g)), and an untrained model's batch may carry no reward signal at all (every sample
 # truncated alike). The entropy term guarantees a real gradient in every step. Measured here: weights and
 # moments agree to ~1e-6 relative for 2, 3 and 7 ranks, the rollouts bit for bit.
+set(RLC_MEM_DIR ${PROJECT_BINARY_DIR}/mem_tests)
+set(RLC_MEM_ARGS --quiet --set name=t --set sft.steps=0 --set rl.steps=2 --set task.eval_size=8 --set eval_every=0
+                 --set ckpt_every=0 --set model.max_seq_len=512)
+add_test(NAME mem_model_too_big COMMAND test_ranks fail 60 "rlc: model and optimizer: cannot allocate"
+                                        -- $<TARGET_FILE:rlc> train ${RLC_MEM_ARGS} --set out_dir=${RLC_MEM_DIR}/model)
+set_tests_properties(mem_model_too_big PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;RLC_MEM_LIMIT_MB=4")
+add_test(NAME mem_group_too_big COMMAND test_ranks fail 60 "rlc: rollout: one group of 64 sequences"
+                                        -- $<TARGET_FILE:rlc> train ${RLC_MEM_ARGS} --set rollout.group_size=64
+                                           --set out_dir=${RLC_MEM_DIR}/group)
+set_tests_properties(mem_group_too_big PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;RLC_MEM_LIMIT_MB=80")
+add_test(NAME mem_bad_limit COMMAND test_ranks fail 60 "RLC_MEM_LIMIT_MB=lots: expected a positive number of MiB"
+                                    -- $<TARGET_FILE:rlc> train ${RLC_MEM_ARGS} --set out_dir=${RLC_MEM_DIR}/bad)
+set_tests_properties(mem_bad_limit PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;RLC_MEM_LIMIT_MB=lots")
+add_test(NAME mem_waves_clean COMMAND ${CMAKE_COMMAND} -E rm -rf ${RLC_MEM_DIR}/free ${RLC_MEM_DIR}/cap)
+add_test(NAME mem_waves_free COMMAND $<TARGET_FILE:rlc> train ${RLC_MEM_ARGS} --set out_dir=${RLC_MEM_DIR}/free)
+add_test(NAME mem_waves_cap COMMAND $<TARGET_FILE:rlc> train ${RLC_MEM_ARGS} --set out_dir=${RLC_MEM_DIR}/cap)
+set_tests_properties(mem_waves_cap PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1;RLC_MEM_LIMIT_MB=110")
+add_test(NAME mem_waves_several COMMAND ${CMAKE_COMMAND} -E cat ${RLC_MEM_DIR}/cap/t/metrics.jsonl)
+set_tests_properties(mem_waves_several PROPERTIES PASS_REGULAR_EXPRESSION "\"rollout_waves\":([2-9]|1[0-9])")
+add_test(NAME mem_waves_same COMMAND test_ranks metrics ${RLC_MEM_DIR}/free/t/metrics.jsonl
+                                     ${RLC_MEM_DIR}/cap/t/metrics.jsonl 1e-5)
+set_tests_properties(mem_waves_clean PROPERTIES FIXTURES_SETUP mem_waves_dir)
+set_tests_properties(mem_waves_free mem_waves_cap PROPERTIES FIXTURES_REQUIRED mem_waves_dir
+                     FIXTURES_SETUP mem_waves_runs)
+set_tests_properties(mem_waves_several mem_waves_same PROPERTIES FIXTURES_REQUIRED mem_waves_runs)
+set_tests_properties(mem_model_too_big mem_group_too_big mem_bad_limit mem_waves_clean mem_waves_free mem_waves_cap
+                     mem_waves_several mem_waves_same PROPERTIES LABELS "cpu" TIMEOUT 120)
+set_tests_properties(mem_waves_free PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1")
+
 if(NOT RLC_HAVE_MPI OR NOT MPIEXEC_EXECUTABLE)
   return()
 endif()

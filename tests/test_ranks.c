@@ -103,9 +103,11 @@ static int compare_ckpt(const char *run_a, const char *run_b, double tol, int ve
 
 // ---- metrics ----
 
+// Timings, and rollout_waves (how many waves this rank's free memory took: not part of the result).
 static int skip_key(const char *k) {
     size_t n = strlen(k);
-    return strncmp(k, "time_", 5) == 0 || (n >= 6 && strcmp(k + n - 6, "_per_s") == 0);
+    return strncmp(k, "time_", 5) == 0 || (n >= 6 && strcmp(k + n - 6, "_per_s") == 0) ||
+           strcmp(k, "rollout_waves") == 0;
 }
 
 static int compare_metrics(const char *pa, const char *pb, double tol, int verbose) {

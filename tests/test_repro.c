@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "rlc/repro.h"
 #include "rlc/svg.h"
 #include "rlc/util.h"
@@ -630,6 +632,22 @@ static void test_end_to_end(void) {
     os.overrides = set;
     os.n_over = 1;
     CHECK(rlc_repro_run(cfg, &os, &c) != 0, "a changed config must be refused");
+    // a cell recorded before a key existed (here rollout.ignore_eos) agrees while the key has its default value
+    const char *cj = "test_repro_tmp/a/tiny/runs/RLOO-plus-s4/config.json";
+    char *text = rlc_read_file(cj, NULL);
+    cJSON *js = text ? cJSON_Parse(text) : NULL;
+    cJSON *ro = js ? cJSON_GetObjectItem(js, "rollout") : NULL;
+    CHECK(ro && cJSON_GetObjectItem(ro, "ignore_eos"), "%s records rollout.ignore_eos", cj);
+    if (ro) cJSON_DeleteItemFromObject(ro, "ignore_eos");
+    char *older = js ? cJSON_Print(js) : NULL;
+    if (older) write_file(cj, older);
+    free(text);
+    free(older);
+    cJSON_Delete(js);
+    CHECK(rlc_repro_run(cfg, &o, &c) == 0 && c.ran == 0 && c.skipped == 6, "a key added since, at its default");
+    const char *set2[] = {"rollout.ignore_eos=true"};
+    os.overrides = set2;
+    CHECK(rlc_repro_run(cfg, &os, &c) != 0, "a key added since, not at its default, must be refused");
     // --report only reads; --quick writes its own directory
     rlc_repro_opts orp = o;
     orp.report_only = 1;

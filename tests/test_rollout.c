@@ -1,9 +1,12 @@
 // tests/test_rollout.c: the rollout engine: sampling (greedy, top-k, top-p, temperature statistics), a
 // sample's tokens independent of which other sequences share its batch, rollout log-probs equal to the
-// training forward's, stop conditions, and multi-turn sequences (observation tokens masked, turn boundaries).
+// training forward's, stop conditions, multi-turn sequences (observation tokens masked, turn boundaries), and
+// generation in waves under a memory cap (the same tokens as one wave; a clear error when no group fits).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "rlc/batch.h"
 #include "rlc/rng.h"
@@ -180,6 +183,120 @@ static void test_multi_turn(rlc_model *m) {
     }
 }
 
+// The same rollout: every token, mask, turn boundary, length, score and response bit-identical; the rollout
+// log-probs and entropies within 1e-5 (*dlp: the largest difference). Those two are float by-products of the
+// logits, and OpenBLAS's sgemm rounds a row differently depending on how many rows the call has (a wave decodes
+// fewer rows at once), so they are not bitwise batch-invariant on the CPU backend; the tokens are, because the
+// sampling is keyed by (seed, step, prompt, sample, position) and the logits differ only in the last bits.
+static int seq_same_rollout(const rlc_sequence *a, const rlc_sequence *b, double *dlp) {
+    if (a->len != b->len || a->prompt_len != b->prompt_len || a->n_gen != b->n_gen || a->n_turns != b->n_turns ||
+        a->prompt_id != b->prompt_id || a->sample_id != b->sample_id || a->truncated != b->truncated ||
+        memcmp(&a->score, &b->score, sizeof a->score) != 0 || strcmp(a->response, b->response) != 0)
+        return 0;
+    size_t n = (size_t)a->len;
+    if (memcmp(a->tokens, b->tokens, n * sizeof(int)) || memcmp(a->mask, b->mask, n) ||
+        memcmp(a->turn_start, b->turn_start, (size_t)a->n_turns * sizeof(int)) ||
+        memcmp(a->turn_end, b->turn_end, (size_t)a->n_turns * sizeof(int)))
+        return 0;
+    for (size_t t = 0; t < n; t++) {
+        double d = fmax(fabs((double)a->roll_logp[t] - b->roll_logp[t]), fabs((double)a->roll_ent[t] - b->roll_ent[t]));
+        if (!(d <= 1e-5)) return 0;
+        if (d > *dlp) *dlp = d;
+    }
+    return 1;
+}
+
+// Generation in waves under a memory cap (rlc_ops.set_mem_limit) that holds 3 groups of 3 sequences: 7 prompts
+// take 3 waves (3, 3, 1 groups), and every sequence is the same rollout as when all 21 are generated at once
+// (seq_same_rollout: tokens bit-identical, log-probs to float rounding). Then a cap
+// that holds no group: a clear error (bytes requested and available), tested in a child process.
+static void test_waves(rlc_model *m, const rlc_task *task, const rlc_task_config *tc, int multi_turn) {
+    const rlc_ops *o = m->ops;
+    enum { P = 7, G = 3 };
+    rlc_rollout_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.max_new_tokens = multi_turn ? 3 : 24;
+    rlc_sampling s = {.temperature = 1.1f, .top_k = 0, .top_p = 1.0f};
+    rlc_problem pr[P];
+    int ids[P];
+    for (int i = 0; i < P; i++) {
+        task->generate(tc, 17, (uint64_t)i, &pr[i]);
+        ids[i] = 40 + i;
+    }
+    // the smallest free memory that gives 3 groups per wave, on top of what the model holds now
+    size_t lo = 0, hi = (size_t)1 << 34;
+    while (lo + 1 < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rlc_rollout_wave_groups(m, G, P, mid) >= 3) hi = mid;
+        else lo = mid;
+    }
+    CHECK(rlc_rollout_wave_groups(m, G, P, hi) == 3, "3 groups per wave at %zu bytes", hi);
+    rlc_mem_info mi;
+    o->mem_info(&mi);
+    size_t base = mi.in_use;
+    o->set_mem_limit(base + hi);
+    rlc_sequence waved[P * G], once[P * G];
+    memset(waved, 0, sizeof waved);
+    memset(once, 0, sizeof once);
+    // (every allocation of the waves must fit under the cap, or the process ends: the planner counts enough)
+    int w = rlc_rollout_generate(m, &rc, &s, task, tc, pr, ids, P, G, 5, 3, waved);
+    CHECK(w == 3, "%d waves under the cap (expected 3)", w);
+    o->set_mem_limit(0);
+    w = rlc_rollout_generate(m, &rc, &s, task, tc, pr, ids, P, G, 5, 3, once);
+    CHECK(w == 1, "%d waves without a cap (expected 1)", w);
+    int same = 0, gen = 0;
+    double dlp = 0;
+    for (int i = 0; i < P * G; i++) {
+        same += seq_same_rollout(&waved[i], &once[i], &dlp);
+        gen += once[i].n_gen;
+    }
+    CHECK(same == P * G, "%s: %d of %d sequences the same in 3 waves and in 1", task->name, same, P * G);
+    CHECK(gen > P * G, "sequences were generated (%d tokens)", gen);
+    // planted-bug sanity: the comparison sees one changed token, and a log-prob off by 1e-4
+    once[5].tokens[once[5].len - 1] ^= 1;
+    CHECK(!seq_same_rollout(&waved[5], &once[5], &dlp), "a changed token is noticed");
+    once[5].tokens[once[5].len - 1] ^= 1;
+    once[5].roll_logp[once[5].len - 1] += 1e-4f;
+    CHECK(!seq_same_rollout(&waved[5], &once[5], &dlp), "a log-prob 1e-4 off is noticed");
+    printf("waves (%s): 3 waves under a cap of %zu bytes, 1 without: %d/%d sequences with bit-identical tokens, "
+           "%d tokens, rollout log-prob/entropy max difference %.3g\n",
+           task->name, hi, same, P * G, gen, dlp);
+    for (int i = 0; i < P * G; i++) {
+        rlc_sequence_free(&waved[i]);
+        rlc_sequence_free(&once[i]);
+    }
+    if (multi_turn) return;
+    // no group fits: the process ends with the bytes requested and available
+    int fd[2];
+    CHECK(pipe(fd) == 0, "pipe");
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        o->set_mem_limit(base + rlc_kv_cache_bytes(&m->cfg, G, m->cfg.max_seq_len) / 2);
+        rlc_sequence out[P * G];
+        memset(out, 0, sizeof out);
+        rlc_rollout_generate(m, &rc, &s, task, tc, pr, ids, P, G, 5, 3, out);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[2048];
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < sizeof buf && (r = read(fd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
+    buf[len] = 0;
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "no group fits: exit status 1 (status %d)", status);
+    CHECK(strstr(buf, "rollout: one group of 3 sequences") && strstr(buf, "cannot allocate") &&
+              strstr(buf, "available"),
+          "no group fits: the message names the bytes requested and available: \"%s\"", buf);
+    printf("no group fits: %s", buf);
+}
+
 int main(void) {
     test_sampling();
     rlc_model_config cfg = {.vocab_size = RLC_TOK_VOCAB, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
@@ -191,6 +308,14 @@ int main(void) {
     for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 4.0f; // a less uniform random policy
     test_batch_independence(&m);
     test_multi_turn(&m);
+    rlc_model_free(&m);
+    // waves, on a fresh model (it holds no logits rows yet: the planner must count them)
+    CHECK(rlc_model_init(&m, &cfg, rlc_ops_cpu(), 1024) == 0, "init");
+    rlc_model_init_weights(&m, 12);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 4.0f;
+    rlc_task_config tca = task_cfg("addition"), tcm = task_cfg("maze");
+    test_waves(&m, rlc_task_find("addition"), &tca, 0);
+    test_waves(&m, rlc_task_find("maze"), &tcm, 1);
     rlc_model_free(&m);
     return test_finish("test_rollout");
 }

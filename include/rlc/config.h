@@ -48,6 +48,8 @@ typedef struct rlc_rollout_config {
     float top_p;         // 1 = off
     char stop[4][16];    // stop strings ("" = unused)
     int n_stop;
+    int ignore_eos;      // 1: an EOS token does not end a single-turn response (benchmarks: every sequence runs
+                         // to max_new_tokens); the other stop conditions still apply
 } rlc_rollout_config;
 
 typedef struct rlc_rl_config {

@@ -111,8 +111,14 @@ typedef struct rlc_model {
 
 // Check a config (dims divisible, positive sizes); returns 0 or -1 with a message in err.
 int rlc_model_config_check(const rlc_model_config *cfg, char *err, size_t errlen);
-// Allocate parameters, gradients and activations for up to max_tokens tokens per forward.
+// Allocate parameters, gradients and activations for up to max_tokens tokens per forward. Returns -1 after
+// printing why (a bad config, or "rlc: model <what>: cannot allocate N bytes (M available)" when the backend
+// has not the memory).
 int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops, int max_tokens);
+// Backend memory rlc_model_init allocates for cfg and max_tokens, in bytes: parameters, gradients, activations
+// and scratch (each out-pointer may be NULL); returns their sum. Cached inference allocates its logits rows
+// (rows x vocab x sizeof(rlc_f)) on first use, on top of this.
+size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t *params, size_t *grads, size_t *acts);
 void rlc_model_free(rlc_model *m);
 // Deterministic init from a seed: normal(0, 0.02) for matrices (output projections scaled by
 // 1/sqrt(2L)), ones for norms, zeros for biases.
@@ -142,6 +148,9 @@ typedef struct rlc_kv_cache {
     rlc_f *k, *v;     // (L, n_seqs, capacity, NKV, HD)
     int *len;         // (n_seqs) tokens already in each slot
 } rlc_kv_cache;
+// Bytes of a cache of n_seqs slots of capacity tokens (K and V, every layer).
+size_t rlc_kv_cache_bytes(const rlc_model_config *cfg, int n_seqs, int capacity);
+// 0, or -1 (nothing allocated, nothing printed) when the sizes are not positive or the backend has not the memory.
 int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capacity);
 void rlc_kv_cache_free(rlc_kv_cache *kv, const rlc_model *m);
 // Copy slot src's cache into slot dst (shared prompt prefill across a group's samples).

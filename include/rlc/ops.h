@@ -22,12 +22,31 @@ typedef double rlc_f;
 typedef float rlc_f;
 #endif
 
+// Memory of a backend as its allocator sees it (rlc_ops.mem_info). Every figure is in bytes.
+typedef struct rlc_mem_info {
+    size_t free;   // what a new allocation can still get now: the device's (CUDA: cudaMemGetInfo) or the host's
+                   // (CPU: MemAvailable of /proc/meminfo) free memory, and at most limit - in_use under a limit
+    size_t total;  // the device's or the host's memory (the limit, when one is set and smaller)
+    size_t in_use; // held now through alloc / try_alloc (CUDA: plus the backend's own workspace)
+    size_t peak;   // the largest in_use since the process started
+    size_t limit;  // the cap (set_mem_limit or RLC_MEM_LIMIT_MB), 0 = none
+} rlc_mem_info;
+
 typedef struct rlc_ops {
     const char *name; // "cpu", "cuda"
 
     // ---- memory ----
-    void *(*alloc)(size_t bytes); // zero-filled; aborts with a message (bytes requested) on failure
+    // Zero-filled. Ends the process with a message (bytes requested and available) when the memory is not there.
+    void *(*alloc)(size_t bytes);
+    // The same, but NULL (and nothing printed) when the memory is not there: over the limit, or refused by the
+    // device / host allocator. For callers that report what the memory was for (model, KV cache).
+    void *(*try_alloc)(size_t bytes);
     void (*free)(void *p);
+    void (*mem_info)(rlc_mem_info *info);
+    // Cap the bytes the backend holds at once (alloc / try_alloc refuse beyond it; 0 = no cap), so that running
+    // out of memory can be tested on any machine. The environment variable RLC_MEM_LIMIT_MB (MiB, a positive
+    // number) sets the initial cap of every backend. Process-wide, like the backend.
+    void (*set_mem_limit)(size_t bytes);
     void (*upload)(void *dst, const void *src_host, size_t bytes);   // host -> backend
     void (*download)(void *dst_host, const void *src, size_t bytes); // backend -> host
     void (*zero)(void *p, size_t bytes);

@@ -5,6 +5,7 @@
 // other sequences share its batch. Finished sequences leave the batch. Multi-turn tasks interleave policy turns
 // (ended by '\n') with environment observations appended to the same sequence (masked out of losses).
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 #include "rlc/config.h"
 #include "rlc/model.h"
@@ -39,10 +40,31 @@ typedef struct rlc_sampling {
 int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u, float *logp, float *ent);
 
 // Generate G samples for each of n_prompts problems. prompt_ids are the global ids used in the RNG key.
-// out has n_prompts*G entries, (prompt p, sample g) at p*G + g; free with rlc_sequence_free.
-void rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
-                          const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids,
-                          int n_prompts, int G, uint64_t seed, int step, rlc_sequence *out);
+// out has n_prompts*G entries, (prompt p, sample g) at p*G + g; free with rlc_sequence_free. The sequences are
+// generated in waves of whole groups, as many as the backend's free memory holds (rlc_rollout_wave_groups; the
+// rollouts are bit-identical whatever the waves); returns the number of waves. Ends the process with the bytes
+// requested and available when not even one group fits.
+int rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_sampling *s, const rlc_task *task,
+                         const rlc_task_config *tc, const rlc_problem *probs, const int *prompt_ids, int n_prompts,
+                         int G, uint64_t seed, int step, rlc_sequence *out);
+
+// ---- memory ----
+// Generation holds, per sequence: a KV-cache slot of max_seq_len tokens (rlc_kv_cache_bytes), a row of LM-head
+// logits in backend memory (the model keeps the largest count it has needed), and on the CPU backend two host
+// rows of logits staging (the same RAM), on a device backend the decode staging of one layer's cache rows. A wave
+// takes the most whole groups whose bytes fit in the backend's free memory (rlc_mem_info.free) less the safety
+// margin: 1/16 of the free memory, plus RLC_ROLLOUT_DEVICE_RESERVE_MB on a device backend for what the backend
+// does not count (cuBLAS's workspace, the CUDA runtime, its own workspace growing beyond the staging estimate).
+#define RLC_ROLLOUT_DEVICE_RESERVE_MB 64
+// Bytes of one sequence's KV slot and staging (not the logits row).
+size_t rlc_rollout_seq_bytes(const rlc_model *m);
+// The safety margin kept free out of avail bytes.
+size_t rlc_rollout_margin(const rlc_model *m, size_t avail);
+// Whole groups of G sequences (at most n_prompts) one wave may take when avail bytes are free; 0 if none fits.
+int rlc_rollout_wave_groups(const rlc_model *m, int G, int n_prompts, size_t avail);
+// 0 when one group of G sequences fits in the backend's free memory now; else -1 with "rollout: one group of ...:
+// cannot allocate N bytes (M available, ...)" in err. rlc_rl_init checks it before any work.
+int rlc_rollout_group_fits(const rlc_model *m, int G, char *err, size_t errlen);
 void rlc_sequence_free(rlc_sequence *s);
 
 // Build the expert (SFT) sequence of a problem: BOS + prompt + answer + EOS (single-turn) or the expert's

@@ -1,21 +1,116 @@
-// kernels/cpu/ops_cpu.c: the CPU backend's op table (rlc_ops_cpu) and its simple kernels: memory, elementwise,
-// embedding, matmul (OpenBLAS gemm), RMSNorm, RoPE, SwiGLU and AdamW. Attention and the fused log-prob live in
-// attention_cpu.c and logprob_cpu.c. Every reduction over tokens uses a partition fixed by the shapes (chunks
-// of tokens whose partials are added in chunk order, or one owner per output row), so results are bitwise
-// independent of the thread count.
+// kernels/cpu/ops_cpu.c: the CPU backend's op table (rlc_ops_cpu) and its simple kernels: memory (with its
+// accounting and optional cap), elementwise, embedding, matmul (OpenBLAS gemm), RMSNorm, RoPE, SwiGLU and AdamW.
+// Attention and the fused log-prob live in attention_cpu.c and logprob_cpu.c. Every reduction over tokens uses a
+// partition fixed by the shapes (chunks of tokens whose partials are added in chunk order, or one owner per output
+// row), so results are bitwise independent of the thread count.
+#define _GNU_SOURCE // malloc_usable_size, sysconf(_SC_AVPHYS_PAGES)
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cpu_common.h"
 #include "rlc/util.h"
 
 // ---- memory ----
-static void *cpu_alloc(size_t bytes) {
+// Accounting of what the backend holds: each block counts malloc_usable_size bytes (so that free needs no
+// record of the size), the peak of the sum, and the optional cap (set_mem_limit, or RLC_MEM_LIMIT_MB read at
+// the first allocation). Atomics: host code may allocate from more than one thread.
+static atomic_size_t cpu_in_use, cpu_peak;
+static atomic_size_t cpu_limit;
+static atomic_int cpu_limit_ready;
+
+static double cpu_mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
+
+static size_t cpu_limit_now(void) {
+    if (!atomic_load(&cpu_limit_ready)) {
+        const char *e = getenv("RLC_MEM_LIMIT_MB");
+        size_t lim = 0;
+        if (e && *e) {
+            char *end;
+            double mb = strtod(e, &end);
+            if (end == e || *end || !(mb > 0) || mb > 1e12)
+                RLC_FATAL("RLC_MEM_LIMIT_MB=%s: expected a positive number of MiB (e.g. 512 or 0.5)", e);
+            lim = (size_t)(mb * 1024.0 * 1024.0);
+        }
+        atomic_store(&cpu_limit, lim);
+        atomic_store(&cpu_limit_ready, 1);
+    }
+    return atomic_load(&cpu_limit);
+}
+
+static void cpu_set_mem_limit(size_t bytes) {
+    atomic_store(&cpu_limit, bytes);
+    atomic_store(&cpu_limit_ready, 1);
+}
+
+// MemTotal and MemAvailable of /proc/meminfo (sysconf's page counts where it cannot be read).
+static void cpu_host_memory(size_t *avail, size_t *total) {
+    *avail = *total = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        unsigned long long kb;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total = (size_t)kb * 1024;
+            else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *avail = (size_t)kb * 1024;
+        }
+        fclose(f);
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    if (!*total && page > 0 && sysconf(_SC_PHYS_PAGES) > 0) *total = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)page;
+    if (!*avail && page > 0 && sysconf(_SC_AVPHYS_PAGES) > 0) *avail = (size_t)sysconf(_SC_AVPHYS_PAGES) * (size_t)page;
+}
+
+static void cpu_mem_info(rlc_mem_info *mi) {
+    size_t avail, total;
+    cpu_host_memory(&avail, &total);
+    mi->in_use = atomic_load(&cpu_in_use);
+    mi->peak = atomic_load(&cpu_peak);
+    mi->limit = cpu_limit_now();
+    mi->free = avail;
+    mi->total = total;
+    if (mi->limit) {
+        size_t room = mi->limit > mi->in_use ? mi->limit - mi->in_use : 0;
+        if (room < mi->free) mi->free = room;
+        if (mi->limit < mi->total || !mi->total) mi->total = mi->limit;
+    }
+}
+
+static void *cpu_try_alloc(size_t bytes) {
+    size_t lim = cpu_limit_now();
+    if (lim && (bytes > lim || atomic_load(&cpu_in_use) > lim - bytes)) return NULL;
     void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) RLC_FATAL("cpu backend: out of memory allocating %zu bytes", bytes);
+    if (!p) return NULL;
+    size_t now = atomic_fetch_add(&cpu_in_use, malloc_usable_size(p)) + malloc_usable_size(p);
+    size_t pk = atomic_load(&cpu_peak);
+    while (now > pk && !atomic_compare_exchange_weak(&cpu_peak, &pk, now)) {
+    }
     return p;
 }
-static void cpu_free(void *p) { free(p); }
+
+static void *cpu_alloc(size_t bytes) {
+    void *p = cpu_try_alloc(bytes);
+    if (!p) {
+        rlc_mem_info mi;
+        cpu_mem_info(&mi);
+        char lim[96] = "";
+        if (mi.limit)
+            snprintf(lim, sizeof lim, " (limit %zu bytes, %zu in use)", mi.limit, mi.in_use);
+        RLC_FATAL("cpu backend: out of memory: alloc of %zu bytes (%.1f MiB) failed; %zu bytes (%.1f MiB) "
+                  "available%s",
+                  bytes, cpu_mib(bytes), mi.free, cpu_mib(mi.free), lim);
+    }
+    return p;
+}
+
+static void cpu_free(void *p) {
+    if (!p) return;
+    atomic_fetch_sub(&cpu_in_use, malloc_usable_size(p));
+    free(p);
+}
 static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
 }
@@ -332,7 +427,10 @@ static void cpu_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_
 static const rlc_ops cpu_ops = {
     .name = "cpu",
     .alloc = cpu_alloc,
+    .try_alloc = cpu_try_alloc,
     .free = cpu_free,
+    .mem_info = cpu_mem_info,
+    .set_mem_limit = cpu_set_mem_limit,
     .upload = cpu_memcpy,
     .download = cpu_memcpy,
     .zero = cpu_zero,

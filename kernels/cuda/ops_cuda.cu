@@ -1,6 +1,6 @@
 // kernels/cuda/ops_cuda.cu: the CUDA backend's op table (rlc_ops_cuda; interface: ops_cuda.h, shapes and
 // semantics: include/rlc/ops.h). Owns the backend state (cuBLAS handle, stream, growable workspace), device
-// memory management with checked allocation, the matmuls (rlc_blas.h) and the adapters that run the bf16
+// memory management with checked and counted allocation (in use, peak, the optional cap), the matmuls (rlc_blas.h) and the adapters that run the bf16
 // attention and log-prob kernels on the table's fp32 tensors. The kernels themselves live by family in
 // elementwise.cu, embedding.cu, rmsnorm.cu, rope.cu, attention.cu and logprob.cu.
 //
@@ -17,6 +17,8 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <unordered_map>
@@ -41,6 +43,11 @@ struct OpsCuda {
     size_t ws_bytes;
     int matmul;      // RLC_CUDA_MATMUL_*
     std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload
+    // memory accounting: every block this backend holds (alloc, try_alloc, the workspace) with its size
+    std::unordered_map<void *, size_t> blocks;
+    size_t in_use, peak;
+    size_t limit;    // 0 = none (set_mem_limit, or RLC_MEM_LIMIT_MB read at the first allocation)
+    int limit_ready;
 };
 static OpsCuda oc;
 static rlc_ops oc_table;
@@ -71,36 +78,96 @@ static void oc_ok(int rc, const char *op) {
 
 static double oc_mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
-// cudaMalloc of max(bytes, 1) or NULL (the error cleared).
+static size_t oc_limit_now(void) {
+    if (!oc.limit_ready) {
+        const char *e = getenv("RLC_MEM_LIMIT_MB");
+        oc.limit = 0;
+        if (e && *e) {
+            char *end;
+            double mb = strtod(e, &end);
+            if (end == e || *end || !(mb > 0) || mb > 1e12)
+                oc_fatal("RLC_MEM_LIMIT_MB=%s: expected a positive number of MiB (e.g. 512 or 0.5)", e);
+            oc.limit = (size_t)(mb * 1024.0 * 1024.0);
+        }
+        oc.limit_ready = 1;
+    }
+    return oc.limit;
+}
+
+static void oc_set_mem_limit(size_t bytes) {
+    oc.limit = bytes;
+    oc.limit_ready = 1;
+}
+
+static void oc_mem_info(rlc_mem_info *mi) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        (void)cudaGetLastError();
+        free_b = total_b = 0;
+    }
+    mi->in_use = oc.in_use;
+    mi->peak = oc.peak;
+    mi->limit = oc_limit_now();
+    mi->free = free_b;
+    mi->total = total_b;
+    if (mi->limit) {
+        const size_t room = mi->limit > oc.in_use ? mi->limit - oc.in_use : 0;
+        if (room < mi->free) mi->free = room;
+        if (mi->limit < mi->total || !mi->total) mi->total = mi->limit;
+    }
+}
+
+// cudaMalloc of max(bytes, 1), counted, or NULL (the error cleared) over the limit or when the device refuses.
 static void *oc_try_malloc(size_t bytes) {
+    const size_t lim = oc_limit_now(), b = bytes ? bytes : 1;
+    if (lim && (b > lim || oc.in_use > lim - b)) return NULL;
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+    if (cudaMalloc(&p, b) != cudaSuccess) {
         (void)cudaGetLastError();
         return NULL;
     }
+    oc.blocks[p] = b;
+    oc.in_use += b;
+    if (oc.in_use > oc.peak) oc.peak = oc.in_use;
     return p;
+}
+
+static void oc_dev_free(void *p, const char *what) {
+    if (!p) return;
+    auto it = oc.blocks.find(p);
+    if (it != oc.blocks.end()) {
+        oc.in_use -= it->second;
+        oc.blocks.erase(it);
+    }
+    oc_check(cudaFree(p), what);
 }
 
 __attribute__((noreturn)) static void oc_oom(size_t bytes, const char *what) {
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+    rlc_mem_info mi;
+    oc_mem_info(&mi);
+    char lim[96] = "";
+    if (mi.limit) snprintf(lim, sizeof lim, " (limit %zu bytes, %zu in use)", mi.limit, mi.in_use);
+    if (mi.total)
         oc_fatal("out of device memory: %s of %zu bytes (%.1f MiB) failed; %zu bytes (%.1f MiB) free of %zu "
-                 "(%.1f MiB)",
-                 what, bytes, oc_mib(bytes), free_b, oc_mib(free_b), total_b, oc_mib(total_b));
-    oc_fatal("out of device memory: %s of %zu bytes (%.1f MiB) failed (free memory unknown)", what, bytes,
-             oc_mib(bytes));
+                 "(%.1f MiB)%s",
+                 what, bytes, oc_mib(bytes), mi.free, oc_mib(mi.free), mi.total, oc_mib(mi.total), lim);
+    oc_fatal("out of device memory: %s of %zu bytes (%.1f MiB) failed (free memory unknown)%s", what, bytes,
+             oc_mib(bytes), lim);
 }
 
-static void *oc_alloc(size_t bytes) {
+static void *oc_try_alloc(size_t bytes) {
     void *p = oc_try_malloc(bytes);
-    if (!p) oc_oom(bytes, "alloc");
-    if (bytes) oc_check(cudaMemsetAsync(p, 0, bytes, oc.stream), "alloc: cudaMemsetAsync");
+    if (p && bytes) oc_check(cudaMemsetAsync(p, 0, bytes, oc.stream), "alloc: cudaMemsetAsync");
     return p;
 }
 
-static void oc_free(void *p) {
-    if (p) oc_check(cudaFree(p), "free: cudaFree");
+static void *oc_alloc(size_t bytes) {
+    void *p = oc_try_alloc(bytes);
+    if (!p) oc_oom(bytes, "alloc");
+    return p;
 }
+
+static void oc_free(void *p) { oc_dev_free(p, "free: cudaFree"); }
 
 static void oc_upload(void *dst, const void *src_host, size_t bytes) {
     if (!bytes) return;
@@ -133,7 +200,7 @@ static char *oc_workspace(size_t bytes) {
     if (bytes <= oc.ws_bytes) return oc.ws;
     oc_check(cudaStreamSynchronize(oc.stream), "workspace: cudaStreamSynchronize"); // kernels may still read it
     const size_t grown = oc.ws_bytes + oc.ws_bytes / 2;
-    if (oc.ws) oc_check(cudaFree(oc.ws), "workspace: cudaFree");
+    oc_dev_free(oc.ws, "workspace: cudaFree");
     oc.ws = NULL;
     oc.ws_bytes = 0;
     size_t want = bytes > grown ? bytes : grown;
@@ -485,7 +552,10 @@ static void oc_init(void) {
     rlc_ops &t = oc_table;
     t.name = "cuda";
     t.alloc = oc_alloc;
+    t.try_alloc = oc_try_alloc;
     t.free = oc_free;
+    t.mem_info = oc_mem_info;
+    t.set_mem_limit = oc_set_mem_limit;
     t.upload = oc_upload;
     t.download = oc_download;
     t.zero = oc_zero;
@@ -540,10 +610,40 @@ extern "C" int rlc_ops_cuda_matmul(void) { return oc.matmul; }
 
 extern "C" size_t rlc_ops_cuda_workspace_bytes(void) { return oc.ws_bytes; }
 
+extern "C" double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps) {
+    if (!oc.ready) oc_init();
+    if (n < 1 || reps < 1) oc_fatal("gemm_bf16_tflops: n=%d, reps=%d (both must be >= 1)", n, reps);
+    const size_t nn = (size_t)n * n;
+    void *a = oc_try_malloc(nn * 2), *b = oc_try_malloc(nn * 2), *c = oc_try_malloc(nn * sizeof(float));
+    if (!a || !b || !c) oc_oom(nn * 8, "gemm_bf16_tflops: operands");
+    // 0x3C3C is the bf16 0.0115 (a normal number): no denormals or infinities in the products or the sums
+    oc_check(cudaMemsetAsync(a, 0x3C, nn * 2, oc.stream), "gemm_bf16_tflops: cudaMemsetAsync");
+    oc_check(cudaMemsetAsync(b, 0x3C, nn * 2, oc.stream), "gemm_bf16_tflops: cudaMemsetAsync");
+    cudaEvent_t e0, e1;
+    oc_check(cudaEventCreate(&e0), "cudaEventCreate");
+    oc_check(cudaEventCreate(&e1), "cudaEventCreate");
+    // one warm-up call (cuBLAS picks and loads its kernel), then reps calls between the events
+    for (int r = 0; r <= reps; r++) {
+        if (r == 1) oc_check(cudaEventRecord(e0, oc.stream), "cudaEventRecord");
+        oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n, 0), "gemm_bf16_tflops");
+    }
+    oc_check(cudaEventRecord(e1, oc.stream), "cudaEventRecord");
+    oc_check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    float ms = 0;
+    oc_check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    oc_dev_free(a, "gemm_bf16_tflops: cudaFree");
+    oc_dev_free(b, "gemm_bf16_tflops: cudaFree");
+    oc_dev_free(c, "gemm_bf16_tflops: cudaFree");
+    const double s = (ms > 0 ? ms : 1e-6) * 1e-3;
+    return 2.0 * (double)n * n * n * reps / s / 1e12;
+}
+
 extern "C" void rlc_ops_cuda_release(void) {
     if (!oc.ready) return;
     oc_check(cudaStreamSynchronize(oc.stream), "release: cudaStreamSynchronize");
-    if (oc.ws) oc_check(cudaFree(oc.ws), "release: cudaFree");
+    oc_dev_free(oc.ws, "release: cudaFree");
     oc.ws = NULL;
     oc.ws_bytes = 0;
     rlc_blas_destroy(oc.blas);

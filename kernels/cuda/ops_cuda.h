@@ -12,6 +12,10 @@
 //   return after enqueuing.
 // - Errors: a CUDA error, an allocation failure (the message gives the bytes requested and the bytes free on the
 //   device) or a shape the kernels do not take ends the process with "rlc: cuda backend: ..." and exit status 1.
+//   try_alloc returns NULL instead.
+// - Memory: mem_info counts every block the backend holds (alloc, try_alloc and its workspace) and their peak;
+//   free is cudaMemGetInfo's, at most limit - in_use under a cap (set_mem_limit / RLC_MEM_LIMIT_MB), which
+//   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace is not counted (not ours to see).
 // - Precision: elementwise ops, norms, RoPE, embeddings, AdamW and (by default) matmuls are fp32, the matmuls
 //   through cuBLAS sgemm without TF32. Attention converts q, k, v (and out, dout) to bf16 in the workspace,
 //   zero-padding the head dim to 64 or 128 (head dims up to 128) and runs kernels/cuda/attention.cu; the fused
@@ -44,6 +48,11 @@ int rlc_ops_cuda_matmul(void);
 // Current workspace size in bytes (grows to the largest need seen; the attention and log-prob adapters' bf16
 // copies live there).
 size_t rlc_ops_cuda_workspace_bytes(void);
+// The device's bf16 GEMM rate in TFLOP/s, measured now: reps cuBLAS GEMMs (n,n) x (n,n) with bf16 operands and
+// fp32 accumulation and output, after one warm-up call, timed with events on the backend's stream (the
+// reference peak of bench/bench_step's MFU). Allocates and frees 8 n^2 bytes.
+double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps);
+
 // Frees the workspace and the cuBLAS handle (after synchronising). The next rlc_ops_cuda() starts afresh;
 // memory from alloc stays valid.
 void rlc_ops_cuda_release(void);

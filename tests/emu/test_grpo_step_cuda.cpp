@@ -8,7 +8,8 @@
 //      that GRPO groups have a spread of scores, and whose argmax margins are far above the bf16 rounding),
 //      weights copied to the CUDA model;
 //   1. greedy rollouts on both backends: identical tokens, rollout log-probs close; then the first GRPO step's
-//      rollouts with temperature sampling: identical tokens;
+//      rollouts with temperature sampling: identical tokens; and on the CUDA side in waves of one group under a
+//      memory cap: the same tokens as in one wave;
 //   2. one SFT step (forward, fused log-prob, backward, AdamW) on both: loss, gradient norm, gradients, weights;
 //   3. one whole GRPO step (rlc_rl_step: rollouts with temperature sampling, old/reference log-probs,
 //      advantages, PPO-clip loss with a KL and an entropy term, two micro-batches, backward, AdamW) on both:
@@ -207,10 +208,33 @@ static void test_sampled(rlc_model *mg, rlc_model *mc, const rlc_config *c, cons
                   t < sc[i].len ? sc[i].tokens[t] : -1, t < sc[i].len ? sc[i].roll_logp[t] : 0.0f,
                   t < sg[i].len ? sg[i].tokens[t] : -1, t < sg[i].len ? sg[i].roll_logp[t] : 0.0f, u);
         }
-        rlc_sequence_free(&sg[i]);
         rlc_sequence_free(&sc[i]);
     }
     printf("    %d of %d samples differ\n", differ, P * G);
+    // the CUDA side again under a memory cap (the backend's set_mem_limit) that holds one group per wave: as many
+    // waves as prompts, and the same tokens as in one wave
+    size_t lo = 0, hi = (size_t)1 << 36;
+    while (lo + 1 < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rlc_rollout_wave_groups(mg, G, P, mid) >= 1) hi = mid;
+        else lo = mid;
+    }
+    rlc_mem_info mi;
+    GPU->mem_info(&mi);
+    GPU->set_mem_limit(mi.in_use + hi);
+    std::vector<rlc_sequence> sw(P * G);
+    int waves = rlc_rollout_generate(mg, &c->rollout, &smp, task, &c->task, probs.data(), ids.data(), P, G, c->seed, 0,
+                                     sw.data());
+    GPU->set_mem_limit(0);
+    CHECK(waves == P, "%d waves under a cap of one group per wave (expected %d)", waves, P);
+    int same = 0;
+    for (int i = 0; i < P * G; i++) {
+        same += sw[i].len == sg[i].len && !memcmp(sw[i].tokens, sg[i].tokens, (size_t)sg[i].len * sizeof(int));
+        rlc_sequence_free(&sw[i]);
+        rlc_sequence_free(&sg[i]);
+    }
+    CHECK(same == P * G, "waves on the CUDA backend: %d of %d samples with the same tokens as one wave", same, P * G);
+    printf("    CUDA backend in %d waves under a cap: %d of %d samples the same as in one wave\n", waves, same, P * G);
 }
 
 // 2. one SFT step

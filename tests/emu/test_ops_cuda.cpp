@@ -8,7 +8,8 @@
 // overwritten ones from NaN on the device); NULL skips (bias, dinp, dw, dbias, logp, entropy); awkward shapes
 // (T = 1, widths that are not multiples of a warp, a block or a vector, T > the 256-row reduction chunks,
 // repeated tokens, odd head dims, head dims padded to the attention kernels' 64 / 128, empty sequences and
-// cache rows, decode rows sharing a slot); alloc's zero fill; the out-of-memory message.
+// cache rows, decode rows sharing a slot); alloc's zero fill; the out-of-memory messages (device and cap); the
+// memory accounting (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe.
 //
 // Tolerances: a value passes when |gpu - cpu| <= rtol |cpu| + afrac max|cpu| (max over the tensor); the worst
 // ratio error / allowed is printed per entry (<= 1 passes).
@@ -187,6 +188,63 @@ static void test_memory() {
         GPU->free(a);
         GPU->free(b);
     });
+}
+
+// Accounting (in use, peak, free, total), the cap (set_mem_limit) on alloc, try_alloc and the workspace, and the
+// bf16 GEMM probe. Plain checks outside run_case: the counts are process state, not kernel outputs.
+static void test_memory_accounting() {
+    rlc_mem_info a;
+    GPU->mem_info(&a);
+    CHECK(a.limit == 0, "no limit unless set (RLC_MEM_LIMIT_MB must not be set for this test): %zu", a.limit);
+    CHECK(a.total > 0 && a.free <= a.total && a.peak >= a.in_use, "free %zu of %zu, in use %zu, peak %zu", a.free,
+          a.total, a.in_use, a.peak);
+    const size_t n = 3 << 20;
+    void *p = GPU->try_alloc(n);
+    CHECK(p != NULL, "try_alloc 3 MiB");
+    std::vector<float> z = host((float *)p, 1000);
+    bool zero = true;
+    for (float x : z) zero &= x == 0.0f;
+    CHECK(zero, "try_alloc zero-fills");
+    rlc_mem_info b;
+    GPU->mem_info(&b);
+    CHECK(b.in_use == a.in_use + n && b.peak >= b.in_use, "in use %zu -> %zu after %zu bytes", a.in_use, b.in_use, n);
+    CHECK(b.free <= a.free - n || a.free < n, "the device's free memory went down: %zu -> %zu", a.free, b.free);
+    GPU->free(p);
+    rlc_mem_info c;
+    GPU->mem_info(&c);
+    CHECK(c.in_use == a.in_use && c.peak == b.peak, "free gives it back (%zu vs %zu), the peak stays", c.in_use,
+          a.in_use);
+    // the cap
+    const size_t lim = c.in_use + (1 << 20);
+    GPU->set_mem_limit(lim);
+    GPU->mem_info(&c);
+    CHECK(c.limit == lim && c.total == lim && c.free == (size_t)1 << 20, "under the cap: limit %zu total %zu free %zu",
+          c.limit, c.total, c.free);
+    CHECK(GPU->try_alloc(2 << 20) == NULL, "2 MiB over a 1 MiB cap is refused");
+    CHECK(GPU->try_alloc((size_t)-1) == NULL, "SIZE_MAX is refused without overflow");
+    p = GPU->try_alloc(600 << 10);
+    CHECK(p != NULL && GPU->try_alloc(600 << 10) == NULL, "600 KiB fits, a second 600 KiB does not");
+    GPU->free(p);
+    GPU->set_mem_limit(0);
+    // the workspace counts: an op that grows it raises in_use by exactly the workspace's growth
+    rlc_ops_cuda_release(); // an empty workspace
+    GPU = rlc_ops_cuda();
+    GPU->mem_info(&a);
+    const size_t nx = 3000000;
+    float *x = (float *)GPU->alloc(nx * sizeof(float));
+    (void)GPU->sumsq(x, nx);
+    GPU->mem_info(&b);
+    CHECK(rlc_ops_cuda_workspace_bytes() > 0 && b.in_use == a.in_use + nx * sizeof(float) + rlc_ops_cuda_workspace_bytes(),
+          "in use %zu -> %zu: the allocation %zu and the workspace %zu", a.in_use, b.in_use, nx * sizeof(float),
+          rlc_ops_cuda_workspace_bytes());
+    GPU->free(x);
+    // the bf16 GEMM probe: a positive rate, nothing left allocated
+    GPU->mem_info(&a);
+    double tf = rlc_ops_cuda_gemm_bf16_tflops(64, 2);
+    GPU->mem_info(&b);
+    CHECK(isfinite(tf) && tf > 0, "bf16 GEMM probe: %g TFLOP/s", tf);
+    CHECK(b.in_use == a.in_use && b.peak >= a.in_use + 8 * 64 * 64, "the probe frees its operands (%zu vs %zu)",
+          b.in_use, a.in_use);
 }
 
 // ------------------------------------------------------------------------------------------------ elementwise
@@ -552,12 +610,22 @@ int main() {
             g->alloc((size_t)1 << 52);
         },
         "out of device memory: alloc of 4503599627370496 bytes");
+    // over the cap: the bytes requested, the bytes available and the cap
+    expect_death(
+        "over the memory cap",
+        [] {
+            const rlc_ops *g = rlc_ops_cuda();
+            g->set_mem_limit(1 << 20);
+            g->alloc(2 << 20);
+        },
+        "alloc of 2097152 bytes (2.0 MiB) failed; 1048576 bytes (1.0 MiB) free of 1048576 (1.0 MiB) (limit 1048576");
 #endif
     GPU = rlc_ops_cuda();
     CPU = rlc_ops_cpu();
     CHECK(!strcmp(GPU->name, "cuda"), "table name %s", GPU->name);
 
     test_memory();
+    test_memory_accounting();
     for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise(n);
 
     test_embedding(1, 37, 11, 5);

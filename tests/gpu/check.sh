@@ -13,11 +13,17 @@
 #   6. the NCCL gradient path on this one GPU (tests/gpu/nccl_overhead.sh, about 30 s): bench_scaling
 #      --nccl-overhead (no communication vs NCCL forced on one rank) on two model sizes, and `rlc train` plain vs
 #      RLC_FORCE_NCCL=1 (metrics must agree)
-#   7. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
+#   7. one GRPO step of the trainer on the Qwen2.5-0.5B-like model (bench/bench_step, 4 prompts x 4 samples x 64
+#      new tokens after a warm-up step: about 1-2 minutes, most of it the host-side sampling over the 151936-token
+#      vocabulary): phase times, tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy
+#      bandwidth, peak memory -> OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script
+#      has already used so much time that its timeout would take the total past 8 minutes
+#   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
 # which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh),
-# RLC_GPU_NCCL (0 skips step 6).
+# RLC_GPU_NCCL (0 skips step 6), RLC_GPU_BENCH_STEP (0 skips step 7), RLC_GPU_BENCH_STEP_ARGS (its size flags),
+# RLC_GPU_BENCH_STEP_TIMEOUT (seconds, default 180), RLC_GPU_BUDGET_S (the total step 7 must fit in, default 480).
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-${OUT:-$src/out/gpu}}
@@ -145,7 +151,29 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_NCCL:-1}" != 0 ]; then
     say "NCCL path on one GPU: $nccl_status in $(( $(date +%s) - t0 )) s"
 fi
 
-# ---- 7. report
+# ---- 7. one GRPO step of the trainer on the 0.5B-like model (bench/bench_step)
+bench_status="not run"
+if [ $build_ok = 1 ] && [ "${RLC_GPU_BENCH_STEP:-1}" != 0 ] && [ -x "$build/bench/bench_step" ]; then
+    bt=${RLC_GPU_BENCH_STEP_TIMEOUT:-180}
+    bargs=${RLC_GPU_BENCH_STEP_ARGS:---prompts 4 --samples 4 --new-tokens 64 --steps 1 --warmup 1}
+    if [ $(( $(elapsed) + bt )) -gt "${RLC_GPU_BUDGET_S:-480}" ]; then
+        bench_status="skipped: $(elapsed) s used, its timeout of $bt s would pass the ${RLC_GPU_BUDGET_S:-480} s budget"
+    else
+        t0=$(date +%s)
+        echo "---- bench_step --device cuda $bargs" >>"$log"
+        # shellcheck disable=SC2086
+        timeout "$bt" "$build/bench/bench_step" --device cuda $bargs >"$out/bench_step.txt" 2>&1
+        rc=$?
+        cat "$out/bench_step.txt" >>"$log"
+        grep '^{"bench":"bench_step"' "$out/bench_step.txt" >"$out/bench_step.json"
+        bench_status=$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; })
+        [ $rc = 0 ] || fail=1
+        bench_status="$bench_status in $(( $(date +%s) - t0 )) s ($bargs)"
+    fi
+    say "bench_step (GRPO step, 0.5B-like): $bench_status"
+fi
+
+# ---- 8. report
 {
     echo "# GPU check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
@@ -157,6 +185,7 @@ fi
     echo "- ctest -L emu on this machine: $emu_ctest"
     echo "- default training job, device=cuda vs device=cpu (train_compare.txt): **$train_status**"
     echo "- NCCL gradient path on one GPU (nccl_overhead.txt): **$nccl_status**"
+    echo "- GRPO step bench, 0.5B-like model (bench_step.txt, bench_step.json): **$bench_status**"
     echo "- total: $(elapsed) s; overall: **$([ $fail = 0 ] && echo PASS || echo FAIL)**"
     echo
     echo "## Known answers (tests/emu/kat_*.cu): emulator dump vs GPU dump"
@@ -188,6 +217,15 @@ fi
         echo
     fi
     echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl."
+    if [ -s "$out/bench_step.txt" ]; then
+        echo "## One GRPO step of the trainer, Qwen2.5-0.5B-like model (bench/bench_step)"
+        echo
+        echo '```'
+        grep -v '^{"bench"' "$out/bench_step.txt"
+        echo '```'
+        echo
+    fi
+    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl. GRPO step bench: bench_step.txt, bench_step.json."
 } >"$report"
 say "report: $report ($(elapsed) s)"
 exit $fail

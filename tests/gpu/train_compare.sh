@@ -17,7 +17,7 @@
 #     the CPU's is about 0.1: a GPU run that does not train, or one whose policy broke, falls outside);
 #   - the GPU's held-out success at the end of RL >= its value after SFT - 0.05 (RL did not wreck the policy);
 #   - both runs finished (exit 0) with finite losses.
-# Env: RLC_TRAIN_SFT_STEPS (default 400, the default job's), RLC_TRAIN_RL_STEPS (default 30), RLC_TRAIN_TIMEOUT
+# Env: RLC_TRAIN_SFT_STEPS (default 400, a fifth of the default job's), RLC_TRAIN_RL_STEPS (default 30), RLC_TRAIN_TIMEOUT
 # (seconds per run, default 120), RLC_TRAIN_CPU_THREADS (OpenMP threads of the CPU run, default min(8, nproc - 2):
 # the default model is small, more threads mostly add synchronisation).
 set -uo pipefail
@@ -32,7 +32,7 @@ thr=${RLC_TRAIN_CPU_THREADS:-$thr}
 runs=$(dirname "$rlc")/train_compare_runs # checkpoints stay next to the build; metrics go to OUTDIR
 rm -rf "$runs"
 mkdir -p "$runs" "$out"
-args=(train --set sft.steps="$sft" --set rl.steps="$rl" --set out_dir="$runs" --quiet)
+args=(train --set sft.steps="$sft" --set rl.steps="$rl" --set eval_every=50 --set out_dir="$runs" --quiet)
 
 t0=$(date +%s)
 OMP_NUM_THREADS=1 timeout "$tmo" "$rlc" "${args[@]}" --set device=cuda --set name=cuda >"$runs/cuda.log" 2>&1 &

@@ -175,8 +175,15 @@ RLC_EMU_API cudaError_t cudaMemset(void *p, int v, size_t n) {
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) { return cudaMemset(p, v, n); }
+// An 80 GiB device of which 64 GiB are free before the program's own allocations, which then count against it.
 RLC_EMU_API cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
-    *free_b = (size_t)64 << 30;
+    size_t used = 0;
+    {
+        std::lock_guard<std::mutex> lk(emu::runtime().mu);
+        for (const auto &a : emu::runtime().allocs) used += a.second;
+    }
+    const size_t start = (size_t)64 << 30;
+    *free_b = used < start ? start - used : 0;
     *total = (size_t)80 << 30;
     return cudaSuccess;
 }

@@ -1,0 +1,401 @@
+// bench/bench_step.c: one GRPO step of the real trainer (rlc_rl_step, host/rl.c: rollouts with the KV-cache engine,
+// old log-probs, GRPO advantages, PPO-clip loss, backward, AdamW) on a Qwen2.5-0.5B-like model with random
+// weights, timed phase by phase, against the device's own limits measured in the same run.
+//
+//   bench_step [--small] [--device auto|cpu|cuda] [--prompts 64] [--samples 8] [--new-tokens 512] [--steps 1]
+//              [--warmup 1] [--micro-batch-tokens 8192] [--matmul fp32|bf16] [--gemm N] [--seed S]
+//
+// Model (default): vocab 151936, dim 896, 24 layers, 14 query / 2 KV heads of dim 64, MLP 4864, q/k/v biases,
+// tied embeddings, RoPE theta 1e6 (Qwen2.5-0.5B's shapes, 494M parameters). --small: a tiny model and batch for a
+// CI smoke run (seconds on one CPU core). Prompts are the addition task's (about 10 tokens); rollout.ignore_eos and
+// no stop strings make every sequence run the full --new-tokens (random weights would otherwise hit EOS now and
+// then), at temperature 1 with the engine's sampler (host-side, over the whole vocabulary). The weights are uniform
+// with the standard deviations of rlc_model_init_weights (0.02, output projections 0.02 / sqrt(2 L); norms 1,
+// biases 0) from a counter-based hash on all cores: Box-Muller on one core would take ~40 s for 0.5B parameters.
+//
+// Reported (a table, then one JSON line starting {"bench":"bench_step"):
+// - time per phase of the timed steps (rl.c's metrics): rollout (generation), log-probs (old-policy forward),
+//   update (forward + backward + AdamW); rollout tokens/s = generated tokens / rollout time; training tokens/s =
+//   trained tokens (prompt + response, all sequences) / update time.
+// - MFU of the update phase: FLOPs / time / peak. FLOPs = 6 P T + 3 A (forward 2 P T + A, backward twice that):
+//     P = the parameters that multiply activations: every layer's q/k/v/o and gate/up/down projections and the
+//         LM head (V C, counted once with tied embeddings; the embedding lookup, norms and biases do no matmul);
+//     T = trained tokens (sum over sequences of len - 1: the packed input);
+//     A = attention forward, causal: 4 L NH HD sum_seq n (n + 1) / 2, n = len - 1 (QK^T and PV, 2 FLOPs per
+//         multiply-add, each query against the keys up to itself).
+//   Peak: on CUDA the bf16 rate of a large cuBLAS GEMM (--gemm, default 8192^3, rlc_ops_cuda_gemm_bf16_tflops),
+//   on the CPU the backend's own sgemm (matmul_forward, default 2048^3); both are measured in this run. The
+//   backend's matmul_forward rate (fp32 sgemm unless --matmul bf16) is reported too (mfu_vs_matmul): this first
+//   CUDA backend trains in fp32.
+// - Decode against the memory-bandwidth bound: a decode step of B rows at context c reads the weights (every
+//   parameter once, n_params x 4 bytes: fp32) and each row's KV cache (2 L NKV HD c x 4 bytes); bound = those
+//   bytes / the device copy bandwidth (ops->copy of a large buffer, read + write bytes / time, this run).
+//   decode_bw_frac = bound / measured time of rlc_model_decode (the engine's cached forward, logits to the host)
+//   at B = one wave's rows, c = the rollouts' mean context; rollout_bw_frac = the same bound summed over every
+//   decode step of the rollouts / the rollout time (which also holds prefill and the host-side sampling).
+// - peak backend memory (rlc_mem_info.peak) over the model, the steps and the rollouts.
+// Exit status: 0, 1 on an error, 3 when a reported number is not finite (the smoke test's check).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rlc/backend.h"
+#include "rlc/config.h"
+#include "rlc/metrics.h"
+#include "rlc/rl.h"
+#include "rlc/rng.h"
+#include "rlc/rollout.h"
+#include "rlc/util.h"
+#ifdef RLC_HAVE_CUDA
+#include "ops_cuda.h"
+#endif
+
+typedef struct opts {
+    int small;
+    char device[8];
+    int prompts, samples, new_tokens, steps, warmup, micro, gemm, matmul_bf16;
+    unsigned long long seed;
+} opts;
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_step [--small] [--device auto|cpu|cuda] [--prompts N] [--samples G] "
+                    "[--new-tokens T] [--steps S] [--warmup W] [--micro-batch-tokens M] [--matmul fp32|bf16] "
+                    "[--gemm N] [--seed S]\n");
+}
+
+static int parse(int argc, char **argv, opts *o) {
+    memset(o, 0, sizeof *o);
+    snprintf(o->device, sizeof o->device, "auto");
+    o->prompts = 64, o->samples = 8, o->new_tokens = 512, o->steps = 1, o->warmup = 1, o->micro = 8192;
+    o->seed = 1;
+    for (int i = 1; i < argc; i++) // --small first: explicit sizes override its defaults wherever they stand
+        if (!strcmp(argv[i], "--small")) {
+            o->small = 1;
+            o->prompts = 4, o->samples = 4, o->new_tokens = 16, o->micro = 256;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--small")) continue;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_step: %s needs a value\n", a);
+            return -1;
+        }
+        const char *v = argv[++i];
+        char *end;
+        long n = strtol(v, &end, 10);
+        int num = *v && !*end;
+        if (!strcmp(a, "--device")) {
+            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) {
+                fprintf(stderr, "bench_step: --device %s: expected auto, cpu or cuda\n", v);
+                return -1;
+            }
+            snprintf(o->device, sizeof o->device, "%s", v);
+        } else if (!strcmp(a, "--matmul")) {
+            if (strcmp(v, "fp32") && strcmp(v, "bf16")) {
+                fprintf(stderr, "bench_step: --matmul %s: expected fp32 or bf16\n", v);
+                return -1;
+            }
+            o->matmul_bf16 = !strcmp(v, "bf16");
+        } else if (!strcmp(a, "--seed") && num && n >= 0) {
+            o->seed = (unsigned long long)n;
+        } else if (num && n >= 1 && n <= 1000000) {
+            if (!strcmp(a, "--prompts")) o->prompts = (int)n;
+            else if (!strcmp(a, "--samples")) o->samples = (int)n;
+            else if (!strcmp(a, "--new-tokens")) o->new_tokens = (int)n;
+            else if (!strcmp(a, "--steps")) o->steps = (int)n;
+            else if (!strcmp(a, "--micro-batch-tokens")) o->micro = (int)n;
+            else if (!strcmp(a, "--gemm")) o->gemm = (int)n;
+            else if (!strcmp(a, "--warmup")) o->warmup = (int)n;
+            else {
+                fprintf(stderr, "bench_step: unknown option %s\n", a);
+                return -1;
+            }
+        } else if (!strcmp(a, "--warmup") && num && n == 0) {
+            o->warmup = 0;
+        } else {
+            fprintf(stderr, "bench_step: %s %s: expected a positive integer (or a known option)\n", a, v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+// Uniform weights with rlc_model_init_weights's standard deviations (see the header), from a counter hash:
+// element j of tensor i depends only on (seed, i, j), so the threads may split the work any way.
+static void init_weights_fast(rlc_model *m, uint64_t seed) {
+    rlc_f *host = rlc_malloc(m->n_params * sizeof(rlc_f));
+    double out_std = 0.02 / sqrt(2.0 * m->cfg.n_layers);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const rlc_tensor_info *t = &m->tensors[i];
+        rlc_f *p = host + t->offset;
+        int is_norm = strstr(t->name, "norm.weight") != NULL, is_bias = strstr(t->name, ".bias") != NULL;
+        int is_out = strstr(t->name, "o_proj") != NULL || strstr(t->name, "down_proj") != NULL;
+        double a = sqrt(3.0) * (is_out ? out_std : 0.02); // uniform on [-a, a] has standard deviation a / sqrt(3)
+        long long n = (long long)t->numel;
+#pragma omp parallel for schedule(static)
+        for (long long j = 0; j < n; j++) {
+            double u = (double)(rlc_rng_u64(seed, (uint64_t)i, (uint64_t)j) >> 11) * (1.0 / 9007199254740992.0);
+            p[j] = is_norm ? 1.0f : is_bias ? 0.0f : (rlc_f)((2.0 * u - 1.0) * a);
+        }
+    }
+    m->ops->upload(m->params, host, m->n_params * sizeof(rlc_f));
+    free(host);
+}
+
+// Wait for everything the backend has queued: a download returns when the copy is done, after the work before it.
+static void sync_backend(const rlc_ops *o, const void *p) {
+    char b[4];
+    o->download(b, p, sizeof b);
+}
+
+// Device copy bandwidth in GB/s: ops->copy of `bytes`, counting the bytes read and written.
+static double copy_gbps(const rlc_ops *o, size_t bytes, int reps) {
+    void *a = o->try_alloc(bytes), *b = a ? o->try_alloc(bytes) : NULL;
+    if (!b) {
+        if (a) o->free(a);
+        return bytes > ((size_t)1 << 24) ? copy_gbps(o, bytes / 4, reps) : NAN;
+    }
+    o->copy(b, a, bytes); // warm-up (first touch)
+    sync_backend(o, b);
+    double t0 = rlc_now();
+    for (int r = 0; r < reps; r++) o->copy(r % 2 ? a : b, r % 2 ? b : a, bytes);
+    sync_backend(o, a);
+    double dt = rlc_now() - t0;
+    o->free(a);
+    o->free(b);
+    return 2.0 * (double)bytes * reps / dt / 1e9;
+}
+
+// The backend's matmul_forward rate in TFLOP/s on (n, n) x (n, n)^T, best of reps after a warm-up.
+static double matmul_tflops(const rlc_ops *o, int n, int reps) {
+    size_t nn = (size_t)n * n;
+    rlc_f *a = o->try_alloc(nn * sizeof(rlc_f)), *b = o->try_alloc(nn * sizeof(rlc_f));
+    rlc_f *c = o->try_alloc(nn * sizeof(rlc_f));
+    double best = NAN;
+    if (a && b && c) {
+        rlc_f *h = rlc_malloc(nn * sizeof(rlc_f));
+        for (size_t i = 0; i < nn; i++) h[i] = (rlc_f)((double)((i * 2654435761u) % 1000) / 1000.0 - 0.5);
+        o->upload(a, h, nn * sizeof(rlc_f));
+        o->upload(b, h, nn * sizeof(rlc_f));
+        free(h);
+        best = 1e30;
+        for (int r = 0; r <= reps; r++) {
+            double t0 = rlc_now();
+            o->matmul_forward(c, a, b, NULL, n, n, n);
+            sync_backend(o, c);
+            double dt = rlc_now() - t0;
+            if (r > 0 && dt < best) best = dt;
+        }
+        best = 2.0 * (double)n * n * n / best / 1e12;
+    }
+    if (a) o->free(a);
+    if (b) o->free(b);
+    if (c) o->free(c);
+    return best;
+}
+
+// Matmul parameters P of the FLOP count (see the header).
+static double matmul_params(const rlc_model_config *c) {
+    double C = c->dim, QD = (double)c->n_heads * c->head_dim, KD = (double)c->n_kv_heads * c->head_dim;
+    double per_layer = C * QD + 2.0 * C * KD + QD * C + 3.0 * C * c->hidden_dim;
+    return per_layer * c->n_layers + (double)c->vocab_size * C;
+}
+
+static double gb(double bytes) { return bytes / 1e9; }
+
+int main(int argc, char **argv) {
+    opts o;
+    if (parse(argc, argv, &o) != 0) {
+        usage();
+        return 1;
+    }
+    char err[1024];
+    const rlc_ops *ops = rlc_backend_select(o.device, 0, err, sizeof err);
+    if (!ops) {
+        fprintf(stderr, "bench_step: %s\n", err);
+        return 1;
+    }
+    int is_cuda = !strcmp(ops->name, "cuda");
+#ifdef RLC_HAVE_CUDA
+    if (is_cuda && o.matmul_bf16) rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_BF16);
+    const char *mm_mode = is_cuda ? (rlc_ops_cuda_matmul() == RLC_CUDA_MATMUL_BF16 ? "bf16" : "fp32") : "fp32";
+#else
+    const char *mm_mode = "fp32";
+#endif
+    if (o.matmul_bf16 && !is_cuda) fprintf(stderr, "bench_step: --matmul bf16 applies to the CUDA backend only\n");
+    if (!o.gemm) o.gemm = o.small ? 256 : is_cuda ? 8192 : 2048;
+
+    // the job: GRPO, one epoch, one mini-batch, no KL (no reference policy), no SFT phase
+    char ov[32][96];
+    int nov = 0;
+#define OV(...) snprintf(ov[nov++], sizeof ov[0], __VA_ARGS__)
+    if (o.small) {
+        OV("model.vocab_size=1024"), OV("model.dim=64"), OV("model.n_layers=2"), OV("model.n_heads=4");
+        OV("model.n_kv_heads=2"), OV("model.head_dim=16"), OV("model.hidden_dim=160");
+    } else {
+        OV("model.vocab_size=151936"), OV("model.dim=896"), OV("model.n_layers=24"), OV("model.n_heads=14");
+        OV("model.n_kv_heads=2"), OV("model.head_dim=64"), OV("model.hidden_dim=4864");
+    }
+    OV("model.max_seq_len=%d", o.new_tokens + 64); // addition prompts are about 10 tokens
+    OV("model.rms_eps=1e-6"), OV("model.rope_theta=1000000"), OV("model.qkv_bias=true");
+    OV("model.tie_embeddings=true"), OV("task.name=addition"), OV("sft.steps=0");
+    OV("rollout.prompts_per_step=%d", o.prompts), OV("rollout.group_size=%d", o.samples);
+    OV("rollout.max_new_tokens=%d", o.new_tokens), OV("rollout.temperature=1"), OV("rollout.ignore_eos=true");
+    OV("rl.method=grpo"), OV("rl.epochs=1"), OV("rl.mini_batches=1"), OV("rl.micro_batch_tokens=%d", o.micro);
+    OV("rl.kl_beta=0"), OV("rl.steps=%d", o.warmup + o.steps), OV("device=%s", o.device);
+    OV("seed=%llu", o.seed);
+#undef OV
+    const char *over[32];
+    for (int i = 0; i < nov; i++) over[i] = ov[i];
+    rlc_config cfg;
+    if (rlc_config_parse(&cfg, NULL, "<bench_step>", over, nov, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_step: %s\n", err);
+        return 1;
+    }
+    const rlc_model_config *mc = &cfg.model;
+    int N = o.prompts * o.samples, max_tokens = o.micro;
+    if (mc->max_seq_len > max_tokens) max_tokens = mc->max_seq_len;
+    if (N > max_tokens) max_tokens = N;
+
+    double t_setup = rlc_now();
+    rlc_rl rl;
+    if (rlc_rl_init(&rl, &cfg, ops, rlc_task_find(cfg.task.name), max_tokens) != 0) return 1;
+    rlc_rl_set_dist(&rl, NULL);
+    init_weights_fast(&rl.model, o.seed);
+    rlc_rl_begin(&rl);
+    sync_backend(ops, rl.model.params);
+    t_setup = rlc_now() - t_setup;
+
+    // the steps: warm-up first (not timed), then the timed ones, summed
+    rlc_metrics mt;
+    rlc_metrics_open(&mt, NULL);
+    mt.quiet = 1;
+    double t_roll = 0, t_lp = 0, t_upd = 0, t_step = 0, roll_tok = 0, train_tok = 0, waves = 0, resp = 0, groups = 0;
+    for (int s = 0; s < o.warmup + o.steps; s++) {
+        rlc_metrics_begin(&mt);
+        double t0 = rlc_now();
+        if (rlc_rl_step(&rl, &mt) != 0) {
+            fprintf(stderr, "bench_step: the GRPO step failed\n");
+            return 1;
+        }
+        double dt = rlc_now() - t0;
+        fprintf(stderr, "bench_step: %s step %d: %.2f s\n", s < o.warmup ? "warm-up" : "timed", s + 1, dt);
+        if (s < o.warmup) continue;
+        t_roll += rlc_metrics_get(&mt, "time_rollout", NAN);
+        t_lp += rlc_metrics_get(&mt, "time_logprob", NAN);
+        t_upd += rlc_metrics_get(&mt, "time_update", NAN);
+        t_step += dt;
+        roll_tok += rlc_metrics_get(&mt, "rollout_tokens", NAN);
+        train_tok += rlc_metrics_get(&mt, "train_tokens", NAN);
+        waves += rlc_metrics_get(&mt, "rollout_waves", NAN);
+        resp += rlc_metrics_get(&mt, "response_length", NAN);
+        groups += rlc_metrics_get(&mt, "groups", NAN);
+    }
+    rlc_metrics_close(&mt);
+    rlc_mem_info mi;
+    ops->mem_info(&mi);
+
+    // shapes of the timed steps' sequences: every one ran new_tokens (ignore_eos), prompts of equal length
+    double n_seq = groups * o.samples, len_in = train_tok / n_seq; // packed input length per sequence (len - 1)
+    double resp_len = resp / o.steps, prompt_len = len_in + 1 - resp_len;
+    int L = mc->n_layers, NH = mc->n_heads, NKV = mc->n_kv_heads, HD = mc->head_dim;
+    double P = matmul_params(mc);
+    double attn = 4.0 * L * NH * HD * n_seq * len_in * (len_in + 1) / 2.0;
+    double train_flops = 6.0 * P * train_tok + 3.0 * attn;
+
+    // decode alone (the engine's cached forward) at one wave's rows and the rollouts' mean context
+    ops->mem_info(&mi);
+    int wave_groups = rlc_rollout_wave_groups(&rl.model, o.samples, o.prompts, mi.free);
+    int B = (wave_groups > 0 ? wave_groups : 1) * o.samples, ctx = (int)(prompt_len + resp_len / 2.0 + 0.5);
+    if (ctx >= mc->max_seq_len - 8) ctx = mc->max_seq_len - 8;
+    rlc_kv_cache kv;
+    double dec_s = NAN;
+    if (rlc_kv_cache_init(&kv, &rl.model, B, mc->max_seq_len) == 0) {
+        int *slots = rlc_malloc((size_t)B * sizeof(int)), *toks = rlc_malloc((size_t)B * sizeof(int));
+        rlc_f *logits = rlc_malloc((size_t)B * mc->vocab_size * sizeof(rlc_f));
+        for (int i = 0; i < B; i++) {
+            slots[i] = i;
+            toks[i] = 3 + i % 90;
+            kv.len[i] = ctx; // the cache rows are zeros: the same reads as real ones
+        }
+        int reps = o.small ? 3 : 5;
+        rlc_model_decode(&rl.model, &kv, slots, toks, B, logits); // warm-up
+        double t0 = rlc_now();
+        for (int r = 0; r < reps; r++) rlc_model_decode(&rl.model, &kv, slots, toks, B, logits);
+        dec_s = (rlc_now() - t0) / reps;
+        free(slots);
+        free(toks);
+        free(logits);
+        rlc_kv_cache_free(&kv, &rl.model);
+    }
+    size_t n_params = rl.model.n_params;
+    rlc_rl_free(&rl);
+
+    // the device's limits, measured now (the model is gone: nothing else holds the memory)
+    size_t cbytes = o.small ? (size_t)32 << 20 : is_cuda ? (size_t)1 << 30 : (size_t)256 << 20;
+    double bw = copy_gbps(ops, cbytes, o.small ? 4 : 10);
+    double mm_peak = matmul_tflops(ops, o.gemm, 3), bf16_peak = NAN;
+#ifdef RLC_HAVE_CUDA
+    if (is_cuda) bf16_peak = rlc_ops_cuda_gemm_bf16_tflops(o.gemm, 10);
+#endif
+    double peak = is_cuda ? bf16_peak : mm_peak;
+    double w_bytes = (double)n_params * sizeof(rlc_f), kv_tok = 2.0 * L * NKV * HD * sizeof(rlc_f);
+    double dec_bound = (w_bytes + (double)B * (ctx + 1) * kv_tok) / (bw * 1e9);
+    // one step's rollouts: each wave decodes new_tokens - 1 steps over its rows (the first token comes from the
+    // prefill), the j-th of them reading prompt_len + j cache rows per sequence
+    double wpst = waves / o.steps, steps_dec = wpst * (resp_len - 1);
+    double kv_read = n_seq / o.steps * kv_tok * ((resp_len - 1) * prompt_len + (resp_len - 1) * resp_len / 2.0);
+    double roll_bound = (steps_dec * w_bytes + kv_read) / (bw * 1e9);
+    double train_tps = train_tok / t_upd, roll_tps = roll_tok / t_roll;
+    double mfu = train_flops / t_upd / (peak * 1e12), mfu_mm = train_flops / t_upd / (mm_peak * 1e12);
+
+    printf("bench_step: one GRPO step of rlc_rl_step on %s (%s matmuls), %s model: %.1fM parameters (vocab %d, dim %d, "
+           "%d layers, %d/%d heads x %d, MLP %d, qkv bias, tied), %d prompts x %d samples, %d new tokens; %d timed "
+           "step(s) after %d warm-up; setup %.1f s\n",
+           ops->name, mm_mode, o.small ? "small" : "Qwen2.5-0.5B-like", n_params / 1e6, mc->vocab_size, mc->dim, L,
+           NH, NKV, HD, mc->hidden_dim, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, t_setup);
+    printf("%-34s %10s %12s %12s\n", "phase (per timed step)", "seconds", "tokens", "tokens/s");
+    printf("%-34s %10.3f %12.0f %12.0f\n", "rollout (generation)", t_roll / o.steps, roll_tok / o.steps, roll_tps);
+    printf("%-34s %10.3f %12.0f %12.0f\n", "log-probs (old policy, forward)", t_lp / o.steps, train_tok / o.steps,
+           train_tok / t_lp);
+    printf("%-34s %10.3f %12.0f %12.0f\n", "update (forward+backward+AdamW)", t_upd / o.steps, train_tok / o.steps,
+           train_tps);
+    printf("%-34s %10.3f\n", "whole step", t_step / o.steps);
+    printf("sequences: %.0f (%.1f waves per step), prompt %.1f + response %.1f tokens\n", n_seq / o.steps, wpst,
+           prompt_len, resp_len);
+    printf("training: %.3g TFLOP/s = MFU %.2f%% of %s %.3g TFLOP/s (%d^3, this run); %.2f%% of the backend's "
+           "matmul_forward %.3g TFLOP/s\n",
+           train_flops / t_upd / 1e12, 100 * mfu, is_cuda ? "the cuBLAS bf16 GEMM peak" : "the sgemm peak", peak,
+           o.gemm, 100 * mfu_mm, mm_peak);
+    printf("decode (rlc_model_decode, %d rows at context %d): %.3g ms/step, %.0f tokens/s; bound %.3g ms (weights "
+           "%.3g GB + KV %.3g GB at %.0f GB/s copy) = %.1f%% of the bandwidth bound\n",
+           B, ctx, dec_s * 1e3, B / dec_s, dec_bound * 1e3, gb(w_bytes), gb((double)B * (ctx + 1) * kv_tok), bw,
+           100 * dec_bound / dec_s);
+    printf("rollout vs the bandwidth bound of its decode steps: %.3f s of %.3f s = %.2f%% (the rest: prefill, "
+           "sampling on the host, logits to the host)\n",
+           roll_bound, t_roll / o.steps, 100 * roll_bound / (t_roll / o.steps));
+    printf("peak backend memory: %.3g GB (of %.3g GB)\n", gb((double)mi.peak), gb((double)mi.total));
+
+    double nums[] = {t_roll, t_lp, t_upd, t_step, roll_tps, train_tps, train_flops, mm_peak, mfu_mm, bw,
+                     dec_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
+    int finite = 1;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) finite &= isfinite(nums[i]) && nums[i] > 0;
+    printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"matmul\":\"%s\",\"small\":%d,\"params\":%zu,"
+           "\"prompts\":%d,\"samples\":%d,\"new_tokens\":%d,\"steps\":%d,\"warmup\":%d,\"waves_per_step\":%.3g,"
+           "\"prompt_len\":%.4g,\"response_len\":%.4g,\"rollout_s\":%.6g,\"logprob_s\":%.6g,\"update_s\":%.6g,"
+           "\"step_s\":%.6g,\"rollout_tokens_per_s\":%.6g,\"train_tokens_per_s\":%.6g,\"train_tflops\":%.6g,"
+           "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
+           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_bound_ms\":%.6g,"
+           "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
+           ops->name, mm_mode, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
+           prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
+           train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
+           mfu_mm, bw, B, ctx, dec_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),
+           mi.peak, mi.total);
+    if (!finite) {
+        fprintf(stderr, "bench_step: a reported number is not finite or not positive\n");
+        return 3;
+    }
+    return 0;
+}
