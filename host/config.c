@@ -567,7 +567,9 @@ static int validate(const rlc_config *c, const cfg_origin *org, char *err, size_
         return rlc_errf(err, errlen, "%s: task.min_digits (%d) must be <= task.digits (%d)",
                         from2(org, "task.min_digits", "task.digits"), c->task.min_digits, c->task.digits);
     const rlc_task *task = rlc_task_find(c->task.name);
-    if (c->sft.teacher_error > 0 && task && !task->flawed_solve)
+    // The default job's imperfect teacher is inherited silently by configs for tasks without one (it cannot
+    // apply there); asked for explicitly, it is an error.
+    if (c->sft.teacher_error > 0 && task && !task->flawed_solve && strcmp(from(org, "sft.teacher_error"), "<default>"))
         return rlc_errf(err, errlen, "%s: sft.teacher_error is %g but task \"%s\" has no imperfect teacher (only "
                         "addition and arithmetic define one); set it to 0", from2(org, "sft.teacher_error", "task.name"),
                         c->sft.teacher_error, c->task.name);

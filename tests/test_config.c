@@ -252,6 +252,11 @@ static void test_teacher_error(void) {
     EXPECT_ERR(NULL, cd, 2, "sft.teacher_error", "\"countdown\" has no imperfect teacher");
     const char *mul[] = {"task.name=multiplication", "sft.teacher_error=0.3"};
     EXPECT_ERR(NULL, mul, 2, "\"multiplication\" has no imperfect teacher");
+    // the default job's value, inherited by a config for a task without a teacher, is no error (it cannot apply)
+    const char *maze[] = {"task.name=maze"};
+    if (parse_ok(&c, NULL, maze, 1)) return;
+    EXPECT_ERR("{\"task\": {\"name\": \"maze\"}, \"sft\": {\"teacher_error\": 0.2}}", NULL, 0, "cfg/x.json",
+               "sft.teacher_error", "\"maze\" has no imperfect teacher");
 }
 
 int main(void) {

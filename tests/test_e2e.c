@@ -88,7 +88,7 @@ static void scenario_arith(const char *name, const char *method) {
     int n = 0;
     for (int i = 0; i < NSM; i++) over[n++] = small_model[i];
     const char *rest[] = {"task.name=addition", "task.digits=1", "task.min_digits=1", "sft.steps=60", "sft.optim.lr=3e-3",
-                          "sft.optim.warmup_steps=10", "rl.steps=100", "rl.optim.lr=3e-4", "rollout.prompts_per_step=16",
+                          "sft.teacher_error=0", "sft.optim.warmup_steps=10", "rl.steps=100", "rl.optim.lr=3e-4", "rollout.prompts_per_step=16",
                           "rollout.group_size=8", "eval_every=0", "ckpt_every=0", "task.eval_size=16"};
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++) over[n++] = rest[i];
     static char m[64];

@@ -33,6 +33,7 @@ int main(void) {
     const char *over[] = {"model.dim=64",        "model.n_layers=2",      "model.n_heads=4",
                           "model.n_kv_heads=2",  "model.head_dim=16",     "model.hidden_dim=192",
                           "task.name=addition",  "task.digits=2",         "task.min_digits=1", "sft.batch_size=32",
+                          "sft.teacher_error=0",
                           "sft.optim.lr=3e-3",   "sft.optim.warmup_steps=10", "sft.micro_batch_tokens=200"};
     rlc_config cfg;
     char err[512];

@@ -35,7 +35,8 @@ typedef struct rlc_sft_config {
     int steps;           // optimizer steps (0 = no SFT phase)
     int batch_size;      // sequences per optimizer step
     int micro_batch_tokens; // token budget per micro-batch
-    float teacher_error; // share of demonstrations from the task's imperfect teacher (rlc_task.flawed_solve)
+    float teacher_error; // share of demonstrations from the task's imperfect teacher (rlc_task.flawed_solve);
+                         // no effect for tasks without one (setting it > 0 for such a task is an error)
     rlc_optim_config optim;
 } rlc_sft_config;
 

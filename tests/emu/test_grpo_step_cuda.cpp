@@ -63,7 +63,7 @@ static const rlc_ops *GPU, *CPU;
 static const char *const OVERRIDES[] = {
     "model.dim=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1", "model.head_dim=16",
     "model.hidden_dim=64", "model.max_seq_len=16", "task.name=addition", "task.digits=1", "task.min_digits=1",
-    "task.eval_size=4", "sft.batch_size=16", "sft.micro_batch_tokens=96", "rollout.prompts_per_step=2",
+    "task.eval_size=4", "sft.batch_size=16", "sft.micro_batch_tokens=96", "sft.teacher_error=0", "rollout.prompts_per_step=2",
     "rollout.group_size=4", "rollout.max_new_tokens=4", "rl.micro_batch_tokens=48", "rl.kl_beta=0.02",
     "rl.ent_coef=0.01", "rl.optim.lr=1e-3", "seed=7"};
 
