@@ -460,18 +460,8 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
         o->matmul_forward(a->v, a->ln1, w->wv, w->bv, n, C, KD);
         o->rope_forward(a->q, m->pos, n, NH, HD, c->rope_theta);
         o->rope_forward(a->k, m->pos, n, NKV, HD, c->rope_theta);
-        // Append K/V rows to their slots: one ops->copy per run of rows bound for consecutive positions of one
-        // slot (a prefill is one run; a decode step, one row per sequence, has n runs). On the CPU backend a
-        // memcpy; on a device backend one small device-to-device copy each (n * L * 2 per decode step), acceptable
-        // at the sizes the rollouts run now; a scatter op in the table (rows -> slot, pos) would make it one
-        // launch per layer.
-        for (int i = 0, j; i < n; i = j) {
-            for (j = i + 1; j < n && slots[j] == slots[i] && pos[j] == pos[j - 1] + 1; j++) {
-            }
-            size_t dst = (size_t)slots[i] * se + (size_t)pos[i] * KD, bytes = (size_t)(j - i) * KD * sizeof(rlc_f);
-            o->copy(kc + dst, a->k + (size_t)i * KD, bytes);
-            o->copy(vc + dst, a->v + (size_t)i * KD, bytes);
-        }
+        // append the n K/V rows to their (slot, position): one kv_append per layer, whatever n
+        o->kv_append(kc, vc, a->k, a->v, m->slot_buf, m->pos, n, kv->capacity, NKV, HD);
         o->attention_decode(a->att, a->q, kc, vc, m->slot_buf, m->kvlen_buf, n, kv->capacity, NH, NKV, HD);
         o->matmul_forward(m->tmpC, a->att, w->wo, NULL, n, QD, C);
         o->add(x, x, m->tmpC, (size_t)n * C);

@@ -86,6 +86,11 @@ typedef struct rlc_ops {
     // different kv_len (prefill of a prompt). slot and kv_len are backend int arrays.
     void (*attention_decode)(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache,
                              const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD);
+    // KV-cache append for one layer: row i of k_new, v_new (n, NKV, HD) goes to position pos[i] of slot slot[i] of
+    // k_cache, v_cache (n_slots, cap, NKV, HD), 0 <= pos[i] < cap (the caller checks). slot and pos are backend int
+    // arrays (n); no two rows name the same (slot, pos). One launch for a whole decode step or prefill.
+    void (*kv_append)(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                      const int *pos, int n, int cap, int NKV, int HD);
 
     // ---- SwiGLU MLP activation ----
     // out (N) = silu(gate) * up, N = T*F

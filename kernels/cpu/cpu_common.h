@@ -71,6 +71,9 @@ void cpu_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, 
 void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache, const int *slot,
                           const int *kv_len, int B, int cap, int NH, int NKV, int HD);
 
+void cpu_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                   const int *pos, int n, int cap, int NKV, int HD);
+
 // logprob_cpu.c
 void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
                          const int *targets, int T, int C, int V, float tau);

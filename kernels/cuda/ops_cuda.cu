@@ -2,7 +2,7 @@
 // semantics: include/rlc/ops.h). Owns the backend state (cuBLAS handle, stream, growable workspace), device
 // memory management with checked allocation, the matmuls (rlc_blas.h) and the adapters that run the bf16
 // attention and log-prob kernels on the table's fp32 tensors. The kernels themselves live by family in
-// elementwise.cu, embedding.cu, rmsnorm.cu, rope.cu, attention.cu and logprob.cu.
+// elementwise.cu (also the KV-cache append), embedding.cu, rmsnorm.cu, rope.cu, attention.cu and logprob.cu.
 //
 // Attention adapter: q, k, v (and out, dout in the backward) are rounded to bf16 into the workspace with the
 // head dim zero-padded to HDp = 64 or 128 (attention.cu's head dims). Zero columns change no dot product, but the
@@ -421,6 +421,11 @@ static void oc_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache
     }
 }
 
+static void oc_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                         const int *pos, int n, int cap, int NKV, int HD) {
+    oc_ok(rlc_cuda_kv_append(k_cache, v_cache, k_new, v_new, slot, pos, n, cap, NKV, HD, oc.stream), "kv_append");
+}
+
 // ---------------------------------------------------------------------------------------------- log-prob
 
 static void oc_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
@@ -504,6 +509,7 @@ static void oc_init(void) {
     t.attention_forward = oc_attention_forward;
     t.attention_backward = oc_attention_backward;
     t.attention_decode = oc_attention_decode;
+    t.kv_append = oc_kv_append;
     t.swiglu_forward = oc_swiglu_forward;
     t.swiglu_backward = oc_swiglu_backward;
     t.logprob_forward = oc_logprob_forward;
