@@ -1,84 +1,14 @@
-// host/rollout.c: the rollout engine (see include/rlc/rollout.h): sampling, batched KV-cache generation with a
-// shared prompt prefill per group, stop conditions, multi-turn environments, expert sequences, greedy eval.
+// host/rollout.c: the rollout engine (see include/rlc/rollout.h): batched KV-cache generation with a shared
+// prompt prefill per group, sampling (rlc_sample_token: kernels/cpu/sample_cpu.c), stop conditions, multi-turn
+// environments, expert sequences, greedy eval.
 #include "rlc/rollout.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rlc/rng.h"
 #include "rlc/tokenizer.h"
 #include "rlc/util.h"
-
-// ---- sampling ----
-
-typedef struct {
-    double p;
-    int id;
-} prob_id;
-
-static int cmp_prob_desc(const void *a, const void *b) {
-    const prob_id *x = a, *y = b;
-    if (x->p > y->p) return -1;
-    if (x->p < y->p) return 1;
-    return x->id - y->id; // deterministic tie-break
-}
-
-int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u, float *logp, float *ent) {
-    double tau = s->greedy ? 1.0 : (double)s->temperature;
-    double mx = -INFINITY;
-    int arg = 0;
-    for (int j = 0; j < V; j++)
-        if ((double)logits[j] > mx) {
-            mx = logits[j];
-            arg = j;
-        }
-    // softmax(z/tau) statistics in double
-    double sum = 0, sum_pu = 0;
-    for (int j = 0; j < V; j++) {
-        double uj = ((double)logits[j] - mx) / tau;
-        double e = exp(uj);
-        sum += e;
-        sum_pu += e * uj;
-    }
-    double lse = log(sum); // of (z - mx)/tau
-    int tok = arg;
-    if (!s->greedy) {
-        prob_id *pi = rlc_malloc((size_t)V * sizeof(prob_id));
-        for (int j = 0; j < V; j++) {
-            pi[j].p = exp(((double)logits[j] - mx) / tau - lse);
-            pi[j].id = j;
-        }
-        qsort(pi, (size_t)V, sizeof(prob_id), cmp_prob_desc);
-        int keep = V;
-        if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
-        if (s->top_p < 1.0f) {
-            double c = 0;
-            for (int j = 0; j < keep; j++) {
-                c += pi[j].p;
-                if (c >= s->top_p) {
-                    keep = j + 1;
-                    break;
-                }
-            }
-        }
-        double total = 0;
-        for (int j = 0; j < keep; j++) total += pi[j].p;
-        double target = (double)u * total, c = 0;
-        tok = pi[keep - 1].id;
-        for (int j = 0; j < keep; j++) {
-            c += pi[j].p;
-            if (target < c) {
-                tok = pi[j].id;
-                break;
-            }
-        }
-        free(pi);
-    }
-    if (logp) *logp = (float)(((double)logits[tok] - mx) / tau - lse);
-    if (ent) *ent = (float)(lse - sum_pu / sum);
-    return tok;
-}
 
 // ---- sequences ----
 

@@ -1,7 +1,7 @@
 // kernels/cpu/cpu_common.h: shared helpers of the CPU backend: precision-generic math and BLAS wrappers
 // (rlc_f is float, or double with -DRLC_F64), OpenBLAS thread control, and the functions shared between the
-// backend's files (ops_cpu.c: the table and simple ops; attention_cpu.c; logprob_cpu.c; simd_cpu.c: the
-// vectorised exp-heavy row loops).
+// backend's files (ops_cpu.c: the table and simple ops; attention_cpu.c; logprob_cpu.c; sample_cpu.c; simd_cpu.c:
+// the vectorised exp-heavy row loops).
 #pragma once
 #include <cblas.h>
 #include <math.h>
