@@ -421,9 +421,10 @@ void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int s
 }
 
 // n tokens, token i goes to slot slots[i] at position kv->len[slot] (+ earlier tokens of the same slot in
-// this call). Writes the logits of the rows listed in `out_rows` (n_out of them) to logits_out (n_out, V).
-static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
-                           const int *out_rows, int n_out, rlc_f *logits_out) {
+// this call). Computes the logits of the rows listed in `out_rows` (n_out of them) into m->logits_buf (n_out, V)
+// (backend memory) and returns it; logits_out (host) receives a copy when non-NULL.
+static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                                   const int *out_rows, int n_out, rlc_f *logits_out) {
     const rlc_ops *o = m->ops;
     const rlc_model_config *c = &m->cfg;
     int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab_size;
@@ -475,7 +476,8 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
     memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
     if (n_out > 0) {
         // gather the requested rows (one ops->copy per run of consecutive rows: one for a decode step), final
-        // norm, LM head; the logits are downloaded to the host (the rollout engine samples there)
+        // norm, LM head; the logits stay in backend memory (the rollout engine samples there, ops->sample_tokens)
+        // unless the caller asks for a host copy
         for (int r = 0, q; r < n_out; r = q) {
             for (q = r + 1; q < n_out && out_rows[q] == out_rows[q - 1] + 1; q++) {
             }
@@ -488,25 +490,29 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
             m->logits_cap = n_out;
         }
         o->matmul_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
-        o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
+        if (logits_out) o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
     }
     free(pos);
     free(kvlen);
     free(next);
+    return m->logits_buf;
 }
 
-void rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n, rlc_f *logits_out) {
+const rlc_f *rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n,
+                               rlc_f *logits_out) {
     int *slots = rlc_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) slots[i] = slot;
     int last = n - 1;
-    forward_cached(m, kv, slots, tokens, n, &last, logits_out ? 1 : 0, logits_out);
+    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, &last, 1, logits_out);
     free(slots);
+    return logits;
 }
 
-void rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
-                      rlc_f *logits_out) {
+const rlc_f *rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                              rlc_f *logits_out) {
     int *rows = rlc_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) rows[i] = i;
-    forward_cached(m, kv, slots, tokens, n, rows, logits_out ? n : 0, logits_out);
+    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, rows, n, logits_out);
     free(rows);
+    return logits;
 }

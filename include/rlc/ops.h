@@ -22,6 +22,9 @@ typedef double rlc_f;
 typedef float rlc_f;
 #endif
 
+struct rlc_sampling;   // include/rlc/sample.h
+struct rlc_sample_key; // include/rlc/sample.h
+
 typedef struct rlc_ops {
     const char *name; // "cpu", "cuda"
 
@@ -112,6 +115,17 @@ typedef struct rlc_ops {
     void (*logprob_backward)(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
                              const rlc_f *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
                              const rlc_f *entropy, int T, int C, int V, float tau);
+
+    // ---- sampling (the rollout engine's next token; spec: rlc_sample_token in include/rlc/sample.h) ----
+    // Row i (i < n) of logits (row stride ld elements; ld = 0: all n rows read the same V logits) gives tok[i],
+    // logp[i], ent[i] as rlc_sample_token(logits + i*ld, V, s, u_i) with u_i = 0 when greedy, else
+    // rlc_rng_uniform(seed, step, keys[i].prompt_id, keys[i].sample_id, keys[i].position, 0). logits are backend
+    // memory; keys (n) and the outputs tok, logp, ent (n; logp and ent may be NULL) are HOST arrays, so only the
+    // n results cross to the host. The CPU backend is rlc_sample_token itself; a device backend may pick another
+    // token only where u * total lies within rounding distance of a cumulative boundary (see the backend).
+    void (*sample_tokens)(int *tok, float *logp, float *ent, const rlc_f *logits, size_t ld, int n, int V,
+                          const struct rlc_sampling *s, const struct rlc_sample_key *keys, uint64_t seed,
+                          uint64_t step);
 
     // ---- optimizer ----
     // AdamW on one tensor (N): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; bias-corrected with step t (>= 1);

@@ -2,8 +2,10 @@
 // written on the op table through the model's cached forward. A group's prompt is prefilled once and its KV
 // copied to the G samples' slots. Sampling (temperature, top-k, top-p, greedy) draws its uniform numbers from
 // Philox keyed by (seed, step, prompt id, sample id, position), so a sample's tokens do not depend on which
-// other sequences share its batch. Finished sequences leave the batch. Multi-turn tasks interleave policy turns
-// (ended by '\n') with environment observations appended to the same sequence (masked out of losses).
+// other sequences share its batch. Tokens are drawn where the logits are (ops->sample_tokens: on a device
+// backend only the tokens, log-probs and entropies come back to the host). Finished sequences leave the batch.
+// Multi-turn tasks interleave policy turns (ended by '\n') with environment observations appended to the same
+// sequence (masked out of losses).
 #pragma once
 #include <stdint.h>
 #include "rlc/config.h"

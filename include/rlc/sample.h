@@ -1,12 +1,12 @@
 // include/rlc/sample.h: next-token sampling, the specification. rlc_sample_token draws one token from one row of
-// logits given a uniform number (the rollout engine's, from its Philox stream: include/rlc/rng.h). Definition:
-// kernels/cpu/sample_cpu.c, beside the CPU kernels, so that a backend's batched sampling can be checked against it.
+// logits given a uniform number; the op table's sample_tokens entry (include/rlc/ops.h) does it for a batch of
+// rows with the uniforms of the rollout's Philox stream (include/rlc/rng.h), on the backend that holds the logits.
+// Definition: kernels/cpu/sample_cpu.c (the CPU twin of the batched entry calls it row by row).
 #pragma once
-#include "rlc/ops.h"
-
 #ifdef __cplusplus
-extern "C" {
+extern "C" { // C linkage for ops.h's declarations too, whichever header a C++ file includes first
 #endif
+#include "rlc/ops.h"
 
 typedef struct rlc_sampling {
     float temperature;  // > 0
@@ -14,6 +14,11 @@ typedef struct rlc_sampling {
     float top_p;        // 1 = off
     int greedy;         // 1: argmax (ties -> lowest id), no randomness
 } rlc_sampling;
+
+// Where one draw sits in the sampling stream: u = rlc_rng_uniform(seed, step, prompt_id, sample_id, position, 0).
+typedef struct rlc_sample_key {
+    int prompt_id, sample_id, position;
+} rlc_sample_key;
 
 // Sample one token from logits (V) given a uniform u in [0,1). With tau = temperature (1 when greedy) and
 // p = softmax(logits / tau) in double:

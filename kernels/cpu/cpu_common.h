@@ -74,6 +74,10 @@ void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, cons
 void cpu_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
                    const int *pos, int n, int cap, int NKV, int HD);
 
+// sample_cpu.c (rlc_sample_token, the specification, is declared in include/rlc/sample.h)
+void cpu_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *logits, size_t ld, int n, int V,
+                       const struct rlc_sampling *s, const struct rlc_sample_key *keys, uint64_t seed, uint64_t step);
+
 // logprob_cpu.c
 void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
                          const int *targets, int T, int C, int V, float tau);

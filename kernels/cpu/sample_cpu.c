@@ -1,9 +1,12 @@
 // kernels/cpu/sample_cpu.c: next-token sampling on the CPU: rlc_sample_token (the specification, declared in
-// include/rlc/sample.h).
+// include/rlc/sample.h) and the CPU backend's batched sample_tokens entry, which is rlc_sample_token row by row
+// with the rollout's Philox uniforms. Rows are independent (each has its own key), so the OpenMP split over rows
+// changes nothing in the results.
 #include <math.h>
 #include <stdlib.h>
 
 #include "cpu_common.h"
+#include "rlc/rng.h"
 #include "rlc/sample.h"
 #include "rlc/util.h"
 
@@ -73,4 +76,23 @@ int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u,
     if (logp) *logp = (float)(((double)logits[tok] - mx) / tau - lse);
     if (ent) *ent = (float)(lse - sum_pu / sum);
     return tok;
+}
+
+void cpu_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *logits, size_t ld, int n, int V,
+                       const struct rlc_sampling *s, const struct rlc_sample_key *keys, uint64_t seed, uint64_t step) {
+    if (n <= 0) return;
+    RLC_CHECK(V >= 1, "sample_tokens: vocabulary of %d tokens", V);
+    RLC_CHECK(s->greedy || s->temperature > 0, "sample_tokens: temperature %g (must be > 0 unless greedy)",
+              (double)s->temperature);
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1 && (size_t)n * V > 100000)
+    for (int i = 0; i < n; i++) {
+        const rlc_sample_key *k = &keys[i];
+        float u = s->greedy ? 0.0f
+                            : rlc_rng_uniform(seed, step, (uint64_t)k->prompt_id, (uint64_t)k->sample_id,
+                                              (uint64_t)k->position, 0);
+        float lp, en;
+        tok[i] = rlc_sample_token(logits + (size_t)i * ld, V, s, u, &lp, &en);
+        if (logp) logp[i] = lp;
+        if (ent) ent[i] = en;
+    }
 }

@@ -17,6 +17,7 @@
 //   fp32 reductions and GEMMs (matmul, dbias, rmsnorm dinp/dweight):            rtol 1e-5, afrac 1e-5
 //   sum of squares (double):                                                      rtol 1e-12
 //   embedding backward, kv_append: bitwise equal (same additions in the same order as the twin; copies)
+//   sample_tokens: tests/emu/test_sample.cpp
 //   bf16 paths, inputs rounded to bf16 before both sides see them (as tests/emu/test_attention.cpp and
 //   test_logprob.cpp do):
 //     attention out, dq, dk, dv, decode out: max|gpu - cpu| <= 2e-2 max|cpu| (floor 1e-2); lse: 1e-3 absolute
