@@ -498,9 +498,10 @@ void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int s
 }
 
 // n tokens, token i goes to slot slots[i] at position kv->len[slot] (+ earlier tokens of the same slot in
-// this call). Writes the logits of the rows listed in `out_rows` (n_out of them) to logits_out (n_out, V).
-static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
-                           const int *out_rows, int n_out, rlc_f *logits_out) {
+// this call). Computes the logits of the rows listed in `out_rows` (n_out of them) into m->logits_buf (n_out, V)
+// (backend memory) and returns it; logits_out (host) receives a copy when non-NULL.
+static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                                   const int *out_rows, int n_out, rlc_f *logits_out) {
     const rlc_ops *o = m->ops;
     const rlc_model_config *c = &m->cfg;
     int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab_size;
@@ -537,18 +538,8 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
         o->matmul_forward(a->v, a->ln1, w->wv, w->bv, n, C, KD);
         o->rope_forward(a->q, m->pos, n, NH, HD, c->rope_theta);
         o->rope_forward(a->k, m->pos, n, NKV, HD, c->rope_theta);
-        // Append K/V rows to their slots: one ops->copy per run of rows bound for consecutive positions of one
-        // slot (a prefill is one run; a decode step, one row per sequence, has n runs). On the CPU backend a
-        // memcpy; on a device backend one small device-to-device copy each (n * L * 2 per decode step), acceptable
-        // at the sizes the rollouts run now; a scatter op in the table (rows -> slot, pos) would make it one
-        // launch per layer.
-        for (int i = 0, j; i < n; i = j) {
-            for (j = i + 1; j < n && slots[j] == slots[i] && pos[j] == pos[j - 1] + 1; j++) {
-            }
-            size_t dst = (size_t)slots[i] * se + (size_t)pos[i] * KD, bytes = (size_t)(j - i) * KD * sizeof(rlc_f);
-            o->copy(kc + dst, a->k + (size_t)i * KD, bytes);
-            o->copy(vc + dst, a->v + (size_t)i * KD, bytes);
-        }
+        // append the n K/V rows to their (slot, position): one kv_append per layer, whatever n
+        o->kv_append(kc, vc, a->k, a->v, m->slot_buf, m->pos, n, kv->capacity, NKV, HD);
         o->attention_decode(a->att, a->q, kc, vc, m->slot_buf, m->kvlen_buf, n, kv->capacity, NH, NKV, HD);
         o->matmul_forward(m->tmpC, a->att, w->wo, NULL, n, QD, C);
         o->add(x, x, m->tmpC, (size_t)n * C);
@@ -562,7 +553,8 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
     memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
     if (n_out > 0) {
         // gather the requested rows (one ops->copy per run of consecutive rows: one for a decode step), final
-        // norm, LM head; the logits are downloaded to the host (the rollout engine samples there)
+        // norm, LM head; the logits stay in backend memory (the rollout engine samples there, ops->sample_tokens)
+        // unless the caller asks for a host copy
         for (int r = 0, q; r < n_out; r = q) {
             for (q = r + 1; q < n_out && out_rows[q] == out_rows[q - 1] + 1; q++) {
             }
@@ -575,25 +567,29 @@ static void forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, con
             m->logits_cap = n_out;
         }
         o->matmul_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
-        o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
+        if (logits_out) o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
     }
     free(pos);
     free(kvlen);
     free(next);
+    return m->logits_buf;
 }
 
-void rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n, rlc_f *logits_out) {
+const rlc_f *rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n,
+                               rlc_f *logits_out) {
     int *slots = rlc_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) slots[i] = slot;
     int last = n - 1;
-    forward_cached(m, kv, slots, tokens, n, &last, logits_out ? 1 : 0, logits_out);
+    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, &last, 1, logits_out);
     free(slots);
+    return logits;
 }
 
-void rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
-                      rlc_f *logits_out) {
+const rlc_f *rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                              rlc_f *logits_out) {
     int *rows = rlc_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) rows[i] = i;
-    forward_cached(m, kv, slots, tokens, n, rows, logits_out ? n : 0, logits_out);
+    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, rows, n, logits_out);
     free(rows);
+    return logits;
 }

@@ -1,86 +1,14 @@
-// host/rollout.c: the rollout engine (see include/rlc/rollout.h): sampling, batched KV-cache generation with a
-// shared prompt prefill per group, in waves of whole groups sized from the backend's free memory, stop conditions,
-// multi-turn environments, expert sequences, greedy eval.
+// host/rollout.c: the rollout engine (see include/rlc/rollout.h): batched KV-cache generation with a shared
+// prompt prefill per group, in waves of whole groups sized from the backend's free memory, sampling through
+// ops->sample_tokens, stop conditions, multi-turn environments, expert sequences, greedy eval.
 #include "rlc/rollout.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rlc/backend.h"
-#include "rlc/rng.h"
 #include "rlc/tokenizer.h"
 #include "rlc/util.h"
-
-// ---- sampling ----
-
-typedef struct {
-    double p;
-    int id;
-} prob_id;
-
-static int cmp_prob_desc(const void *a, const void *b) {
-    const prob_id *x = a, *y = b;
-    if (x->p > y->p) return -1;
-    if (x->p < y->p) return 1;
-    return x->id - y->id; // deterministic tie-break
-}
-
-int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u, float *logp, float *ent) {
-    double tau = s->greedy ? 1.0 : (double)s->temperature;
-    double mx = -INFINITY;
-    int arg = 0;
-    for (int j = 0; j < V; j++)
-        if ((double)logits[j] > mx) {
-            mx = logits[j];
-            arg = j;
-        }
-    // softmax(z/tau) statistics in double
-    double sum = 0, sum_pu = 0;
-    for (int j = 0; j < V; j++) {
-        double uj = ((double)logits[j] - mx) / tau;
-        double e = exp(uj);
-        sum += e;
-        sum_pu += e * uj;
-    }
-    double lse = log(sum); // of (z - mx)/tau
-    int tok = arg;
-    if (!s->greedy) {
-        prob_id *pi = rlc_malloc((size_t)V * sizeof(prob_id));
-        for (int j = 0; j < V; j++) {
-            pi[j].p = exp(((double)logits[j] - mx) / tau - lse);
-            pi[j].id = j;
-        }
-        qsort(pi, (size_t)V, sizeof(prob_id), cmp_prob_desc);
-        int keep = V;
-        if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
-        if (s->top_p < 1.0f) {
-            double c = 0;
-            for (int j = 0; j < keep; j++) {
-                c += pi[j].p;
-                if (c >= s->top_p) {
-                    keep = j + 1;
-                    break;
-                }
-            }
-        }
-        double total = 0;
-        for (int j = 0; j < keep; j++) total += pi[j].p;
-        double target = (double)u * total, c = 0;
-        tok = pi[keep - 1].id;
-        for (int j = 0; j < keep; j++) {
-            c += pi[j].p;
-            if (target < c) {
-                tok = pi[j].id;
-                break;
-            }
-        }
-        free(pi);
-    }
-    if (logp) *logp = (float)(((double)logits[tok] - mx) / tau - lse);
-    if (ent) *ent = (float)(lse - sum_pu / sum);
-    return tok;
-}
 
 // ---- sequences ----
 
@@ -176,8 +104,27 @@ typedef struct {
     int turn_start;
     char turn_text[64];
     rlc_episode ep;
-    float *logits;    // (V) pending logits for the next position
+    int next_tok;     // the token drawn from the last forward's logits (for position len), its log-prob, entropy
+    float next_lp, next_ent;
 } gen_state;
+
+// Draws the next token of sequences seq[0..n) from the logits rows (n, V) (row stride ld; 0: one row for all) in
+// backend memory; the draw's key is the sequence's next position, so it does not matter when it is made.
+static void draw_next(rlc_model *m, const rlc_f *logits, size_t ld, const int *seq, int n, const rlc_sampling *s,
+                      uint64_t seed, int step, const rlc_sequence *out, gen_state *st, rlc_sample_key *keys,
+                      int *tok, float *lp, float *ent) {
+    for (int r = 0; r < n; r++) {
+        const rlc_sequence *sq = &out[seq[r]];
+        keys[r] = (rlc_sample_key){sq->prompt_id, sq->sample_id, sq->len};
+    }
+    m->ops->sample_tokens(tok, lp, ent, logits, ld, n, m->cfg.vocab_size, s, keys, seed, (uint64_t)step);
+    for (int r = 0; r < n; r++) {
+        gen_state *g = &st[seq[r]];
+        g->next_tok = tok[r];
+        g->next_lp = lp[r];
+        g->next_ent = ent[r];
+    }
+}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -190,7 +137,7 @@ size_t rlc_rollout_seq_bytes(const rlc_model *m) {
     const rlc_model_config *c = &m->cfg;
     size_t b = rlc_kv_cache_bytes(c, 1, c->max_seq_len);
     if (rlc_backend_is_host(m->ops)) {
-        b += 2 * (size_t)c->vocab_size * sizeof(float); // host staging of the logits (logits_all, lbuf): same RAM
+        b += 2 * (size_t)c->vocab_size * sizeof(float); // per-sequence host scratch, bounded by two logits rows
     } else {
         // the device backend's decode staging of one layer's cache rows and the query/output rows (the CUDA
         // adapter's bf16 copies, head dim padded: below this for head dims >= 32)
@@ -243,9 +190,11 @@ static void generate_wave(rlc_model *m, const rlc_rollout_config *rc, const rlc_
                   cap, rlc_kv_cache_bytes(&m->cfg, N, cap), mi.free);
     }
     gen_state *st = rlc_calloc((size_t)N, sizeof(gen_state));
-    float *logits_all = rlc_malloc((size_t)N * V * sizeof(float));
-    rlc_f *lbuf = rlc_malloc((size_t)N * V * sizeof(rlc_f));
     int *slots = rlc_malloc((size_t)N * sizeof(int)), *toks = rlc_malloc((size_t)N * sizeof(int));
+    // draw_next's scratch: keys and results of up to N rows
+    rlc_sample_key *keys = rlc_malloc((size_t)N * sizeof(rlc_sample_key));
+    int *drawn_tok = rlc_malloc((size_t)N * sizeof(int));
+    float *drawn_lp = rlc_malloc((size_t)N * sizeof(float)), *drawn_ent = rlc_malloc((size_t)N * sizeof(float));
 
     for (int p = 0; p < n_prompts; p++) {
         int base = p * G;
@@ -256,32 +205,25 @@ static void generate_wave(rlc_model *m, const rlc_rollout_config *rc, const rlc_
             sq->prompt_id = prompt_ids[p];
             sq->sample_id = g;
             st[base + g].active = 1;
-            st[base + g].logits = logits_all + (size_t)(base + g) * V;
             st[base + g].turn_start = sq->len;
             if (task->multi_turn) task->env_reset(tc, &probs[p], &st[base + g].ep);
         }
-        // prefill the prompt once, then share its KV with the group's other samples
-        rlc_model_prefill(m, &kv, base, out[base].tokens, out[base].len, lbuf);
-        for (int j = 0; j < V; j++) st[base].logits[j] = (float)lbuf[j];
-        for (int g = 1; g < G; g++) {
-            rlc_kv_cache_copy_slot(&kv, m, base + g, base);
-            memcpy(st[base + g].logits, st[base].logits, (size_t)V * sizeof(float));
-        }
+        // prefill the prompt once, share its KV with the group's other samples, and draw the G first tokens from
+        // its logits
+        const rlc_f *lg = rlc_model_prefill(m, &kv, base, out[base].tokens, out[base].len, NULL);
+        for (int g = 1; g < G; g++) rlc_kv_cache_copy_slot(&kv, m, base + g, base);
+        for (int g = 0; g < G; g++) slots[g] = base + g;
+        draw_next(m, lg, 0, slots, G, s, seed, step, out, st, keys, drawn_tok, drawn_lp, drawn_ent);
     }
 
-    rlc_f *lrow = rlc_malloc((size_t)V * sizeof(rlc_f));
     for (;;) {
         int n_dec = 0;
         for (int i = 0; i < N; i++) {
             gen_state *g = &st[i];
             if (!g->active) continue;
             rlc_sequence *sq = &out[i];
-            for (int j = 0; j < V; j++) lrow[j] = g->logits[j];
-            float u = s->greedy ? 0.0f
-                                : rlc_rng_uniform(seed, (uint64_t)step, (uint64_t)sq->prompt_id,
-                                                  (uint64_t)sq->sample_id, (uint64_t)sq->len, 0);
-            float lp, en;
-            int tok = rlc_sample_token(lrow, V, s, u, &lp, &en);
+            int tok = g->next_tok;
+            float lp = g->next_lp, en = g->next_ent;
             int pos = sq->len;
             seq_append_token(sq, tok, 1, cap);
             sq->roll_logp[pos] = lp;
@@ -345,8 +287,8 @@ static void generate_wave(rlc_model *m, const rlc_rollout_config *rc, const rlc_
                         continue;
                     }
                     for (int k = 0; k < no; k++) seq_append_token(sq, feed[1 + k], 0, cap);
-                    rlc_model_prefill(m, &kv, i, feed, no + 1, lbuf);
-                    for (int j = 0; j < V; j++) g->logits[j] = (float)lbuf[j];
+                    const rlc_f *lg = rlc_model_prefill(m, &kv, i, feed, no + 1, NULL);
+                    draw_next(m, lg, 0, &i, 1, s, seed, step, out, st, keys, drawn_tok, drawn_lp, drawn_ent);
                     g->turn_start = sq->len;
                     free(feed);
                     continue;
@@ -368,18 +310,18 @@ static void generate_wave(rlc_model *m, const rlc_rollout_config *rc, const rlc_
             if (!any) break;
             continue; // only environment turns happened this round
         }
-        rlc_model_decode(m, &kv, slots, toks, n_dec, lbuf);
-        for (int r = 0; r < n_dec; r++)
-            for (int j = 0; j < V; j++) st[slots[r]].logits[j] = (float)lbuf[(size_t)r * V + j];
+        const rlc_f *lg = rlc_model_decode(m, &kv, slots, toks, n_dec, NULL);
+        draw_next(m, lg, (size_t)V, slots, n_dec, s, seed, step, out, st, keys, drawn_tok, drawn_lp, drawn_ent);
     }
     if (!task->multi_turn)
         for (int i = 0; i < N; i++) out[i].score = task->score(tc, &probs[i / G], out[i].response);
-    free(lrow);
     free(st);
-    free(logits_all);
-    free(lbuf);
     free(slots);
     free(toks);
+    free(keys);
+    free(drawn_tok);
+    free(drawn_lp);
+    free(drawn_ent);
     rlc_kv_cache_free(&kv, m);
 }
 

@@ -97,7 +97,7 @@ typedef struct rlc_model {
     // scratch for the backward
     rlc_f *dx, *dln, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *tmpC; // sized for max_tokens
     rlc_f *dlogp_buf, *dent_buf, *dval_buf;                              // (T)
-    rlc_f *logits_buf;        // (logits_cap, V) scratch for inference logits
+    rlc_f *logits_buf;        // (logits_cap, V) inference logits (backend memory), returned by prefill / decode
     int logits_cap;
     int *slot_buf, *kvlen_buf; // (max_tokens) scratch for cached inference
     // Gradient-ready hook (NULL: none, as on CPU ranks; set from rlc_dist.dev by rlc_rl_set_dist). In a backward
@@ -155,9 +155,11 @@ int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capa
 void rlc_kv_cache_free(rlc_kv_cache *kv, const rlc_model *m);
 // Copy slot src's cache into slot dst (shared prompt prefill across a group's samples).
 void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int src);
-// Prefill slot `slot` with n tokens (appends to the slot), writes the last token's logits (V) to
-// logits_out when non-NULL.
-void rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n, rlc_f *logits_out);
-// One decode step for n sequences: token[i] is appended to slot[i]; logits (n, V) written to logits_out.
-void rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
-                      rlc_f *logits_out);
+// Prefill slot `slot` with n tokens (appends to the slot). Returns the last token's logits (V) in backend memory
+// (m->logits_buf: valid until the next prefill/decode); logits_out (host) receives a copy when non-NULL.
+const rlc_f *rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n,
+                               rlc_f *logits_out);
+// One decode step for n sequences: token[i] is appended to slot[i]. Returns the logits (n, V) in backend memory
+// (m->logits_buf, as above); logits_out (host) receives a copy when non-NULL.
+const rlc_f *rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                              rlc_f *logits_out);

@@ -31,6 +31,8 @@ typedef struct rlc_mem_info {
     size_t peak;   // the largest in_use since the process started
     size_t limit;  // the cap (set_mem_limit or RLC_MEM_LIMIT_MB), 0 = none
 } rlc_mem_info;
+struct rlc_sampling;   // include/rlc/sample.h
+struct rlc_sample_key; // include/rlc/sample.h
 
 typedef struct rlc_ops {
     const char *name; // "cpu", "cuda"
@@ -105,6 +107,11 @@ typedef struct rlc_ops {
     // different kv_len (prefill of a prompt). slot and kv_len are backend int arrays.
     void (*attention_decode)(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache,
                              const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD);
+    // KV-cache append for one layer: row i of k_new, v_new (n, NKV, HD) goes to position pos[i] of slot slot[i] of
+    // k_cache, v_cache (n_slots, cap, NKV, HD), 0 <= pos[i] < cap (the caller checks). slot and pos are backend int
+    // arrays (n); no two rows name the same (slot, pos). One launch for a whole decode step or prefill.
+    void (*kv_append)(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                      const int *pos, int n, int cap, int NKV, int HD);
 
     // ---- SwiGLU MLP activation ----
     // out (N) = silu(gate) * up, N = T*F
@@ -126,6 +133,17 @@ typedef struct rlc_ops {
     void (*logprob_backward)(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
                              const rlc_f *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
                              const rlc_f *entropy, int T, int C, int V, float tau);
+
+    // ---- sampling (the rollout engine's next token; spec: rlc_sample_token in include/rlc/sample.h) ----
+    // Row i (i < n) of logits (row stride ld elements; ld = 0: all n rows read the same V logits) gives tok[i],
+    // logp[i], ent[i] as rlc_sample_token(logits + i*ld, V, s, u_i) with u_i = 0 when greedy, else
+    // rlc_rng_uniform(seed, step, keys[i].prompt_id, keys[i].sample_id, keys[i].position, 0). logits are backend
+    // memory; keys (n) and the outputs tok, logp, ent (n; logp and ent may be NULL) are HOST arrays, so only the
+    // n results cross to the host. The CPU backend is rlc_sample_token itself; a device backend may pick another
+    // token only where u * total lies within rounding distance of a cumulative boundary (see the backend).
+    void (*sample_tokens)(int *tok, float *logp, float *ent, const rlc_f *logits, size_t ld, int n, int V,
+                          const struct rlc_sampling *s, const struct rlc_sample_key *keys, uint64_t seed,
+                          uint64_t step);
 
     // ---- optimizer ----
     // AdamW on one tensor (N): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; bias-corrected with step t (>= 1);

@@ -2,13 +2,16 @@
 // written on the op table through the model's cached forward. A group's prompt is prefilled once and its KV
 // copied to the G samples' slots. Sampling (temperature, top-k, top-p, greedy) draws its uniform numbers from
 // Philox keyed by (seed, step, prompt id, sample id, position), so a sample's tokens do not depend on which
-// other sequences share its batch. Finished sequences leave the batch. Multi-turn tasks interleave policy turns
-// (ended by '\n') with environment observations appended to the same sequence (masked out of losses).
+// other sequences share its batch. Tokens are drawn where the logits are (ops->sample_tokens: on a device
+// backend only the tokens, log-probs and entropies come back to the host). Finished sequences leave the batch.
+// Multi-turn tasks interleave policy turns (ended by '\n') with environment observations appended to the same
+// sequence (masked out of losses).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 #include "rlc/config.h"
 #include "rlc/model.h"
+#include "rlc/sample.h" // rlc_sampling, rlc_sample_token
 #include "rlc/task.h"
 
 // One generated sequence. Token t of tokens[] is predicted from tokens[0..t-1]; arrays indexed by token.
@@ -27,17 +30,6 @@ typedef struct rlc_sequence {
     int truncated;      // hit max_new_tokens / max_seq_len without finishing
     char response[RLC_TEXT_MAX]; // decoded policy text (single-turn: the answer; multi-turn: the moves)
 } rlc_sequence;
-
-typedef struct rlc_sampling {
-    float temperature;  // > 0
-    int top_k;          // 0 = off
-    float top_p;        // 1 = off
-    int greedy;         // 1: argmax (ties -> lowest id), no randomness
-} rlc_sampling;
-
-// Sample one token from logits (V) given a uniform u in [0,1). Writes the token's log-prob and the entropy
-// of softmax(logits/temperature) (the untruncated distribution the trainer recomputes) when non-NULL.
-int rlc_sample_token(const rlc_f *logits, int V, const rlc_sampling *s, float u, float *logp, float *ent);
 
 // Generate G samples for each of n_prompts problems. prompt_ids are the global ids used in the RNG key.
 // out has n_prompts*G entries, (prompt p, sample g) at p*G + g; free with rlc_sequence_free. The sequences are

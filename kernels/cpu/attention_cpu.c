@@ -1,5 +1,5 @@
-// kernels/cpu/attention_cpu.c: causal GQA attention on token-packed batches (forward, backward, KV-cache decode)
-// for the CPU backend. Work is split into (sequence, head, block of 64 queries) for the forward and the dq part
+// kernels/cpu/attention_cpu.c: causal GQA attention on token-packed batches (forward, backward, KV-cache decode
+// and append) for the CPU backend. Work is split into (sequence, head, block of 64 queries) for the forward and the dq part
 // of the backward, and (sequence, kv head, block of 64 keys) for dk/dv, so every output element has exactly one
 // writer (race-free, bitwise independent of thread count) and scratch is bounded by 2 x 64 x (longest
 // sequence). The block products are gemm calls (OpenBLAS on one thread inside the OpenMP region).
@@ -298,4 +298,16 @@ void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, cons
         free(S);
     }
     cpu_blas_single_end(blas_threads);
+}
+
+void cpu_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                   const int *pos, int n, int cap, int NKV, int HD) {
+    size_t row = (size_t)NKV * HD; // one token's (NKV, HD) block
+    for (int i = 0; i < n; i++) {
+        RLC_CHECK(slot[i] >= 0 && pos[i] >= 0 && pos[i] < cap, "kv_append: row %d to slot %d position %d (cap %d)", i,
+                  slot[i], pos[i], cap);
+        size_t dst = ((size_t)slot[i] * cap + (size_t)pos[i]) * row;
+        memcpy(k_cache + dst, k_new + (size_t)i * row, row * sizeof(rlc_f));
+        memcpy(v_cache + dst, v_new + (size_t)i * row, row * sizeof(rlc_f));
+    }
 }

@@ -1,7 +1,7 @@
 // kernels/cpu/cpu_common.h: shared helpers of the CPU backend: precision-generic math and BLAS wrappers
 // (rlc_f is float, or double with -DRLC_F64), OpenBLAS thread control, and the functions shared between the
-// backend's files (ops_cpu.c: the table and simple ops; attention_cpu.c; logprob_cpu.c; simd_cpu.c: the
-// vectorised exp-heavy row loops).
+// backend's files (ops_cpu.c: the table and simple ops; attention_cpu.c; logprob_cpu.c; sample_cpu.c; simd_cpu.c:
+// the vectorised exp-heavy row loops).
 #pragma once
 #include <cblas.h>
 #include <math.h>
@@ -70,6 +70,13 @@ void cpu_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, 
                             int NH, int NKV, int HD);
 void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache, const int *slot,
                           const int *kv_len, int B, int cap, int NH, int NKV, int HD);
+
+void cpu_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                   const int *pos, int n, int cap, int NKV, int HD);
+
+// sample_cpu.c (rlc_sample_token, the specification, is declared in include/rlc/sample.h)
+void cpu_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *logits, size_t ld, int n, int V,
+                       const struct rlc_sampling *s, const struct rlc_sample_key *keys, uint64_t seed, uint64_t step);
 
 // logprob_cpu.c
 void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,

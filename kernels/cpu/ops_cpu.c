@@ -1,8 +1,8 @@
 // kernels/cpu/ops_cpu.c: the CPU backend's op table (rlc_ops_cpu) and its simple kernels: memory (with its
 // accounting and optional cap), elementwise, embedding, matmul (OpenBLAS gemm), RMSNorm, RoPE, SwiGLU and AdamW.
-// Attention and the fused log-prob live in attention_cpu.c and logprob_cpu.c. Every reduction over tokens uses a
-// partition fixed by the shapes (chunks of tokens whose partials are added in chunk order, or one owner per output
-// row), so results are bitwise independent of the thread count.
+// Attention (and the KV-cache append), the fused log-prob and sampling live in attention_cpu.c, logprob_cpu.c and
+// sample_cpu.c. Every reduction over tokens uses a partition fixed by the shapes (chunks of tokens whose partials
+// are added in chunk order, or one owner per output row), so results are bitwise independent of the thread count.
 #define _GNU_SOURCE // malloc_usable_size, sysconf(_SC_AVPHYS_PAGES)
 #include <malloc.h>
 #include <stdatomic.h>
@@ -449,10 +449,12 @@ static const rlc_ops cpu_ops = {
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
     .attention_decode = cpu_attention_decode,
+    .kv_append = cpu_kv_append,
     .swiglu_forward = cpu_swiglu_forward,
     .swiglu_backward = cpu_swiglu_backward,
     .logprob_forward = cpu_logprob_forward,
     .logprob_backward = cpu_logprob_backward,
+    .sample_tokens = cpu_sample_tokens,
     .adamw_update = cpu_adamw_update,
 };
 

@@ -113,6 +113,18 @@ __global__ void ew_kv_gather_kernel(bf16 *dst, const float *src, const int *src_
     }
 }
 
+// Flat over the n * row elements of k_new / v_new (row = NKV * HD): element c of row r goes to position pos[r]
+// of slot slot[r]. Reads and writes are contiguous within each row.
+__global__ void ew_kv_append_kernel(float *k_cache, float *v_cache, const float *k_new, const float *v_new,
+                                    const int *slot, const int *pos, size_t total, int cap, int row) {
+    EW_FOR(i, total) {
+        const size_t r = i / (size_t)row, c = i - r * (size_t)row;
+        const size_t dst = ((size_t)slot[r] * cap + (size_t)pos[r]) * row + c;
+        k_cache[dst] = k_new[i];
+        v_cache[dst] = v_new[i];
+    }
+}
+
 // ---------------------------------------------------------------------------------------------- reductions
 
 // Block-wide sum of one double per thread (EW_THREADS threads) in a fixed tree order; the result is valid in
@@ -281,6 +293,19 @@ extern "C" int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *s
     RLC_LAUNCH(ew_kv_gather_kernel, dim3(bx, (unsigned)U), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst, src,
                src_slot, len, cap, dst_cap, max_len, row_heads, HD, HDp);
     return ew_launch_ok("rlc_cuda_kv_gather_bf16");
+}
+
+extern "C" int rlc_cuda_kv_append(float *k_cache, float *v_cache, const float *k_new, const float *v_new,
+                                  const int *slot, const int *pos, int n, int cap, int NKV, int HD, void *stream) {
+    if (n < 0 || cap < 1 || NKV < 1 || HD < 1) {
+        fprintf(stderr, "rlc_cuda_kv_append: bad shape (n=%d cap=%d NKV=%d HD=%d)\n", n, cap, NKV, HD);
+        return -1;
+    }
+    if (n == 0) return 0;
+    const size_t total = (size_t)n * NKV * HD;
+    RLC_LAUNCH(ew_kv_append_kernel, ew_blocks(total), EW_THREADS, 0, (cudaStream_t)stream, k_cache, v_cache, k_new,
+               v_new, slot, pos, total, cap, NKV * HD);
+    return ew_launch_ok("rlc_cuda_kv_append");
 }
 
 extern "C" int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream) {

@@ -1,7 +1,7 @@
 // kernels/cuda/elementwise.h: the elementwise and small-reduction kernels of the CUDA op table (implementation:
 // elementwise.cu; CPU twins in kernels/cpu/ops_cpu.c): add, scale, sum of squares, SwiGLU forward / backward,
-// AdamW, fp32 <-> bf16 conversions (with the head-dim padding the attention adapter needs), the bias broadcast
-// of a matmul and the column sums of its dbias.
+// AdamW, fp32 <-> bf16 conversions (with the head-dim padding the attention adapter needs), the KV-cache gather
+// and append, the bias broadcast of a matmul and the column sums of its dbias.
 //
 // Conventions
 // - Every pointer is DEVICE memory; fp32 unless it is a bf16 tensor (__nv_bfloat16, passed as void *).
@@ -49,6 +49,13 @@ int rlc_cuda_f32_unpad(float *dst, const float *src, size_t rows, int cols, int 
 // are not written. max_len >= every len[u] bounds the grid.
 int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *src_slot, const int *len, int U, int cap,
                             int dst_cap, int max_len, int row_heads, int HD, int HDp, void *stream);
+
+// KV-cache append (op table kv_append; CPU twin in kernels/cpu/attention_cpu.c): row i of k_new, v_new
+// (n, NKV, HD) fp32 goes to position pos[i] of slot slot[i] of k_cache, v_cache (n_slots, cap, NKV, HD). slot,
+// pos (n) are device ints, 0 <= pos[i] < cap (not checked here: the caller checks its host copy). One launch for
+// both caches.
+int rlc_cuda_kv_append(float *k_cache, float *v_cache, const float *k_new, const float *v_new, const int *slot,
+                       const int *pos, int n, int cap, int NKV, int HD, void *stream);
 
 // out (T, N) = bias (N) on every row.
 int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream);

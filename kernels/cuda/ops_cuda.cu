@@ -2,7 +2,8 @@
 // semantics: include/rlc/ops.h). Owns the backend state (cuBLAS handle, stream, growable workspace), device
 // memory management with checked and counted allocation (in use, peak, the optional cap), the matmuls (rlc_blas.h) and the adapters that run the bf16
 // attention and log-prob kernels on the table's fp32 tensors. The kernels themselves live by family in
-// elementwise.cu, embedding.cu, rmsnorm.cu, rope.cu, attention.cu and logprob.cu.
+// elementwise.cu (also the KV-cache append), embedding.cu, rmsnorm.cu, rope.cu, attention.cu, logprob.cu and
+// sample.cu (token sampling: only the keys go up and the tokens, log-probs and entropies come down).
 //
 // Attention adapter: q, k, v (and out, dout in the backward) are rounded to bf16 into the workspace with the
 // head dim zero-padded to HDp = 64 or 128 (attention.cu's head dims). Zero columns change no dot product, but the
@@ -32,6 +33,10 @@
 #include "rlc_cuda.h"
 #include "rmsnorm.h"
 #include "rope.h"
+#include "sample.h"
+extern "C" {
+#include "rlc/sample.h"
+}
 
 static_assert(sizeof(rlc_f) == sizeof(float), "the CUDA backend is fp32-only (rlc_f must be float)");
 
@@ -42,7 +47,7 @@ struct OpsCuda {
     char *ws;        // workspace (device), ws_bytes long
     size_t ws_bytes;
     int matmul;      // RLC_CUDA_MATMUL_*
-    std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload
+    std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload, sampling's results
     // memory accounting: every block this backend holds (alloc, try_alloc, the workspace) with its size
     std::unordered_map<void *, size_t> blocks;
     size_t in_use, peak;
@@ -488,6 +493,41 @@ static void oc_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache
     }
 }
 
+static void oc_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+                         const int *pos, int n, int cap, int NKV, int HD) {
+    oc_ok(rlc_cuda_kv_append(k_cache, v_cache, k_new, v_new, slot, pos, n, cap, NKV, HD, oc.stream), "kv_append");
+}
+
+// ---------------------------------------------------------------------------------------------- sampling
+
+// keys (n, 3 ints) up, the kernel, (tok, logp, ent) down in one copy each way: 24 n bytes over the bus.
+static void oc_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *logits, size_t ld, int n, int V,
+                             const rlc_sampling *s, const rlc_sample_key *keys, uint64_t seed, uint64_t step) {
+    static_assert(sizeof(rlc_sample_key) == 3 * sizeof(int), "rlc_sample_key is uploaded as (n, 3) ints");
+    const char *op = "sample_tokens";
+    if (n <= 0) return;
+    if (V < 1) oc_fatal("%s: vocabulary of %d tokens", op, V);
+    if (!s->greedy && !(s->temperature > 0.0f))
+        oc_fatal("%s: temperature %g (must be > 0 unless greedy)", op, (double)s->temperature);
+    const size_t nb = (size_t)n * sizeof(int);
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        int *d_keys = (int *)cv.take(3 * nb), *d_out = (int *)cv.take(3 * nb); // out: tok (n), logp (n), ent (n)
+        if (!pass) continue;
+        oc_upload(d_keys, keys, 3 * nb);
+        oc_ok(rlc_cuda_sample_tokens(d_out, (float *)(d_out + n), (float *)(d_out + 2 * (size_t)n), logits, ld, n, V,
+                                     s->temperature, s->top_k, s->top_p, s->greedy, d_keys, seed, step, oc.stream),
+              op);
+        std::vector<int> &h = oc.h_ints;
+        h.resize((size_t)3 * n);
+        oc_download(h.data(), d_out, 3 * nb);
+        memcpy(tok, h.data(), nb);
+        if (logp) memcpy(logp, h.data() + n, nb);
+        if (ent) memcpy(ent, h.data() + 2 * (size_t)n, nb);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------- log-prob
 
 static void oc_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
@@ -574,10 +614,12 @@ static void oc_init(void) {
     t.attention_forward = oc_attention_forward;
     t.attention_backward = oc_attention_backward;
     t.attention_decode = oc_attention_decode;
+    t.kv_append = oc_kv_append;
     t.swiglu_forward = oc_swiglu_forward;
     t.swiglu_backward = oc_swiglu_backward;
     t.logprob_forward = oc_logprob_forward;
     t.logprob_backward = oc_logprob_backward;
+    t.sample_tokens = oc_sample_tokens;
     t.adamw_update = oc_adamw_update;
     oc.ready = 1;
 }

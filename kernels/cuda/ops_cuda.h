@@ -7,9 +7,9 @@
 // it first with cudaSetDevice): a cuBLAS handle (rlc_blas.h), a stream and a workspace that grows on demand
 // (freed by rlc_ops_cuda_release). Use it from one host thread.
 // - Ordering: every operation is enqueued on the backend's stream (the legacy default stream unless
-//   rlc_ops_cuda_set_stream says otherwise). upload and download return when the copy is complete; sumsq and
-//   attention_decode synchronise too (they read a result / the slot and kv_len arrays on the host). Other entries
-//   return after enqueuing.
+//   rlc_ops_cuda_set_stream says otherwise). upload and download return when the copy is complete; sumsq,
+//   attention_decode and sample_tokens synchronise too (they read a result / the slot and kv_len arrays on the
+//   host / return the sampled tokens in host arrays). Other entries return after enqueuing.
 // - Errors: a CUDA error, an allocation failure (the message gives the bytes requested and the bytes free on the
 //   device) or a shape the kernels do not take ends the process with "rlc: cuda backend: ..." and exit status 1.
 //   try_alloc returns NULL instead.
@@ -21,7 +21,9 @@
 //   zero-padding the head dim to 64 or 128 (head dims up to 128) and runs kernels/cuda/attention.cu; the fused
 //   log-prob converts hidden and the LM head to bf16 and runs kernels/cuda/logprob.cu. RLC_CUDA_MATMUL=bf16 in
 //   the environment (or rlc_ops_cuda_set_matmul) makes the matmuls convert their operands to bf16 and run
-//   bf16 GEMMs with fp32 accumulation and fp32 outputs.
+//   bf16 GEMMs with fp32 accumulation and fp32 outputs. sample_tokens (kernels/cuda/sample.cu) keeps double
+//   softmax statistics like the CPU and ranks by 64-bit fixed-point masses: the same tokens as the CPU unless a
+//   draw falls within about V * 2^-(63 - ceil(log2 V)) of the largest probability from a cumulative boundary.
 #pragma once
 
 #ifdef __cplusplus

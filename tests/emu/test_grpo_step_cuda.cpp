@@ -8,8 +8,9 @@
 //      that GRPO groups have a spread of scores, and whose argmax margins are far above the bf16 rounding),
 //      weights copied to the CUDA model;
 //   1. greedy rollouts on both backends: identical tokens, rollout log-probs close; then the first GRPO step's
-//      rollouts with temperature sampling: identical tokens; and on the CUDA side in waves of one group under a
-//      memory cap: the same tokens as in one wave;
+//      rollouts with temperature sampling (1, the config's, and 0.7 with top_k 5, top_p 0.9): identical tokens
+//      (sampled on the device on the CUDA side); and on the CUDA side in waves of one group under a memory cap:
+//      the same tokens as in one wave;
 //   2. one SFT step (forward, fused log-prob, backward, AdamW) on both: loss, gradient norm, gradients, weights;
 //   3. one whole GRPO step (rlc_rl_step: rollouts with temperature sampling, old/reference log-probs,
 //      advantages, PPO-clip loss with a KL and an entropy term, two micro-batches, backward, AdamW) on both:
@@ -182,10 +183,12 @@ static void test_greedy(rlc_model *mg, rlc_model *mc, const rlc_config *c, const
     printf("    identical tokens; rollout log-prob worst |diff|/(1+|cpu|) %.3g\n", worst);
 }
 
-// 1b. sampled rollouts (the configured temperature) of the first GRPO step's prompts (rl.c's problem stream and
-// RNG key), so that a difference in the step's rollouts shows here token by token
-static void test_sampled(rlc_model *mg, rlc_model *mc, const rlc_config *c, const rlc_task *task) {
-    printf("sampled rollouts (temperature %g)\n", c->rollout.temperature);
+// 1b. sampled rollouts (the configured temperature 1, then top-k / top-p at another temperature) of the first GRPO
+// step's prompts (rl.c's problem stream and RNG key), so that a difference in the step's rollouts shows here token
+// by token. The tokens are drawn on each backend (ops->sample_tokens: the CUDA side samples on the device).
+static void test_sampled(rlc_model *mg, rlc_model *mc, const rlc_config *c, const rlc_task *task,
+                         const rlc_sampling &smp) {
+    printf("sampled rollouts (temperature %g, top_k %d, top_p %g)\n", smp.temperature, smp.top_k, smp.top_p);
     const int P = c->rollout.prompts_per_step, G = c->rollout.group_size;
     std::vector<rlc_problem> probs(P);
     std::vector<int> ids(P);
@@ -193,7 +196,6 @@ static void test_sampled(rlc_model *mg, rlc_model *mc, const rlc_config *c, cons
         task->generate(&c->task, c->seed + 0x5EED0001ull, (uint64_t)i, &probs[i]); // rl.c's rl_seed
         ids[i] = i;
     }
-    rlc_sampling smp = {c->rollout.temperature, c->rollout.top_k, c->rollout.top_p, 0};
     std::vector<rlc_sequence> sg(P * G), sc(P * G);
     rlc_rollout_generate(mc, &c->rollout, &smp, task, &c->task, probs.data(), ids.data(), P, G, c->seed, 0, sc.data());
     rlc_rollout_generate(mg, &c->rollout, &smp, task, &c->task, probs.data(), ids.data(), P, G, c->seed, 0, sg.data());
@@ -372,7 +374,8 @@ int main() {
     copy_weights(&g.model, &c.model);
 
     test_greedy(&g.model, &c.model, &cfg, task);
-    test_sampled(&g.model, &c.model, &cfg, task);
+    test_sampled(&g.model, &c.model, &cfg, task, {cfg.rollout.temperature, cfg.rollout.top_k, cfg.rollout.top_p, 0});
+    test_sampled(&g.model, &c.model, &cfg, task, {0.7f, 5, 0.9f, 0});
     rlc_adamw_free(&c.opt, &c.model); // fresh moments on the CPU side too (the CUDA side's are unused)
     rlc_adamw_init(&c.opt, &c.model);
     test_sft_step(&g, &c, task);

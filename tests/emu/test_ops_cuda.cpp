@@ -8,15 +8,17 @@
 // overwritten ones from NaN on the device); NULL skips (bias, dinp, dw, dbias, logp, entropy); awkward shapes
 // (T = 1, widths that are not multiples of a warp, a block or a vector, T > the 256-row reduction chunks,
 // repeated tokens, odd head dims, head dims padded to the attention kernels' 64 / 128, empty sequences and
-// cache rows, decode rows sharing a slot); alloc's zero fill; the out-of-memory messages (device and cap); the
-// memory accounting (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe.
+// cache rows, decode rows sharing a slot; KV appends of one scalar, of a decode step, of a prefill, of more rows
+// than a block's threads); alloc's zero fill; the out-of-memory messages (device and cap); the memory accounting
+// (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe.
 //
 // Tolerances: a value passes when |gpu - cpu| <= rtol |cpu| + afrac max|cpu| (max over the tensor); the worst
 // ratio error / allowed is printed per entry (<= 1 passes).
 //   fp32 elementwise (add, scale, swiglu, adamw, rope, embedding forward, rmsnorm out/rstd): rtol 1e-5, afrac 1e-6
 //   fp32 reductions and GEMMs (matmul, dbias, rmsnorm dinp/dweight):            rtol 1e-5, afrac 1e-5
 //   sum of squares (double):                                                      rtol 1e-12
-//   embedding backward: bitwise equal (same additions in the same order as the twin)
+//   embedding backward, kv_append: bitwise equal (same additions in the same order as the twin; copies)
+//   sample_tokens: tests/emu/test_sample.cpp
 //   bf16 paths, inputs rounded to bf16 before both sides see them (as tests/emu/test_attention.cpp and
 //   test_logprob.cpp do):
 //     attention out, dq, dk, dv, decode out: max|gpu - cpu| <= 2e-2 max|cpu| (floor 1e-2); lse: 1e-3 absolute
@@ -512,6 +514,35 @@ static void test_decode(int NH, int NKV, int HD, int cap, int n_slots, std::vect
     });
 }
 
+// KV-cache append: caches start random (rows not appended must keep their values), rows go to any (slot, pos);
+// copies, so bitwise equal to the twin.
+static void test_kv_append(int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> pos) {
+    const int n = (int)slot.size();
+    char name[128];
+    snprintf(name, sizeof name, "kv_append NKV=%d HD=%d cap=%d slots=%d n=%d", NKV, HD, cap, n_slots, n);
+    const size_t nc = (size_t)n_slots * cap * NKV * HD, nn = (size_t)n * NKV * HD;
+    std::vector<float> kc = rnd(nc, 91 + HD), vc = rnd(nc, 92 + HD), kn = rnd(nn, 93 + HD), vn = rnd(nn, 94 + HD);
+    std::vector<float> kc_c = kc, vc_c = vc;
+    CPU->kv_append(kc_c.data(), vc_c.data(), kn.data(), vn.data(), slot.data(), pos.data(), n, cap, NKV, HD);
+    size_t changed = 0;
+    for (size_t i = 0; i < nc; i++) changed += kc_c[i] != kc[i];
+    CHECK(changed > 0 || n == 0, "%s: the twin changed nothing", name);
+    run_case(name, [&](Outputs &o) {
+        int *ds = dev(slot), *dp = dev(pos);
+        float *dkc = dev(kc), *dvc = dev(vc), *dkn = dev(kn), *dvn = dev(vn);
+        GPU->kv_append(dkc, dvc, dkn, dvn, ds, dp, n, cap, NKV, HD);
+        std::vector<float> kg = host(dkc, nc), vg = host(dvc, nc);
+        CHECK(kg == kc_c, "%s: k cache differs from the CPU twin", name);
+        CHECK(vg == vc_c, "%s: v cache differs from the CPU twin", name);
+        note("kv_append", kg == kc_c && vg == vc_c ? 0.0 : INFINITY);
+        o.add("k", kg);
+        o.add("v", vg);
+        GPU->free(ds);
+        GPU->free(dp);
+        for (float *p : {dkc, dvc, dkn, dvn}) GPU->free(p);
+    });
+}
+
 // ------------------------------------------------------------------------------------------------ log-prob
 
 // with_logp / with_ent: pass logp / entropy to the forward (else NULL); with_dh / with_dw: the backward's outputs.
@@ -659,6 +690,15 @@ int main() {
     test_decode(2, 2, 64, 20, 2, {1, 1, 1, 1}, {1, 4, 2, 3});  // prefill: rows share a slot (longest not last)
     test_decode(2, 1, 96, 9, 4, {3, 1}, {9, 4});
 
+    test_kv_append(1, 1, 1, 1, {0}, {0});                          // one scalar
+    test_kv_append(2, 32, 50, 4, {3, 0, 2, 1}, {49, 0, 17, 5});    // a decode step, the last position of a slot
+    test_kv_append(3, 5, 9, 2, {1, 1, 1, 1, 1, 1, 1}, {2, 3, 4, 5, 6, 7, 8}); // a prefill; rows of 15 floats
+    test_kv_append(1, 7, 4, 300, [] {                              // more rows than a block has threads
+        std::vector<int> s(300);
+        for (int i = 0; i < 300; i++) s[i] = 299 - i;
+        return s;
+    }(), std::vector<int>(300, 3));
+
     test_logprob(1, 16, 50, 1.0f, true, true, true, true);
     test_logprob(37, 33, 300, 0.7f, true, true, true, true);
     test_logprob(20, 20, 130, 1.0f, false, false, true, false);
@@ -680,6 +720,11 @@ int main() {
         return l;
     }());
     test_logprob(256, 128, 3000, 1.0f, true, true, true, true);
+    test_kv_append(2, 64, 1024, 512, [] { // a decode step of 512 sequences (Qwen2.5-0.5B's KV row)
+        std::vector<int> s(512);
+        for (int i = 0; i < 512; i++) s[i] = (i * 7) % 512;
+        return s;
+    }(), std::vector<int>(512, 1000));
 #endif
 
     printf("worst error / tolerance per entry (<= 1 passes; 0 = bitwise equal):\n");

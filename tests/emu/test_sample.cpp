@@ -1,0 +1,361 @@
+// tests/emu/test_sample.cpp: device-side sampling (kernels/cuda/sample.cu through the CUDA op table's sample_tokens)
+// against its CPU twin (rlc_ops_cpu()->sample_tokens = rlc_sample_token row by row; the device Philox itself:
+// tests/emu/test_philox.cpp). Under the emulator (ctest label emu) every case runs in the three schedule orders and
+// its outputs must be bitwise identical across them; built for a GPU (tests/gpu/test_sample.cpp includes this file)
+// every case runs twice and must repeat bit for bit, larger shapes are added, and the time of one decode step's
+// sampling (512 rows of V = 151936) is printed.
+//
+// Checks
+//   Sampling: V = 1, 2, 97, 5000 (and 151936 for a few rows; many on the GPU); greedy; temperature 0.7 / 1 / 1.3
+//     x top_k 0 / 1 / 50 x top_p 1 / 0.9 / 0.5; rows with normal logits of several spreads, quantized logits (many
+//     ties, also at the top-k cut), -inf, +-0 and repeated maxima, flat rows (every logit equal: the draw lands
+//     deep inside a run of equal logits), one dominant logit over a long tail; one row shared by all (ld = 0);
+//     logp / ent NULL.
+//   Tokens: identical, except where the CPU's draw lies within delta of a cumulative boundary: |u * total - c_j|
+//     for the chosen token's two boundaries, or |c_j - top_p| at the nucleus cut, below delta = V 2^-(shift+1)
+//     p_max + V 2^-52 (shift = 62 - ceil(log2 V): the kernel's fixed-point mass unit is 2^-shift p_max; the CPU's
+//     double sums in sorted order are good to V 2^-53). Such boundary cases are counted and printed and may be at
+//     most 1 in 1000 rows; any other difference fails. (Expected: none. A boundary's neighbourhood of width delta
+//     has probability about delta per row.) Flat rows are the exception by construction: with every probability
+//     1/V, a cut at top_p = 0.5 or 0.9 or a draw at u = m/8 can fall exactly on a boundary, where the kernel's
+//     integer sums see the exact tie and the CPU's rounded double sum decides it either way; those are counted
+//     apart ("exact ties") and printed.
+//     The comparison can fail: the CPU twin under another seed must disagree with the device on most rows.
+//   logp, ent (same token): |gpu - cpu| <= 1e-6 (1 + |cpu|). Both sides compute the same double formulas with the
+//     sums in another order (relative differences ~1e-15 before the rounding to float), so they agree to the float
+//     rounding: at most an ulp or two. A -inf logit makes the specification's entropy NaN (0 * -inf): NaN on both.
+//   A bad temperature ends the process with a message naming the entry.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ops_cuda.h"
+#include "rlc_cuda.h"
+#include "sample.h"
+#include "test_common.h"
+#include "test_util.h"
+extern "C" {
+#include "rlc/rng.h"
+#include "rlc/sample.h"
+}
+#ifdef RLC_EMU
+#include "emu_test.h"
+#endif
+
+static const rlc_ops *GPU, *CPU;
+
+#ifdef RLC_EMU
+using Outputs = emu_test::Outputs;
+static void run_case(const char *name, const std::function<void(Outputs &)> &body) {
+    emu_test::run_all_schedules(name, body);
+}
+#else
+struct Outputs {
+    std::vector<std::pair<std::string, std::vector<unsigned char>>> items;
+    template <class T> void add(const char *name, const std::vector<T> &v) {
+        const unsigned char *b = (const unsigned char *)v.data();
+        items.emplace_back(name, std::vector<unsigned char>(b, b + v.size() * sizeof(T)));
+    }
+};
+// Twice on the GPU: the outputs must repeat bit for bit.
+static void run_case(const char *name, const std::function<void(Outputs &)> &body) {
+    Outputs a, b;
+    body(a);
+    body(b);
+    CHECK(a.items.size() == b.items.size(), "%s: runs recorded different outputs", name);
+    for (size_t i = 0; i < a.items.size() && i < b.items.size(); i++)
+        CHECK(a.items[i].second == b.items[i].second, "%s: output '%s' differs between two runs", name,
+              a.items[i].first.c_str());
+}
+#endif
+
+// splitmix64: reproducible test inputs
+struct Mix {
+    uint64_t s;
+    explicit Mix(uint64_t seed) : s(seed) {}
+    uint64_t next() {
+        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    double uni() { return ((next() >> 11) + 0.5) / 9007199254740992.0; }
+    double normal() { return sqrt(-2.0 * log(uni())) * cos(6.283185307179586 * uni()); }
+};
+
+// ------------------------------------------------------------------------------------------------ sampling
+
+// Row kinds (row r uses kind (r + salt) % KINDS).
+enum { K_NORMAL1, K_NORMAL4, K_QUANT, K_SPECIAL, K_FLAT, K_DOMINANT, K_NORMAL03, KINDS };
+static const char *const KIND_NAMES[KINDS] = {"normal", "normal x4", "quantized", "special", "flat", "dominant",
+                                              "normal x0.3"};
+
+static void fill_row(float *z, int V, int kind, Mix &r) {
+    for (int j = 0; j < V; j++) {
+        const double g = r.normal();
+        switch (kind) {
+        case K_NORMAL1: z[j] = (float)g; break;
+        case K_NORMAL4: z[j] = (float)(4.0 * g); break;
+        case K_NORMAL03: z[j] = (float)(0.3 * g); break;
+        case K_QUANT: z[j] = (float)(0.5 * floor(2.0 * g)); break; // steps of 0.5: long runs of equal logits
+        case K_FLAT: z[j] = 1.25f; break;
+        case K_DOMINANT: z[j] = (float)(g - 8.0); break;
+        default: z[j] = (float)(0.25 * floor(4.0 * g)); break; // K_SPECIAL, edited below
+        }
+    }
+    if (kind == K_DOMINANT) z[(int)(r.next() % V)] = 6.0f;
+    if (kind == K_SPECIAL && V > 1) {
+        for (int j = 0; j < V; j += 7) z[j] = -INFINITY;
+        for (int j = 3; j < V; j += 11) z[j] = (j / 11) % 2 ? -0.0f : 0.0f;
+        const float top = 3.5f; // the maximum, several times: argmax = the lowest id
+        z[V - 1] = top;
+        z[V / 2] = top;
+        if (V > 4) z[V / 3 + 1] = top;
+    }
+}
+
+// The CPU's decision, re-derived to measure how close it was to a boundary: the chosen token's cumulative
+// interval [c_lo, c_hi) against target = u * total, and the nucleus cut against top_p. Returns the smaller margin.
+static double cpu_margin(const float *z, int V, const rlc_sampling *s, float u) {
+    const double tau = s->temperature;
+    double mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = fmax(mx, (double)z[j]);
+    double sum = 0;
+    for (int j = 0; j < V; j++) sum += exp(((double)z[j] - mx) / tau);
+    const double lse = log(sum);
+    std::vector<std::pair<double, int>> pi(V);
+    for (int j = 0; j < V; j++) pi[j] = {exp(((double)z[j] - mx) / tau - lse), j};
+    std::sort(pi.begin(), pi.end(), [](const std::pair<double, int> &a, const std::pair<double, int> &b) {
+        return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    double margin = INFINITY;
+    int keep = V;
+    if (s->top_k > 0 && s->top_k < keep) keep = s->top_k;
+    if (s->top_p < 1.0f) {
+        double c = 0;
+        for (int j = 0; j < keep; j++) {
+            const double prev = c;
+            c += pi[j].first;
+            if (c >= s->top_p) {
+                margin = fmin(fabs(c - s->top_p), j > 0 ? fabs(prev - s->top_p) : INFINITY);
+                keep = j + 1;
+                break;
+            }
+        }
+    }
+    double total = 0;
+    for (int j = 0; j < keep; j++) total += pi[j].first;
+    const double target = (double)u * total;
+    double c = 0;
+    for (int j = 0; j < keep; j++) {
+        const double prev = c;
+        c += pi[j].first;
+        if (target < c) return fmin(margin, fmin(fabs(target - prev), fabs(c - target)));
+    }
+    return margin;
+}
+
+struct SampleTotals {
+    long rows = 0, boundary = 0, ties = 0; // ties: boundary cases of flat rows (exact ties by construction)
+    double worst_lp = 0, worst_ent = 0;
+};
+static SampleTotals g_tot;
+
+static const char *cfg_name(const rlc_sampling &s, char *buf, size_t n) {
+    if (s.greedy) snprintf(buf, n, "greedy");
+    else snprintf(buf, n, "tau %.1f top_k %d top_p %.1f", s.temperature, s.top_k, s.top_p);
+    return buf;
+}
+
+// n rows of V logits (shared = one row for all: ld = 0), every sampling configuration in cfgs.
+static void test_sample(int V, int n, bool shared, const std::vector<rlc_sampling> &cfgs, uint32_t salt,
+                        bool null_stats = false) {
+    Mix r(0x5A3B1E + salt * 1000003ull + (uint64_t)V);
+    const int rows_data = shared ? 1 : n;
+    std::vector<float> logits((size_t)rows_data * V);
+    std::vector<int> kinds(rows_data);
+    for (int i = 0; i < rows_data; i++) {
+        kinds[i] = (int)((i + salt) % KINDS);
+        fill_row(&logits[(size_t)i * V], V, kinds[i], r);
+    }
+    std::vector<rlc_sample_key> keys(n);
+    for (int i = 0; i < n; i++)
+        keys[i] = {(int)(r.next() % 100000), (int)(r.next() % 64), (int)(r.next() % 4096)};
+    const uint64_t seed = r.next(), step = r.next() % 1000;
+    const size_t ld = shared ? 0 : (size_t)V;
+    for (const rlc_sampling &s : cfgs) {
+        char cname[96], name[192];
+        snprintf(name, sizeof name, "sample V=%d n=%d%s%s %s", V, n, shared ? " ld=0" : "",
+                 null_stats ? " logp,ent=NULL" : "", cfg_name(s, cname, sizeof cname));
+        std::vector<int> tok_c(n);
+        std::vector<float> lp_c(n), en_c(n);
+        CPU->sample_tokens(tok_c.data(), lp_c.data(), en_c.data(), logits.data(), ld, n, V, &s, keys.data(), seed, step);
+        int boundary = 0, ties = 0;
+        std::vector<std::string> notes; // the boundary cases of the last run, printed once
+        run_case(name, [&](Outputs &o) {
+            float *dl = (float *)GPU->alloc(logits.size() * sizeof(float));
+            GPU->upload(dl, logits.data(), logits.size() * sizeof(float));
+            std::vector<int> tok(n, -7);
+            std::vector<float> lp(n, NAN), en(n, NAN);
+            GPU->sample_tokens(tok.data(), null_stats ? NULL : lp.data(), null_stats ? NULL : en.data(), dl, ld, n, V, &s,
+                               keys.data(), seed, step);
+            boundary = ties = 0;
+            notes.clear();
+            int bad = 0;
+            for (int i = 0; i < n; i++) {
+                const float *z = &logits[(size_t)(shared ? 0 : i) * V];
+                CHECK(tok[i] >= 0 && tok[i] < V, "%s: row %d: token %d outside the vocabulary", name, i, tok[i]);
+                if (tok[i] != tok_c[i]) {
+                    const float u = s.greedy ? 0.0f
+                                             : rlc_rng_uniform(seed, step, (uint64_t)keys[i].prompt_id,
+                                                               (uint64_t)keys[i].sample_id, (uint64_t)keys[i].position, 0);
+                    int clog = 0;
+                    while ((1 << clog) < V) clog++;
+                    double pmax = 0, sum = 0, mx = -INFINITY;
+                    for (int j = 0; j < V; j++) mx = fmax(mx, (double)z[j]);
+                    for (int j = 0; j < V; j++) sum += exp(((double)z[j] - mx) / s.temperature);
+                    pmax = 1.0 / sum;
+                    const double delta = V * ldexp(pmax, -(62 - clog) - 1) + V * ldexp(1.0, -52);
+                    const double margin = s.greedy ? INFINITY : cpu_margin(z, V, &s, u);
+                    if (margin < delta) {
+                        const bool flat = kinds[shared ? 0 : i] == K_FLAT;
+                        (flat ? ties : boundary)++;
+                        char msg[320];
+                        snprintf(msg, sizeof msg, "    %s: %s row %d (%s): gpu %d cpu %d, margin %.3g < delta %.3g",
+                                 flat ? "exact tie" : "boundary case", name, i, KIND_NAMES[kinds[shared ? 0 : i]], tok[i],
+                                 tok_c[i], margin, delta);
+                        notes.push_back(msg);
+                    } else if (bad++ < 5) {
+                        CHECK(0, "%s: row %d (%s): gpu token %d, cpu %d (u %.8f, margin %.3g, delta %.3g)", name, i,
+                              KIND_NAMES[kinds[shared ? 0 : i]], tok[i], tok_c[i], u, margin, delta);
+                    }
+                    continue;
+                }
+                if (null_stats) continue;
+                // a -inf logit makes the specification's entropy NaN (0 * -inf in sum p*u): the same NaN on both
+                const bool nan_ent = std::isnan(en_c[i]) && std::isnan(en[i]);
+                const double elp = fabs((double)lp[i] - lp_c[i]) / (1e-6 * (1.0 + fabs((double)lp_c[i])));
+                const double een = nan_ent ? 0.0 : fabs((double)en[i] - en_c[i]) / (1e-6 * (1.0 + fabs((double)en_c[i])));
+                CHECK(elp <= 1.0, "%s: row %d: logp gpu %.9g cpu %.9g", name, i, lp[i], lp_c[i]);
+                CHECK(een <= 1.0, "%s: row %d: entropy gpu %.9g cpu %.9g", name, i, en[i], en_c[i]);
+                g_tot.worst_lp = fmax(g_tot.worst_lp, elp);
+                g_tot.worst_ent = fmax(g_tot.worst_ent, een);
+            }
+            CHECK(bad == 0, "%s: %d of %d tokens differ away from any boundary", name, bad, n);
+            o.add("tok", tok);
+            o.add("logp", lp);
+            o.add("ent", en);
+            GPU->free(dl);
+        });
+        for (const std::string &m : notes) printf("%s\n", m.c_str());
+        g_tot.rows += n;
+        g_tot.boundary += boundary;
+        g_tot.ties += ties;
+    }
+}
+
+static std::vector<rlc_sampling> all_configs() {
+    std::vector<rlc_sampling> v;
+    v.push_back({1.0f, 0, 1.0f, 1});
+    for (float tau : {0.7f, 1.0f, 1.3f})
+        for (int k : {0, 1, 50})
+            for (float p : {1.0f, 0.9f, 0.5f}) v.push_back({tau, k, p, 0});
+    return v;
+}
+
+// The comparison can fail: the CPU's tokens under another seed differ from the GPU's in most rows.
+static void test_sensitivity() {
+    const int V = 97, n = 64;
+    Mix r(99);
+    std::vector<float> logits((size_t)n * V);
+    for (int i = 0; i < n; i++) fill_row(&logits[(size_t)i * V], V, K_NORMAL1, r);
+    std::vector<rlc_sample_key> keys(n);
+    for (int i = 0; i < n; i++) keys[i] = {i, 0, 5};
+    rlc_sampling s = {1.0f, 0, 1.0f, 0};
+    std::vector<int> a(n), b(n);
+    float *dl = (float *)GPU->alloc(logits.size() * sizeof(float));
+    GPU->upload(dl, logits.data(), logits.size() * sizeof(float));
+    GPU->sample_tokens(a.data(), NULL, NULL, dl, V, n, V, &s, keys.data(), 1, 0);
+    CPU->sample_tokens(b.data(), NULL, NULL, logits.data(), V, n, V, &s, keys.data(), 2, 0);
+    int differ = 0;
+    for (int i = 0; i < n; i++) differ += a[i] != b[i];
+    printf("  planted bug (the CPU twin with another seed): %d of %d tokens differ\n", differ, n);
+    CHECK(differ >= n / 2, "a wrong seed changes only %d of %d tokens: the comparison is too weak", differ, n);
+    GPU->free(dl);
+}
+
+#ifndef RLC_EMU
+// GPU only, printed and not asserted: the wall time of one sample_tokens call on n rows of V logits (key upload, the
+// kernel and the results' download included), and the rate at which that would read the logits once.
+static void time_sample(int V, int n, const rlc_sampling &s, const char *what) {
+    std::vector<float> logits((size_t)n * V);
+    for (size_t i = 0; i < logits.size(); i++) logits[i] = 3.0f * rlc_test::hash_uniform((uint32_t)i, 4242);
+    std::vector<rlc_sample_key> keys(n);
+    for (int i = 0; i < n; i++) keys[i] = {i / 16, i % 16, 40};
+    float *dl = (float *)GPU->alloc(logits.size() * sizeof(float));
+    GPU->upload(dl, logits.data(), logits.size() * sizeof(float));
+    std::vector<int> tok(n);
+    std::vector<float> lp(n), en(n);
+    GPU->sample_tokens(tok.data(), lp.data(), en.data(), dl, V, n, V, &s, keys.data(), 1, 0); // warm-up
+    const int reps = 20;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; r++)
+        GPU->sample_tokens(tok.data(), lp.data(), en.data(), dl, V, n, V, &s, keys.data(), 1, (uint64_t)r);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+    printf("  timing: sample_tokens n=%d V=%d %s: %.3f ms per call (the logits once: %.0f GB/s)\n", n, V, what, ms,
+           (double)logits.size() * sizeof(float) / (ms * 1e6));
+    GPU->free(dl);
+}
+#endif
+
+int main() {
+    // First, before this process touches the device (a forked child must not inherit a CUDA context).
+    rlc_test::expect_death(
+        "temperature 0",
+        [] {
+            const rlc_ops *g = rlc_ops_cuda();
+            rlc_sampling s = {0.0f, 0, 1.0f, 0};
+            rlc_sample_key k = {0, 0, 0};
+            int t;
+            float *d = (float *)g->alloc(16 * sizeof(float));
+            g->sample_tokens(&t, NULL, NULL, d, 16, 1, 16, &s, &k, 1, 0);
+        },
+        "sample_tokens: temperature 0");
+    GPU = rlc_ops_cuda();
+    CPU = rlc_ops_cpu();
+
+    test_sensitivity();
+
+    const std::vector<rlc_sampling> all = all_configs();
+    const std::vector<rlc_sampling> few = {{1.0f, 0, 1.0f, 1}, {1.0f, 0, 1.0f, 0}, {0.7f, 50, 0.9f, 0}};
+    test_sample(1, 3, false, all, 1);
+    test_sample(2, 7, false, all, 2);
+    test_sample(97, 21, false, all, 3);
+    test_sample(97, 9, true, all, 4); // one row for all keys
+    test_sample(97, 5, false, few, 5, true);
+#ifdef RLC_EMU
+    test_sample(5000, 14, false, all, 6);
+    test_sample(151936, 2, false, few, 7);
+#else
+    test_sample(5000, 140, false, all, 6);
+    test_sample(151936, 14, false, all, 7);
+    test_sample(151936, 512, false, {{1.0f, 0, 1.0f, 0}}, 8); // a decode step of 512 sequences
+    test_sample(32000, 300, false, {{0.6f, 20, 0.95f, 0}, {1.0f, 0, 0.8f, 0}}, 9);
+    time_sample(151936, 512, {1.0f, 0, 1.0f, 1}, "greedy");
+    time_sample(151936, 512, {1.0f, 0, 1.0f, 0}, "temperature 1");
+    time_sample(151936, 512, {0.7f, 50, 0.9f, 0}, "tau 0.7 top_k 50 top_p 0.9");
+#endif
+    printf("sampling: %ld rows compared, %ld boundary cases (allowed %ld), %ld exact ties of flat rows; logp worst %.3g, "
+           "entropy worst %.3g of the tolerance\n",
+           g_tot.rows, g_tot.boundary, g_tot.rows / 1000, g_tot.ties, g_tot.worst_lp, g_tot.worst_ent);
+    CHECK(g_tot.boundary <= g_tot.rows / 1000, "%ld boundary cases in %ld rows", g_tot.boundary, g_tot.rows);
+    rlc_ops_cuda_release();
+    return test_finish("test_sample");
+}
