@@ -344,8 +344,11 @@ static void oc_adamw_multi(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, const r
         if (tensors[i].offset + tensors[i].numel > end) end = tensors[i].offset + tensors[i].numel;
     }
     const size_t chunks = rlc_cuda_adamw_multi_plan(tab.data(), n_tensors);
-    const bool same = tab.size() == oc.adamw_host.size() &&
-                      !memcmp(tab.data(), oc.adamw_host.data(), tab.size() * sizeof(rlc_cuda_adamw_tensor));
+    bool same = tab.size() == oc.adamw_host.size(); // field by field (memcmp would read the struct's padding)
+    for (size_t i = 0; same && i < tab.size(); i++) {
+        const rlc_cuda_adamw_tensor &x = tab[i], &y = oc.adamw_host[i];
+        same = x.offset == y.offset && x.numel == y.numel && x.chunk0 == y.chunk0 && x.wd == y.wd;
+    }
     if (!same) { // a new model (or the first step): upload the table once
         oc_check(cudaStreamSynchronize(oc.stream), "adamw_multi: cudaStreamSynchronize"); // the old one may be in use
         oc_dev_free(oc.adamw_dev, "adamw_multi: cudaFree");
