@@ -249,6 +249,9 @@ int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops
     }
     bind_ptrs(m, m->params, &m->p);
     bind_ptrs(m, m->grads, &m->g);
+    // the fp32 master weights; a backend with bf16 working weights keeps their bf16 copy from now on (every later
+    // write through the table refreshes it: init, checkpoint loads, optimizer steps; free drops it)
+    if (ops->register_params) ops->register_params(m->params, m->n_params);
     return 0;
 }
 

@@ -2,7 +2,10 @@
 #include "rlc/optim.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "rlc/util.h"
 
 void rlc_adamw_init(rlc_adamw *opt, const rlc_model *model) {
     opt->n = model->n_params;
@@ -40,6 +43,17 @@ double rlc_adamw_step(rlc_adamw *opt, rlc_model *model, const rlc_optim_config *
     if (cfg->grad_clip > 0 && norm > cfg->grad_clip) scale = (float)(cfg->grad_clip / (norm + 1e-6));
     if (!isfinite(norm)) scale = 0.0f; // a NaN/inf gradient must not poison the weights; caller decides
     opt->t++;
+    if (model->ops->adamw_multi) { // one launch for every tensor (it also refreshes bf16 working weights)
+        rlc_adamw_tensor *tab = rlc_malloc((size_t)model->n_tensors * sizeof *tab);
+        for (int i = 0; i < model->n_tensors; i++) {
+            const rlc_tensor_info *ti = &model->tensors[i];
+            tab[i] = (rlc_adamw_tensor){ti->offset, ti->numel, ti->no_decay ? 0.0f : cfg->weight_decay};
+        }
+        model->ops->adamw_multi(model->params, model->grads, opt->m, opt->v, tab, model->n_tensors, lr, cfg->beta1,
+                                cfg->beta2, cfg->eps, scale, opt->t);
+        free(tab);
+        return norm;
+    }
     for (int i = 0; i < model->n_tensors; i++) {
         const rlc_tensor_info *ti = &model->tensors[i];
         float wd = ti->no_decay ? 0.0f : cfg->weight_decay;

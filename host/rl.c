@@ -75,15 +75,17 @@ int rlc_rl_init(rlc_rl *rl, const rlc_config *cfg, const rlc_ops *ops, const rlc
     // Everything the job holds for its whole length, checked against the backend's free memory before any of
     // it is allocated: the model (parameters, gradients, activations), the AdamW moments and the reference policy.
     size_t pb, gb, ab, one = rlc_model_bytes(&mc, max_tokens, &pb, &gb, &ab);
-    size_t need = one + 2 * pb + (rlc_rl_needs_ref(rl) ? one : 0);
+    // a backend with bf16 working weights (register_params) holds a bf16 copy of each model's parameters too
+    const size_t wb = ops->register_params ? pb / sizeof(rlc_f) * 2 : 0;
+    size_t need = one + wb + 2 * pb + (rlc_rl_needs_ref(rl) ? one + wb : 0);
     rlc_mem_info mi;
     ops->mem_info(&mi);
     if (need > mi.free) {
         fprintf(stderr,
-                "rlc: model and optimizer: cannot allocate %zu bytes (%zu available): parameters %zu, gradients %zu, "
-                "activations for %d tokens %zu, AdamW moments %zu%s\n",
-                need, mi.free, pb, gb, max_tokens, ab, 2 * pb, rlc_rl_needs_ref(rl) ? ", reference policy (the same "
-                                                                                         "again)" : "");
+                "rlc: model and optimizer: cannot allocate %zu bytes (%zu available): parameters %zu, bf16 working "
+                "weights %zu, gradients %zu, activations for %d tokens %zu, AdamW moments %zu%s\n",
+                need, mi.free, pb, wb, gb, max_tokens, ab, 2 * pb,
+                rlc_rl_needs_ref(rl) ? ", reference policy (the same again)" : "");
         return -1;
     }
     if (rlc_model_init(&rl->model, &mc, ops, max_tokens) != 0) return -1;

@@ -328,6 +328,8 @@ double rlc_sched_adamw_step(const rlc_dist *d, int zero1, rlc_adamw *opt, rlc_mo
                              cfg->beta2, cfg->eps, wd, scale, opt->t);
     }
     be_allgather_shards(d, m->ops, m->params, m->n_params);
+    // NCCL wrote the other ranks' shards past the table: refresh the bf16 working weights
+    if (be_dev(d, m->ops) && m->ops->params_written) m->ops->params_written(m->params, m->n_params);
     m->ops->free(g);
     return norm;
 }

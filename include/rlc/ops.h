@@ -34,6 +34,12 @@ typedef struct rlc_mem_info {
 struct rlc_sampling;   // include/rlc/sample.h
 struct rlc_sample_key; // include/rlc/sample.h
 
+// One tensor of adamw_multi's table.
+typedef struct rlc_adamw_tensor {
+    size_t offset, numel; // elements, into the flat buffers
+    float wd;             // weight decay (0: none)
+} rlc_adamw_tensor;
+
 typedef struct rlc_ops {
     const char *name; // "cpu", "cuda"
 
@@ -151,7 +157,27 @@ typedef struct rlc_ops {
     // (global-norm clipping).
     void (*adamw_update)(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_t n, float lr, float b1, float b2,
                          float eps, float wd, float grad_scale, int t);
+
+    // ---- bf16 working weights and the multi-tensor optimizer (NULL in the CPU table) ----
+    // The model registers its flat fp32 parameter buffer (n elements; the fp32 master copy) once after allocating
+    // it. A backend with bf16 working weights (CUDA) then keeps a bf16 copy of the whole buffer that is refreshed
+    // by every write into the range through this table (upload, copy, zero, add, scale, adamw_update,
+    // adamw_multi) and reads the weight operand of matmul_* / logprob_* from it when that operand lies inside the
+    // buffer (no per-call conversion of weights). free of the buffer unregisters it. Registering the same buffer
+    // again refreshes the whole copy.
+    void (*register_params)(const rlc_f *params, size_t n);
+    // [p, p + n) of a registered buffer was written without this table (a device collective wrote into it):
+    // refresh the bf16 copy of that range. No-op outside registered buffers.
+    void (*params_written)(const rlc_f *p, size_t n);
+    // AdamW on every tensor of one flat buffer in one launch: tensor i is [offset, offset + numel) of p, g, m and
+    // v with weight decay wd (a host array; the backend keeps a device copy and uploads it again only when it
+    // changes). The math of adamw_update per tensor (grad_scale: the global-norm clip scale); when p is a
+    // registered buffer the bf16 copy of the updated weights is written in the same pass. NULL: the caller runs
+    // adamw_update per tensor.
+    void (*adamw_multi)(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, const rlc_adamw_tensor *tensors,
+                        int n_tensors, float lr, float b1, float b2, float eps, float grad_scale, int t);
 } rlc_ops;
+
 
 // The CPU backend (kernels/cpu). Always available.
 const rlc_ops *rlc_ops_cpu(void);

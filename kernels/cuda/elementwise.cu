@@ -1,8 +1,10 @@
 // kernels/cuda/elementwise.cu: elementwise and small-reduction kernels of the CUDA op table (interface:
 // elementwise.h; CPU twins: kernels/cpu/ops_cpu.c). All memory-bound: one thread per element in grid-stride
 // loops of 256-thread blocks, the grid capped so that a huge tensor does not launch millions of blocks.
-// Reductions (sum of squares, column sums) run in two passes over a partition fixed by the shapes, partials
-// in double, so they are deterministic and agree with the CPU twin to double rounding.
+// Reductions (sum of squares, column sums) run over a partition fixed by the shapes, partials in double, so they
+// are deterministic and agree with the CPU twin to double rounding; the sum of squares (the global gradient norm)
+// is one launch whose last block adds the partials in order. The multi-tensor AdamW updates every tensor of a
+// flat buffer in one launch and writes the bf16 working copy of the new weights alongside the fp32 master.
 #include "elementwise.h"
 
 #include <math.h>
@@ -72,6 +74,39 @@ __global__ void ew_adamw_kernel(float *p, const float *g, float *m, float *v, si
     }
 }
 
+// Multi-tensor AdamW: block c (grid-stride over chunks) takes chunk c of the flat buffer, i.e. elements
+// [k * RLC_ADAMW_CHUNK, ...) of the tensor whose chunk range holds c (binary search over the table's chunk0, once per
+// chunk). Per element the arithmetic of ew_adamw_kernel (the CPU twin's, in its order) with the tensor's weight
+// decay; pb (may be NULL) gets the new master rounded to nearest even, so the bf16 working copy is never stale.
+__global__ void ew_adamw_multi_kernel(float *p, bf16 *pb, const float *g, float *m, float *v,
+                                      const rlc_cuda_adamw_tensor *tab, int nt, size_t nchunks, float lr, float b1,
+                                      float b2, float eps, float gs, float bc1, float bc2) {
+    for (size_t c = blockIdx.x; c < nchunks; c += gridDim.x) {
+        int lo = 0, hi = nt - 1; // the last entry with chunk0 <= c (empty tensors share their successor's chunk0)
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) / 2;
+            if (tab[mid].chunk0 <= c) lo = mid;
+            else hi = mid - 1;
+        }
+        const size_t off = tab[lo].offset, numel = tab[lo].numel;
+        const float wd = tab[lo].wd;
+        const size_t a = (c - tab[lo].chunk0) * RLC_ADAMW_CHUNK;
+        const size_t b = a + RLC_ADAMW_CHUNK < numel ? a + RLC_ADAMW_CHUNK : numel;
+        for (size_t j = a + threadIdx.x; j < b; j += blockDim.x) {
+            const size_t i = off + j;
+            float gi = g[i] * gs;
+            float mi = b1 * m[i] + (1.0f - b1) * gi;
+            float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            float pi = p[i];
+            pi = pi - lr * ((mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * pi);
+            p[i] = pi;
+            if (pb) pb[i] = __float2bfloat16_rn(pi);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------- conversions
 
 __global__ void ew_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t rows, int cols, int ld, float scale) {
@@ -80,6 +115,10 @@ __global__ void ew_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t rows, 
         int c = (int)(i - r * ld);
         dst[i] = __float2bfloat16_rn(c < cols ? scale * src[r * cols + c] : 0.0f);
     }
+}
+
+__global__ void ew_f32_to_bf16_flat_kernel(bf16 *dst, const float *src, size_t n) {
+    EW_FOR(i, n) dst[i] = __float2bfloat16_rn(src[i]);
 }
 
 __global__ void ew_bf16_to_f32_kernel(float *dst, const bf16 *src, size_t rows, int cols, int ld, float scale) {
@@ -139,24 +178,31 @@ __device__ double ew_block_sum(double x, double *sh) {
     return sh[0];
 }
 
-// Block b: elements [b * RLC_SUMSQ_BLOCK, ...) strided by the block's threads, then the tree.
-__global__ void ew_sumsq_part_kernel(double *part, const float *x, size_t n) {
+// One launch for the whole sum. Block b: elements [b * RLC_SUMSQ_BLOCK, ...) strided by the block's threads, then
+// the tree; its partial goes to part[b]. The last block to finish (an integer counter, never a float atomic) adds
+// the partials: thread j takes partials j, j + 256, ... in order, then the tree. The order is fixed by n alone, so
+// the result is the same whichever block finishes last (and equal to the former two-launch version's).
+__global__ void ew_sumsq_kernel(double *result, double *part, unsigned *done, const float *x, size_t n, size_t nb) {
     __shared__ double sh[EW_THREADS];
+    __shared__ int last;
     const size_t i0 = (size_t)blockIdx.x * RLC_SUMSQ_BLOCK;
     const size_t i1 = i0 + RLC_SUMSQ_BLOCK < n ? i0 + RLC_SUMSQ_BLOCK : n;
     double s = 0.0;
     for (size_t i = i0 + threadIdx.x; i < i1; i += EW_THREADS) s += (double)x[i] * (double)x[i];
     s = ew_block_sum(s, sh);
-    if (threadIdx.x == 0) part[blockIdx.x] = s;
-}
-
-// One block: thread j adds partials j, j + 256, ... in order, then the tree.
-__global__ void ew_sum_parts_kernel(double *result, const double *part, size_t np) {
-    __shared__ double sh[EW_THREADS];
-    double s = 0.0;
-    for (size_t i = threadIdx.x; i < np; i += EW_THREADS) s += part[i];
-    s = ew_block_sum(s, sh);
-    if (threadIdx.x == 0) *result = s;
+    if (threadIdx.x == 0) {
+        part[blockIdx.x] = s;
+        __threadfence(); // the partial is visible device-wide before the count says so
+        last = atomicAdd(done, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return; // uniform over the block: no barrier below is skipped by only some threads
+    __threadfence();
+    const volatile double *vp = part; // written by other blocks: read past this SM's L1
+    double t = 0.0;
+    for (size_t i = threadIdx.x; i < nb; i += EW_THREADS) t += vp[i];
+    t = ew_block_sum(t, sh);
+    if (threadIdx.x == 0) *result = t;
 }
 
 // grid (ceil(N / 256), chunks): thread = column, rows of the chunk in order.
@@ -197,24 +243,26 @@ extern "C" int rlc_cuda_scale(float *x, float s, size_t n, void *stream) {
 
 static size_t ew_sumsq_blocks(size_t n) { return (n + RLC_SUMSQ_BLOCK - 1) / RLC_SUMSQ_BLOCK; }
 
+// partials (one per block, at least one), then the 8-byte aligned finish counter
 extern "C" size_t rlc_cuda_sumsq_workspace_bytes(size_t n) {
     size_t nb = ew_sumsq_blocks(n);
-    return (nb ? nb : 1) * sizeof(double);
+    return (nb ? nb : 1) * sizeof(double) + sizeof(double);
 }
 
 extern "C" int rlc_cuda_sumsq(double *result, const float *x, size_t n, void *workspace, void *stream) {
     cudaStream_t st = (cudaStream_t)stream;
+    const size_t nb = ew_sumsq_blocks(n), grid = nb ? nb : 1; // n = 0: one block adds no partials, result 0
     double *part = (double *)workspace;
-    const size_t nb = ew_sumsq_blocks(n);
+    unsigned *done = (unsigned *)(part + grid);
     if (nb > 2147483647u) {
         fprintf(stderr, "rlc_cuda_sumsq: %zu elements is too many\n", n);
         return -1;
     }
-    if (nb > 0) {
-        RLC_LAUNCH(ew_sumsq_part_kernel, (unsigned)nb, EW_THREADS, 0, st, part, x, n);
-        if (ew_launch_ok("rlc_cuda_sumsq")) return -1;
+    if (cudaMemsetAsync(done, 0, sizeof(unsigned), st) != cudaSuccess) {
+        fprintf(stderr, "rlc_cuda_sumsq: cudaMemsetAsync of the counter failed\n");
+        return -1;
     }
-    RLC_LAUNCH(ew_sum_parts_kernel, 1, EW_THREADS, 0, st, result, (const double *)part, nb);
+    RLC_LAUNCH(ew_sumsq_kernel, (unsigned)grid, EW_THREADS, 0, st, result, part, done, x, n, nb);
     return ew_launch_ok("rlc_cuda_sumsq");
 }
 
@@ -240,6 +288,32 @@ extern "C" int rlc_cuda_adamw(float *p, const float *g, float *m, float *v, size
     RLC_LAUNCH(ew_adamw_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, p, g, m, v, n, lr, b1, b2, eps,
                wd, grad_scale, bc1, bc2);
     return ew_launch_ok("rlc_cuda_adamw");
+}
+
+extern "C" size_t rlc_cuda_adamw_multi_plan(rlc_cuda_adamw_tensor *tab, int n_tensors) {
+    size_t c = 0;
+    for (int i = 0; i < n_tensors; i++) {
+        tab[i].chunk0 = c;
+        c += (tab[i].numel + RLC_ADAMW_CHUNK - 1) / RLC_ADAMW_CHUNK;
+    }
+    return c;
+}
+
+extern "C" int rlc_cuda_adamw_multi(float *p, void *p_bf16, const float *g, float *m, float *v,
+                                    const rlc_cuda_adamw_tensor *tab, int n_tensors, size_t n_chunks, float lr,
+                                    float b1, float b2, float eps, float grad_scale, int t, void *stream) {
+    if (n_chunks == 0 || n_tensors <= 0) return 0;
+    // as the CPU twin: 1 / (1 - b^t) in double, rounded once to float
+    const float bc1 = (float)(1.0 / (1.0 - pow((double)b1, t))), bc2 = (float)(1.0 / (1.0 - pow((double)b2, t)));
+    RLC_LAUNCH(ew_adamw_multi_kernel, ew_blocks(n_chunks * EW_THREADS), EW_THREADS, 0, (cudaStream_t)stream, p,
+               (bf16 *)p_bf16, g, m, v, tab, n_tensors, n_chunks, lr, b1, b2, eps, grad_scale, bc1, bc2);
+    return ew_launch_ok("rlc_cuda_adamw_multi");
+}
+
+extern "C" int rlc_cuda_f32_to_bf16_flat(void *dst, const float *src, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_LAUNCH(ew_f32_to_bf16_flat_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst, src, n);
+    return ew_launch_ok("rlc_cuda_f32_to_bf16_flat");
 }
 
 extern "C" int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale,

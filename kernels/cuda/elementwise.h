@@ -1,14 +1,16 @@
 // kernels/cuda/elementwise.h: the elementwise and small-reduction kernels of the CUDA op table (implementation:
 // elementwise.cu; CPU twins in kernels/cpu/ops_cpu.c): add, scale, sum of squares, SwiGLU forward / backward,
-// AdamW, fp32 <-> bf16 conversions (with the head-dim padding the attention adapter needs), the KV-cache gather
-// and append, the bias broadcast of a matmul and the column sums of its dbias.
+// AdamW (per tensor, and multi-tensor writing a bf16 copy of the weights), fp32 <-> bf16 conversions (with the
+// head-dim padding the attention adapter needs), the KV-cache gather and append, the bias broadcast of a matmul
+// and the column sums of its dbias.
 //
 // Conventions
 // - Every pointer is DEVICE memory; fp32 unless it is a bf16 tensor (__nv_bfloat16, passed as void *).
 //   `stream` is a cudaStream_t (NULL = default stream). Nothing allocates and nothing synchronises; the
 //   reductions take a workspace sized by their *_workspace_bytes function.
 // - Deterministic: every output element has one writer and every sum runs in an order fixed by the shapes (no
-//   atomics), so results are bitwise reproducible run to run.
+//   atomics on values; the sum of squares counts finished blocks with an integer atomic), so results are bitwise
+//   reproducible run to run.
 // - Functions return 0, or -1 with a message on stderr (a failed launch).
 #pragma once
 #include <stddef.h>
@@ -23,7 +25,8 @@ int rlc_cuda_add(float *out, const float *a, const float *b, size_t n, void *str
 int rlc_cuda_scale(float *x, float s, size_t n, void *stream);
 
 // *result (one device double) = sum of x (n) squared: fixed blocks of RLC_SUMSQ_BLOCK elements summed in
-// double, then the block partials in order.
+// double, then the block partials in order, in ONE kernel launch (after a 4-byte memset of a counter in the
+// workspace): the last block to finish adds the partials. No float atomics: bitwise reproducible.
 #define RLC_SUMSQ_BLOCK 16384
 size_t rlc_cuda_sumsq_workspace_bytes(size_t n);
 int rlc_cuda_sumsq(double *result, const float *x, size_t n, void *workspace, void *stream);
@@ -37,6 +40,23 @@ int rlc_cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const 
 int rlc_cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
                    float wd, float grad_scale, int t, void *stream);
 
+// Multi-tensor AdamW over one flat buffer: tensor i is elements [offset, offset + numel) of p, g, m, v, with
+// weight decay wd; chunk0 is its first chunk of RLC_ADAMW_CHUNK elements (rlc_cuda_adamw_multi_plan fills it and
+// returns the number of chunks). The table lives in device memory (upload it once). One launch updates every
+// tensor with the math of rlc_cuda_adamw; p_bf16 (NULL: none) is a bf16 array indexed like p that receives
+// round-to-nearest-even of every updated p. Elements outside every tensor are not touched.
+#define RLC_ADAMW_CHUNK 4096
+typedef struct rlc_cuda_adamw_tensor {
+    size_t offset, numel, chunk0;
+    float wd;
+} rlc_cuda_adamw_tensor;
+size_t rlc_cuda_adamw_multi_plan(rlc_cuda_adamw_tensor *tab, int n_tensors);
+int rlc_cuda_adamw_multi(float *p, void *p_bf16, const float *g, float *m, float *v, const rlc_cuda_adamw_tensor *tab,
+                         int n_tensors, size_t n_chunks, float lr, float b1, float b2, float eps, float grad_scale,
+                         int t, void *stream);
+
+// dst (n) bf16 = round-to-nearest-even of src (n) (the bf16 working weights' refresh).
+int rlc_cuda_f32_to_bf16_flat(void *dst, const float *src, size_t n, void *stream);
 // dst (rows, ld_dst) bf16 = round(scale * src (rows, cols)), columns cols..ld_dst-1 set to zero (cols <= ld_dst).
 int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale, void *stream);
 // dst (rows, cols) fp32 = scale * src (rows, ld_src) bf16, dropping columns cols..ld_src-1.

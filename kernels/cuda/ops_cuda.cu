@@ -14,6 +14,15 @@
 // rows 0..max kv_len-1 are gathered into a compact bf16 cache (distinct slots, max kv_len, NKV, HDp) and the
 // decode kernel runs on it with the rows remapped to the compact slots. So the conversion touches only the
 // cache rows that are read, once per slot even when several rows (a prompt's prefill) share a slot.
+//
+// bf16 working weights: register_params gives the backend the model's flat fp32 parameter buffer (the master
+// copy); it allocates a bf16 copy of the whole buffer (2 bytes per parameter, counted in mem_info) and keeps it
+// equal to round-to-nearest-even of the master: every table entry that writes into a registered range (upload,
+// copy, zero, add, scale, adamw_update) converts the written range afterwards, adamw_multi writes both copies in
+// one pass, params_written covers writes outside the table (NCCL), free unregisters. A weight operand that lies
+// inside a registered buffer is read from the copy at the same offset: the bf16 matmuls (RLC_CUDA_MATMUL=bf16)
+// and the fused log-prob (always bf16) then convert only their activations. The results are bit for bit those of
+// converting the weight on every call, since both round the same fp32 values to nearest even.
 #include "ops_cuda.h"
 
 #include <math.h>
@@ -53,6 +62,17 @@ struct OpsCuda {
     size_t in_use, peak;
     size_t limit;    // 0 = none (set_mem_limit, or RLC_MEM_LIMIT_MB read at the first allocation)
     int limit_ready;
+    // bf16 working weights: registered fp32 buffers and their bf16 copies (a few: the policy, a reference model)
+    struct Params {
+        const float *base;
+        size_t n;
+        void *bf16; // (n) __nv_bfloat16, device
+    };
+    std::vector<Params> params;
+    // adamw_multi's device table and the host table it was uploaded from (uploaded again only when that changes)
+    std::vector<rlc_cuda_adamw_tensor> adamw_host;
+    rlc_cuda_adamw_tensor *adamw_dev;
+    size_t adamw_chunks;
 };
 static OpsCuda oc;
 static rlc_ops oc_table;
@@ -172,11 +192,61 @@ static void *oc_alloc(size_t bytes) {
     return p;
 }
 
-static void oc_free(void *p) { oc_dev_free(p, "free: cudaFree"); }
+static void oc_free(void *p) {
+    for (size_t i = 0; i < oc.params.size(); i++)
+        if (oc.params[i].base == p) { // the master goes: its bf16 copy too (the address may be reused)
+            oc_dev_free(oc.params[i].bf16, "free: cudaFree (bf16 weights)");
+            oc.params.erase(oc.params.begin() + (long)i);
+            break;
+        }
+    oc_dev_free(p, "free: cudaFree");
+}
+
+// ---------------------------------------------------------------------------------------------- bf16 weights
+
+// The bf16 copy of [w, w + n) when that range lies inside a registered buffer, else NULL.
+static const void *oc_params_bf16(const float *w, size_t n) {
+    for (const OpsCuda::Params &r : oc.params)
+        if (w >= r.base && w < r.base + r.n && n <= (size_t)(r.base + r.n - w))
+            return (const char *)r.bf16 + (size_t)(w - r.base) * 2;
+    return NULL;
+}
+
+// Bytes [dst, dst + bytes) were written: convert every registered element they overlap (a partial element too).
+static void oc_params_sync(const void *dst, size_t bytes) {
+    if (!bytes) return;
+    const char *a = (const char *)dst, *b = a + bytes;
+    for (const OpsCuda::Params &r : oc.params) {
+        const char *ra = (const char *)r.base, *rb = (const char *)(r.base + r.n);
+        if (b <= ra || a >= rb) continue;
+        const size_t e0 = (size_t)((a > ra ? a : ra) - ra) / sizeof(float);
+        const size_t e1 = ((size_t)((b < rb ? b : rb) - ra) + sizeof(float) - 1) / sizeof(float);
+        oc_ok(rlc_cuda_f32_to_bf16_flat((char *)r.bf16 + e0 * 2, r.base + e0, e1 - e0, oc.stream),
+              "bf16 weights refresh");
+    }
+}
+
+static void oc_register_params(const rlc_f *params, size_t n) {
+    for (const OpsCuda::Params &r : oc.params)
+        if (r.base == params) {
+            if (r.n != n) oc_fatal("register_params: buffer registered with %zu elements, now %zu", r.n, n);
+            oc_params_sync(params, n * sizeof(float)); // again: refresh the whole copy
+            return;
+        }
+    if (!n || oc_params_bf16(params, 1) || oc_params_bf16(params + n - 1, 1))
+        oc_fatal("register_params: %zu elements (none, or overlapping a registered buffer)", n);
+    void *b = oc_try_malloc(n * 2);
+    if (!b) oc_oom(n * 2, "register_params: the bf16 copy of the weights");
+    oc.params.push_back(OpsCuda::Params{params, n, b});
+    oc_params_sync(params, n * sizeof(float));
+}
+
+static void oc_params_written(const rlc_f *p, size_t n) { oc_params_sync(p, n * sizeof(float)); }
 
 static void oc_upload(void *dst, const void *src_host, size_t bytes) {
     if (!bytes) return;
     oc_check(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, oc.stream), "upload: cudaMemcpyAsync");
+    oc_params_sync(dst, bytes);
     oc_check(cudaStreamSynchronize(oc.stream), "upload: cudaStreamSynchronize"); // the caller may reuse src
 }
 
@@ -188,11 +258,14 @@ static void oc_download(void *dst_host, const void *src, size_t bytes) {
 
 static void oc_zero(void *p, size_t bytes) {
     if (bytes) oc_check(cudaMemsetAsync(p, 0, bytes, oc.stream), "zero: cudaMemsetAsync");
+    oc_params_sync(p, bytes);
 }
 
 static void oc_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes && dst != src)
+    if (bytes && dst != src) {
         oc_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, oc.stream), "copy: cudaMemcpyAsync");
+        oc_params_sync(dst, bytes);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------- workspace
@@ -233,8 +306,12 @@ struct OcCarve {
 
 static void oc_add(rlc_f *out, const rlc_f *a, const rlc_f *b, size_t n) {
     oc_ok(rlc_cuda_add(out, a, b, n, oc.stream), "add");
+    oc_params_sync(out, n * sizeof(float));
 }
-static void oc_scale(rlc_f *x, rlc_f s, size_t n) { oc_ok(rlc_cuda_scale(x, s, n, oc.stream), "scale"); }
+static void oc_scale(rlc_f *x, rlc_f s, size_t n) {
+    oc_ok(rlc_cuda_scale(x, s, n, oc.stream), "scale");
+    oc_params_sync(x, n * sizeof(float));
+}
 
 static double oc_sumsq(const rlc_f *x, size_t n) {
     const size_t pb = rlc_cuda_sumsq_workspace_bytes(n);
@@ -258,6 +335,43 @@ static void oc_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_t
                             float eps, float wd, float grad_scale, int t) {
     if (t < 1) oc_fatal("adamw_update: step %d (must be >= 1)", t);
     oc_ok(rlc_cuda_adamw(p, g, m, v, n, lr, b1, b2, eps, wd, grad_scale, t, oc.stream), "adamw_update");
+    oc_params_sync(p, n * sizeof(float));
+}
+
+static void oc_adamw_multi(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, const rlc_adamw_tensor *tensors,
+                           int n_tensors, float lr, float b1, float b2, float eps, float grad_scale, int t) {
+    if (t < 1) oc_fatal("adamw_multi: step %d (must be >= 1)", t);
+    if (n_tensors <= 0) return;
+    std::vector<rlc_cuda_adamw_tensor> tab((size_t)n_tensors);
+    size_t end = 0; // one past the last element any tensor touches
+    for (int i = 0; i < n_tensors; i++) {
+        tab[i] = rlc_cuda_adamw_tensor{tensors[i].offset, tensors[i].numel, 0, tensors[i].wd};
+        if (tensors[i].offset + tensors[i].numel > end) end = tensors[i].offset + tensors[i].numel;
+    }
+    const size_t chunks = rlc_cuda_adamw_multi_plan(tab.data(), n_tensors);
+    bool same = tab.size() == oc.adamw_host.size(); // field by field (memcmp would read the struct's padding)
+    for (size_t i = 0; same && i < tab.size(); i++) {
+        const rlc_cuda_adamw_tensor &x = tab[i], &y = oc.adamw_host[i];
+        same = x.offset == y.offset && x.numel == y.numel && x.chunk0 == y.chunk0 && x.wd == y.wd;
+    }
+    if (!same) { // a new model (or the first step): upload the table once
+        oc_check(cudaStreamSynchronize(oc.stream), "adamw_multi: cudaStreamSynchronize"); // the old one may be in use
+        oc_dev_free(oc.adamw_dev, "adamw_multi: cudaFree");
+        const size_t bytes = tab.size() * sizeof(rlc_cuda_adamw_tensor);
+        oc.adamw_dev = (rlc_cuda_adamw_tensor *)oc_try_malloc(bytes);
+        if (!oc.adamw_dev) oc_oom(bytes, "adamw_multi: the tensor table");
+        oc_check(cudaMemcpyAsync(oc.adamw_dev, tab.data(), bytes, cudaMemcpyHostToDevice, oc.stream),
+                 "adamw_multi: cudaMemcpyAsync");
+        oc_check(cudaStreamSynchronize(oc.stream), "adamw_multi: cudaStreamSynchronize");
+        oc.adamw_host.swap(tab);
+        oc.adamw_chunks = chunks;
+    }
+    // the bf16 copy is written in the same pass when every touched element lies in one registered buffer
+    void *pb = end ? (void *)oc_params_bf16(p, end) : NULL;
+    oc_ok(rlc_cuda_adamw_multi(p, pb, g, m, v, oc.adamw_dev, n_tensors, oc.adamw_chunks, lr, b1, b2, eps, grad_scale,
+                               t, oc.stream),
+          "adamw_multi");
+    if (!pb) oc_params_sync(p, end * sizeof(float)); // p overlaps a buffer only partly (not the model's layout)
 }
 
 // ---------------------------------------------------------------------------------------------- embedding
@@ -298,12 +412,13 @@ static void oc_matmul_forward(rlc_f *out, const rlc_f *inp, const rlc_f *w, cons
         return;
     }
     if (oc.matmul == RLC_CUDA_MATMUL_BF16) {
+        const void *wb = oc_params_bf16(w, (size_t)OC * C); // the bf16 working weights, or convert w here
         OcCarve sz = {NULL, 0};
         sz.take((size_t)T * C * 2);
-        sz.take((size_t)OC * C * 2);
+        if (!wb) sz.take((size_t)OC * C * 2);
         OcCarve cv = {oc_workspace(sz.off), 0};
         void *a = oc_to_bf16(cv, inp, (size_t)T, C, "matmul_forward (to bf16)");
-        void *b = oc_to_bf16(cv, w, (size_t)OC, C, "matmul_forward (to bf16)");
+        const void *b = wb ? wb : oc_to_bf16(cv, w, (size_t)OC, C, "matmul_forward (to bf16)");
         oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, beta, out, OC, 0), "matmul_forward");
         return;
     }
@@ -319,14 +434,15 @@ static void oc_matmul_backward(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_f
     }
     if (C <= 0 || (!dinp && !dw)) return;
     if (oc.matmul == RLC_CUDA_MATMUL_BF16) {
+        const void *wsh = dinp ? oc_params_bf16(w, (size_t)OC * C) : NULL; // bf16 working weights
         OcCarve sz = {NULL, 0};
         sz.take((size_t)T * OC * 2);
-        if (dinp) sz.take((size_t)OC * C * 2);
+        if (dinp && !wsh) sz.take((size_t)OC * C * 2);
         if (dw) sz.take((size_t)T * C * 2);
         OcCarve cv = {oc_workspace(sz.off), 0};
         void *g = oc_to_bf16(cv, dout, (size_t)T, OC, "matmul_backward (to bf16)");
         if (dinp) {
-            void *wb = oc_to_bf16(cv, w, (size_t)OC, C, "matmul_backward (to bf16)");
+            const void *wb = wsh ? wsh : oc_to_bf16(cv, w, (size_t)OC, C, "matmul_backward (to bf16)");
             oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 0, T, C, OC, 1.0f, g, OC, wb, C, 1.0f, dinp, C, 0),
                     "matmul_backward (dinp)");
         }
@@ -537,14 +653,17 @@ static void oc_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rl
     if (T <= 0) return;
     if (C < 1 || V < 1) oc_fatal("%s: C=%d, V=%d (both must be >= 1)", op, C, V);
     const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0);
+    const void *wsh = oc_params_bf16(w, (size_t)V * C); // the LM head's bf16 working copy, if registered
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
-        void *hb = cv.take((size_t)T * C * 2), *wb = cv.take((size_t)V * C * 2), *lws = cv.take(lp_ws);
+        void *hb = cv.take((size_t)T * C * 2), *wb = wsh ? NULL : cv.take((size_t)V * C * 2);
+        void *lws = cv.take(lp_ws);
         float *lp = logp ? logp : (float *)cv.take((size_t)T * sizeof(float)); // logp NULL: a scratch
         if (!pass) continue;
         oc_ok(rlc_cuda_f32_to_bf16(hb, hidden, (size_t)T, C, C, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
+        if (wsh) wb = (void *)wsh;
+        else oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
         oc_ok(rlc_cuda_logprob_forward(oc.blas, lp, entropy, lse, hb, wb, targets, T, C, V, tau, 0, 0, lws, oc.stream),
               op);
     }
@@ -558,13 +677,16 @@ static void oc_logprob_backward(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, c
     if (T <= 0 || (!dhidden && !dw)) return;
     if (C < 1 || V < 1) oc_fatal("%s: C=%d, V=%d (both must be >= 1)", op, C, V);
     const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0);
+    const void *wsh = oc_params_bf16(w, (size_t)V * C); // the LM head's bf16 working copy, if registered
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
-        void *hb = cv.take((size_t)T * C * 2), *wb = cv.take((size_t)V * C * 2), *lws = cv.take(lp_ws);
+        void *hb = cv.take((size_t)T * C * 2), *wb = wsh ? NULL : cv.take((size_t)V * C * 2);
+        void *lws = cv.take(lp_ws);
         if (!pass) continue;
         oc_ok(rlc_cuda_f32_to_bf16(hb, hidden, (size_t)T, C, C, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
+        if (wsh) wb = (void *)wsh;
+        else oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
         oc_ok(rlc_cuda_logprob_backward(oc.blas, dhidden, dw, dlogp, dent, hb, wb, targets, lse, entropy, T, C, V, tau,
                                         0, 0, lws, oc.stream),
               op);
@@ -621,6 +743,9 @@ static void oc_init(void) {
     t.logprob_backward = oc_logprob_backward;
     t.sample_tokens = oc_sample_tokens;
     t.adamw_update = oc_adamw_update;
+    t.register_params = oc_register_params;
+    t.params_written = oc_params_written;
+    t.adamw_multi = oc_adamw_multi;
     oc.ready = 1;
 }
 
@@ -651,6 +776,8 @@ extern "C" void rlc_ops_cuda_set_matmul(int mode) {
 extern "C" int rlc_ops_cuda_matmul(void) { return oc.matmul; }
 
 extern "C" size_t rlc_ops_cuda_workspace_bytes(void) { return oc.ws_bytes; }
+
+extern "C" const void *rlc_ops_cuda_params_bf16(const float *p, size_t n) { return oc_params_bf16(p, n); }
 
 extern "C" double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps) {
     if (!oc.ready) oc_init();
@@ -688,6 +815,10 @@ extern "C" void rlc_ops_cuda_release(void) {
     oc_dev_free(oc.ws, "release: cudaFree");
     oc.ws = NULL;
     oc.ws_bytes = 0;
+    oc_dev_free(oc.adamw_dev, "release: cudaFree");
+    oc.adamw_dev = NULL;
+    std::vector<rlc_cuda_adamw_tensor>().swap(oc.adamw_host);
+    oc.adamw_chunks = 0;
     rlc_blas_destroy(oc.blas);
     oc.blas = NULL;
     oc.ready = 0;

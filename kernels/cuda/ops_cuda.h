@@ -16,14 +16,20 @@
 // - Memory: mem_info counts every block the backend holds (alloc, try_alloc and its workspace) and their peak;
 //   free is cudaMemGetInfo's, at most limit - in_use under a cap (set_mem_limit / RLC_MEM_LIMIT_MB), which
 //   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace is not counted (not ours to see).
-// - Precision: elementwise ops, norms, RoPE, embeddings, AdamW and (by default) matmuls are fp32, the matmuls
-//   through cuBLAS sgemm without TF32. Attention converts q, k, v (and out, dout) to bf16 in the workspace,
-//   zero-padding the head dim to 64 or 128 (head dims up to 128) and runs kernels/cuda/attention.cu; the fused
-//   log-prob converts hidden and the LM head to bf16 and runs kernels/cuda/logprob.cu. RLC_CUDA_MATMUL=bf16 in
-//   the environment (or rlc_ops_cuda_set_matmul) makes the matmuls convert their operands to bf16 and run
-//   bf16 GEMMs with fp32 accumulation and fp32 outputs. sample_tokens (kernels/cuda/sample.cu) keeps double
-//   softmax statistics like the CPU and ranks by 64-bit fixed-point masses: the same tokens as the CPU unless a
-//   draw falls within about V * 2^-(63 - ceil(log2 V)) of the largest probability from a cumulative boundary.
+// - Precision: activations, gradients, elementwise ops, norms, RoPE, embeddings, the optimizer (fp32 master
+//   weights and moments), log-probs, entropies and losses are fp32; by default the matmuls too, through cuBLAS
+//   sgemm without TF32. Attention converts q, k, v (and out, dout) to bf16 in the workspace, zero-padding the
+//   head dim to 64 or 128 (head dims up to 128) and runs kernels/cuda/attention.cu; the fused log-prob runs
+//   kernels/cuda/logprob.cu on bf16 hidden states and LM head. RLC_CUDA_MATMUL=bf16 in the environment (or
+//   rlc_ops_cuda_set_matmul) makes the matmuls run bf16 GEMMs with fp32 accumulation and fp32 outputs.
+// - bf16 working weights: the model registers its flat fp32 parameter buffer (register_params); the backend keeps
+//   a bf16 copy of it (2 bytes per parameter, device memory, counted), refreshed by every table write into it
+//   and written by adamw_multi in the same pass as the fp32 master. Weight operands inside a registered buffer
+//   (bf16 matmuls, the log-prob's LM head) are read from that copy instead of being converted on every call; the
+//   activations are still converted per call. The results are bitwise those of converting the weights.
+//   sample_tokens (kernels/cuda/sample.cu) keeps double softmax statistics like the CPU and ranks by 64-bit
+//   fixed-point masses: the same tokens as the CPU unless a draw falls within about V * 2^-(63 - ceil(log2 V)) of
+//   the largest probability from a cumulative boundary.
 #pragma once
 
 #ifdef __cplusplus
@@ -55,8 +61,12 @@ size_t rlc_ops_cuda_workspace_bytes(void);
 // reference peak of bench/bench_step's MFU). Allocates and frees 8 n^2 bytes.
 double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps);
 
-// Frees the workspace and the cuBLAS handle (after synchronising). The next rlc_ops_cuda() starts afresh;
-// memory from alloc stays valid.
+// The bf16 working copy of [p, p + n) (device memory, __nv_bfloat16) when the range lies inside a buffer given to
+// register_params, else NULL. For tests.
+const void *rlc_ops_cuda_params_bf16(const float *p, size_t n);
+
+// Frees the workspace, adamw_multi's table and the cuBLAS handle (after synchronising). The next rlc_ops_cuda()
+// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid.
 void rlc_ops_cuda_release(void);
 
 #ifdef __cplusplus

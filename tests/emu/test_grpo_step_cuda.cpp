@@ -17,11 +17,15 @@
 //      identical rollouts (rollout hash, scores), loss statistics, gradients, updated weights;
 //   4. the trainer (rlc_train) with the CUDA backend injected (rlc_train_opts.ops): SFT, RL, greedy evaluation,
 //      checkpoints; its SFT losses against a CPU run.
+// All of it runs twice: with the CUDA matmuls in fp32 and in bf16 (RLC_CUDA_MATMUL_BF16: the GEMMs read the bf16
+// working weights kept by the backend; the optimizer is the multi-tensor AdamW writing fp32 master + bf16 copy).
 //
 // Tolerances (attention and the fused log-prob run in bf16 on the CUDA side, everything else in fp32; bf16's unit
 // roundoff is 2^-9, and the errors of q, k, v, hidden and the LM head compound through two layers):
 //   log-probs, entropies, losses: |cuda - cpu| <= 2e-2 (1 + |cpu|) (measured <= 1e-3)
-//   gradients: relative L2 error over the whole model <= 3e-2 (measured ~3e-3..1e-2); per tensor
+//   gradients: relative L2 error over the whole model <= 3e-2 (measured ~3e-3..1e-2), 6e-2 with bf16 matmuls
+//     (measured 3.8e-2 in the SFT step, 3.9e-3 in the GRPO step: every GEMM operand, activations and output
+//     gradients included, is rounded to bf16, not only the weights); per tensor
 //     ||g_cuda - g_cpu|| <= 8e-2 ||g_cpu|| + 1e-2 rms(g_cpu over the model) sqrt(numel) (small tensors such as
 //     the norms' weights sum many cancelling terms: their relative error can be several times the model's)
 //   gradient norms: |cuda - cpu| <= 5e-2 (1 + |cpu|)
@@ -59,6 +63,7 @@ extern "C" {
 #include "test_util.h"
 
 static const rlc_ops *GPU, *CPU;
+static double g_grad_rel_tol = 3e-2; // the model's relative L2 gradient error allowed (fp32 / bf16 matmuls)
 #define RUNS RLC_BINARY_DIR "/test_grpo_step_cuda_runs" // the trainer runs' directories
 
 static const char *const OVERRIDES[] = {
@@ -124,9 +129,9 @@ static void compare_model(const char *what, const rlc_model *mg, const rlc_model
         }
     }
     double rel = sqrt(all_d2) / (sqrt(all_c2) + 1e-30);
-    printf("    gradients: relative L2 error %.3g over the model (tol 3e-2); worst tensor at %.3g of its tolerance "
-           "(%s)\n", rel, worst_g, worst_name);
-    CHECK(rel <= 3e-2, "%s: gradient relative L2 error %.3g over the model", what, rel);
+    printf("    gradients: relative L2 error %.3g over the model (tol %.0e); worst tensor at %.3g of its tolerance "
+           "(%s)\n", rel, g_grad_rel_tol, worst_g, worst_name);
+    CHECK(rel <= g_grad_rel_tol, "%s: gradient relative L2 error %.3g over the model", what, rel);
     if (w0)
         printf("    weights: max |cuda - cpu| / lr %.3g overall (%zu gradient signs differ), %.3g where the sign is "
                "certain (%zu of %zu)\n", worst_w, n_flip, worst_w_sure, n_sure, n);
@@ -347,15 +352,17 @@ static void test_trainer() {
     CHECK(ec.size() == 1 && eg.size() == 1, "final eval: %zu on the CPU, %zu on CUDA", ec.size(), eg.size());
 }
 
-int main() {
-    GPU = rlc_ops_cuda();
-    CPU = rlc_ops_cpu();
-    rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32); // the tolerances above; RLC_CUDA_MATMUL=bf16 roughly doubles errors
+// Steps 0-4 with the CUDA side's matmuls in `mode`.
+static void run(int mode) {
+    printf("==== CUDA matmuls in %s\n", mode == RLC_CUDA_MATMUL_BF16 ? "bf16 (bf16 working weights)" : "fp32");
+    g_grad_rel_tol = mode == RLC_CUDA_MATMUL_BF16 ? 6e-2 : 3e-2;
+    rlc_ops_cuda_set_matmul(mode);
     rlc_config cfg;
     char err[1024];
     if (rlc_config_load(&cfg, NULL, OVERRIDES, (int)(sizeof OVERRIDES / sizeof OVERRIDES[0]), err, sizeof err) != 0) {
         fprintf(stderr, "config: %s\n", err);
-        return 1;
+        CHECK(0, "config");
+        return;
     }
     const rlc_task *task = rlc_task_find(cfg.task.name);
     rlc_rl c, g;
@@ -383,5 +390,13 @@ int main() {
     rlc_rl_free(&c);
     rlc_rl_free(&g);
     test_trainer();
+}
+
+int main() {
+    GPU = rlc_ops_cuda();
+    CPU = rlc_ops_cpu();
+    run(RLC_CUDA_MATMUL_FP32);
+    run(RLC_CUDA_MATMUL_BF16);
+    rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
     return test_finish("test_grpo_step_cuda");
 }
