@@ -37,10 +37,8 @@
 #include "ops_cuda.h"
 #include "rlc_cuda.h"
 #include "test_common.h"
+#include "test_harness.h"
 #include "test_util.h"
-#ifdef RLC_EMU
-#include "emu_test.h"
-#endif
 
 static const rlc_ops *GPU, *CPU;
 static const char *g_case = "";  // the case running (for messages)
@@ -48,36 +46,13 @@ static double g_case_worst = 0.0; // its worst error / tolerance
 
 // ------------------------------------------------------------------------------------------------ harness
 
-#ifdef RLC_EMU
-using Outputs = emu_test::Outputs;
-static void run_case_(const char *name, const std::function<void(Outputs &)> &body) {
-    emu_test::run_all_schedules(name, body);
-}
-#else
-struct Outputs {
-    std::vector<std::pair<std::string, std::vector<unsigned char>>> items;
-    template <class T> void add(const char *name, const std::vector<T> &v) {
-        const unsigned char *b = (const unsigned char *)v.data();
-        items.emplace_back(name, std::vector<unsigned char>(b, b + v.size() * sizeof(T)));
-    }
-};
-// Twice on the GPU: the outputs must repeat bit for bit (no atomics, fixed-order sums).
-static void run_case_(const char *name, const std::function<void(Outputs &)> &body) {
-    Outputs a, b;
-    body(a);
-    body(b);
-    CHECK(a.items.size() == b.items.size(), "%s: runs recorded different outputs", name);
-    for (size_t i = 0; i < a.items.size() && i < b.items.size(); i++)
-        CHECK(a.items[i].second == b.items[i].second, "%s: output '%s' differs between two runs", name,
-              a.items[i].first.c_str());
-}
-#endif
+using rlc_test::Outputs;
 
 static void run_case(const char *name, const std::function<void(Outputs &)> &body) {
     g_case = name;
     g_case_worst = 0.0;
     const int failed = test_failures;
-    run_case_(name, body);
+    rlc_test::run_case(name, body);
     printf("  %-64s worst error/tol %.3g%s\n", name, g_case_worst, test_failures > failed ? "  FAILED" : "");
     g_case = "";
 }

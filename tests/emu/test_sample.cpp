@@ -45,36 +45,12 @@ extern "C" {
 #include "rlc/rng.h"
 #include "rlc/sample.h"
 }
-#ifdef RLC_EMU
-#include "emu_test.h"
-#endif
+#include "test_harness.h"
 
 static const rlc_ops *GPU, *CPU;
 
-#ifdef RLC_EMU
-using Outputs = emu_test::Outputs;
-static void run_case(const char *name, const std::function<void(Outputs &)> &body) {
-    emu_test::run_all_schedules(name, body);
-}
-#else
-struct Outputs {
-    std::vector<std::pair<std::string, std::vector<unsigned char>>> items;
-    template <class T> void add(const char *name, const std::vector<T> &v) {
-        const unsigned char *b = (const unsigned char *)v.data();
-        items.emplace_back(name, std::vector<unsigned char>(b, b + v.size() * sizeof(T)));
-    }
-};
-// Twice on the GPU: the outputs must repeat bit for bit.
-static void run_case(const char *name, const std::function<void(Outputs &)> &body) {
-    Outputs a, b;
-    body(a);
-    body(b);
-    CHECK(a.items.size() == b.items.size(), "%s: runs recorded different outputs", name);
-    for (size_t i = 0; i < a.items.size() && i < b.items.size(); i++)
-        CHECK(a.items[i].second == b.items[i].second, "%s: output '%s' differs between two runs", name,
-              a.items[i].first.c_str());
-}
-#endif
+using rlc_test::Outputs;
+using rlc_test::run_case;
 
 // splitmix64: reproducible test inputs
 struct Mix {
