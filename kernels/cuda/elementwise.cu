@@ -60,23 +60,30 @@ __global__ void ew_swiglu_bwd_kernel(float *dgate, float *dup, const float *dout
     }
 }
 
-// The CPU twin's arithmetic in the same order (bias corrections computed once on the host in double).
+// One element of AdamW: the CPU twin's arithmetic in the same order (bias corrections computed once on the host
+// in double). Returns the new master weight (also stored in p[i]).
+__device__ __forceinline__ float ew_adamw_elem(float *p, const float *g, float *m, float *v, size_t i, float lr,
+                                               float b1, float b2, float eps, float wd, float gs, float bc1,
+                                               float bc2) {
+    float gi = g[i] * gs;
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float pi = p[i];
+    pi = pi - lr * ((mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * pi);
+    p[i] = pi;
+    return pi;
+}
+
 __global__ void ew_adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
                                 float eps, float wd, float gs, float bc1, float bc2) {
-    EW_FOR(i, n) {
-        float gi = g[i] * gs;
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float pi = p[i];
-        p[i] = pi - lr * ((mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * pi);
-    }
+    EW_FOR(i, n) ew_adamw_elem(p, g, m, v, i, lr, b1, b2, eps, wd, gs, bc1, bc2);
 }
 
 // Multi-tensor AdamW: block c (grid-stride over chunks) takes chunk c of the flat buffer, i.e. elements
 // [k * RLC_ADAMW_CHUNK, ...) of the tensor whose chunk range holds c (binary search over the table's chunk0, once per
-// chunk). Per element the arithmetic of ew_adamw_kernel (the CPU twin's, in its order) with the tensor's weight
+// chunk). Per element ew_adamw_elem (the CPU twin's arithmetic, in its order) with the tensor's weight
 // decay; pb (may be NULL) gets the new master rounded to nearest even, so the bf16 working copy is never stale.
 __global__ void ew_adamw_multi_kernel(float *p, bf16 *pb, const float *g, float *m, float *v,
                                       const rlc_cuda_adamw_tensor *tab, int nt, size_t nchunks, float lr, float b1,
@@ -94,14 +101,7 @@ __global__ void ew_adamw_multi_kernel(float *p, bf16 *pb, const float *g, float 
         const size_t b = a + RLC_ADAMW_CHUNK < numel ? a + RLC_ADAMW_CHUNK : numel;
         for (size_t j = a + threadIdx.x; j < b; j += blockDim.x) {
             const size_t i = off + j;
-            float gi = g[i] * gs;
-            float mi = b1 * m[i] + (1.0f - b1) * gi;
-            float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            float pi = p[i];
-            pi = pi - lr * ((mi * bc1) / (sqrtf(vi * bc2) + eps) + wd * pi);
-            p[i] = pi;
+            const float pi = ew_adamw_elem(p, g, m, v, i, lr, b1, b2, eps, wd, gs, bc1, bc2);
             if (pb) pb[i] = __float2bfloat16_rn(pi);
         }
     }
