@@ -14,10 +14,9 @@
 #      --nccl-overhead (no communication vs NCCL forced on one rank) on two model sizes, and `rlc train` plain vs
 #      RLC_FORCE_NCCL=1 (metrics must agree)
 #   7. one GRPO step of the trainer on the Qwen2.5-0.5B-like model (bench/bench_step, 4 prompts x 4 samples x 64
-#      new tokens after a warm-up step: about 1-2 minutes, most of it the host-side sampling over the 151936-token
-#      vocabulary): phase times, tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy
-#      bandwidth, peak memory -> OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script
-#      has already used so much time that its timeout would take the total past 8 minutes
+#      new tokens after a warm-up step; the size is a first guess until a GPU run times it): phase times,
+#      tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy bandwidth, peak memory ->
+#      OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script has already used so much time that its timeout would take the total past 8 minutes
 #   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
