@@ -375,8 +375,8 @@ int main(int argc, char **argv) {
            "%.3g GB + KV %.3g GB at %.0f GB/s copy) = %.1f%% of the bandwidth bound\n",
            B, ctx, dec_s * 1e3, B / dec_s, dec_bound * 1e3, gb(w_bytes), gb((double)B * (ctx + 1) * kv_tok), bw,
            100 * dec_bound / dec_s);
-    printf("rollout vs the bandwidth bound of its decode steps: %.3f s of %.3f s = %.2f%% (the rest: prefill, "
-           "sampling on the host, logits to the host)\n",
+    printf("rollout vs the bandwidth bound of its decode steps: %.3f s of %.3f s = %.2f%% (the rest: prefill and "
+           "sampling)\n",
            roll_bound, t_roll / o.steps, 100 * roll_bound / (t_roll / o.steps));
     printf("peak backend memory: %.3g GB (of %.3g GB)\n", gb((double)mi.peak), gb((double)mi.total));
 

@@ -16,7 +16,8 @@
 #   7. one GRPO step of the trainer on the Qwen2.5-0.5B-like model (bench/bench_step, 4 prompts x 4 samples x 64
 #      new tokens after a warm-up step; the size is a first guess until a GPU run times it): phase times,
 #      tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy bandwidth, peak memory ->
-#      OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script has already used so much time that its timeout would take the total past 8 minutes
+#      OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script has already used so much
+#      time that its timeout would take the total past 8 minutes
 #   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
