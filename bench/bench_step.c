@@ -218,8 +218,8 @@ int main(int argc, char **argv) {
     }
     int is_cuda = !strcmp(ops->name, "cuda");
 #ifdef RLC_HAVE_CUDA
-    if (is_cuda && o.matmul_bf16) rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_BF16);
-    const char *mm_mode = is_cuda ? (rlc_ops_cuda_matmul() == RLC_CUDA_MATMUL_BF16 ? "bf16" : "fp32") : "fp32";
+    if (is_cuda && o.matmul_bf16) rlc_ops_cuda_set_precision(RLC_CUDA_BF16_GEMM);
+    const char *mm_mode = is_cuda ? (rlc_ops_cuda_precision() == RLC_CUDA_BF16_GEMM ? "bf16" : "fp32") : "fp32";
 #else
     const char *mm_mode = "fp32";
 #endif

@@ -133,6 +133,7 @@ enum { MEM_PARAMS, MEM_GRADS, MEM_ACTS };
 typedef struct model_mem {
     const rlc_ops *ops;
     int max_tokens;
+    size_t act_bytes; // bytes of an activation element
     size_t bytes[3]; // by kind
     int failed;
 } model_mem;
@@ -153,6 +154,7 @@ static void *mm_take(model_mem *mm, int kind, size_t bytes) {
     return p;
 }
 static rlc_f *mm_f(model_mem *mm, int kind, size_t n) { return mm_take(mm, kind, n * sizeof(rlc_f)); }
+static rlc_act *mm_a(model_mem *mm, size_t n) { return mm_take(mm, MEM_ACTS, n * mm->act_bytes); }
 static int *mm_i(model_mem *mm, size_t n) { return mm_take(mm, MEM_ACTS, n * sizeof(int)); }
 
 // Every backend buffer of the model (m->cfg, m->n_params and m->max_tokens set); pointers stay NULL when counting.
@@ -165,23 +167,23 @@ static void model_buffers(rlc_model *m, model_mem *mm) {
     for (int l = 0; l < cfg->n_layers; l++) {
         rlc_layer_acts *a = &m->acts[l];
         a->x_in = mm_f(mm, MEM_ACTS, T * C);
-        a->ln1 = mm_f(mm, MEM_ACTS, T * C);
+        a->ln1 = mm_a(mm, T * C);
         a->rstd1 = mm_f(mm, MEM_ACTS, T);
-        a->q = mm_f(mm, MEM_ACTS, T * QD);
-        a->k = mm_f(mm, MEM_ACTS, T * KD);
-        a->v = mm_f(mm, MEM_ACTS, T * KD);
-        a->att = mm_f(mm, MEM_ACTS, T * QD);
+        a->q = mm_a(mm, T * QD);
+        a->k = mm_a(mm, T * KD);
+        a->v = mm_a(mm, T * KD);
+        a->att = mm_a(mm, T * QD);
         a->lse = mm_f(mm, MEM_ACTS, T * cfg->n_heads);
         a->x_mid = mm_f(mm, MEM_ACTS, T * C);
-        a->ln2 = mm_f(mm, MEM_ACTS, T * C);
+        a->ln2 = mm_a(mm, T * C);
         a->rstd2 = mm_f(mm, MEM_ACTS, T);
-        a->gate = mm_f(mm, MEM_ACTS, T * F);
-        a->up = mm_f(mm, MEM_ACTS, T * F);
-        a->act = mm_f(mm, MEM_ACTS, T * F);
+        a->gate = mm_a(mm, T * F);
+        a->up = mm_a(mm, T * F);
+        a->act = mm_a(mm, T * F);
     }
     m->x_final = mm_f(mm, MEM_ACTS, T * C);
     m->rstdf = mm_f(mm, MEM_ACTS, T);
-    m->hidden = mm_f(mm, MEM_ACTS, T * C);
+    m->hidden = mm_a(mm, T * C);
     m->values = mm_f(mm, MEM_ACTS, T);
     m->lp_lse = mm_f(mm, MEM_ACTS, T);
     m->lp_logp = mm_f(mm, MEM_ACTS, T);
@@ -191,30 +193,32 @@ static void model_buffers(rlc_model *m, model_mem *mm) {
     m->pos = mm_i(mm, T);
     m->cu_seqlens = mm_i(mm, T + 1);
     m->dx = mm_f(mm, MEM_ACTS, T * C);
-    m->dln = mm_f(mm, MEM_ACTS, T * C);
-    m->tmpC = mm_f(mm, MEM_ACTS, T * C);
-    m->dq = mm_f(mm, MEM_ACTS, T * QD);
-    m->datt = mm_f(mm, MEM_ACTS, T * QD);
-    m->dk = mm_f(mm, MEM_ACTS, T * KD);
-    m->dv = mm_f(mm, MEM_ACTS, T * KD);
-    m->dgate = mm_f(mm, MEM_ACTS, T * F);
-    m->dup = mm_f(mm, MEM_ACTS, T * F);
-    m->dact = mm_f(mm, MEM_ACTS, T * F);
+    m->dln = mm_a(mm, T * C);
+    m->tmpC = mm_a(mm, T * C);
+    m->dq = mm_a(mm, T * QD);
+    m->datt = mm_a(mm, T * QD);
+    m->dk = mm_a(mm, T * KD);
+    m->dv = mm_a(mm, T * KD);
+    m->dgate = mm_a(mm, T * F);
+    m->dup = mm_a(mm, T * F);
+    m->dact = mm_a(mm, T * F);
     m->dlogp_buf = mm_f(mm, MEM_ACTS, T);
     m->dent_buf = mm_f(mm, MEM_ACTS, T);
     m->dval_buf = mm_f(mm, MEM_ACTS, T);
+    m->dval_act = mm_a(mm, T);
     m->slot_buf = mm_i(mm, T);
     m->kvlen_buf = mm_i(mm, T);
 }
 
-size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t *params, size_t *grads, size_t *acts) {
+size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t act_bytes, size_t *params,
+                       size_t *grads, size_t *acts) {
     rlc_model m;
     memset(&m, 0, sizeof m);
     m.cfg = *cfg;
     m.max_tokens = max_tokens > 0 ? max_tokens : 1;
     build_table(cfg, NULL, &m.n_params);
     m.acts = rlc_calloc((size_t)(cfg->n_layers > 0 ? cfg->n_layers : 1), sizeof(rlc_layer_acts));
-    model_mem mm = {.ops = NULL, .max_tokens = m.max_tokens};
+    model_mem mm = {.ops = NULL, .max_tokens = m.max_tokens, .act_bytes = act_bytes};
     model_buffers(&m, &mm);
     free(m.acts);
     if (params) *params = mm.bytes[MEM_PARAMS];
@@ -237,11 +241,12 @@ int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops
     m->cfg = *cfg;
     m->ops = ops;
     m->max_tokens = max_tokens;
+    m->act_bytes = ops->act_bytes;
     m->n_tensors = build_table(cfg, NULL, NULL);
     m->tensors = rlc_calloc((size_t)m->n_tensors, sizeof(rlc_tensor_info));
     build_table(cfg, m->tensors, &m->n_params);
     m->acts = rlc_calloc((size_t)cfg->n_layers, sizeof(rlc_layer_acts));
-    model_mem mm = {.ops = ops, .max_tokens = max_tokens};
+    model_mem mm = {.ops = ops, .max_tokens = max_tokens, .act_bytes = ops->act_bytes};
     model_buffers(m, &mm);
     if (mm.failed) {
         rlc_model_free(m);
@@ -260,14 +265,14 @@ void rlc_model_free(rlc_model *m) {
     if (!ops) return;
     for (int l = 0; m->acts && l < m->cfg.n_layers; l++) {
         rlc_layer_acts *a = &m->acts[l];
-        rlc_f *bufs[] = {a->x_in, a->ln1, a->rstd1, a->q, a->k, a->v, a->att, a->lse, a->x_mid, a->ln2, a->rstd2,
+        void *bufs[] = {a->x_in, a->ln1, a->rstd1, a->q, a->k, a->v, a->att, a->lse, a->x_mid, a->ln2, a->rstd2,
                          a->gate, a->up, a->act};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->free(bufs[i]);
     }
     void *bufs[] = {m->params, m->grads, m->x_final, m->rstdf, m->hidden, m->values, m->lp_lse, m->lp_logp,
                     m->lp_ent, m->lp_targets, m->tokens, m->pos, m->cu_seqlens, m->dx, m->dln, m->tmpC, m->dq,
                     m->datt, m->dk, m->dv, m->dgate, m->dup, m->dact, m->dlogp_buf, m->dent_buf, m->dval_buf,
-                    m->slot_buf, m->kvlen_buf, m->logits_buf};
+                    m->dval_act, m->slot_buf, m->kvlen_buf, m->logits_buf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) ops->free(bufs[i]);
     free(m->acts);
@@ -321,6 +326,8 @@ void rlc_model_forward(rlc_model *m, const int *tokens, const int *cu_seqlens, i
     const rlc_model_config *c = &m->cfg;
     RLC_CHECK(T >= 1 && T <= m->max_tokens, "forward: %d tokens, model sized for 1..%d", T, m->max_tokens);
     RLC_CHECK(B >= 1 && cu_seqlens[0] == 0 && cu_seqlens[B] == T, "forward: bad cu_seqlens (B=%d, T=%d)", B, T);
+    RLC_CHECK(o->act_bytes == m->act_bytes, "forward: the backend's activations are %zu bytes, the model's %zu "
+              "(its precision mode changed after the model was allocated)", o->act_bytes, m->act_bytes);
     int *pos = rlc_malloc((size_t)T * sizeof(int));
     for (int b = 0; b < B; b++) {
         RLC_CHECK(cu_seqlens[b + 1] > cu_seqlens[b], "forward: sequence %d is empty", b);
@@ -362,7 +369,7 @@ void rlc_model_forward(rlc_model *m, const int *tokens, const int *cu_seqlens, i
         o->add(x_out, a->x_mid, m->tmpC, (size_t)T * C);
     }
     o->rmsnorm_forward(m->hidden, m->rstdf, m->x_final, m->p.norm, c->rms_eps, T, C);
-    if (c->value_head) o->matmul_forward(m->values, m->hidden, m->p.value_w, m->p.value_b, T, C, 1);
+    if (c->value_head) o->logits_forward(m->values, m->hidden, m->p.value_w, m->p.value_b, T, C, 1);
 }
 
 void rlc_model_logprobs(rlc_model *m, const int *targets, float tau, rlc_f *logp, rlc_f *ent) {
@@ -381,7 +388,7 @@ void rlc_model_logprobs(rlc_model *m, const int *targets, float tau, rlc_f *logp
 void rlc_model_logits(rlc_model *m, rlc_f *logits) {
     int T = m->T, V = m->cfg.vocab_size;
     rlc_f *buf = alloc_f(m->ops, (size_t)T * V);
-    m->ops->matmul_forward(buf, m->hidden, m->p.lm_head, NULL, T, m->cfg.dim, V);
+    m->ops->logits_forward(buf, m->hidden, m->p.lm_head, NULL, T, m->cfg.dim, V);
     m->ops->download(logits, buf, (size_t)T * V * sizeof(rlc_f));
     m->ops->free(buf);
 }
@@ -394,6 +401,14 @@ static void grads_final(rlc_model *m, const rlc_f *first) {
         m->grad_ready(m->grad_ready_ctx, m->grads, m->n_params, (size_t)(first - m->grads));
 }
 
+// The residual stream's gradient dx (T, C) as the activation-typed dout of a projection's backward: dx itself when
+// activations are rlc_f, else rounded into scratch (T, C).
+static const rlc_act *residual_grad_act(rlc_model *m, rlc_act *scratch, size_t TC) {
+    if (m->act_bytes == sizeof(rlc_f)) return m->dx;
+    m->ops->act_from_f(scratch, m->dx, TC);
+    return scratch;
+}
+
 static void upload_or_zero(const rlc_ops *o, rlc_f *dst, const rlc_f *src, int T) {
     if (src) o->upload(dst, src, (size_t)T * sizeof(rlc_f));
     else o->zero(dst, (size_t)T * sizeof(rlc_f));
@@ -404,10 +419,10 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
     const rlc_model_config *c = &m->cfg;
     int T = m->T, B = m->B, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int QD = NH * HD, KD = NKV * HD, V = c->vocab_size;
-    size_t TC = (size_t)T * C, TF = (size_t)T * F, TQ = (size_t)T * QD;
+    size_t TC = (size_t)T * C, TF = (size_t)T * F, TQ = (size_t)T * QD, ab = m->act_bytes;
 
     // d hidden (T, C): from the log-prob/entropy coefficients through the LM head, and from the value head
-    o->zero(m->dln, TC * sizeof(rlc_f));
+    o->zero(m->dln, TC * ab);
     if (dlogp || dent) {
         upload_or_zero(o, m->dlogp_buf, dlogp, T);
         upload_or_zero(o, m->dent_buf, dent, T);
@@ -416,7 +431,8 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
     }
     if (c->value_head && dvalue) {
         o->upload(m->dval_buf, dvalue, (size_t)T * sizeof(rlc_f));
-        o->matmul_backward(m->dln, m->g.value_w, m->g.value_b, m->dval_buf, m->hidden, m->p.value_w, T, C, 1);
+        o->act_from_f(m->dval_act, m->dval_buf, (size_t)T);
+        o->matmul_backward(m->dln, m->g.value_w, m->g.value_b, m->dval_act, m->hidden, m->p.value_w, T, C, 1);
     }
     // d x_final (T, C)
     o->zero(m->dx, TC * sizeof(rlc_f));
@@ -428,21 +444,21 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
         rlc_layer_params *w = &m->p.layers[l];
         rlc_layer_params *gw = &m->g.layers[l];
         // MLP branch: x_out = x_mid + down(swiglu(gate(ln2), up(ln2))); dx holds d x_out (the residual path)
-        o->zero(m->dact, TF * sizeof(rlc_f));
-        o->matmul_backward(m->dact, gw->wdown, NULL, m->dx, a->act, w->wdown, T, F, C);
+        o->zero(m->dact, TF * ab);
+        o->matmul_backward(m->dact, gw->wdown, NULL, residual_grad_act(m, m->tmpC, TC), a->act, w->wdown, T, F, C);
         o->swiglu_backward(m->dgate, m->dup, m->dact, a->gate, a->up, TF);
-        o->zero(m->dln, TC * sizeof(rlc_f));
+        o->zero(m->dln, TC * ab);
         o->matmul_backward(m->dln, gw->wgate, NULL, m->dgate, a->ln2, w->wgate, T, C, F);
         o->matmul_backward(m->dln, gw->wup, NULL, m->dup, a->ln2, w->wup, T, C, F);
         o->rmsnorm_backward(m->dx, gw->ln2, m->dln, a->x_mid, w->ln2, a->rstd2, T, C); // dx = d x_mid
         // attention branch: x_mid = x_in + o_proj(attn(rope(q), rope(k), v))
-        o->zero(m->datt, TQ * sizeof(rlc_f));
-        o->matmul_backward(m->datt, gw->wo, NULL, m->dx, a->att, w->wo, T, QD, C);
+        o->zero(m->datt, TQ * ab);
+        o->matmul_backward(m->datt, gw->wo, NULL, residual_grad_act(m, m->tmpC, TC), a->att, w->wo, T, QD, C);
         o->attention_backward(m->dq, m->dk, m->dv, m->datt, a->q, a->k, a->v, a->att, a->lse, m->cu_seqlens, B, T,
                               NH, NKV, HD);
         o->rope_backward(m->dq, m->pos, T, NH, HD, c->rope_theta);
         o->rope_backward(m->dk, m->pos, T, NKV, HD, c->rope_theta);
-        o->zero(m->dln, TC * sizeof(rlc_f));
+        o->zero(m->dln, TC * ab);
         o->matmul_backward(m->dln, gw->wq, gw->bq, m->dq, a->ln1, w->wq, T, C, QD);
         o->matmul_backward(m->dln, gw->wk, gw->bk, m->dk, a->ln1, w->wk, T, C, KD);
         o->matmul_backward(m->dln, gw->wv, gw->bv, m->dv, a->ln1, w->wv, T, C, KD);
@@ -456,9 +472,9 @@ void rlc_model_backward(rlc_model *m, const rlc_f *dlogp, const rlc_f *dent, con
 
 // ---- KV-cache inference ----
 
-size_t rlc_kv_cache_bytes(const rlc_model_config *cfg, int n_seqs, int capacity) {
+size_t rlc_kv_cache_bytes(const rlc_model_config *cfg, int n_seqs, int capacity, size_t act_bytes) {
     return 2 * (size_t)cfg->n_layers * (size_t)n_seqs * (size_t)capacity * (size_t)cfg->n_kv_heads *
-           (size_t)cfg->head_dim * sizeof(rlc_f);
+           (size_t)cfg->head_dim * act_bytes;
 }
 
 int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capacity) {
@@ -466,7 +482,7 @@ int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capa
     if (n_seqs < 1 || capacity < 1) return -1;
     kv->n_seqs = n_seqs;
     kv->capacity = capacity;
-    size_t bytes = rlc_kv_cache_bytes(&m->cfg, n_seqs, capacity) / 2;
+    size_t bytes = rlc_kv_cache_bytes(&m->cfg, n_seqs, capacity, m->act_bytes) / 2;
     kv->k = m->ops->try_alloc(bytes);
     kv->v = kv->k ? m->ops->try_alloc(bytes) : NULL;
     if (!kv->v) {
@@ -493,9 +509,12 @@ static size_t kv_slot_elems(const rlc_kv_cache *kv, const rlc_model *m) {
 void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int src) {
     size_t se = kv_slot_elems(kv, m), layer = se * kv->n_seqs;
     size_t used = (size_t)kv->len[src] * m->cfg.n_kv_heads * m->cfg.head_dim;
+    const rlc_ops *o = m->ops;
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        m->ops->copy(kv->k + l * layer + dst * se, kv->k + l * layer + src * se, used * sizeof(rlc_f));
-        m->ops->copy(kv->v + l * layer + dst * se, kv->v + l * layer + src * se, used * sizeof(rlc_f));
+        o->copy(rlc_act_at(o, kv->k, l * layer + dst * se), rlc_act_at(o, kv->k, l * layer + src * se),
+                used * m->act_bytes);
+        o->copy(rlc_act_at(o, kv->v, l * layer + dst * se), rlc_act_at(o, kv->v, l * layer + src * se),
+                used * m->act_bytes);
     }
     kv->len[dst] = kv->len[src];
 }
@@ -510,6 +529,8 @@ static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *sl
     int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab_size;
     int QD = NH * HD, KD = NKV * HD;
     RLC_CHECK(n >= 1 && n <= m->max_tokens, "cached forward: %d tokens, model sized for %d", n, m->max_tokens);
+    RLC_CHECK(o->act_bytes == m->act_bytes, "cached forward: the backend's activations are %zu bytes, the model's "
+              "%zu (its precision mode changed after the model was allocated)", o->act_bytes, m->act_bytes);
     int *pos = rlc_malloc((size_t)n * sizeof(int)), *kvlen = rlc_malloc((size_t)n * sizeof(int));
     int *next = rlc_malloc((size_t)kv->n_seqs * sizeof(int));
     memcpy(next, kv->len, (size_t)kv->n_seqs * sizeof(int));
@@ -534,7 +555,7 @@ static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *sl
     o->embedding_forward(x, m->tokens, m->p.embed, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         rlc_layer_params *w = &m->p.layers[l];
-        rlc_f *kc = kv->k + l * layer_elems, *vc = kv->v + l * layer_elems;
+        rlc_act *kc = rlc_act_at(o, kv->k, l * layer_elems), *vc = rlc_act_at(o, kv->v, l * layer_elems);
         o->rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, c->rms_eps, n, C);
         o->matmul_forward(a->q, a->ln1, w->wq, w->bq, n, C, QD);
         o->matmul_forward(a->k, a->ln1, w->wk, w->bk, n, C, KD);
@@ -569,7 +590,7 @@ static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *sl
             m->logits_buf = alloc_f(o, (size_t)n_out * V);
             m->logits_cap = n_out;
         }
-        o->matmul_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
+        o->logits_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
         if (logits_out) o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
     }
     free(pos);

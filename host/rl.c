@@ -74,7 +74,7 @@ int rlc_rl_init(rlc_rl *rl, const rlc_config *cfg, const rlc_ops *ops, const rlc
     }
     // Everything the job holds for its whole length, checked against the backend's free memory before any of
     // it is allocated: the model (parameters, gradients, activations), the AdamW moments and the reference policy.
-    size_t pb, gb, ab, one = rlc_model_bytes(&mc, max_tokens, &pb, &gb, &ab);
+    size_t pb, gb, ab, one = rlc_model_bytes(&mc, max_tokens, ops->act_bytes, &pb, &gb, &ab);
     // a backend with bf16 working weights (register_params) holds a bf16 copy of each model's parameters too
     const size_t wb = ops->register_params ? pb / sizeof(rlc_f) * 2 : 0;
     size_t need = one + wb + 2 * pb + (rlc_rl_needs_ref(rl) ? one + wb : 0);

@@ -135,7 +135,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 size_t rlc_rollout_seq_bytes(const rlc_model *m) {
     const rlc_model_config *c = &m->cfg;
-    size_t b = rlc_kv_cache_bytes(c, 1, c->max_seq_len);
+    size_t b = rlc_kv_cache_bytes(c, 1, c->max_seq_len, m->act_bytes);
     if (rlc_backend_is_host(m->ops)) {
         b += 2 * (size_t)c->vocab_size * sizeof(float); // per-sequence host scratch, bounded by two logits rows
     } else {
@@ -187,7 +187,7 @@ static void generate_wave(rlc_model *m, const rlc_rollout_config *rc, const rlc_
         rlc_mem_info mi;
         m->ops->mem_info(&mi);
         RLC_FATAL("rollout: KV cache for %d sequences of %d tokens: cannot allocate %zu bytes (%zu available)", N,
-                  cap, rlc_kv_cache_bytes(&m->cfg, N, cap), mi.free);
+                  cap, rlc_kv_cache_bytes(&m->cfg, N, cap, m->act_bytes), mi.free);
     }
     gen_state *st = rlc_calloc((size_t)N, sizeof(gen_state));
     int *slots = rlc_malloc((size_t)N * sizeof(int)), *toks = rlc_malloc((size_t)N * sizeof(int));

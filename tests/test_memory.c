@@ -76,7 +76,7 @@ static rlc_model_config small_cfg(void) {
 
 static void test_model_bytes(const rlc_ops *o) {
     rlc_model_config c = small_cfg();
-    size_t pb, gb, ab, all = rlc_model_bytes(&c, 300, &pb, &gb, &ab);
+    size_t pb, gb, ab, all = rlc_model_bytes(&c, 300, o->act_bytes, &pb, &gb, &ab);
     CHECK(all == pb + gb + ab && pb == gb && ab > 0, "parts %zu + %zu + %zu = %zu", pb, gb, ab, all);
     size_t base = info(o).in_use;
     rlc_model m;
@@ -97,8 +97,8 @@ static void test_model_bytes(const rlc_ops *o) {
     rlc_kv_cache kv;
     CHECK(rlc_model_init(&m, &c, o, 300) == 0, "init");
     size_t held = info(o).in_use;
-    CHECK(rlc_kv_cache_bytes(&c, 4, 64) == 2u * 2 * 4 * 64 * 2 * 8 * sizeof(rlc_f), "KV bytes");
-    o->set_mem_limit(held + rlc_kv_cache_bytes(&c, 4, 64) * 3 / 4);
+    CHECK(rlc_kv_cache_bytes(&c, 4, 64, o->act_bytes) == 2u * 2 * 4 * 64 * 2 * 8 * o->act_bytes, "KV bytes");
+    o->set_mem_limit(held + rlc_kv_cache_bytes(&c, 4, 64, o->act_bytes) * 3 / 4);
     CHECK(rlc_kv_cache_init(&kv, &m, 4, 64) == -1, "a KV cache over the cap is refused");
     CHECK(info(o).in_use == held, "and leaves nothing allocated");
     o->set_mem_limit(0);
@@ -128,7 +128,7 @@ static void test_rl_init(const rlc_ops *o) {
           "config: %s", err);
     const rlc_task *task = rlc_task_find(cfg.task.name);
     int T = 512;
-    size_t pb, one = rlc_model_bytes(&cfg.model, T, &pb, NULL, NULL);
+    size_t pb, one = rlc_model_bytes(&cfg.model, T, o->act_bytes, &pb, NULL, NULL);
     size_t need = one + 2 * pb; // model + AdamW moments (GRPO without KL: no reference policy)
     size_t base = info(o).in_use;
     rlc_rl rl;
@@ -137,7 +137,7 @@ static void test_rl_init(const rlc_ops *o) {
     CHECK(rlc_rl_init(&rl, &cfg, o, task, T) == -1, "the model and optimizer do not fit");
     CHECK(info(o).in_use == base, "refused before allocating anything");
     // room for the model and optimizer but not for one group of 16 sequences (16 x 64 KiB of KV cache)
-    size_t kv16 = rlc_kv_cache_bytes(&cfg.model, 16, cfg.model.max_seq_len);
+    size_t kv16 = rlc_kv_cache_bytes(&cfg.model, 16, cfg.model.max_seq_len, o->act_bytes);
     o->set_mem_limit(base + need + need / 50 + 16384 + kv16 / 2);
     CHECK(rlc_rl_init(&rl, &cfg, o, task, T) == -1, "one rollout group does not fit");
     CHECK(info(o).in_use == base, "a failed rlc_rl_init frees what it had: %zu vs %zu", info(o).in_use, base);

@@ -275,7 +275,7 @@ static void test_waves(rlc_model *m, const rlc_task *task, const rlc_task_config
     if (pid == 0) {
         dup2(fd[1], 2);
         close(fd[0]);
-        o->set_mem_limit(base + rlc_kv_cache_bytes(&m->cfg, G, m->cfg.max_seq_len) / 2);
+        o->set_mem_limit(base + rlc_kv_cache_bytes(&m->cfg, G, m->cfg.max_seq_len, m->act_bytes) / 2);
         rlc_sequence out[P * G];
         memset(out, 0, sizeof out);
         rlc_rollout_generate(m, &rc, &s, task, tc, pr, ids, P, G, 5, 3, out);

@@ -5,7 +5,7 @@
 // entry must read and write at least) or TFLOP/s (GEMM-like entries).
 //   bench_ops_cuda [--tokens T] [--seqs B] [--dim C] [--heads NH] [--kv-heads NKV] [--head-dim HD]
 //                  [--hidden F] [--vocab V] [--iters N] [--matmul fp32|bf16|both] [--only NAME]
-// --matmul picks the matmul precision (RLC_CUDA_MATMUL_FP32: cuBLAS sgemm; BF16: operands converted to bf16,
+// --matmul picks the matmul precision (RLC_CUDA_FP32: cuBLAS sgemm; BF16: operands converted to bf16,
 // fp32 accumulation); both (the default) times the two in the same run. --only runs the entries whose name
 // contains NAME.
 #include <stdio.h>
@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
         const double fl = 2.0 * T * C * F;
         for (int mode = 0; mode < 2; mode++) {
             if (strcmp(mm, "both") && strcmp(mm, mode ? "bf16" : "fp32")) continue;
-            rlc_ops_cuda_set_matmul(mode ? RLC_CUDA_MATMUL_BF16 : RLC_CUDA_MATMUL_FP32);
+            rlc_ops_cuda_set_precision(mode ? RLC_CUDA_BF16_GEMM : RLC_CUDA_FP32);
             char nm[64];
             snprintf(sh, sizeof sh, "T=%d C=%d OC=%d", T, C, F);
             snprintf(nm, sizeof nm, "matmul_forward (%s, bias)", mode ? "bf16" : "fp32");
@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
             snprintf(nm, sizeof nm, "matmul_backward (%s, all)", mode ? "bf16" : "fp32");
             report(nm, sh, 'F', 2 * fl, [&] { G->matmul_backward(dx, dw, db, a, x, w, T, C, F); });
         }
-        rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
+        rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
         for (float *q : {w, bias, dw, db, x, dx}) G->free(q);
     }
 

@@ -52,22 +52,24 @@ typedef struct rlc_param_ptrs {
     rlc_f *value_b;      // (1) or NULL
 } rlc_param_ptrs;
 
-// Activations saved by the forward for the backward, sized for max_tokens (T) per micro-batch.
+// Activations saved by the forward for the backward, sized for max_tokens (T) per micro-batch. rlc_act buffers
+// hold the backend's activation type (ops->act_bytes per element: fp32 on the CPU, bf16 in the CUDA backend's
+// mixed precision); the residual stream (x_in, x_mid, x_final) and the statistics stay rlc_f.
 typedef struct rlc_layer_acts {
-    rlc_f *x_in;   // (T, C)   residual stream entering the layer
-    rlc_f *ln1;    // (T, C)
-    rlc_f *rstd1;  // (T)
-    rlc_f *q;      // (T, NH, HD) after RoPE
-    rlc_f *k;      // (T, NKV, HD) after RoPE
-    rlc_f *v;      // (T, NKV, HD)
-    rlc_f *att;    // (T, NH, HD)
-    rlc_f *lse;    // (T, NH)
-    rlc_f *x_mid;  // (T, C)   residual after attention
-    rlc_f *ln2;    // (T, C)
-    rlc_f *rstd2;  // (T)
-    rlc_f *gate;   // (T, F)
-    rlc_f *up;     // (T, F)
-    rlc_f *act;    // (T, F)
+    rlc_f *x_in;     // (T, C)   residual stream entering the layer
+    rlc_act *ln1;    // (T, C)
+    rlc_f *rstd1;    // (T)
+    rlc_act *q;      // (T, NH, HD) after RoPE
+    rlc_act *k;      // (T, NKV, HD) after RoPE
+    rlc_act *v;      // (T, NKV, HD)
+    rlc_act *att;    // (T, NH, HD)
+    rlc_f *lse;      // (T, NH)
+    rlc_f *x_mid;    // (T, C)   residual after attention
+    rlc_act *ln2;    // (T, C)
+    rlc_f *rstd2;    // (T)
+    rlc_act *gate;   // (T, F)
+    rlc_act *up;     // (T, F)
+    rlc_act *act;    // (T, F)
 } rlc_layer_acts;
 
 typedef struct rlc_model {
@@ -81,10 +83,11 @@ typedef struct rlc_model {
     rlc_param_ptrs p, g;      // pointers into params / grads
     // activations, sized for max_tokens
     int max_tokens;
+    size_t act_bytes;         // ops->act_bytes when the buffers were allocated (checked by every forward)
     rlc_layer_acts *acts;     // (L)
     rlc_f *x_final;           // (T, C) residual stream after the last layer
     rlc_f *rstdf;             // (T)
-    rlc_f *hidden;            // (T, C) after the final norm: input of the LM head and of the value head
+    rlc_act *hidden;          // (T, C) after the final norm: input of the LM head and of the value head
     rlc_f *values;            // (T) value-head output (when enabled)
     rlc_f *lp_lse;            // (T) saved by rlc_model_logprobs for the backward
     rlc_f *lp_logp, *lp_ent;  // (T)
@@ -94,9 +97,11 @@ typedef struct rlc_model {
     int *pos;                 // (T) positions restart at 0 in each sequence
     int *cu_seqlens;          // (max_tokens + 1)
     int T, B;                 // shape of the last forward
-    // scratch for the backward
-    rlc_f *dx, *dln, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *tmpC; // sized for max_tokens
-    rlc_f *dlogp_buf, *dent_buf, *dval_buf;                              // (T)
+    // scratch for the backward, sized for max_tokens
+    rlc_f *dx;                                                   // (T, C) gradient of the residual stream
+    rlc_act *dln, *dq, *dk, *dv, *datt, *dgate, *dup, *dact, *tmpC; // (T, C|NH*HD|NKV*HD|F)
+    rlc_f *dlogp_buf, *dent_buf, *dval_buf;                      // (T)
+    rlc_act *dval_act;                                           // (T) dval_buf in the activation type
     rlc_f *logits_buf;        // (logits_cap, V) inference logits (backend memory), returned by prefill / decode
     int logits_cap;
     int *slot_buf, *kvlen_buf; // (max_tokens) scratch for cached inference
@@ -115,10 +120,12 @@ int rlc_model_config_check(const rlc_model_config *cfg, char *err, size_t errlen
 // printing why (a bad config, or "rlc: model <what>: cannot allocate N bytes (M available)" when the backend
 // has not the memory).
 int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops, int max_tokens);
-// Backend memory rlc_model_init allocates for cfg and max_tokens, in bytes: parameters, gradients, activations
-// and scratch (each out-pointer may be NULL); returns their sum. Cached inference allocates its logits rows
-// (rows x vocab x sizeof(rlc_f)) on first use, on top of this.
-size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t *params, size_t *grads, size_t *acts);
+// Backend memory rlc_model_init allocates for cfg and max_tokens with activations of act_bytes bytes
+// (ops->act_bytes), in bytes: parameters, gradients, activations and scratch (each out-pointer may be NULL);
+// returns their sum. Cached inference allocates its logits rows (rows x vocab x sizeof(rlc_f)) on first use, on
+// top of this.
+size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t act_bytes, size_t *params,
+                       size_t *grads, size_t *acts);
 void rlc_model_free(rlc_model *m);
 // Deterministic init from a seed: normal(0, 0.02) for matrices (output projections scaled by
 // 1/sqrt(2L)), ones for norms, zeros for biases.
@@ -145,11 +152,12 @@ void rlc_model_logits(rlc_model *m, rlc_f *logits);
 typedef struct rlc_kv_cache {
     int n_seqs;       // slots
     int capacity;     // tokens per slot
-    rlc_f *k, *v;     // (L, n_seqs, capacity, NKV, HD)
+    rlc_act *k, *v;   // (L, n_seqs, capacity, NKV, HD) in the activation type
     int *len;         // (n_seqs) tokens already in each slot
 } rlc_kv_cache;
-// Bytes of a cache of n_seqs slots of capacity tokens (K and V, every layer).
-size_t rlc_kv_cache_bytes(const rlc_model_config *cfg, int n_seqs, int capacity);
+// Bytes of a cache of n_seqs slots of capacity tokens (K and V, every layer) with act_bytes per element
+// (ops->act_bytes).
+size_t rlc_kv_cache_bytes(const rlc_model_config *cfg, int n_seqs, int capacity, size_t act_bytes);
 // 0, or -1 (nothing allocated, nothing printed) when the sizes are not positive or the backend has not the memory.
 int rlc_kv_cache_init(rlc_kv_cache *kv, const rlc_model *m, int n_seqs, int capacity);
 void rlc_kv_cache_free(rlc_kv_cache *kv, const rlc_model *m);

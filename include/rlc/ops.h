@@ -12,6 +12,14 @@
 //   -DRLC_F64 where rlc_f is double.
 // - Pointers are backend memory (host memory for the CPU backend, device memory for CUDA); int arrays
 //   (tokens, positions, cu_seqlens) too.
+// - Activations (rlc_act) are stored in the backend's activation type, ops->act_bytes bytes an element: rlc_f on
+//   the CPU backend, bf16 in the CUDA backend's mixed-precision mode (fp32 in its fp32 mode). What is an rlc_act:
+//   the outputs and inputs of the projections (norm outputs, q, k, v, attention outputs, MLP gates and
+//   activations), the KV cache, and their gradients. What stays rlc_f whatever the backend: the residual stream
+//   and its gradient (precision where every layer adds into it), norm statistics, log-sum-exps, log-probs,
+//   entropies, losses, logits that are sampled or read on the host, parameters, gradients, optimizer state.
+//   Offsets into an activation buffer go through rlc_act_at (element size known only at run time).
+
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +29,10 @@ typedef double rlc_f;
 #else
 typedef float rlc_f;
 #endif
+
+// An activation buffer: elements of ops->act_bytes bytes (see the conventions above). void, so that pointer
+// arithmetic on it does not compile (-Wpointer-arith -Werror): use rlc_act_at.
+typedef void rlc_act;
 
 // Memory of a backend as its allocator sees it (rlc_ops.mem_info). Every figure is in bytes.
 typedef struct rlc_mem_info {
@@ -42,6 +54,9 @@ typedef struct rlc_adamw_tensor {
 
 typedef struct rlc_ops {
     const char *name; // "cpu", "cuda"
+    // Bytes of one rlc_act element: sizeof(rlc_f) (CPU; CUDA fp32 mode) or 2 (bf16, CUDA mixed precision). A
+    // buffer allocated under one value must not be used after the backend's mode changed it.
+    size_t act_bytes;
 
     // ---- memory ----
     // Zero-filled. Ends the process with a message (bytes requested and available) when the memory is not there.
@@ -60,9 +75,13 @@ typedef struct rlc_ops {
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes); // backend -> backend
 
+    // Conversions between rlc_f and the activation type (round to nearest even into bf16). (N)
+    void (*act_from_f)(rlc_act *dst, const rlc_f *src, size_t n);
+    void (*act_to_f)(rlc_f *dst, const rlc_act *src, size_t n);
+
     // ---- elementwise / small ----
-    // out = a + b. (N)
-    void (*add)(rlc_f *out, const rlc_f *a, const rlc_f *b, size_t n);
+    // out = a + b (N): a projection's output b added to the residual stream a (out may be a).
+    void (*add)(rlc_f *out, const rlc_f *a, const rlc_act *b, size_t n);
     // x *= s. (N)
     void (*scale)(rlc_f *x, rlc_f s, size_t n);
     // sum of squares of x (N), returned in double.
@@ -76,68 +95,72 @@ typedef struct rlc_ops {
 
     // ---- linear ----
     // out (T,OC) = inp (T,C) @ w (OC,C)^T + bias (OC, may be NULL)
-    void (*matmul_forward)(rlc_f *out, const rlc_f *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+    void (*matmul_forward)(rlc_act *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                           int OC);
+    // The same product with an rlc_f output: the LM head's logits for sampling or the host, the value head.
+    void (*logits_forward)(rlc_f *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
                            int OC);
     // dinp (T,C) += dout @ w (NULL: skip); dw (OC,C) += dout^T @ inp (NULL: skip); dbias (OC) += sum_t dout
     // (NULL: skip).
-    void (*matmul_backward)(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_f *dout, const rlc_f *inp,
+    void (*matmul_backward)(rlc_act *dinp, rlc_f *dw, rlc_f *dbias, const rlc_act *dout, const rlc_act *inp,
                             const rlc_f *w, int T, int C, int OC);
 
     // ---- RMSNorm ----
     // out (T,C) = inp * rstd * weight (C), rstd (T) = 1/sqrt(mean(inp^2) + eps) saved for the backward.
-    void (*rmsnorm_forward)(rlc_f *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
+    // inp is the residual stream (rlc_f), out an activation.
+    void (*rmsnorm_forward)(rlc_act *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
                             int C);
-    // dinp (T,C) += ..., dweight (C) += ... (accumulate both)
-    void (*rmsnorm_backward)(rlc_f *dinp, rlc_f *dweight, const rlc_f *dout, const rlc_f *inp,
+    // dinp (T,C) += ..., dweight (C) += ... (accumulate both); dinp is the residual stream's gradient (rlc_f).
+    void (*rmsnorm_backward)(rlc_f *dinp, rlc_f *dweight, const rlc_act *dout, const rlc_f *inp,
                              const rlc_f *weight, const rlc_f *rstd, int T, int C);
 
     // ---- RoPE (rotate-half convention of HF Llama/Qwen2) ----
     // x (T,H,HD) rotated in place by position pos[t]: for i < HD/2, freq_i = theta^(-2i/HD), angle = pos*freq_i,
     // (x_i, x_{i+HD/2}) <- (x_i cos - x_{i+HD/2} sin, x_{i+HD/2} cos + x_i sin).
-    void (*rope_forward)(rlc_f *x, const int *pos, int T, int H, int HD, float theta);
+    void (*rope_forward)(rlc_act *x, const int *pos, int T, int H, int HD, float theta);
     // dx (T,H,HD) in place: the transpose (rotation by -angle).
-    void (*rope_backward)(rlc_f *dx, const int *pos, int T, int H, int HD, float theta);
+    void (*rope_backward)(rlc_act *dx, const int *pos, int T, int H, int HD, float theta);
 
     // ---- attention: causal inside each packed sequence, GQA (query head h reads kv head h / (NH/NKV)) ----
     // out (T,NH,HD), lse (T,NH) = log-sum-exp of each row of scaled scores (saved for the backward);
     // q (T,NH,HD), k (T,NKV,HD), v (T,NKV,HD); scale = 1/sqrt(HD). Never materialises T x T.
-    void (*attention_forward)(rlc_f *out, rlc_f *lse, const rlc_f *q, const rlc_f *k, const rlc_f *v,
+    void (*attention_forward)(rlc_act *out, rlc_f *lse, const rlc_act *q, const rlc_act *k, const rlc_act *v,
                               const int *cu_seqlens, int B, int T, int NH, int NKV, int HD);
     // dq (T,NH,HD), dk, dv (T,NKV,HD): overwritten (not accumulated). Recomputes probabilities from lse.
-    void (*attention_backward)(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q,
-                               const rlc_f *k, const rlc_f *v, const rlc_f *out, const rlc_f *lse,
+    void (*attention_backward)(rlc_act *dq, rlc_act *dk, rlc_act *dv, const rlc_act *dout, const rlc_act *q,
+                               const rlc_act *k, const rlc_act *v, const rlc_act *out, const rlc_f *lse,
                                const int *cu_seqlens, int B, int T, int NH, int NKV, int HD);
     // Decode: one query per row against a KV cache. k_cache, v_cache (n_slots, cap, NKV, HD) for one layer;
     // query row b (of B) reads rows 0..kv_len[b]-1 of slot slot[b] (its own K/V already appended; the query
     // sits at position kv_len[b]-1). q (B,NH,HD), out (B,NH,HD). Several rows may read the same slot with
     // different kv_len (prefill of a prompt). slot and kv_len are backend int arrays.
-    void (*attention_decode)(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache,
+    void (*attention_decode)(rlc_act *out, const rlc_act *q, const rlc_act *k_cache, const rlc_act *v_cache,
                              const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD);
     // KV-cache append for one layer: row i of k_new, v_new (n, NKV, HD) goes to position pos[i] of slot slot[i] of
     // k_cache, v_cache (n_slots, cap, NKV, HD), 0 <= pos[i] < cap (the caller checks). slot and pos are backend int
     // arrays (n); no two rows name the same (slot, pos). One launch for a whole decode step or prefill.
-    void (*kv_append)(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
-                      const int *pos, int n, int cap, int NKV, int HD);
+    void (*kv_append)(rlc_act *k_cache, rlc_act *v_cache, const rlc_act *k_new, const rlc_act *v_new,
+                      const int *slot, const int *pos, int n, int cap, int NKV, int HD);
 
     // ---- SwiGLU MLP activation ----
     // out (N) = silu(gate) * up, N = T*F
-    void (*swiglu_forward)(rlc_f *out, const rlc_f *gate, const rlc_f *up, size_t n);
+    void (*swiglu_forward)(rlc_act *out, const rlc_act *gate, const rlc_act *up, size_t n);
     // dgate, dup (N) overwritten from dout (N)
-    void (*swiglu_backward)(rlc_f *dgate, rlc_f *dup, const rlc_f *dout, const rlc_f *gate, const rlc_f *up,
-                            size_t n);
+    void (*swiglu_backward)(rlc_act *dgate, rlc_act *dup, const rlc_act *dout, const rlc_act *gate,
+                            const rlc_act *up, size_t n);
 
     // ---- fused log-prob / entropy over the LM head (spec: ../shared/spec/losses.md section 1) ----
     // With u = (hidden (T,C) @ w (V,C)^T) / tau: logp (T) = u[target] - lse, entropy (T) = lse - sum p*u,
     // lse (T) saved for the backward. Walks tokens and vocabulary in chunks with an online max / sum of
     // exponentials / sum of p*u: extra memory O(chunk), never T x V. targets < 0: logp = 0 (entropy still
     // computed).
-    void (*logprob_forward)(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
+    void (*logprob_forward)(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_act *hidden, const rlc_f *w,
                             const int *targets, int T, int C, int V, float tau);
     // Backward with per-token coefficients dlogp = dL/dlogp (T) and dent = dL/dH (T):
     // dL/dz_j = (dlogp * (1[j==y] - p_j) - dent * p_j * (log p_j + H)) / tau, recomputing each chunk's logits.
     // dhidden (T,C) += dz @ w; dw (V,C) += dz^T @ hidden (NULL: skip).
-    void (*logprob_backward)(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
-                             const rlc_f *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
+    void (*logprob_backward)(rlc_act *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
+                             const rlc_act *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
                              const rlc_f *entropy, int T, int C, int V, float tau);
 
     // ---- sampling (the rollout engine's next token; spec: rlc_sample_token in include/rlc/sample.h) ----
@@ -178,6 +201,11 @@ typedef struct rlc_ops {
                         int n_tensors, float lr, float b1, float b2, float eps, float grad_scale, int t);
 } rlc_ops;
 
+
+// Element i of an activation buffer of backend o.
+static inline rlc_act *rlc_act_at(const rlc_ops *o, const rlc_act *p, size_t i) {
+    return (rlc_act *)((const char *)p + i * o->act_bytes);
+}
 
 // The CPU backend (kernels/cpu). Always available.
 const rlc_ops *rlc_ops_cpu(void);

@@ -59,8 +59,12 @@ static att_item *att_items(const int *cu_seqlens, int B, int key_pass, int *n_it
     return it;
 }
 
-void cpu_attention_forward(rlc_f *out, rlc_f *lse, const rlc_f *q, const rlc_f *k, const rlc_f *v,
+void cpu_attention_forward(rlc_act *out_, rlc_f *lse, const rlc_act *q_, const rlc_act *k_, const rlc_act *v_,
                            const int *cu_seqlens, int B, int T, int NH, int NKV, int HD) {
+    rlc_f *out = out_;
+    const rlc_f *q = q_;
+    const rlc_f *k = k_;
+    const rlc_f *v = v_;
     att_check(cu_seqlens, B, T, NH, NKV, HD);
     int n_items, max_len;
     att_item *items = att_items(cu_seqlens, B, 0, &n_items, &max_len);
@@ -163,9 +167,17 @@ static void att_bwd_key_block(const att_bwd_args *a, att_scratch *sc, int b, int
 //   owns. Used when the units are many and even: NKV * sum L^2 >= 16 * max L^2.
 // - two passes (7 products, for few or uneven sequences): dq per (sequence, head, query block) from
 //   recomputed rows, then dk/dv per (sequence, kv head, key block).
-void cpu_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q, const rlc_f *k,
-                            const rlc_f *v, const rlc_f *out, const rlc_f *lse, const int *cu_seqlens, int B, int T,
+void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_act *dout_, const rlc_act *q_, const rlc_act *k_,
+                            const rlc_act *v_, const rlc_act *out_, const rlc_f *lse, const int *cu_seqlens, int B, int T,
                             int NH, int NKV, int HD) {
+    rlc_f *dq = dq_;
+    rlc_f *dk = dk_;
+    rlc_f *dv = dv_;
+    const rlc_f *dout = dout_;
+    const rlc_f *q = q_;
+    const rlc_f *k = k_;
+    const rlc_f *v = v_;
+    const rlc_f *out = out_;
     att_check(cu_seqlens, B, T, NH, NKV, HD);
     int rep = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
     rlc_f scale = (rlc_f)(1.0 / sqrt((double)HD));
@@ -264,8 +276,12 @@ void cpu_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, 
 
 // One query per (row b, head h) against rows 0..kv_len[b]-1 of cache slot slot[b]. One unit per (row, kv head):
 // the group's rep query heads are one (rep, HD) block, so scores and output are two gemm calls.
-void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache, const int *slot,
+void cpu_attention_decode(rlc_act *out_, const rlc_act *q_, const rlc_act *k_cache_, const rlc_act *v_cache_, const int *slot,
                           const int *kv_len, int B, int cap, int NH, int NKV, int HD) {
+    rlc_f *out = out_;
+    const rlc_f *q = q_;
+    const rlc_f *k_cache = k_cache_;
+    const rlc_f *v_cache = v_cache_;
     RLC_CHECK(NKV > 0 && NH % NKV == 0, "attention_decode: NH=%d not a multiple of NKV=%d", NH, NKV);
     for (int b = 0; b < B; b++)
         RLC_CHECK(kv_len[b] >= 0 && kv_len[b] <= cap && slot[b] >= 0,
@@ -300,8 +316,12 @@ void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, cons
     cpu_blas_single_end(blas_threads);
 }
 
-void cpu_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+void cpu_kv_append(rlc_act *k_cache_, rlc_act *v_cache_, const rlc_act *k_new_, const rlc_act *v_new_, const int *slot,
                    const int *pos, int n, int cap, int NKV, int HD) {
+    rlc_f *k_cache = k_cache_;
+    rlc_f *v_cache = v_cache_;
+    const rlc_f *k_new = k_new_;
+    const rlc_f *v_new = v_new_;
     size_t row = (size_t)NKV * HD; // one token's (NKV, HD) block
     for (int i = 0; i < n; i++) {
         RLC_CHECK(slot[i] >= 0 && pos[i] >= 0 && pos[i] < cap, "kv_append: row %d to slot %d position %d (cap %d)", i,

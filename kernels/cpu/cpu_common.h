@@ -63,15 +63,15 @@ void cpu_swiglu_fwd(rlc_f *out, const rlc_f *gate, const rlc_f *up, int n);
 void cpu_swiglu_bwd(rlc_f *dgate, rlc_f *dup, const rlc_f *dout, const rlc_f *gate, const rlc_f *up, int n);
 
 // attention_cpu.c
-void cpu_attention_forward(rlc_f *out, rlc_f *lse, const rlc_f *q, const rlc_f *k, const rlc_f *v,
+void cpu_attention_forward(rlc_act *out, rlc_f *lse, const rlc_act *q, const rlc_act *k, const rlc_act *v,
                            const int *cu_seqlens, int B, int T, int NH, int NKV, int HD);
-void cpu_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q, const rlc_f *k,
-                            const rlc_f *v, const rlc_f *out, const rlc_f *lse, const int *cu_seqlens, int B, int T,
+void cpu_attention_backward(rlc_act *dq, rlc_act *dk, rlc_act *dv, const rlc_act *dout, const rlc_act *q, const rlc_act *k,
+                            const rlc_act *v, const rlc_act *out, const rlc_f *lse, const int *cu_seqlens, int B, int T,
                             int NH, int NKV, int HD);
-void cpu_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache, const int *slot,
+void cpu_attention_decode(rlc_act *out, const rlc_act *q, const rlc_act *k_cache, const rlc_act *v_cache, const int *slot,
                           const int *kv_len, int B, int cap, int NH, int NKV, int HD);
 
-void cpu_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
+void cpu_kv_append(rlc_act *k_cache, rlc_act *v_cache, const rlc_act *k_new, const rlc_act *v_new, const int *slot,
                    const int *pos, int n, int cap, int NKV, int HD);
 
 // sample_cpu.c (rlc_sample_token, the specification, is declared in include/rlc/sample.h)
@@ -79,8 +79,8 @@ void cpu_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *logits, s
                        const struct rlc_sampling *s, const struct rlc_sample_key *keys, uint64_t seed, uint64_t step);
 
 // logprob_cpu.c
-void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
+void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_act *hidden, const rlc_f *w,
                          const int *targets, int T, int C, int V, float tau);
-void cpu_logprob_backward(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent, const rlc_f *hidden,
+void cpu_logprob_backward(rlc_act *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent, const rlc_act *hidden,
                           const rlc_f *w, const int *targets, const rlc_f *lse, const rlc_f *entropy, int T, int C,
                           int V, float tau);

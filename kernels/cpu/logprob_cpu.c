@@ -22,8 +22,9 @@ static void lp_check_targets(const int *targets, int T, int V) {
                   V);
 }
 
-void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
+void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_act *hidden_, const rlc_f *w,
                          const int *targets, int T, int C, int V, float tau) {
+    const rlc_f *hidden = hidden_;
     lp_check_targets(targets, T, V);
     RLC_CHECK(tau > 0, "logprob: temperature must be > 0 (got %g)", tau);
     rlc_f inv_tau = (rlc_f)(1.0 / (double)tau);
@@ -89,9 +90,11 @@ static void lp_dz_tile(rlc_f *U, int tb, int vc, int t0, int v0, const rlc_f *dl
     }
 }
 
-void cpu_logprob_backward(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent, const rlc_f *hidden,
+void cpu_logprob_backward(rlc_act *dhidden_, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent, const rlc_act *hidden_,
                           const rlc_f *w, const int *targets, const rlc_f *lse, const rlc_f *entropy, int T, int C,
                           int V, float tau) {
+    rlc_f *dhidden = dhidden_;
+    const rlc_f *hidden = hidden_;
     lp_check_targets(targets, T, V);
     RLC_CHECK(tau > 0, "logprob: temperature must be > 0 (got %g)", tau);
     rlc_f inv_tau = (rlc_f)(1.0 / (double)tau);

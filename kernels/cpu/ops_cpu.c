@@ -118,8 +118,13 @@ static void cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }
 
+// Activations are rlc_f here: the conversions are copies.
+static void cpu_act_from_f(rlc_act *dst, const rlc_f *src, size_t n) { cpu_memcpy(dst, src, n * sizeof(rlc_f)); }
+static void cpu_act_to_f(rlc_f *dst, const rlc_act *src, size_t n) { cpu_memcpy(dst, src, n * sizeof(rlc_f)); }
+
 // ---- elementwise / small ----
-static void cpu_add(rlc_f *out, const rlc_f *a, const rlc_f *b, size_t n) {
+static void cpu_add(rlc_f *out, const rlc_f *a, const rlc_act *b_, size_t n) {
+    const rlc_f *b = b_;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
@@ -260,14 +265,24 @@ void cpu_gemm_par(int ta, int tb, int M, int N, int K, rlc_f alpha, const rlc_f 
     cpu_blas_single_end(blas_threads);
 }
 
-static void cpu_matmul_forward(rlc_f *out, const rlc_f *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+static void cpu_matmul_forward(rlc_act *out_, const rlc_act *inp_, const rlc_f *w, const rlc_f *bias, int T, int C,
                                int OC) {
+    rlc_f *out = out_;
+    const rlc_f *inp = inp_;
     cpu_gemm_par(0, 1, T, OC, C, 1, inp, C, w, C, 0, out, OC, bias);
 }
 
+static void cpu_logits_forward(rlc_f *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                               int OC) {
+    cpu_matmul_forward(out, inp, w, bias, T, C, OC);
+}
+
 #define DBIAS_ROWS 256
-static void cpu_matmul_backward(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_f *dout, const rlc_f *inp,
+static void cpu_matmul_backward(rlc_act *dinp_, rlc_f *dw, rlc_f *dbias, const rlc_act *dout_, const rlc_act *inp_,
                                 const rlc_f *w, int T, int C, int OC) {
+    rlc_f *dinp = dinp_;
+    const rlc_f *dout = dout_;
+    const rlc_f *inp = inp_;
     if (dinp) cpu_gemm_par(0, 0, T, C, OC, 1, dout, OC, w, C, 1, dinp, C, NULL); // (T,OC) @ (OC,C)
     if (dw) cpu_gemm_par(1, 0, OC, C, T, 1, dout, OC, inp, C, 1, dw, C, NULL);   // (OC,T) @ (T,C)
     if (dbias) { // fixed chunks of tokens summed in double, partials added in chunk order (deterministic)
@@ -293,8 +308,9 @@ static void cpu_matmul_backward(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_
 }
 
 // ---- RMSNorm ----
-static void cpu_rmsnorm_forward(rlc_f *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
+static void cpu_rmsnorm_forward(rlc_act *out_, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
                                 int C) {
+    rlc_f *out = out_;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++) {
         const rlc_f *x = inp + (size_t)t * C;
@@ -313,8 +329,9 @@ static void cpu_rmsnorm_forward(rlc_f *out, rlc_f *rstd, const rlc_f *inp, const
 // One pass over fixed chunks of RMS_ROWS rows: dx rows, and each chunk's partial dweight (in double); the
 // partials are then summed in chunk order (deterministic whatever the thread count).
 #define RMS_ROWS 256
-static void cpu_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_f *dout, const rlc_f *inp,
+static void cpu_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_act *dout_, const rlc_f *inp,
                                  const rlc_f *weight, const rlc_f *rstd, int T, int C) {
+    const rlc_f *dout = dout_;
     int nch = (T + RMS_ROWS - 1) / RMS_ROWS;
     double *part = rlc_calloc((size_t)(nch ? nch : 1) * C, sizeof(double)); // (nch, C)
 #pragma omp parallel for schedule(static)
@@ -377,17 +394,22 @@ static void rope_apply(rlc_f *x, const int *pos, int T, int H, int HD, float the
     free(freq);
 }
 
-static void cpu_rope_forward(rlc_f *x, const int *pos, int T, int H, int HD, float theta) {
+static void cpu_rope_forward(rlc_act *x_, const int *pos, int T, int H, int HD, float theta) {
+    rlc_f *x = x_;
     rope_apply(x, pos, T, H, HD, theta, 1.0);
 }
-static void cpu_rope_backward(rlc_f *dx, const int *pos, int T, int H, int HD, float theta) {
+static void cpu_rope_backward(rlc_act *dx_, const int *pos, int T, int H, int HD, float theta) {
+    rlc_f *dx = dx_;
     rope_apply(dx, pos, T, H, HD, theta, -1.0);
 }
 
 // ---- SwiGLU ----
 // Chunks of SWIGLU_CHUNK elements through the vectorised row kernels of simd_cpu.c.
 #define SWIGLU_CHUNK 4096
-static void cpu_swiglu_forward(rlc_f *out, const rlc_f *gate, const rlc_f *up, size_t n) {
+static void cpu_swiglu_forward(rlc_act *out_, const rlc_act *gate_, const rlc_act *up_, size_t n) {
+    rlc_f *out = out_;
+    const rlc_f *gate = gate_;
+    const rlc_f *up = up_;
     size_t nc = (n + SWIGLU_CHUNK - 1) / SWIGLU_CHUNK;
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nc; c++) {
@@ -397,8 +419,13 @@ static void cpu_swiglu_forward(rlc_f *out, const rlc_f *gate, const rlc_f *up, s
     }
 }
 
-static void cpu_swiglu_backward(rlc_f *dgate, rlc_f *dup, const rlc_f *dout, const rlc_f *gate, const rlc_f *up,
+static void cpu_swiglu_backward(rlc_act *dgate_, rlc_act *dup_, const rlc_act *dout_, const rlc_act *gate_, const rlc_act *up_,
                                 size_t n) {
+    rlc_f *dgate = dgate_;
+    rlc_f *dup = dup_;
+    const rlc_f *dout = dout_;
+    const rlc_f *gate = gate_;
+    const rlc_f *up = up_;
     size_t nc = (n + SWIGLU_CHUNK - 1) / SWIGLU_CHUNK;
 #pragma omp parallel for schedule(static)
     for (size_t c = 0; c < nc; c++) {
@@ -426,6 +453,7 @@ static void cpu_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_
 
 static const rlc_ops cpu_ops = {
     .name = "cpu",
+    .act_bytes = sizeof(rlc_f),
     .alloc = cpu_alloc,
     .try_alloc = cpu_try_alloc,
     .free = cpu_free,
@@ -435,12 +463,15 @@ static const rlc_ops cpu_ops = {
     .download = cpu_memcpy,
     .zero = cpu_zero,
     .copy = cpu_memcpy,
+    .act_from_f = cpu_act_from_f,
+    .act_to_f = cpu_act_to_f,
     .add = cpu_add,
     .scale = cpu_scale,
     .sumsq = cpu_sumsq,
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,
     .matmul_forward = cpu_matmul_forward,
+    .logits_forward = cpu_logits_forward,
     .matmul_backward = cpu_matmul_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward,
     .rmsnorm_backward = cpu_rmsnorm_backward,

@@ -34,8 +34,12 @@ static int ew_launch_ok(const char *what) {
 
 // ---------------------------------------------------------------------------------------------- elementwise
 
-__global__ void ew_add_kernel(float *out, const float *a, const float *b, size_t n) {
-    EW_FOR(i, n) out[i] = a[i] + b[i];
+template <typename A> __global__ void ew_add_kernel(float *out, const float *a, const A *b, size_t n) {
+    EW_FOR(i, n) out[i] = a[i] + rlc_ld(b + i);
+}
+
+template <typename A> __global__ void ew_add_into_kernel(A *dst, const float *src, size_t n) {
+    EW_FOR(i, n) rlc_st(dst + i, rlc_ld(dst + i) + src[i]);
 }
 
 __global__ void ew_scale_kernel(float *x, float s, size_t n) {
@@ -43,20 +47,20 @@ __global__ void ew_scale_kernel(float *x, float s, size_t n) {
 }
 
 // silu(g) = g / (1 + e^-g): for g -> -inf, e^-g = inf and the quotient is -0 (no NaN).
-__global__ void ew_swiglu_fwd_kernel(float *out, const float *gate, const float *up, size_t n) {
+template <typename A> __global__ void ew_swiglu_fwd_kernel(A *out, const A *gate, const A *up, size_t n) {
     EW_FOR(i, n) {
-        float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+        float g = rlc_ld(gate + i);
+        rlc_st(out + i, g / (1.0f + expf(-g)) * rlc_ld(up + i));
     }
 }
 
 // d silu(g) / dg = sg (1 + g (1 - sg)) with sg = sigmoid(g).
-__global__ void ew_swiglu_bwd_kernel(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
-                                     size_t n) {
+template <typename A>
+__global__ void ew_swiglu_bwd_kernel(A *dgate, A *dup, const A *dout, const A *gate, const A *up, size_t n) {
     EW_FOR(i, n) {
-        float g = gate[i], d = dout[i], sg = 1.0f / (1.0f + expf(-g));
-        dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
-        dup[i] = d * g * sg;
+        float g = rlc_ld(gate + i), d = rlc_ld(dout + i), sg = 1.0f / (1.0f + expf(-g));
+        rlc_st(dgate + i, d * rlc_ld(up + i) * sg * (1.0f + g * (1.0f - sg)));
+        rlc_st(dup + i, d * g * sg);
     }
 }
 
@@ -129,33 +133,48 @@ __global__ void ew_bf16_to_f32_kernel(float *dst, const bf16 *src, size_t rows, 
     }
 }
 
-__global__ void ew_f32_unpad_kernel(float *dst, const float *src, size_t rows, int cols, int ld, float scale) {
+template <typename D, typename S>
+__global__ void ew_unpad_kernel(D *dst, const S *src, size_t rows, int cols, int ld, float scale) {
     EW_FOR(i, rows * cols) {
         size_t r = i / cols;
         int c = (int)(i - r * cols);
-        dst[i] = scale * src[r * ld + c];
+        rlc_st(dst + i, scale * rlc_ld(src + r * ld + c));
     }
 }
 
+__global__ void ew_bf16_pad_kernel(bf16 *dst, const bf16 *src, size_t rows, int cols, int ld, float scale) {
+    EW_FOR(i, rows * ld) {
+        size_t r = i / ld;
+        int c = (int)(i - r * ld);
+        dst[i] = __float2bfloat16_rn(c < cols ? scale * __bfloat162float(src[r * cols + c]) : 0.0f);
+    }
+}
+
+__global__ void ew_bf16_to_f32_flat_kernel(float *dst, const bf16 *src, size_t n) {
+    EW_FOR(i, n) dst[i] = __bfloat162float(src[i]);
+}
+
 // grid (blocks over one slot's max_len * row_heads * HDp elements, U): block row y gathers slot u = y.
-__global__ void ew_kv_gather_kernel(bf16 *dst, const float *src, const int *src_slot, const int *len, int cap,
+template <typename A>
+__global__ void ew_kv_gather_kernel(bf16 *dst, const A *src, const int *src_slot, const int *len, int cap,
                                     int dst_cap, int max_len, int row_heads, int HD, int HDp) {
     const int u = blockIdx.y, n = len[u];
     const size_t row_out = (size_t)row_heads * HDp, row_in = (size_t)row_heads * HD;
-    const float *s = src + (size_t)src_slot[u] * cap * row_in;
+    const A *s = src + (size_t)src_slot[u] * cap * row_in;
     bf16 *d = dst + (size_t)u * dst_cap * row_out;
     const size_t total = (size_t)(n < max_len ? n : max_len) * row_out;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         size_t r = i / HDp; // (position, head) row
         int c = (int)(i - r * HDp);
-        d[i] = __float2bfloat16_rn(c < HD ? s[r * HD + c] : 0.0f);
+        d[i] = __float2bfloat16_rn(c < HD ? rlc_ld(s + r * HD + c) : 0.0f);
     }
 }
 
 // Flat over the n * row elements of k_new / v_new (row = NKV * HD): element c of row r goes to position pos[r]
 // of slot slot[r]. Reads and writes are contiguous within each row.
-__global__ void ew_kv_append_kernel(float *k_cache, float *v_cache, const float *k_new, const float *v_new,
-                                    const int *slot, const int *pos, size_t total, int cap, int row) {
+template <typename A>
+__global__ void ew_kv_append_kernel(A *k_cache, A *v_cache, const A *k_new, const A *v_new, const int *slot,
+                                    const int *pos, size_t total, int cap, int row) {
     EW_FOR(i, total) {
         const size_t r = i / (size_t)row, c = i - r * (size_t)row;
         const size_t dst = ((size_t)slot[r] * cap + (size_t)pos[r]) * row + c;
@@ -206,12 +225,12 @@ __global__ void ew_sumsq_kernel(double *result, double *part, unsigned *done, co
 }
 
 // grid (ceil(N / 256), chunks): thread = column, rows of the chunk in order.
-__global__ void ew_colsum_part_kernel(double *part, const float *src, int T, int N) {
+template <typename A> __global__ void ew_colsum_part_kernel(double *part, const A *src, int T, int N) {
     const int col = blockIdx.x * blockDim.x + threadIdx.x, ch = blockIdx.y;
     if (col >= N) return;
     const int t0 = ch * RLC_COLSUM_ROWS, t1 = t0 + RLC_COLSUM_ROWS < T ? t0 + RLC_COLSUM_ROWS : T;
     double s = 0.0;
-    for (int t = t0; t < t1; t++) s += src[(size_t)t * N + col];
+    for (int t = t0; t < t1; t++) s += rlc_ld(src + (size_t)t * N + col);
     part[(size_t)ch * N + col] = s;
 }
 
@@ -223,16 +242,26 @@ __global__ void ew_partials_finish_kernel(float *dst, const double *part, int nc
     dst[col] += (float)s;
 }
 
-__global__ void ew_bias_rows_kernel(float *out, const float *bias, size_t T, int N) {
-    EW_FOR(i, T * N) out[i] = bias[i % N];
+template <typename A> __global__ void ew_bias_rows_kernel(A *out, const float *bias, size_t T, int N) {
+    EW_FOR(i, T * N) rlc_st(out + i, bias[i % N]);
 }
 
 // ---------------------------------------------------------------------------------------------------- host
 
-extern "C" int rlc_cuda_add(float *out, const float *a, const float *b, size_t n, void *stream) {
+extern "C" int rlc_cuda_add(float *out, const float *a, const void *b, int b_bf16, size_t n, void *stream) {
     if (n == 0) return 0;
-    RLC_LAUNCH(ew_add_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, a, b, n);
+    RLC_ACT_DISPATCH(b_bf16, A,
+                     RLC_LAUNCH(ew_add_kernel<A>, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, a,
+                                (const A *)b, n));
     return ew_launch_ok("rlc_cuda_add");
+}
+
+extern "C" int rlc_cuda_add_into(void *dst, int dst_bf16, const float *src, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_ACT_DISPATCH(dst_bf16, A,
+                     RLC_LAUNCH(ew_add_into_kernel<A>, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, (A *)dst,
+                                src, n));
+    return ew_launch_ok("rlc_cuda_add_into");
 }
 
 extern "C" int rlc_cuda_scale(float *x, float s, size_t n, void *stream) {
@@ -266,17 +295,21 @@ extern "C" int rlc_cuda_sumsq(double *result, const float *x, size_t n, void *wo
     return ew_launch_ok("rlc_cuda_sumsq");
 }
 
-extern "C" int rlc_cuda_swiglu_forward(float *out, const float *gate, const float *up, size_t n, void *stream) {
+extern "C" int rlc_cuda_swiglu_forward(void *out, const void *gate, const void *up, int bf16_act, size_t n,
+                                       void *stream) {
     if (n == 0) return 0;
-    RLC_LAUNCH(ew_swiglu_fwd_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, gate, up, n);
+    RLC_ACT_DISPATCH(bf16_act, A,
+                     RLC_LAUNCH(ew_swiglu_fwd_kernel<A>, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, (A *)out,
+                                (const A *)gate, (const A *)up, n));
     return ew_launch_ok("rlc_cuda_swiglu_forward");
 }
 
-extern "C" int rlc_cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
-                                        const float *up, size_t n, void *stream) {
+extern "C" int rlc_cuda_swiglu_backward(void *dgate, void *dup, const void *dout, const void *gate, const void *up,
+                                        int bf16_act, size_t n, void *stream) {
     if (n == 0) return 0;
-    RLC_LAUNCH(ew_swiglu_bwd_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, dgate, dup, dout, gate, up,
-               n);
+    RLC_ACT_DISPATCH(bf16_act, A,
+                     RLC_LAUNCH(ew_swiglu_bwd_kernel<A>, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream,
+                                (A *)dgate, (A *)dup, (const A *)dout, (const A *)gate, (const A *)up, n));
     return ew_launch_ok("rlc_cuda_swiglu_backward");
 }
 
@@ -340,21 +373,52 @@ extern "C" int rlc_cuda_bf16_to_f32(float *dst, const void *src, size_t rows, in
     return ew_launch_ok("rlc_cuda_bf16_to_f32");
 }
 
-extern "C" int rlc_cuda_f32_unpad(float *dst, const float *src, size_t rows, int cols, int ld_src, float scale,
-                                  void *stream) {
+extern "C" int rlc_cuda_f32_unpad(void *dst, int dst_bf16, const float *src, size_t rows, int cols, int ld_src,
+                                  float scale, void *stream) {
     if (cols > ld_src || cols < 0) {
         fprintf(stderr, "rlc_cuda_f32_unpad: %d columns from rows of %d\n", cols, ld_src);
         return -1;
     }
     if (rows == 0 || cols == 0) return 0;
-    RLC_LAUNCH(ew_f32_unpad_kernel, ew_blocks(rows * cols), EW_THREADS, 0, (cudaStream_t)stream, dst, src, rows, cols,
-               ld_src, scale);
+    RLC_ACT_DISPATCH(dst_bf16, A,
+                     RLC_LAUNCH((ew_unpad_kernel<A, float>), ew_blocks(rows * cols), EW_THREADS, 0,
+                                (cudaStream_t)stream, (A *)dst, src, rows, cols, ld_src, scale));
     return ew_launch_ok("rlc_cuda_f32_unpad");
 }
 
-extern "C" int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *src_slot, const int *len, int U,
-                                       int cap, int dst_cap, int max_len, int row_heads, int HD, int HDp,
-                                       void *stream) {
+extern "C" int rlc_cuda_bf16_unpad(void *dst, const void *src, size_t rows, int cols, int ld_src, void *stream) {
+    if (cols > ld_src || cols < 0) {
+        fprintf(stderr, "rlc_cuda_bf16_unpad: %d columns from rows of %d\n", cols, ld_src);
+        return -1;
+    }
+    if (rows == 0 || cols == 0) return 0;
+    RLC_LAUNCH((ew_unpad_kernel<bf16, bf16>), ew_blocks(rows * cols), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst,
+               (const bf16 *)src, rows, cols, ld_src, 1.0f);
+    return ew_launch_ok("rlc_cuda_bf16_unpad");
+}
+
+extern "C" int rlc_cuda_bf16_pad(void *dst, const void *src, size_t rows, int cols, int ld_dst, float scale,
+                                 void *stream) {
+    if (cols > ld_dst || cols < 0) {
+        fprintf(stderr, "rlc_cuda_bf16_pad: %d columns into rows of %d\n", cols, ld_dst);
+        return -1;
+    }
+    if (rows == 0 || ld_dst == 0) return 0;
+    RLC_LAUNCH(ew_bf16_pad_kernel, ew_blocks(rows * ld_dst), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst,
+               (const bf16 *)src, rows, cols, ld_dst, scale);
+    return ew_launch_ok("rlc_cuda_bf16_pad");
+}
+
+extern "C" int rlc_cuda_bf16_to_f32_flat(float *dst, const void *src, size_t n, void *stream) {
+    if (n == 0) return 0;
+    RLC_LAUNCH(ew_bf16_to_f32_flat_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, dst, (const bf16 *)src,
+               n);
+    return ew_launch_ok("rlc_cuda_bf16_to_f32_flat");
+}
+
+extern "C" int rlc_cuda_kv_gather_bf16(void *dst, const void *src, int src_bf16, const int *src_slot,
+                                       const int *len, int U, int cap, int dst_cap, int max_len, int row_heads,
+                                       int HD, int HDp, void *stream) {
     if (HD > HDp || max_len > dst_cap || U > 65535) {
         fprintf(stderr, "rlc_cuda_kv_gather_bf16: bad shape (U=%d HD=%d HDp=%d max_len=%d dst_cap=%d)\n", U, HD, HDp,
                 max_len, dst_cap);
@@ -364,12 +428,14 @@ extern "C" int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *s
     const size_t per_slot = (size_t)max_len * row_heads * HDp;
     unsigned bx = ew_blocks(per_slot);
     if (bx > 512) bx = 512; // U slots in grid y already
-    RLC_LAUNCH(ew_kv_gather_kernel, dim3(bx, (unsigned)U), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst, src,
-               src_slot, len, cap, dst_cap, max_len, row_heads, HD, HDp);
+    RLC_ACT_DISPATCH(src_bf16, A,
+                     RLC_LAUNCH(ew_kv_gather_kernel<A>, dim3(bx, (unsigned)U), EW_THREADS, 0, (cudaStream_t)stream,
+                                (bf16 *)dst, (const A *)src, src_slot, len, cap, dst_cap, max_len, row_heads, HD,
+                                HDp));
     return ew_launch_ok("rlc_cuda_kv_gather_bf16");
 }
 
-extern "C" int rlc_cuda_kv_append(float *k_cache, float *v_cache, const float *k_new, const float *v_new,
+extern "C" int rlc_cuda_kv_append(void *k_cache, void *v_cache, const void *k_new, const void *v_new, int bf16_act,
                                   const int *slot, const int *pos, int n, int cap, int NKV, int HD, void *stream) {
     if (n < 0 || cap < 1 || NKV < 1 || HD < 1) {
         fprintf(stderr, "rlc_cuda_kv_append: bad shape (n=%d cap=%d NKV=%d HD=%d)\n", n, cap, NKV, HD);
@@ -377,15 +443,18 @@ extern "C" int rlc_cuda_kv_append(float *k_cache, float *v_cache, const float *k
     }
     if (n == 0) return 0;
     const size_t total = (size_t)n * NKV * HD;
-    RLC_LAUNCH(ew_kv_append_kernel, ew_blocks(total), EW_THREADS, 0, (cudaStream_t)stream, k_cache, v_cache, k_new,
-               v_new, slot, pos, total, cap, NKV * HD);
+    RLC_ACT_DISPATCH(bf16_act, A,
+                     RLC_LAUNCH(ew_kv_append_kernel<A>, ew_blocks(total), EW_THREADS, 0, (cudaStream_t)stream,
+                                (A *)k_cache, (A *)v_cache, (const A *)k_new, (const A *)v_new, slot, pos, total, cap,
+                                NKV * HD));
     return ew_launch_ok("rlc_cuda_kv_append");
 }
 
 extern "C" int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream) {
     if (T <= 0 || N <= 0) return 0;
     const size_t n = (size_t)T * N;
-    RLC_LAUNCH(ew_bias_rows_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, bias, (size_t)T, N);
+    RLC_LAUNCH(ew_bias_rows_kernel<float>, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, bias, (size_t)T,
+               N);
     return ew_launch_ok("rlc_cuda_bias_rows");
 }
 
@@ -396,7 +465,8 @@ extern "C" size_t rlc_cuda_colsum_workspace_bytes(int T, int N) {
     return (size_t)(nch > 0 ? nch : 1) * (N > 0 ? N : 1) * sizeof(double);
 }
 
-extern "C" int rlc_cuda_colsum_add(float *dst, const float *src, int T, int N, void *workspace, void *stream) {
+extern "C" int rlc_cuda_colsum_add(float *dst, const void *src, int src_bf16, int T, int N, void *workspace,
+                                   void *stream) {
     const int nch = ew_colsum_chunks(T);
     if (T <= 0 || N <= 0) return 0;
     if (nch > 65535) {
@@ -404,8 +474,9 @@ extern "C" int rlc_cuda_colsum_add(float *dst, const float *src, int T, int N, v
         return -1;
     }
     double *part = (double *)workspace;
-    RLC_LAUNCH(ew_colsum_part_kernel, dim3((N + EW_THREADS - 1) / EW_THREADS, nch), EW_THREADS, 0,
-               (cudaStream_t)stream, part, src, T, N);
+    RLC_ACT_DISPATCH(src_bf16, A,
+                     RLC_LAUNCH(ew_colsum_part_kernel<A>, dim3((N + EW_THREADS - 1) / EW_THREADS, nch), EW_THREADS, 0,
+                                (cudaStream_t)stream, part, (const A *)src, T, N));
     if (ew_launch_ok("rlc_cuda_colsum_add")) return -1;
     return rlc_cuda_partials_finish(dst, part, nch, N, stream);
 }

@@ -19,8 +19,10 @@
 extern "C" {
 #endif
 
-// out (n) = a + b (out may alias a or b).
-int rlc_cuda_add(float *out, const float *a, const float *b, size_t n, void *stream);
+// out (n) = a + b (out may alias a or b); b is fp32, or bf16 when b_bf16 (an activation added to the residual).
+int rlc_cuda_add(float *out, const float *a, const void *b, int b_bf16, size_t n, void *stream);
+// dst (n) += src (n) fp32; dst fp32, or bf16 when dst_bf16 (the sum rounded once).
+int rlc_cuda_add_into(void *dst, int dst_bf16, const float *src, size_t n, void *stream);
 // x (n) *= s.
 int rlc_cuda_scale(float *x, float s, size_t n, void *stream);
 
@@ -31,9 +33,10 @@ int rlc_cuda_scale(float *x, float s, size_t n, void *stream);
 size_t rlc_cuda_sumsq_workspace_bytes(size_t n);
 int rlc_cuda_sumsq(double *result, const float *x, size_t n, void *workspace, void *stream);
 
-// out (n) = silu(gate) * up; backward: dgate, dup (n) overwritten from dout.
-int rlc_cuda_swiglu_forward(float *out, const float *gate, const float *up, size_t n, void *stream);
-int rlc_cuda_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+// out (n) = silu(gate) * up; backward: dgate, dup (n) overwritten from dout. Every tensor fp32, or bf16 when
+// bf16_act (math in fp32, results rounded once).
+int rlc_cuda_swiglu_forward(void *out, const void *gate, const void *up, int bf16_act, size_t n, void *stream);
+int rlc_cuda_swiglu_backward(void *dgate, void *dup, const void *dout, const void *gate, const void *up, int bf16_act,
                              size_t n, void *stream);
 
 // AdamW on p, m, v (n) with gradient g * grad_scale, step t >= 1 (formula: include/rlc/ops.h adamw_update).
@@ -61,30 +64,40 @@ int rlc_cuda_f32_to_bf16_flat(void *dst, const float *src, size_t n, void *strea
 int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale, void *stream);
 // dst (rows, cols) fp32 = scale * src (rows, ld_src) bf16, dropping columns cols..ld_src-1.
 int rlc_cuda_bf16_to_f32(float *dst, const void *src, size_t rows, int cols, int ld_src, float scale, void *stream);
-// dst (rows, cols) fp32 = scale * src (rows, ld_src) fp32, dropping columns cols..ld_src-1.
-int rlc_cuda_f32_unpad(float *dst, const float *src, size_t rows, int cols, int ld_src, float scale, void *stream);
+// dst (rows, cols) = scale * src (rows, ld_src) fp32, dropping columns cols..ld_src-1; dst fp32, or bf16 when
+// dst_bf16.
+int rlc_cuda_f32_unpad(void *dst, int dst_bf16, const float *src, size_t rows, int cols, int ld_src, float scale,
+                       void *stream);
+// dst (rows, cols) bf16 = src (rows, ld_src) bf16, dropping columns cols..ld_src-1.
+int rlc_cuda_bf16_unpad(void *dst, const void *src, size_t rows, int cols, int ld_src, void *stream);
+// dst (rows, ld_dst) bf16 = round(scale * src (rows, cols) bf16), columns cols..ld_dst-1 set to zero.
+int rlc_cuda_bf16_pad(void *dst, const void *src, size_t rows, int cols, int ld_dst, float scale, void *stream);
+// dst (n) fp32 = src (n) bf16 (exact).
+int rlc_cuda_bf16_to_f32_flat(float *dst, const void *src, size_t n, void *stream);
 // KV-cache gather for the attention adapter: for u < U, rows 0..len[u]-1 of slot src_slot[u] of src
-// (n_slots, cap, row_heads, HD) fp32 go to rows 0..len[u]-1 of slot u of dst (U, dst_cap, row_heads, HDp) bf16,
+// (n_slots, cap, row_heads, HD) (fp32, or bf16 when src_bf16) go to rows 0..len[u]-1 of slot u of dst
+// (U, dst_cap, row_heads, HDp) bf16,
 // each head zero-padded from HD to HDp columns. src_slot and len (U) are device ints; rows past len[u] of dst
 // are not written. max_len >= every len[u] bounds the grid.
-int rlc_cuda_kv_gather_bf16(void *dst, const float *src, const int *src_slot, const int *len, int U, int cap,
-                            int dst_cap, int max_len, int row_heads, int HD, int HDp, void *stream);
+int rlc_cuda_kv_gather_bf16(void *dst, const void *src, int src_bf16, const int *src_slot, const int *len, int U,
+                            int cap, int dst_cap, int max_len, int row_heads, int HD, int HDp, void *stream);
 
 // KV-cache append (op table kv_append; CPU twin in kernels/cpu/attention_cpu.c): row i of k_new, v_new
-// (n, NKV, HD) fp32 goes to position pos[i] of slot slot[i] of k_cache, v_cache (n_slots, cap, NKV, HD). slot,
+// (n, NKV, HD) goes to position pos[i] of slot slot[i] of k_cache, v_cache (n_slots, cap, NKV, HD), all fp32 or
+// all bf16 (bf16_act). slot,
 // pos (n) are device ints, 0 <= pos[i] < cap (not checked here: the caller checks its host copy). One launch for
 // both caches.
-int rlc_cuda_kv_append(float *k_cache, float *v_cache, const float *k_new, const float *v_new, const int *slot,
-                       const int *pos, int n, int cap, int NKV, int HD, void *stream);
+int rlc_cuda_kv_append(void *k_cache, void *v_cache, const void *k_new, const void *v_new, int bf16_act,
+                       const int *slot, const int *pos, int n, int cap, int NKV, int HD, void *stream);
 
 // out (T, N) = bias (N) on every row.
 int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream);
 
-// dst (N) += sum over rows of src (T, N): chunks of RLC_COLSUM_ROWS rows summed in double (rows in order), then
+// dst (N) += sum over rows of src (T, N) (fp32, or bf16 when src_bf16): chunks of RLC_COLSUM_ROWS rows summed in double (rows in order), then
 // the chunk partials in chunk order (the CPU twin's partition).
 #define RLC_COLSUM_ROWS 256
 size_t rlc_cuda_colsum_workspace_bytes(int T, int N);
-int rlc_cuda_colsum_add(float *dst, const float *src, int T, int N, void *workspace, void *stream);
+int rlc_cuda_colsum_add(float *dst, const void *src, int src_bf16, int T, int N, void *workspace, void *stream);
 // dst (N) += (float) sum over c < nch of part (nch, N) doubles, in chunk order (the second pass of a column sum;
 // also used by the RMSNorm weight gradient).
 int rlc_cuda_partials_finish(float *dst, const double *part, int nch, int N, void *stream);

@@ -1,26 +1,32 @@
 // kernels/cuda/ops_cuda.cu: the CUDA backend's op table (rlc_ops_cuda; interface: ops_cuda.h, shapes and
-// semantics: include/rlc/ops.h). Owns the backend state (cuBLAS handle, stream, growable workspace), device
-// memory management with checked and counted allocation (in use, peak, the optional cap), the matmuls (rlc_blas.h) and the adapters that run the bf16
-// attention and log-prob kernels on the table's fp32 tensors. The kernels themselves live by family in
-// elementwise.cu (also the KV-cache append), embedding.cu, rmsnorm.cu, rope.cu, attention.cu, logprob.cu and
-// sample.cu (token sampling: only the keys go up and the tokens, log-probs and entropies come down).
+// semantics: include/rlc/ops.h). Owns the backend state (cuBLAS handle, stream, growable workspace, precision
+// mode), device memory management with checked and counted allocation (in use, peak, the optional cap), the
+// matmuls (rlc_blas.h) and the adapters that run the bf16 attention and log-prob kernels on the table's
+// activations. The kernels themselves live by family in elementwise.cu (also the KV-cache append), embedding.cu,
+// rmsnorm.cu, rope.cu, attention.cu, logprob.cu and sample.cu (token sampling: only the keys go up and the tokens,
+// log-probs and entropies come down).
 //
-// Attention adapter: q, k, v (and out, dout in the backward) are rounded to bf16 into the workspace with the
-// head dim zero-padded to HDp = 64 or 128 (attention.cu's head dims). Zero columns change no dot product, but the
-// kernels scale scores by 1/sqrt(HDp), so q is multiplied by s = sqrt(HDp / HD) before rounding: scores, lse
-// and out are those of head dim HD. In the backward the kernel's dq is the gradient with respect to s q, so
-// dq = s dq_kernel; dk = dS^T (s q) / sqrt(HDp) = dS^T q / sqrt(HD) needs no correction. Decode reads the fp32
-// KV cache through the slot and kv_len arrays: they are downloaded (a synchronisation), each distinct slot's
-// rows 0..max kv_len-1 are gathered into a compact bf16 cache (distinct slots, max kv_len, NKV, HDp) and the
-// decode kernel runs on it with the rows remapped to the compact slots. So the conversion touches only the
-// cache rows that are read, once per slot even when several rows (a prompt's prefill) share a slot.
+// Precision modes (ops_cuda.h): in mixed precision (the default) activations are bf16 and every kernel reads and
+// writes them as they are; the fp32 modes keep fp32 activations and convert at the bf16 kernels' doors.
+//
+// Attention adapter: the kernels take bf16 q, k, v (and out, dout in the backward) with head dims 64 or 128 (HDp).
+// Activations that are bf16 with HD = HDp are passed as they are; others are rounded to bf16 (or copied) into
+// the workspace with the head dim zero-padded to HDp. Zero columns change no dot product, but the kernels scale
+// scores by 1/sqrt(HDp), so q is multiplied by s = sqrt(HDp / HD) before rounding: scores, lse and out are those
+// of head dim HD. In the backward the kernel's dq is the gradient with respect to s q, so dq = s dq_kernel;
+// dk = dS^T (s q) / sqrt(HDp) = dS^T q / sqrt(HD) needs no correction. Decode of a bf16 cache with HD = HDp runs
+// on the cache itself through the rows' slot and kv_len arrays (no copy, no synchronisation). Otherwise the
+// arrays are downloaded (a synchronisation), each distinct slot's rows 0..max kv_len-1 are gathered into a
+// compact bf16 cache (distinct slots, max kv_len, NKV, HDp) and the decode kernel runs on it with the rows
+// remapped to the compact slots: the conversion touches only the cache rows that are read, once per slot even
+// when several rows (a prompt's prefill) share a slot.
 //
 // bf16 working weights: register_params gives the backend the model's flat fp32 parameter buffer (the master
 // copy); it allocates a bf16 copy of the whole buffer (2 bytes per parameter, counted in mem_info) and keeps it
 // equal to round-to-nearest-even of the master: every table entry that writes into a registered range (upload,
 // copy, zero, add, scale, adamw_update) converts the written range afterwards, adamw_multi writes both copies in
 // one pass, params_written covers writes outside the table (NCCL), free unregisters. A weight operand that lies
-// inside a registered buffer is read from the copy at the same offset: the bf16 matmuls (RLC_CUDA_MATMUL=bf16)
+// inside a registered buffer is read from the copy at the same offset: the bf16 matmuls (any mode but fp32)
 // and the fused log-prob (always bf16) then convert only their activations. The results are bit for bit those of
 // converting the weight on every call, since both round the same fp32 values to nearest even.
 #include "ops_cuda.h"
@@ -55,7 +61,7 @@ struct OpsCuda {
     rlc_blas *blas;
     char *ws;        // workspace (device), ws_bytes long
     size_t ws_bytes;
-    int matmul;      // RLC_CUDA_MATMUL_*
+    int prec;        // RLC_CUDA_FP32 / _BF16_GEMM / _MIXED (ops_cuda.h)
     std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload, sampling's results
     // memory accounting: every block this backend holds (alloc, try_alloc, the workspace) with its size
     std::unordered_map<void *, size_t> blocks;
@@ -304,8 +310,20 @@ struct OcCarve {
 
 // ---------------------------------------------------------------------------------------------- elementwise
 
-static void oc_add(rlc_f *out, const rlc_f *a, const rlc_f *b, size_t n) {
-    oc_ok(rlc_cuda_add(out, a, b, n, oc.stream), "add");
+// Mixed precision: activations are bf16 (rlc_act of ops.h).
+static int oc_a16(void) { return oc.prec == RLC_CUDA_MIXED; }
+
+static void oc_act_from_f(rlc_act *dst, const rlc_f *src, size_t n) {
+    if (oc_a16()) oc_ok(rlc_cuda_f32_to_bf16_flat(dst, src, n, oc.stream), "act_from_f");
+    else oc_copy(dst, src, n * sizeof(float));
+}
+static void oc_act_to_f(rlc_f *dst, const rlc_act *src, size_t n) {
+    if (oc_a16()) oc_ok(rlc_cuda_bf16_to_f32_flat(dst, src, n, oc.stream), "act_to_f");
+    else oc_copy(dst, src, n * sizeof(float));
+}
+
+static void oc_add(rlc_f *out, const rlc_f *a, const rlc_act *b, size_t n) {
+    oc_ok(rlc_cuda_add(out, a, b, oc_a16(), n, oc.stream), "add");
     oc_params_sync(out, n * sizeof(float));
 }
 static void oc_scale(rlc_f *x, rlc_f s, size_t n) {
@@ -323,12 +341,12 @@ static double oc_sumsq(const rlc_f *x, size_t n) {
     return r;
 }
 
-static void oc_swiglu_forward(rlc_f *out, const rlc_f *gate, const rlc_f *up, size_t n) {
-    oc_ok(rlc_cuda_swiglu_forward(out, gate, up, n, oc.stream), "swiglu_forward");
+static void oc_swiglu_forward(rlc_act *out, const rlc_act *gate, const rlc_act *up, size_t n) {
+    oc_ok(rlc_cuda_swiglu_forward(out, gate, up, oc_a16(), n, oc.stream), "swiglu_forward");
 }
-static void oc_swiglu_backward(rlc_f *dgate, rlc_f *dup, const rlc_f *dout, const rlc_f *gate, const rlc_f *up,
-                               size_t n) {
-    oc_ok(rlc_cuda_swiglu_backward(dgate, dup, dout, gate, up, n, oc.stream), "swiglu_backward");
+static void oc_swiglu_backward(rlc_act *dgate, rlc_act *dup, const rlc_act *dout, const rlc_act *gate,
+                               const rlc_act *up, size_t n) {
+    oc_ok(rlc_cuda_swiglu_backward(dgate, dup, dout, gate, up, oc_a16(), n, oc.stream), "swiglu_backward");
 }
 
 static void oc_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_t n, float lr, float b1, float b2,
@@ -392,92 +410,130 @@ static void oc_blas(int rc, const char *op) {
     if (rc != 0) oc_fatal("%s: GEMM failed (see the message above)", op);
 }
 
-// bf16 copy of an fp32 (rows, cols) matrix into the carve.
-static void *oc_to_bf16(OcCarve &cv, const float *src, size_t rows, int cols, const char *op) {
+// The bf16 form of a GEMM operand x (rows, cols): x itself when it is a bf16 activation (mixed precision), the
+// bf16 working copy when it lies in a registered weight buffer, else a copy converted into the carve. The carve
+// is walked twice (sizes with a NULL base, then the pointers): the conversion runs on the second walk only.
+static const void *oc_gemm_operand(OcCarve &cv, const void *x, bool is_act, size_t rows, int cols, const char *op) {
+    if (is_act && oc_a16()) return x;
+    if (!is_act) {
+        const void *wb = oc_params_bf16((const float *)x, rows * (size_t)cols);
+        if (wb) return wb;
+    }
     void *d = cv.take(rows * cols * 2);
-    oc_ok(rlc_cuda_f32_to_bf16(d, src, rows, cols, cols, 1.0f, oc.stream), op);
+    if (d) oc_ok(rlc_cuda_f32_to_bf16(d, (const float *)x, rows, cols, cols, 1.0f, oc.stream), op);
     return d;
 }
 
-static void oc_matmul_forward(rlc_f *out, const rlc_f *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
-                              int OC) {
+// out (T,OC) = inp (T,C) @ w (OC,C)^T + bias: out an activation (out_act: bf16 in mixed precision) or fp32.
+static void oc_gemm_forward(void *out, bool out_act, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T,
+                            int C, int OC, const char *op) {
     if (T <= 0 || OC <= 0) return;
-    float beta = 0.0f;
-    if (bias) {
-        oc_ok(rlc_cuda_bias_rows(out, bias, T, OC, oc.stream), "matmul_forward (bias)");
-        beta = 1.0f;
-    }
-    if (C <= 0) { // no products: out = bias or 0
-        if (!bias) oc_zero(out, (size_t)T * OC * sizeof(float));
+    const bool out16 = out_act && oc_a16();
+    const size_t n_out = (size_t)T * OC;
+    if (oc.prec == RLC_CUDA_FP32) {
+        float beta = 0.0f;
+        if (bias) {
+            oc_ok(rlc_cuda_bias_rows((float *)out, bias, T, OC, oc.stream), op);
+            beta = 1.0f;
+        }
+        if (C <= 0) {
+            if (!bias) oc_zero(out, n_out * sizeof(float));
+            return;
+        }
+        oc_blas(rlc_blas_sgemm(oc.blas, 0, 1, T, OC, C, 1.0f, (const float *)inp, C, w, C, beta, (float *)out, OC),
+                op);
         return;
     }
-    if (oc.matmul == RLC_CUDA_MATMUL_BF16) {
-        const void *wb = oc_params_bf16(w, (size_t)OC * C); // the bf16 working weights, or convert w here
-        OcCarve sz = {NULL, 0};
-        sz.take((size_t)T * C * 2);
-        if (!wb) sz.take((size_t)OC * C * 2);
-        OcCarve cv = {oc_workspace(sz.off), 0};
-        void *a = oc_to_bf16(cv, inp, (size_t)T, C, "matmul_forward (to bf16)");
-        const void *b = wb ? wb : oc_to_bf16(cv, w, (size_t)OC, C, "matmul_forward (to bf16)");
-        oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, beta, out, OC, 0), "matmul_forward");
-        return;
+    // bf16 GEMMs. A bf16 output with a bias goes through an fp32 scratch (bias, then the products, then one
+    // rounding), so that the bias is not rounded separately.
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        const void *a = C > 0 ? oc_gemm_operand(cv, inp, true, (size_t)T, C, op) : NULL;
+        const void *b = C > 0 ? oc_gemm_operand(cv, w, false, (size_t)OC, C, op) : NULL;
+        float *acc = out16 && bias ? (float *)cv.take(n_out * sizeof(float)) : out16 ? NULL : (float *)out;
+        if (!pass) continue;
+        if (!bias && C <= 0) {
+            oc_zero(out, n_out * (out16 ? 2 : sizeof(float)));
+            return;
+        }
+        if (bias) oc_ok(rlc_cuda_bias_rows(acc, bias, T, OC, oc.stream), op);
+        if (C > 0) {
+            if (acc)
+                oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias ? 1.0f : 0.0f, acc, OC, 0),
+                        op);
+            else oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, 0.0f, out, OC, 1), op);
+        }
+        if (out16 && acc) oc_ok(rlc_cuda_f32_to_bf16_flat(out, acc, n_out, oc.stream), op);
     }
-    oc_blas(rlc_blas_sgemm(oc.blas, 0, 1, T, OC, C, 1.0f, inp, C, w, C, beta, out, OC), "matmul_forward");
 }
 
-static void oc_matmul_backward(rlc_f *dinp, rlc_f *dw, rlc_f *dbias, const rlc_f *dout, const rlc_f *inp,
+static void oc_matmul_forward(rlc_act *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                              int OC) {
+    oc_gemm_forward(out, true, inp, w, bias, T, C, OC, "matmul_forward");
+}
+
+static void oc_logits_forward(rlc_f *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                              int OC) {
+    oc_gemm_forward(out, false, inp, w, bias, T, C, OC, "logits_forward");
+}
+
+static void oc_matmul_backward(rlc_act *dinp, rlc_f *dw, rlc_f *dbias, const rlc_act *dout, const rlc_act *inp,
                                const rlc_f *w, int T, int C, int OC) {
+    const char *op = "matmul_backward";
     if (T <= 0 || OC <= 0) return; // no tokens or no outputs: nothing to add
     if (dbias) {
         char *ws = oc_workspace(rlc_cuda_colsum_workspace_bytes(T, OC));
-        oc_ok(rlc_cuda_colsum_add(dbias, dout, T, OC, ws, oc.stream), "matmul_backward (dbias)");
+        oc_ok(rlc_cuda_colsum_add(dbias, dout, oc_a16(), T, OC, ws, oc.stream), "matmul_backward (dbias)");
     }
     if (C <= 0 || (!dinp && !dw)) return;
-    if (oc.matmul == RLC_CUDA_MATMUL_BF16) {
-        const void *wsh = dinp ? oc_params_bf16(w, (size_t)OC * C) : NULL; // bf16 working weights
-        OcCarve sz = {NULL, 0};
-        sz.take((size_t)T * OC * 2);
-        if (dinp && !wsh) sz.take((size_t)OC * C * 2);
-        if (dw) sz.take((size_t)T * C * 2);
-        OcCarve cv = {oc_workspace(sz.off), 0};
-        void *g = oc_to_bf16(cv, dout, (size_t)T, OC, "matmul_backward (to bf16)");
-        if (dinp) {
-            const void *wb = wsh ? wsh : oc_to_bf16(cv, w, (size_t)OC, C, "matmul_backward (to bf16)");
-            oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 0, T, C, OC, 1.0f, g, OC, wb, C, 1.0f, dinp, C, 0),
+    if (oc.prec == RLC_CUDA_FP32) {
+        // dinp (T,C) += dout (T,OC) @ w (OC,C);  dw (OC,C) += dout^T (OC,T) @ inp (T,C)
+        const float *g = (const float *)dout;
+        if (dinp)
+            oc_blas(rlc_blas_sgemm(oc.blas, 0, 0, T, C, OC, 1.0f, g, OC, w, C, 1.0f, (float *)dinp, C),
                     "matmul_backward (dinp)");
-        }
-        if (dw) {
-            void *xb = oc_to_bf16(cv, inp, (size_t)T, C, "matmul_backward (to bf16)");
-            oc_blas(rlc_blas_gemm_bf16(oc.blas, 1, 0, OC, C, T, 1.0f, g, OC, xb, C, 1.0f, dw, C, 0),
+        if (dw)
+            oc_blas(rlc_blas_sgemm(oc.blas, 1, 0, OC, C, T, 1.0f, g, OC, (const float *)inp, C, 1.0f, dw, C),
                     "matmul_backward (dw)");
-        }
         return;
     }
-    // dinp (T,C) += dout (T,OC) @ w (OC,C);  dw (OC,C) += dout^T (OC,T) @ inp (T,C)
-    if (dinp)
-        oc_blas(rlc_blas_sgemm(oc.blas, 0, 0, T, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C), "matmul_backward (dinp)");
-    if (dw) oc_blas(rlc_blas_sgemm(oc.blas, 1, 0, OC, C, T, 1.0f, dout, OC, inp, C, 1.0f, dw, C), "matmul_backward (dw)");
+    OcCarve cv = {NULL, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
+        const void *g = oc_gemm_operand(cv, dout, true, (size_t)T, OC, op);
+        const void *wb = dinp ? oc_gemm_operand(cv, w, false, (size_t)OC, C, op) : NULL;
+        const void *xb = dw ? oc_gemm_operand(cv, inp, true, (size_t)T, C, op) : NULL;
+        if (!pass) continue;
+        if (dinp)
+            oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 0, T, C, OC, 1.0f, g, OC, wb, C, 1.0f, dinp, C, oc_a16()),
+                    "matmul_backward (dinp)");
+        if (dw)
+            oc_blas(rlc_blas_gemm_bf16(oc.blas, 1, 0, OC, C, T, 1.0f, g, OC, xb, C, 1.0f, dw, C, 0),
+                    "matmul_backward (dw)");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------- RMSNorm, RoPE
 
-static void oc_rmsnorm_forward(rlc_f *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
+static void oc_rmsnorm_forward(rlc_act *out, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
                                int C) {
-    oc_ok(rlc_cuda_rmsnorm_forward(out, rstd, inp, weight, eps, T, C, oc.stream), "rmsnorm_forward");
+    oc_ok(rlc_cuda_rmsnorm_forward(out, oc_a16(), rstd, inp, weight, eps, T, C, oc.stream), "rmsnorm_forward");
 }
 
-static void oc_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_f *dout, const rlc_f *inp,
+static void oc_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_act *dout, const rlc_f *inp,
                                 const rlc_f *weight, const rlc_f *rstd, int T, int C) {
     if (T <= 0 || C <= 0) return;
     char *ws = oc_workspace(rlc_cuda_rmsnorm_backward_workspace_bytes(T, C));
-    oc_ok(rlc_cuda_rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, T, C, ws, oc.stream), "rmsnorm_backward");
+    oc_ok(rlc_cuda_rmsnorm_backward(dinp, dweight, dout, oc_a16(), inp, weight, rstd, T, C, ws, oc.stream),
+          "rmsnorm_backward");
 }
 
-static void oc_rope_forward(rlc_f *x, const int *pos, int T, int H, int HD, float theta) {
-    oc_ok(rlc_cuda_rope(x, pos, T, H, HD, theta, 1, oc.stream), "rope_forward");
+static void oc_rope_forward(rlc_act *x, const int *pos, int T, int H, int HD, float theta) {
+    oc_ok(rlc_cuda_rope(x, oc_a16(), pos, T, H, HD, theta, 1, oc.stream), "rope_forward");
 }
-static void oc_rope_backward(rlc_f *dx, const int *pos, int T, int H, int HD, float theta) {
-    oc_ok(rlc_cuda_rope(dx, pos, T, H, HD, theta, -1, oc.stream), "rope_backward");
+static void oc_rope_backward(rlc_act *dx, const int *pos, int T, int H, int HD, float theta) {
+    oc_ok(rlc_cuda_rope(dx, oc_a16(), pos, T, H, HD, theta, -1, oc.stream), "rope_backward");
 }
 
 // ---------------------------------------------------------------------------------------------- attention
@@ -490,7 +546,32 @@ static int oc_att_hdp(const char *op, int NH, int NKV, int HD) {
 }
 static float oc_att_qscale(int HD, int HDp) { return (float)sqrt((double)HDp / (double)HD); }
 
-static void oc_attention_forward(rlc_f *out, rlc_f *lse, const rlc_f *q, const rlc_f *k, const rlc_f *v,
+// The attention kernels' bf16 (rows, HDp) form of an activation x (rows, HD) times scale: x itself when it is
+// bf16 already (mixed precision) and needs neither padding nor scaling, else a copy converted into the carve (on
+// the carve's second walk).
+static const void *oc_att_in(OcCarve &cv, const void *x, size_t rows, int HD, int HDp, float scale, const char *op) {
+    if (oc_a16() && HD == HDp && scale == 1.0f) return x;
+    void *d = cv.take(rows * HDp * 2);
+    if (d) {
+        if (oc_a16()) oc_ok(rlc_cuda_bf16_pad(d, x, rows, HD, HDp, scale, oc.stream), op);
+        else oc_ok(rlc_cuda_f32_to_bf16(d, (const float *)x, rows, HD, HDp, scale, oc.stream), op);
+    }
+    return d;
+}
+
+// Where a kernel writes a bf16 (rows, HDp) result bound for the activation y (rows, HD): y itself when it is bf16
+// with HD == HDp, else a carve buffer that oc_att_out_finish copies into y.
+static void *oc_att_out(OcCarve &cv, void *y, size_t rows, int HD, int HDp) {
+    if (oc_a16() && HD == HDp) return y;
+    return cv.take(rows * HDp * 2);
+}
+static void oc_att_out_finish(void *y, const void *kb, size_t rows, int HD, int HDp, const char *op) {
+    if (kb == y) return;
+    if (oc_a16()) oc_ok(rlc_cuda_bf16_unpad(y, kb, rows, HD, HDp, oc.stream), op);
+    else oc_ok(rlc_cuda_bf16_to_f32((float *)y, kb, rows, HD, HDp, 1.0f, oc.stream), op);
+}
+
+static void oc_attention_forward(rlc_act *out, rlc_f *lse, const rlc_act *q, const rlc_act *k, const rlc_act *v,
                                  const int *cu_seqlens, int B, int T, int NH, int NKV, int HD) {
     const char *op = "attention_forward";
     const int HDp = oc_att_hdp(op, NH, NKV, HD);
@@ -499,59 +580,63 @@ static void oc_attention_forward(rlc_f *out, rlc_f *lse, const rlc_f *q, const r
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
-        void *qb = cv.take(nq * HDp * 2), *kb = cv.take(nk * HDp * 2), *vb = cv.take(nk * HDp * 2);
-        void *ob = cv.take(nq * HDp * 2);
+        const void *qb = oc_att_in(cv, q, nq, HD, HDp, oc_att_qscale(HD, HDp), op);
+        const void *kb = oc_att_in(cv, k, nk, HD, HDp, 1.0f, op), *vb = oc_att_in(cv, v, nk, HD, HDp, 1.0f, op);
+        void *ob = oc_att_out(cv, out, nq, HD, HDp);
         if (!pass) continue;
-        oc_ok(rlc_cuda_f32_to_bf16(qb, q, nq, HD, HDp, oc_att_qscale(HD, HDp), oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(kb, k, nk, HD, HDp, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(vb, v, nk, HD, HDp, 1.0f, oc.stream), op);
         oc_ok(rlc_cuda_attention_forward(ob, lse, qb, kb, vb, cu_seqlens, B, T, NH, NKV, HDp, oc.stream), op);
-        oc_ok(rlc_cuda_bf16_to_f32(out, ob, nq, HD, HDp, 1.0f, oc.stream), op);
+        oc_att_out_finish(out, ob, nq, HD, HDp, op);
     }
 }
 
-static void oc_attention_backward(rlc_f *dq, rlc_f *dk, rlc_f *dv, const rlc_f *dout, const rlc_f *q,
-                                  const rlc_f *k, const rlc_f *v, const rlc_f *out, const rlc_f *lse,
+static void oc_attention_backward(rlc_act *dq, rlc_act *dk, rlc_act *dv, const rlc_act *dout, const rlc_act *q,
+                                  const rlc_act *k, const rlc_act *v, const rlc_act *out, const rlc_f *lse,
                                   const int *cu_seqlens, int B, int T, int NH, int NKV, int HD) {
     const char *op = "attention_backward";
     const int HDp = oc_att_hdp(op, NH, NKV, HD);
     if (T <= 0) return;
     const size_t nq = (size_t)T * NH, nk = (size_t)T * NKV;
-    const bool padded = HDp != HD;
+    // the kernel writes fp32 gradients with HDp columns: straight into fp32 outputs of width HDp, else through a
+    // scratch that is unpadded (and rounded to bf16 in mixed precision)
+    const bool direct = !oc_a16() && HDp == HD;
     const size_t att_ws = rlc_cuda_attention_backward_workspace_bytes(T, NH);
+    const float s = oc_att_qscale(HD, HDp);
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
-        void *qb = cv.take(nq * HDp * 2), *kb = cv.take(nk * HDp * 2), *vb = cv.take(nk * HDp * 2);
-        void *ob = cv.take(nq * HDp * 2), *gb = cv.take(nq * HDp * 2);
+        const void *qb = oc_att_in(cv, q, nq, HD, HDp, s, op);
+        const void *kb = oc_att_in(cv, k, nk, HD, HDp, 1.0f, op), *vb = oc_att_in(cv, v, nk, HD, HDp, 1.0f, op);
+        const void *ob = oc_att_in(cv, out, nq, HD, HDp, 1.0f, op), *gb = oc_att_in(cv, dout, nq, HD, HDp, 1.0f, op);
         void *aws = cv.take(att_ws);
-        // padded head dims: fp32 gradients with HDp columns first, unpadded after
-        float *dqp = padded ? (float *)cv.take(nq * HDp * 4) : dq;
-        float *dkp = padded ? (float *)cv.take(nk * HDp * 4) : dk;
-        float *dvp = padded ? (float *)cv.take(nk * HDp * 4) : dv;
+        float *dqp = direct ? (float *)dq : (float *)cv.take(nq * HDp * 4);
+        float *dkp = direct ? (float *)dk : (float *)cv.take(nk * HDp * 4);
+        float *dvp = direct ? (float *)dv : (float *)cv.take(nk * HDp * 4);
         if (!pass) continue;
-        const float s = oc_att_qscale(HD, HDp);
-        oc_ok(rlc_cuda_f32_to_bf16(qb, q, nq, HD, HDp, s, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(kb, k, nk, HD, HDp, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(vb, v, nk, HD, HDp, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(ob, out, nq, HD, HDp, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(gb, dout, nq, HD, HDp, 1.0f, oc.stream), op);
         oc_ok(rlc_cuda_attention_backward(dqp, dkp, dvp, gb, qb, kb, vb, ob, lse, cu_seqlens, B, T, NH, NKV, HDp, aws,
                                           att_ws, oc.stream),
               op);
-        if (padded) {
-            oc_ok(rlc_cuda_f32_unpad(dq, dqp, nq, HD, HDp, s, oc.stream), op); // d/dq = s d/d(s q)
-            oc_ok(rlc_cuda_f32_unpad(dk, dkp, nk, HD, HDp, 1.0f, oc.stream), op);
-            oc_ok(rlc_cuda_f32_unpad(dv, dvp, nk, HD, HDp, 1.0f, oc.stream), op);
+        if (!direct) {
+            oc_ok(rlc_cuda_f32_unpad(dq, oc_a16(), dqp, nq, HD, HDp, s, oc.stream), op); // d/dq = s d/d(s q)
+            oc_ok(rlc_cuda_f32_unpad(dk, oc_a16(), dkp, nk, HD, HDp, 1.0f, oc.stream), op);
+            oc_ok(rlc_cuda_f32_unpad(dv, oc_a16(), dvp, nk, HD, HDp, 1.0f, oc.stream), op);
         }
     }
 }
 
-static void oc_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache, const rlc_f *v_cache,
+static void oc_attention_decode(rlc_act *out, const rlc_act *q, const rlc_act *k_cache, const rlc_act *v_cache,
                                 const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD) {
     const char *op = "attention_decode";
     const int HDp = oc_att_hdp(op, NH, NKV, HD);
     if (B <= 0) return;
+    if (oc_a16() && HD == HDp) {
+        // bf16 cache in the kernel's layout: the kernel reads it through the rows' own slots, nothing is copied and
+        // nothing synchronises (the caller has checked slot and kv_len on the host)
+        const size_t dec_ws = rlc_cuda_attention_decode_workspace_bytes(B, cap, NH, NKV, HD, 0);
+        oc_ok(rlc_cuda_attention_decode(out, q, k_cache, v_cache, slot, kv_len, B, cap, NH, NKV, HD, 0,
+                                        oc_workspace(dec_ws), dec_ws, oc.stream),
+              op);
+        return;
+    }
     // The rows' slots and lengths, on the host: which cache rows are read.
     std::vector<int> &h = oc.h_ints;
     h.resize((size_t)2 * B);
@@ -594,24 +679,29 @@ static void oc_attention_decode(rlc_f *out, const rlc_f *q, const rlc_f *k_cache
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
         int *d_plan = (int *)cv.take(plan.size() * sizeof(int));
         void *kb = cv.take(ncache * HDp * 2), *vb = cv.take(ncache * HDp * 2);
-        void *qb = cv.take(nq * HDp * 2), *ob = cv.take(nq * HDp * 2);
+        const void *qb = oc_att_in(cv, q, nq, HD, HDp, oc_att_qscale(HD, HDp), op);
+        void *ob = oc_att_out(cv, out, nq, HD, HDp);
         void *dws = cv.take(dec_ws);
         if (!pass) continue;
         oc_upload(d_plan, plan.data(), plan.size() * sizeof(int));
         const int *d_remap = d_plan, *d_src = d_plan + B, *d_len = d_plan + B + U;
-        oc_ok(rlc_cuda_kv_gather_bf16(kb, k_cache, d_src, d_len, U, cap, dcap, max_len, NKV, HD, HDp, oc.stream), op);
-        oc_ok(rlc_cuda_kv_gather_bf16(vb, v_cache, d_src, d_len, U, cap, dcap, max_len, NKV, HD, HDp, oc.stream), op);
-        oc_ok(rlc_cuda_f32_to_bf16(qb, q, nq, HD, HDp, oc_att_qscale(HD, HDp), oc.stream), op);
+        oc_ok(rlc_cuda_kv_gather_bf16(kb, k_cache, oc_a16(), d_src, d_len, U, cap, dcap, max_len, NKV, HD, HDp,
+                                      oc.stream),
+              op);
+        oc_ok(rlc_cuda_kv_gather_bf16(vb, v_cache, oc_a16(), d_src, d_len, U, cap, dcap, max_len, NKV, HD, HDp,
+                                      oc.stream),
+              op);
         oc_ok(rlc_cuda_attention_decode(ob, qb, kb, vb, d_remap, kv_len, B, dcap, NH, NKV, HDp, 0, dws, dec_ws,
                                         oc.stream),
               op);
-        oc_ok(rlc_cuda_bf16_to_f32(out, ob, nq, HD, HDp, 1.0f, oc.stream), op);
+        oc_att_out_finish(out, ob, nq, HD, HDp, op);
     }
 }
 
-static void oc_kv_append(rlc_f *k_cache, rlc_f *v_cache, const rlc_f *k_new, const rlc_f *v_new, const int *slot,
-                         const int *pos, int n, int cap, int NKV, int HD) {
-    oc_ok(rlc_cuda_kv_append(k_cache, v_cache, k_new, v_new, slot, pos, n, cap, NKV, HD, oc.stream), "kv_append");
+static void oc_kv_append(rlc_act *k_cache, rlc_act *v_cache, const rlc_act *k_new, const rlc_act *v_new,
+                         const int *slot, const int *pos, int n, int cap, int NKV, int HD) {
+    oc_ok(rlc_cuda_kv_append(k_cache, v_cache, k_new, v_new, oc_a16(), slot, pos, n, cap, NKV, HD, oc.stream),
+          "kv_append");
 }
 
 // ---------------------------------------------------------------------------------------------- sampling
@@ -646,50 +736,51 @@ static void oc_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *log
 
 // ---------------------------------------------------------------------------------------------- log-prob
 
-static void oc_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_f *hidden, const rlc_f *w,
+// The log-prob kernels read bf16 hidden states: the activation itself in mixed precision, else a converted copy.
+static void oc_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_act *hidden, const rlc_f *w,
                                const int *targets, int T, int C, int V, float tau) {
     const char *op = "logprob_forward";
     if (!(tau > 0)) oc_fatal("%s: temperature must be > 0 (got %g)", op, tau);
     if (T <= 0) return;
     if (C < 1 || V < 1) oc_fatal("%s: C=%d, V=%d (both must be >= 1)", op, C, V);
     const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0);
-    const void *wsh = oc_params_bf16(w, (size_t)V * C); // the LM head's bf16 working copy, if registered
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
-        void *hb = cv.take((size_t)T * C * 2), *wb = wsh ? NULL : cv.take((size_t)V * C * 2);
+        const void *hb = oc_gemm_operand(cv, hidden, true, (size_t)T, C, op);
+        const void *wb = oc_gemm_operand(cv, w, false, (size_t)V, C, op); // the LM head's bf16 working copy
         void *lws = cv.take(lp_ws);
         float *lp = logp ? logp : (float *)cv.take((size_t)T * sizeof(float)); // logp NULL: a scratch
         if (!pass) continue;
-        oc_ok(rlc_cuda_f32_to_bf16(hb, hidden, (size_t)T, C, C, 1.0f, oc.stream), op);
-        if (wsh) wb = (void *)wsh;
-        else oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
         oc_ok(rlc_cuda_logprob_forward(oc.blas, lp, entropy, lse, hb, wb, targets, T, C, V, tau, 0, 0, lws, oc.stream),
               op);
     }
 }
 
-static void oc_logprob_backward(rlc_f *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
-                                const rlc_f *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
+// In mixed precision the kernel accumulates dhidden over the vocabulary chunks in an fp32 scratch, added to the
+// bf16 activation once (one rounding instead of one per chunk).
+static void oc_logprob_backward(rlc_act *dhidden, rlc_f *dw, const rlc_f *dlogp, const rlc_f *dent,
+                                const rlc_act *hidden, const rlc_f *w, const int *targets, const rlc_f *lse,
                                 const rlc_f *entropy, int T, int C, int V, float tau) {
     const char *op = "logprob_backward";
     if (!(tau > 0)) oc_fatal("%s: temperature must be > 0 (got %g)", op, tau);
     if (T <= 0 || (!dhidden && !dw)) return;
     if (C < 1 || V < 1) oc_fatal("%s: C=%d, V=%d (both must be >= 1)", op, C, V);
-    const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0);
-    const void *wsh = oc_params_bf16(w, (size_t)V * C); // the LM head's bf16 working copy, if registered
+    const size_t lp_ws = rlc_cuda_logprob_workspace_bytes(T, V, 0, 0), n_dh = (size_t)T * C;
+    const bool dh32 = dhidden && oc_a16();
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
-        void *hb = cv.take((size_t)T * C * 2), *wb = wsh ? NULL : cv.take((size_t)V * C * 2);
+        const void *hb = oc_gemm_operand(cv, hidden, true, (size_t)T, C, op);
+        const void *wb = oc_gemm_operand(cv, w, false, (size_t)V, C, op);
         void *lws = cv.take(lp_ws);
+        float *dh = dh32 ? (float *)cv.take(n_dh * sizeof(float)) : (float *)dhidden;
         if (!pass) continue;
-        oc_ok(rlc_cuda_f32_to_bf16(hb, hidden, (size_t)T, C, C, 1.0f, oc.stream), op);
-        if (wsh) wb = (void *)wsh;
-        else oc_ok(rlc_cuda_f32_to_bf16(wb, w, (size_t)V, C, C, 1.0f, oc.stream), op);
-        oc_ok(rlc_cuda_logprob_backward(oc.blas, dhidden, dw, dlogp, dent, hb, wb, targets, lse, entropy, T, C, V, tau,
-                                        0, 0, lws, oc.stream),
+        if (dh32) oc_check(cudaMemsetAsync(dh, 0, n_dh * sizeof(float), oc.stream), "logprob_backward: cudaMemsetAsync");
+        oc_ok(rlc_cuda_logprob_backward(oc.blas, dh, dw, dlogp, dent, hb, wb, targets, lse, entropy, T, C, V, tau, 0,
+                                        0, lws, oc.stream),
               op);
+        if (dh32) oc_ok(rlc_cuda_add_into(dhidden, 1, dh, n_dh, oc.stream), op);
     }
 }
 
@@ -704,15 +795,21 @@ static void oc_init(void) {
     oc.blas = rlc_blas_create();
     if (!oc.blas) oc_fatal("cuBLAS handle creation failed (see the message above)");
     rlc_blas_set_stream(oc.blas, oc.stream);
-    const char *mm = getenv("RLC_CUDA_MATMUL");
-    if (mm && *mm) {
-        if (!strcmp(mm, "fp32")) oc.matmul = RLC_CUDA_MATMUL_FP32;
-        else if (!strcmp(mm, "bf16")) oc.matmul = RLC_CUDA_MATMUL_BF16;
-        else oc_fatal("RLC_CUDA_MATMUL=%s: expected fp32 or bf16", mm);
+    oc.prec = RLC_CUDA_MIXED;
+    const char *pr = getenv("RLC_CUDA_PRECISION");
+    if (pr && *pr) {
+        int found = 0;
+        for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
+            if (!strcmp(pr, rlc_ops_cuda_precision_name(m))) {
+                oc.prec = m;
+                found = 1;
+            }
+        if (!found) oc_fatal("RLC_CUDA_PRECISION=%s: expected mixed, bf16-gemm or fp32", pr);
     }
 
     rlc_ops &t = oc_table;
     t.name = "cuda";
+    t.act_bytes = oc_a16() ? 2 : sizeof(float);
     t.alloc = oc_alloc;
     t.try_alloc = oc_try_alloc;
     t.free = oc_free;
@@ -722,12 +819,15 @@ static void oc_init(void) {
     t.download = oc_download;
     t.zero = oc_zero;
     t.copy = oc_copy;
+    t.act_from_f = oc_act_from_f;
+    t.act_to_f = oc_act_to_f;
     t.add = oc_add;
     t.scale = oc_scale;
     t.sumsq = oc_sumsq;
     t.embedding_forward = oc_embedding_forward;
     t.embedding_backward = oc_embedding_backward;
     t.matmul_forward = oc_matmul_forward;
+    t.logits_forward = oc_logits_forward;
     t.matmul_backward = oc_matmul_backward;
     t.rmsnorm_forward = oc_rmsnorm_forward;
     t.rmsnorm_backward = oc_rmsnorm_backward;
@@ -767,13 +867,22 @@ extern "C" void rlc_ops_cuda_synchronize(void) {
     oc_check(cudaGetLastError(), "a kernel");
 }
 
-extern "C" void rlc_ops_cuda_set_matmul(int mode) {
-    if (mode != RLC_CUDA_MATMUL_FP32 && mode != RLC_CUDA_MATMUL_BF16) oc_fatal("set_matmul: unknown mode %d", mode);
-    if (!oc.ready) oc_init(); // so that a later RLC_CUDA_MATMUL read does not override the call
-    oc.matmul = mode;
+extern "C" const char *rlc_ops_cuda_precision_name(int mode) {
+    return mode == RLC_CUDA_MIXED ? "mixed" : mode == RLC_CUDA_BF16_GEMM ? "bf16-gemm" : "fp32";
 }
 
-extern "C" int rlc_ops_cuda_matmul(void) { return oc.matmul; }
+extern "C" void rlc_ops_cuda_set_precision(int mode) {
+    if (mode != RLC_CUDA_FP32 && mode != RLC_CUDA_BF16_GEMM && mode != RLC_CUDA_MIXED)
+        oc_fatal("set_precision: unknown mode %d", mode);
+    if (!oc.ready) oc_init(); // so that the environment's mode, read there, does not override the call
+    oc.prec = mode;
+    oc_table.act_bytes = oc_a16() ? 2 : sizeof(float);
+}
+
+extern "C" int rlc_ops_cuda_precision(void) {
+    if (!oc.ready) oc_init();
+    return oc.prec;
+}
 
 extern "C" size_t rlc_ops_cuda_workspace_bytes(void) { return oc.ws_bytes; }
 
@@ -822,6 +931,5 @@ extern "C" void rlc_ops_cuda_release(void) {
     rlc_blas_destroy(oc.blas);
     oc.blas = NULL;
     oc.ready = 0;
-    oc.matmul = RLC_CUDA_MATMUL_FP32;
     std::vector<int>().swap(oc.h_ints);
 }

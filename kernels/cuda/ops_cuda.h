@@ -16,12 +16,21 @@
 // - Memory: mem_info counts every block the backend holds (alloc, try_alloc and its workspace) and their peak;
 //   free is cudaMemGetInfo's, at most limit - in_use under a cap (set_mem_limit / RLC_MEM_LIMIT_MB), which
 //   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace is not counted (not ours to see).
-// - Precision: activations, gradients, elementwise ops, norms, RoPE, embeddings, the optimizer (fp32 master
-//   weights and moments), log-probs, entropies and losses are fp32; by default the matmuls too, through cuBLAS
-//   sgemm without TF32. Attention converts q, k, v (and out, dout) to bf16 in the workspace, zero-padding the
-//   head dim to 64 or 128 (head dims up to 128) and runs kernels/cuda/attention.cu; the fused log-prob runs
-//   kernels/cuda/logprob.cu on bf16 hidden states and LM head. RLC_CUDA_MATMUL=bf16 in the environment (or
-//   rlc_ops_cuda_set_matmul) makes the matmuls run bf16 GEMMs with fp32 accumulation and fp32 outputs.
+// - Precision: three modes (rlc_ops_cuda_set_precision, or RLC_CUDA_PRECISION=mixed|bf16-gemm|fp32 in the
+//   environment, read when the backend starts):
+//   RLC_CUDA_MIXED (the default): mixed precision. Activations (include/rlc/ops.h rlc_act: norm outputs, q, k, v,
+//     attention outputs, MLP gates, the KV cache, their gradients) are bf16 in memory (act_bytes 2); the matmuls
+//     are bf16 GEMMs with fp32 accumulation reading them and the bf16 working weights directly, writing bf16
+//     activations (rounded once) or fp32 (logits_forward, weight gradients); attention and the fused log-prob read
+//     the bf16 activations without conversion when the head dim is 64 or 128. Elementwise kernels compute in fp32
+//     and round their outputs once. The residual stream and its gradient, norm statistics, log-sum-exps,
+//     log-probs, entropies, losses, gradients, master weights and optimizer moments stay fp32.
+//   RLC_CUDA_BF16_GEMM: fp32 activations; the matmuls convert their activation operands to bf16 per call and run
+//     bf16 GEMMs with fp32 outputs (a bridge for comparisons).
+//   RLC_CUDA_FP32: fp32 activations and cuBLAS sgemm without TF32 (the reference mode, closest to the CPU twin).
+//   In every mode attention runs the bf16 kernels of kernels/cuda/attention.cu (converting fp32 q, k, v, out,
+//   dout, and zero-padding the head dim to 64 or 128 when needed) and the log-prob kernels/cuda/logprob.cu.
+//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes).
 // - bf16 working weights: the model registers its flat fp32 parameter buffer (register_params); the backend keeps
 //   a bf16 copy of it (2 bytes per parameter, device memory, counted), refreshed by every table write into it
 //   and written by adamw_multi in the same pass as the fp32 master. Weight operands inside a registered buffer
@@ -48,10 +57,13 @@ void *rlc_ops_cuda_stream(void);
 // Waits for everything enqueued on the backend's stream; ends the process on a CUDA error.
 void rlc_ops_cuda_synchronize(void);
 
-#define RLC_CUDA_MATMUL_FP32 0 // cuBLAS sgemm, fp32 operands (the default)
-#define RLC_CUDA_MATMUL_BF16 1 // operands rounded to bf16, fp32 accumulation and outputs
-void rlc_ops_cuda_set_matmul(int mode);
-int rlc_ops_cuda_matmul(void);
+#define RLC_CUDA_FP32 0      // fp32 activations, cuBLAS sgemm
+#define RLC_CUDA_BF16_GEMM 1 // fp32 activations, GEMM operands rounded to bf16, fp32 accumulation and outputs
+#define RLC_CUDA_MIXED 2     // bf16 activations and GEMMs, fp32 accumulation, statistics and master weights
+void rlc_ops_cuda_set_precision(int mode);
+int rlc_ops_cuda_precision(void);
+// "fp32", "bf16-gemm", "mixed".
+const char *rlc_ops_cuda_precision_name(int mode);
 
 // Current workspace size in bytes (grows to the largest need seen; the attention and log-prob adapters' bf16
 // copies live there).

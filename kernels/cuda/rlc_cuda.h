@@ -138,6 +138,25 @@ template <int N> __device__ __forceinline__ void rlc_cp_async_wait() {
         }                                                                                                      \
     } while (0)
 
+// Activation elements (include/rlc/ops.h rlc_act): fp32, or bf16 in the backend's mixed precision. Kernels that
+// read or write activations are templates on the element type A (float or __nv_bfloat16), load through rlc_ld,
+// compute in fp32 and store through rlc_st (round to nearest even into bf16).
+__device__ __forceinline__ float rlc_ld(const float *p) { return *p; }
+__device__ __forceinline__ float rlc_ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void rlc_st(float *p, float x) { *p = x; }
+__device__ __forceinline__ void rlc_st(__nv_bfloat16 *p, float x) { *p = __float2bfloat16_rn(x); }
+// Host side: runs `body` with A the activation type named by the flag (nonzero: bf16).
+#define RLC_ACT_DISPATCH(bf16_flag, A, ...)                                                                    \
+    do {                                                                                                       \
+        if (bf16_flag) {                                                                                       \
+            typedef __nv_bfloat16 A;                                                                           \
+            __VA_ARGS__;                                                                                       \
+        } else {                                                                                               \
+            typedef float A;                                                                                   \
+            __VA_ARGS__;                                                                                       \
+        }                                                                                                      \
+    } while (0)
+
 #include <mutex>
 #include <set>
 

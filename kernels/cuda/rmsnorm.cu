@@ -25,7 +25,8 @@ __device__ __forceinline__ float rms_warp_sum(float x) {
 }
 
 // Rows past T still run the shuffles (all 32 lanes take part) and write nothing.
-__global__ void rms_forward_kernel(float *out, float *rstd, const float *inp, const float *weight, float eps, int T,
+template <typename A>
+__global__ void rms_forward_kernel(A *out, float *rstd, const float *inp, const float *weight, float eps, int T,
                                    int C) {
     const int lane = threadIdx.x & 31, t = blockIdx.x * RMS_WARPS + (threadIdx.x >> 5);
     const bool live = t < T;
@@ -37,29 +38,32 @@ __global__ void rms_forward_kernel(float *out, float *rstd, const float *inp, co
     if (!live) return;
     const float r = (float)(1.0 / sqrt((double)ss / C + (double)eps));
     if (lane == 0) rstd[t] = r;
-    float *y = out + (size_t)t * C;
-    for (int c = lane; c < C; c += 32) y[c] = x[c] * r * weight[c];
+    A *y = out + (size_t)t * C;
+    for (int c = lane; c < C; c += 32) rlc_st(y + c, x[c] * r * weight[c]);
 }
 
-__global__ void rms_backward_dinp_kernel(float *dinp, const float *dout, const float *inp, const float *weight,
+template <typename A>
+__global__ void rms_backward_dinp_kernel(float *dinp, const A *dout, const float *inp, const float *weight,
                                          const float *rstd, int T, int C) {
     const int lane = threadIdx.x & 31, t = blockIdx.x * RMS_WARPS + (threadIdx.x >> 5);
     const bool live = t < T;
     const size_t off = (size_t)(live ? t : 0) * C;
-    const float *x = inp + off, *dy = dout + off;
+    const float *x = inp + off;
+    const A *dy = dout + off;
     float dot = 0.0f;
     if (live)
-        for (int c = lane; c < C; c += 32) dot += dy[c] * weight[c] * x[c];
+        for (int c = lane; c < C; c += 32) dot += rlc_ld(dy + c) * weight[c] * x[c];
     dot = rms_warp_sum(dot);
     if (!live) return;
     const float r = rstd[t];
     const float k = (float)((double)dot * r * r * r / C);
     float *dx = dinp + off;
-    for (int c = lane; c < C; c += 32) dx[c] += r * weight[c] * dy[c] - x[c] * k;
+    for (int c = lane; c < C; c += 32) dx[c] += r * weight[c] * rlc_ld(dy + c) - x[c] * k;
 }
 
 // grid (ceil(C / 256), chunks): thread = column, the chunk's rows in order.
-__global__ void rms_backward_dweight_part_kernel(double *part, const float *dout, const float *inp, const float *rstd,
+template <typename A>
+__global__ void rms_backward_dweight_part_kernel(double *part, const A *dout, const float *inp, const float *rstd,
                                                  int T, int C) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x, ch = blockIdx.y;
     if (c >= C) return;
@@ -67,16 +71,17 @@ __global__ void rms_backward_dweight_part_kernel(double *part, const float *dout
     double s = 0.0;
     for (int t = t0; t < t1; t++) {
         const size_t i = (size_t)t * C + c;
-        s += (double)(dout[i] * inp[i] * rstd[t]);
+        s += (double)(rlc_ld(dout + i) * inp[i] * rstd[t]);
     }
     part[(size_t)ch * C + c] = s;
 }
 
-extern "C" int rlc_cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, float eps,
-                                        int T, int C, void *stream) {
+extern "C" int rlc_cuda_rmsnorm_forward(void *out, int out_bf16, float *rstd, const float *inp, const float *weight,
+                                        float eps, int T, int C, void *stream) {
     if (T <= 0) return 0;
-    RLC_LAUNCH(rms_forward_kernel, (T + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0, (cudaStream_t)stream, out,
-               rstd, inp, weight, eps, T, C);
+    RLC_ACT_DISPATCH(out_bf16, A,
+                     RLC_LAUNCH(rms_forward_kernel<A>, (T + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0,
+                                (cudaStream_t)stream, (A *)out, rstd, inp, weight, eps, T, C));
     return rms_launch_ok("rlc_cuda_rmsnorm_forward");
 }
 
@@ -87,13 +92,14 @@ extern "C" size_t rlc_cuda_rmsnorm_backward_workspace_bytes(int T, int C) {
     return (size_t)(nch > 0 ? nch : 1) * (C > 0 ? C : 1) * sizeof(double);
 }
 
-extern "C" int rlc_cuda_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
-                                         const float *weight, const float *rstd, int T, int C, void *workspace,
-                                         void *stream) {
+extern "C" int rlc_cuda_rmsnorm_backward(float *dinp, float *dweight, const void *dout, int dout_bf16,
+                                         const float *inp, const float *weight, const float *rstd, int T, int C,
+                                         void *workspace, void *stream) {
     if (T <= 0 || C <= 0) return 0;
     cudaStream_t st = (cudaStream_t)stream;
-    RLC_LAUNCH(rms_backward_dinp_kernel, (T + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0, st, dinp, dout, inp,
-               weight, rstd, T, C);
+    RLC_ACT_DISPATCH(dout_bf16, A,
+                     RLC_LAUNCH(rms_backward_dinp_kernel<A>, (T + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0, st,
+                                dinp, (const A *)dout, inp, weight, rstd, T, C));
     if (rms_launch_ok("rlc_cuda_rmsnorm_backward (dinp)")) return -1;
     const int nch = rms_chunks(T);
     if (nch > 65535) {
@@ -101,7 +107,9 @@ extern "C" int rlc_cuda_rmsnorm_backward(float *dinp, float *dweight, const floa
         return -1;
     }
     double *part = (double *)workspace;
-    RLC_LAUNCH(rms_backward_dweight_part_kernel, dim3((C + 255) / 256, nch), 256, 0, st, part, dout, inp, rstd, T, C);
+    RLC_ACT_DISPATCH(dout_bf16, A,
+                     RLC_LAUNCH(rms_backward_dweight_part_kernel<A>, dim3((C + 255) / 256, nch), 256, 0, st, part,
+                                (const A *)dout, inp, rstd, T, C));
     if (rms_launch_ok("rlc_cuda_rmsnorm_backward (dweight)")) return -1;
     return rlc_cuda_partials_finish(dweight, part, nch, C, stream);
 }

@@ -41,7 +41,7 @@ __device__ __forceinline__ void rope_sincos(double a, double *s_out, double *c_o
     *c_out = quad == 0 ? c : quad == 1 ? -s : quad == 2 ? -c : s;
 }
 
-__global__ void rope_kernel(float *x, const int *pos, int T, int H, int HD, double theta, double sign) {
+template <typename A> __global__ void rope_kernel(A *x, const int *pos, int T, int H, int HD, double theta, double sign) {
     const int half = HD / 2;
     const size_t n = (size_t)T * half;
     for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (size_t)gridDim.x * blockDim.x) {
@@ -51,23 +51,25 @@ __global__ void rope_kernel(float *x, const int *pos, int T, int H, int HD, doub
         double s, c;
         rope_sincos((double)pos[t] * freq, &s, &c);
         s *= sign;
-        float *xt = x + t * H * HD;
+        A *xt = x + t * H * HD;
         for (int h = 0; h < H; h++) {
-            float *xh = xt + (size_t)h * HD;
-            const double x0 = xh[i], x1 = xh[i + half];
-            xh[i] = (float)(x0 * c - x1 * s);
-            xh[i + half] = (float)(x1 * c + x0 * s);
+            A *xh = xt + (size_t)h * HD;
+            const double x0 = rlc_ld(xh + i), x1 = rlc_ld(xh + i + half);
+            rlc_st(xh + i, (float)(x0 * c - x1 * s));
+            rlc_st(xh + i + half, (float)(x1 * c + x0 * s));
         }
     }
 }
 
-extern "C" int rlc_cuda_rope(float *x, const int *pos, int T, int H, int HD, float theta, int sign, void *stream) {
+extern "C" int rlc_cuda_rope(void *x, int x_bf16, const int *pos, int T, int H, int HD, float theta, int sign,
+                             void *stream) {
     const size_t n = (size_t)(T > 0 ? T : 0) * (HD > 1 ? HD / 2 : 0);
     if (n == 0 || H <= 0) return 0;
     size_t blocks = (n + ROPE_THREADS - 1) / ROPE_THREADS;
     if (blocks > 8192) blocks = 8192;
-    RLC_LAUNCH(rope_kernel, (unsigned)blocks, ROPE_THREADS, 0, (cudaStream_t)stream, x, pos, T, H, HD,
-               (double)theta, sign < 0 ? -1.0 : 1.0);
+    RLC_ACT_DISPATCH(x_bf16, A,
+                     RLC_LAUNCH(rope_kernel<A>, (unsigned)blocks, ROPE_THREADS, 0, (cudaStream_t)stream, (A *)x, pos, T,
+                                H, HD, (double)theta, sign < 0 ? -1.0 : 1.0));
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess) return 0;
     fprintf(stderr, "rlc_cuda_rope: kernel launch failed: %s\n", cudaGetErrorString(e));

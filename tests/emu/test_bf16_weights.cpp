@@ -9,7 +9,7 @@
 //      (never touched), two steps (clip scale 0.37 then 1); with and without a registered buffer (same bits); the
 //      bf16 copy equals round-to-nearest-even of the new fp32 master bit for bit.
 //   2. the one-launch global sum of squares vs the CPU twin (0, 1, 16383..16385, several blocks).
-//   3. matmul_forward / matmul_backward (RLC_CUDA_MATMUL_BF16) and logprob_forward / _backward with the weight in
+//   3. matmul_forward / matmul_backward (RLC_CUDA_BF16_GEMM) and logprob_forward / _backward with the weight in
 //      a registered buffer: bitwise equal to converting the same weight per call (an unregistered copy), and
 //      within bf16 tolerance of the CPU fp32 matmul on the unrounded inputs; the weight is read from the copy
 //      (a master changed behind the table's back leaves the result unchanged until params_written); fp32 mode
@@ -192,7 +192,7 @@ static void test_matmul_copy(int T, int C, int OC) {
                 bi[(size_t)t * C + c] += fabs((double)dout[(size_t)t * OC + o] * w[(size_t)o * C + c]);
             }
     emu_test::run_all_schedules(name, [&](emu_test::Outputs &o) {
-        rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_BF16);
+        rlc_ops_cuda_set_precision(RLC_CUDA_BF16_GEMM);
         float *db = dev(buf), *dwc = dev(w), *di = dev(inp), *dd = dev(dout);
         GPU->register_params(db, N);
         float *dwr = db + lead; // the registered weight
@@ -222,7 +222,7 @@ static void test_matmul_copy(int T, int C, int OC) {
         GPU->matmul_forward(o2, di, dw2, NULL, T, C, OC);
         CHECK(host(o1, (size_t)T * OC) == host(o2, (size_t)T * OC), "%s: params_written did not refresh", name);
         // fp32 mode ignores the copy: sgemm on the master
-        rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
+        rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
         GPU->matmul_forward(o1, di, dwr, NULL, T, C, OC);
         GPU->matmul_forward(o2, di, dw2, NULL, T, C, OC);
         CHECK(host(o1, (size_t)T * OC) == host(o2, (size_t)T * OC), "%s: fp32 mode", name);
@@ -406,6 +406,7 @@ int main() {
         "register_params: the bf16 copy of the weights of 2097152 bytes (2.0 MiB) failed; 1048576 bytes");
 #endif
     GPU = rlc_ops_cuda();
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32); // fp32 activations: the cases below hand the table fp32 tensors
     CPU = rlc_ops_cpu();
     CHECK(CPU->register_params == NULL && CPU->adamw_multi == NULL && CPU->params_written == NULL,
           "the CPU table has no bf16 entries (its optimizer path stays the per-tensor loop)");

@@ -426,7 +426,7 @@ static void test_errors() {
 
 int main() {
     GPU = rlc_ops_cuda();
-    rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
     double t0 = rlc_now();
     test_comm();
     test_rounds(0);

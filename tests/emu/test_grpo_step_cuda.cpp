@@ -17,7 +17,7 @@
 //      identical rollouts (rollout hash, scores), loss statistics, gradients, updated weights;
 //   4. the trainer (rlc_train) with the CUDA backend injected (rlc_train_opts.ops): SFT, RL, greedy evaluation,
 //      checkpoints; its SFT losses against a CPU run.
-// All of it runs twice: with the CUDA matmuls in fp32 and in bf16 (RLC_CUDA_MATMUL_BF16: the GEMMs read the bf16
+// All of it runs twice: with the CUDA matmuls in fp32 and in bf16 (RLC_CUDA_BF16_GEMM: the GEMMs read the bf16
 // working weights kept by the backend; the optimizer is the multi-tensor AdamW writing fp32 master + bf16 copy).
 //
 // Tolerances (attention and the fused log-prob run in bf16 on the CUDA side, everything else in fp32; bf16's unit
@@ -354,9 +354,9 @@ static void test_trainer() {
 
 // Steps 0-4 with the CUDA side's matmuls in `mode`.
 static void run(int mode) {
-    printf("==== CUDA matmuls in %s\n", mode == RLC_CUDA_MATMUL_BF16 ? "bf16 (bf16 working weights)" : "fp32");
-    g_grad_rel_tol = mode == RLC_CUDA_MATMUL_BF16 ? 6e-2 : 3e-2;
-    rlc_ops_cuda_set_matmul(mode);
+    printf("==== CUDA precision %s\n", rlc_ops_cuda_precision_name(mode));
+    g_grad_rel_tol = mode == RLC_CUDA_FP32 ? 3e-2 : 6e-2;
+    rlc_ops_cuda_set_precision(mode);
     rlc_config cfg;
     char err[1024];
     if (rlc_config_load(&cfg, NULL, OVERRIDES, (int)(sizeof OVERRIDES / sizeof OVERRIDES[0]), err, sizeof err) != 0) {
@@ -395,8 +395,9 @@ static void run(int mode) {
 int main() {
     GPU = rlc_ops_cuda();
     CPU = rlc_ops_cpu();
-    run(RLC_CUDA_MATMUL_FP32);
-    run(RLC_CUDA_MATMUL_BF16);
-    rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
+    run(RLC_CUDA_FP32);
+    run(RLC_CUDA_BF16_GEMM);
+    run(RLC_CUDA_MIXED);
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
     return test_finish("test_grpo_step_cuda");
 }

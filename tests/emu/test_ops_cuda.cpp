@@ -23,7 +23,7 @@
 //   test_logprob.cpp do):
 //     attention out, dq, dk, dv, decode out: max|gpu - cpu| <= 2e-2 max|cpu| (floor 1e-2); lse: 1e-3 absolute
 //     logprob logp, entropy, lse: 1e-4 (1 + |cpu|); dhidden, dw: 2^-7 sum_k |dz_k x_k| + 1e-5 |cpu| + 1e-7
-//     matmul with RLC_CUDA_MATMUL_BF16 (operands exactly bf16): the fp32 tolerance above
+//     matmul with RLC_CUDA_BF16_GEMM (operands exactly bf16): the fp32 tolerance above
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -327,7 +327,7 @@ static void test_matmul(int T, int C, int OC, bool bias, int which, int mode) {
     char name[128];
     snprintf(name, sizeof name, "matmul %s T=%d C=%d OC=%d bias=%d grads=%s%s%s", mode ? "bf16" : "fp32", T, C, OC,
              (int)bias, which & 1 ? "dinp," : "", which & 2 ? "dw," : "", which & 4 ? "dbias" : "");
-    const bool b16 = mode == RLC_CUDA_MATMUL_BF16;
+    const bool b16 = mode == RLC_CUDA_BF16_GEMM;
     std::vector<float> inp = rnd((size_t)T * C, 31, 1.0f, b16), w = rnd((size_t)OC * C, 32, 0.5f, b16);
     std::vector<float> bs = rnd(OC, 33), dout = rnd((size_t)T * OC, 34, 1.0f, b16);
     std::vector<float> dinp0 = rnd((size_t)T * C, 35, 0.1f), dw0 = rnd((size_t)OC * C, 36, 0.1f), db0 = rnd(OC, 37, 0.1f);
@@ -336,7 +336,7 @@ static void test_matmul(int T, int C, int OC, bool bias, int which, int mode) {
     CPU->matmul_backward(which & 1 ? dinp_c.data() : NULL, which & 2 ? dw_c.data() : NULL,
                          which & 4 ? db_c.data() : NULL, dout.data(), inp.data(), w.data(), T, C, OC);
     run_case(name, [&](Outputs &o) {
-        rlc_ops_cuda_set_matmul(mode);
+        rlc_ops_cuda_set_precision(mode);
         float *di = dev(inp), *dwt = dev(w), *dbs = dev(bs), *dout_ = dev(nans((size_t)T * OC)), *dd = dev(dout);
         float *ddi = dev(dinp0), *ddw = dev(dw0), *ddb = dev(db0);
         GPU->matmul_forward(dout_, di, dwt, bias ? dbs : NULL, T, C, OC);
@@ -354,7 +354,7 @@ static void test_matmul(int T, int C, int OC, bool bias, int which, int mode) {
         o.add("dw", dw_g);
         o.add("dbias", db_g);
         for (float *p : {di, dwt, dbs, dout_, dd, ddi, ddw, ddb}) GPU->free(p);
-        rlc_ops_cuda_set_matmul(RLC_CUDA_MATMUL_FP32);
+        rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
     });
 }
 
@@ -627,6 +627,7 @@ int main() {
         "alloc of 2097152 bytes (2.0 MiB) failed; 1048576 bytes (1.0 MiB) free of 1048576 (1.0 MiB) (limit 1048576");
 #endif
     GPU = rlc_ops_cuda();
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32); // fp32 activations: the cases below hand the table fp32 tensors
     CPU = rlc_ops_cpu();
     CHECK(!strcmp(GPU->name, "cuda"), "table name %s", GPU->name);
 
@@ -638,7 +639,7 @@ int main() {
     test_embedding(300, 67, 13, 4);  // T > one 256-token tile, 4 distinct ids: long groups
     test_embedding(40, 300, 50, 50); // C > one 256-column block
 
-    for (int mode : {RLC_CUDA_MATMUL_FP32, RLC_CUDA_MATMUL_BF16}) {
+    for (int mode : {RLC_CUDA_FP32, RLC_CUDA_BF16_GEMM}) {
         test_matmul(1, 5, 3, true, 7, mode);
         test_matmul(37, 67, 19, false, 7, mode);
         test_matmul(300, 33, 45, true, 7, mode); // dbias over two 256-row chunks
@@ -683,8 +684,8 @@ int main() {
     // Larger shapes on a real GPU: many blocks, grid-stride loops, the workspace growing.
     test_elementwise((size_t)5 << 20);
     test_embedding(20000, 512, 500, 400);
-    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_MATMUL_FP32);
-    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_MATMUL_BF16);
+    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_FP32);
+    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_BF16_GEMM);
     test_rmsnorm(4096, 896);
     test_rope(4096, 14, 64, 1000000.0f);
     test_attention(14, 2, 64, {700, 1, 1200, 150});

@@ -305,6 +305,7 @@ int main() {
         },
         "sample_tokens: temperature 0");
     GPU = rlc_ops_cuda();
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32); // sampling reads fp32 logits in every mode; fp32 for the other entries used
     CPU = rlc_ops_cpu();
 
     test_sensitivity();
