@@ -69,6 +69,25 @@ const rlc_ops *rlc_backend_select(const char *device, int local_rank, char *err,
 
 int rlc_backend_is_host(const rlc_ops *ops) { return strcmp(ops->name, "cpu") == 0; }
 
+int rlc_backend_set_precision(const rlc_ops *ops, const char *precision, char *err, size_t errlen) {
+    const int is_auto = strcmp(precision, "auto") == 0;
+    if (!is_auto && strcmp(precision, "mixed") && strcmp(precision, "bf16-gemm") && strcmp(precision, "fp32"))
+        return rlc_errf(err, errlen, "precision \"%s\" is not a mode (expected auto, mixed, bf16-gemm or fp32)",
+                        precision);
+    if (rlc_backend_is_host(ops)) {
+        if (!is_auto && strcmp(precision, "fp32"))
+            fprintf(stderr, "rlc: precision \"%s\" applies to the cuda backend; this job runs on the cpu backend "
+                            "(fp32)\n", precision);
+        return 0;
+    }
+#ifdef RLC_HAVE_CUDA
+    if (!is_auto)
+        for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
+            if (!strcmp(precision, rlc_ops_cuda_precision_name(m))) rlc_ops_cuda_set_precision(m);
+#endif
+    return 0;
+}
+
 // RLC_FORCE_NCCL=1: the NCCL path also on a single rank (to measure it against the no-communication path).
 static int force_from_env(void) {
     const char *f = getenv("RLC_FORCE_NCCL");

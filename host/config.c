@@ -63,6 +63,7 @@ static const cfg_key keys[] = {
     STR("name", name),
     STR("out_dir", out_dir),
     ENUM("device", device, "auto|cpu|cuda"),
+    ENUM("precision", precision, "auto|mixed|bf16-gemm|fp32"),
     U64("seed", seed),
     INT("threads", threads, 0, 1024, R_GE | R_LE),
     OBJ("model"),
@@ -566,6 +567,10 @@ static int validate(const rlc_config *c, const cfg_origin *org, char *err, size_
     if (c->task.min_digits > c->task.digits)
         return rlc_errf(err, errlen, "%s: task.min_digits (%d) must be <= task.digits (%d)",
                         from2(org, "task.min_digits", "task.digits"), c->task.min_digits, c->task.digits);
+    if (!strcmp(c->device, "cpu") && (!strcmp(c->precision, "mixed") || !strcmp(c->precision, "bf16-gemm")))
+        return rlc_errf(err, errlen, "%s: precision \"%s\" is a mode of the cuda backend, but device is \"cpu\" (the "
+                        "CPU backend computes in fp32); set precision to \"auto\" or \"fp32\", or device to \"cuda\"",
+                        from2(org, "precision", "device"), c->precision);
     const rlc_task *task = rlc_task_find(c->task.name);
     // The default job's imperfect teacher is inherited silently by configs for tasks without one (it cannot
     // apply there); asked for explicitly, it is an error.

@@ -1124,8 +1124,11 @@ static uint64_t sft_key(const rlc_config *cfg) {
     char *js = rlc_config_to_json(&c);
     cJSON *o = cJSON_Parse(js), *k = cJSON_CreateObject();
     free(js);
-    const char *keep[] = {"seed", "model", "task", "sft", "device"};
-    for (int i = 0; i < 5; i++) cJSON_AddItemToObject(k, keep[i], cJSON_Duplicate(cJSON_GetObjectItem(o, keep[i]), 1));
+    const char *keep[] = {"seed", "model", "task", "sft", "device", "precision"};
+    // precision joined the key after jobs were recorded: at "auto" it is left out, so their keys stay the same
+    const int n_keep = strcmp(c.precision, "auto") ? 6 : 5;
+    for (int i = 0; i < n_keep; i++)
+        cJSON_AddItemToObject(k, keep[i], cJSON_Duplicate(cJSON_GetObjectItem(o, keep[i]), 1));
     char *s = cJSON_PrintUnformatted(k);
     uint64_t h = fnv1a(s);
     cJSON_free(s);

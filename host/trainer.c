@@ -160,7 +160,8 @@ int rlc_train(const rlc_config *cfg_in, const rlc_train_opts *opts) {
     char err[512];
     if (!ops) {
         ops = rlc_backend_select(cfg_in->device, dv.local_rank, err, sizeof err);
-        if (!ops) return train_fail(&dv, "%s: %s", cfg_in->source, err);
+        if (!ops || rlc_backend_set_precision(ops, cfg_in->precision, err, sizeof err) != 0)
+            return train_fail(&dv, "%s: %s", cfg_in->source, err);
     }
     if (rlc_backend_attach_dist(ops, &dv, rlc_sched_zero1_active(&dv, cfg_in->rl.zero1), 0, err, sizeof err) != 0)
         return train_fail(&dv, "%s", err);

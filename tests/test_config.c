@@ -259,9 +259,28 @@ static void test_teacher_error(void) {
                "sft.teacher_error", "\"maze\" has no imperfect teacher");
 }
 
+// precision: the CUDA backend's mode; the bf16 modes with device "cpu" are a contradiction, named as such.
+static void test_precision(void) {
+    rlc_config c;
+    CHECK(parse_ok(&c, NULL, NULL, 0) == 0 && !strcmp(c.precision, "auto"), "default precision \"%s\"", c.precision);
+    const char *modes[] = {"precision=mixed", "precision=bf16-gemm", "precision=fp32", "precision=auto"};
+    for (int i = 0; i < 4; i++) {
+        if (parse_ok(&c, NULL, modes + i, 1)) return;
+        CHECK(!strcmp(c.precision, modes[i] + 10), "%s read as \"%s\"", modes[i], c.precision);
+    }
+    const char *cpu_fp32[] = {"device=cpu", "precision=fp32"};
+    if (parse_ok(&c, NULL, cpu_fp32, 2)) return;
+    const char *bogus[] = {"precision=bf16"};
+    EXPECT_ERR(NULL, bogus, 1, "precision", "auto/mixed/bf16-gemm/fp32");
+    const char *cpu_mixed[] = {"device=cpu", "precision=mixed"};
+    EXPECT_ERR(NULL, cpu_mixed, 2, "precision \"mixed\" is a mode of the cuda backend", "device is \"cpu\"");
+    EXPECT_ERR("{\"device\": \"cpu\", \"precision\": \"bf16-gemm\"}", NULL, 0, "cfg/x.json", "precision \"bf16-gemm\"");
+}
+
 int main(void) {
     test_default();
     test_teacher_error();
+    test_precision();
     test_zero1();
     test_roundtrip();
     test_overrides();

@@ -18,6 +18,14 @@
 // visible GPU, or an unknown name. Nothing else is touched before a GPU is chosen, so it can run before any work.
 const rlc_ops *rlc_backend_select(const char *device, int local_rank, char *err, size_t errlen);
 
+// The CUDA backend's precision mode from the config's "precision" key (rlc_ops_cuda_set_precision): "mixed"
+// (bf16 activations and GEMMs, fp32 master weights and statistics), "bf16-gemm", "fp32"; "auto" keeps the
+// backend's default (mixed, or RLC_CUDA_PRECISION from the environment). Call it after rlc_backend_select, before
+// the backend allocates anything. On the CPU backend (fp32 only) "auto" and "fp32" are no-ops and the bf16 modes
+// print a note (a config validated for "cpu" cannot ask for them; "auto" may have fallen back to the CPU).
+// Returns 0, or -1 with a message in err naming the key.
+int rlc_backend_set_precision(const rlc_ops *ops, const char *precision, char *err, size_t errlen);
+
 // 1 when the backend's memory is host memory (the CPU backend): host code may read and write its tensors
 // directly and hand them to MPI. 0 for a device backend: go through ops->download / ops->upload.
 int rlc_backend_is_host(const rlc_ops *ops);

@@ -102,6 +102,7 @@ typedef struct rlc_config {
     char name[RLC_STR];   // run name: runs/<name>/
     char out_dir[RLC_STR];// parent of runs (default "runs")
     char device[8];       // "auto" | "cpu" | "cuda"
+    char precision[12];   // "auto" | "mixed" | "bf16-gemm" | "fp32": the CUDA backend's mode (include/rlc/backend.h)
     uint64_t seed;
     int threads;          // OpenMP threads (0 = default)
     rlc_model_config model;

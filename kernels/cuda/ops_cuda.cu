@@ -62,6 +62,7 @@ struct OpsCuda {
     char *ws;        // workspace (device), ws_bytes long
     size_t ws_bytes;
     int prec;        // RLC_CUDA_FP32 / _BF16_GEMM / _MIXED (ops_cuda.h)
+    int prec_set;    // set by rlc_ops_cuda_set_precision: kept across rlc_ops_cuda_release
     std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload, sampling's results
     // memory accounting: every block this backend holds (alloc, try_alloc, the workspace) with its size
     std::unordered_map<void *, size_t> blocks;
@@ -795,9 +796,9 @@ static void oc_init(void) {
     oc.blas = rlc_blas_create();
     if (!oc.blas) oc_fatal("cuBLAS handle creation failed (see the message above)");
     rlc_blas_set_stream(oc.blas, oc.stream);
-    oc.prec = RLC_CUDA_MIXED;
     const char *pr = getenv("RLC_CUDA_PRECISION");
-    if (pr && *pr) {
+    if (!oc.prec_set) oc.prec = RLC_CUDA_MIXED;
+    if (!oc.prec_set && pr && *pr) {
         int found = 0;
         for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
             if (!strcmp(pr, rlc_ops_cuda_precision_name(m))) {
@@ -876,6 +877,7 @@ extern "C" void rlc_ops_cuda_set_precision(int mode) {
         oc_fatal("set_precision: unknown mode %d", mode);
     if (!oc.ready) oc_init(); // so that the environment's mode, read there, does not override the call
     oc.prec = mode;
+    oc.prec_set = 1;
     oc_table.act_bytes = oc_a16() ? 2 : sizeof(float);
 }
 

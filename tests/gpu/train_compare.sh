@@ -7,7 +7,8 @@
 #
 # What "close" means. Both runs start from the same weights and see the same SFT batches and the same RL prompts
 # (the problem streams and the sampling uniforms are keyed by seed, step and ids, not by the backend). The SFT phase
-# has no sampling, so its losses follow each other closely (the GPU differs by bf16 attention and log-prob only).
+# has no sampling, so its losses follow each other closely (the GPU runs in the config's precision, mixed by default:
+# bf16 activations and GEMMs, fp32 master weights, statistics and losses).
 # The RL phase samples: once one sampled token differs, the two runs are two draws of the same training process
 # on the same prompts, so only statistics can agree. Checks (failing any exits non-zero):
 #   - first SFT step loss: |gpu - cpu| <= 1e-2 (1 + cpu) (same weights, same batch);
