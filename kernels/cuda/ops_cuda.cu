@@ -64,6 +64,14 @@ struct OpsCuda {
     int prec;        // RLC_CUDA_FP32 / _BF16_GEMM / _MIXED (ops_cuda.h)
     int prec_set;    // set by rlc_ops_cuda_set_precision: kept across rlc_ops_cuda_release
     std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload, sampling's results
+    // pinned staging ring of small uploads (oc_upload): slot i is reused once its event says its copy is done
+    struct Stage {
+        void *host;       // OC_STAGE_BYTES of pinned host memory (NULL: not yet allocated, or refused)
+        cudaEvent_t done; // recorded after the copy out of it
+        int pending;      // a copy was enqueued from it
+    };
+    Stage stage[16];
+    int stage_next;
     // memory accounting: every block this backend holds (alloc, try_alloc, the workspace) with its size
     std::unordered_map<void *, size_t> blocks;
     size_t in_use, peak;
@@ -250,8 +258,52 @@ static void oc_register_params(const rlc_f *params, size_t n) {
 
 static void oc_params_written(const rlc_f *p, size_t n) { oc_params_sync(p, n * sizeof(float)); }
 
+// Small uploads (a decode step's tokens, positions, slots and lengths; sampling keys) go through a ring of pinned
+// staging buffers and do not synchronise: the host copies src into the next slot, the device copies from there
+// in stream order, and an event marks the slot free again (waited for only when the ring comes round while the
+// device is that far behind). With a synchronisation per upload the device would idle while the host enqueues
+// each decode step's kernels. Larger uploads (weights, checkpoints) copy from src and synchronise.
+#define OC_STAGE_BYTES ((size_t)256 << 10)
+static const int OC_STAGE_SLOTS = (int)(sizeof oc.stage / sizeof oc.stage[0]);
+
+static bool oc_upload_staged(void *dst, const void *src_host, size_t bytes) {
+    if (bytes > OC_STAGE_BYTES) return false;
+    OpsCuda::Stage &st = oc.stage[oc.stage_next];
+    if (!st.host) {
+        if (cudaMallocHost(&st.host, OC_STAGE_BYTES) != cudaSuccess) { // pinned memory refused: the plain path
+            (void)cudaGetLastError();
+            st.host = NULL;
+            return false;
+        }
+        oc_check(cudaEventCreateWithFlags(&st.done, cudaEventDisableTiming), "upload: cudaEventCreate");
+    } else if (st.pending) {
+        oc_check(cudaEventSynchronize(st.done), "upload: cudaEventSynchronize");
+    }
+    oc.stage_next = (oc.stage_next + 1) % OC_STAGE_SLOTS;
+    memcpy(st.host, src_host, bytes);
+    oc_check(cudaMemcpyAsync(dst, st.host, bytes, cudaMemcpyHostToDevice, oc.stream), "upload: cudaMemcpyAsync");
+    oc_check(cudaEventRecord(st.done, oc.stream), "upload: cudaEventRecord");
+    st.pending = 1;
+    return true;
+}
+
+static void oc_stage_release(void) {
+    for (OpsCuda::Stage &st : oc.stage) {
+        if (!st.host) continue;
+        oc_check(cudaEventSynchronize(st.done), "release: cudaEventSynchronize");
+        cudaEventDestroy(st.done);
+        cudaFreeHost(st.host);
+        st = OpsCuda::Stage{NULL, NULL, 0};
+    }
+    oc.stage_next = 0;
+}
+
 static void oc_upload(void *dst, const void *src_host, size_t bytes) {
     if (!bytes) return;
+    if (oc_upload_staged(dst, src_host, bytes)) {
+        oc_params_sync(dst, bytes);
+        return;
+    }
     oc_check(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, oc.stream), "upload: cudaMemcpyAsync");
     oc_params_sync(dst, bytes);
     oc_check(cudaStreamSynchronize(oc.stream), "upload: cudaStreamSynchronize"); // the caller may reuse src
@@ -923,6 +975,7 @@ extern "C" double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps) {
 extern "C" void rlc_ops_cuda_release(void) {
     if (!oc.ready) return;
     oc_check(cudaStreamSynchronize(oc.stream), "release: cudaStreamSynchronize");
+    oc_stage_release();
     oc_dev_free(oc.ws, "release: cudaFree");
     oc.ws = NULL;
     oc.ws_bytes = 0;

@@ -7,9 +7,11 @@
 // it first with cudaSetDevice): a cuBLAS handle (rlc_blas.h), a stream and a workspace that grows on demand
 // (freed by rlc_ops_cuda_release). Use it from one host thread.
 // - Ordering: every operation is enqueued on the backend's stream (the legacy default stream unless
-//   rlc_ops_cuda_set_stream says otherwise). upload and download return when the copy is complete; sumsq,
-//   attention_decode and sample_tokens synchronise too (they read a result / the slot and kv_len arrays on the
-//   host / return the sampled tokens in host arrays). Other entries return after enqueuing.
+//   rlc_ops_cuda_set_stream says otherwise). download returns when the copy is complete, upload when src may be
+//   reused (small uploads are staged in pinned memory and complete in stream order; large ones synchronise); sumsq,
+//   attention_decode (except on a bf16 cache with head dim 64 or 128) and sample_tokens synchronise too (they read
+//   a result / the slot and kv_len arrays on the host / return the sampled tokens in host arrays). Other entries
+//   return after enqueuing.
 // - Errors: a CUDA error, an allocation failure (the message gives the bytes requested and the bytes free on the
 //   device) or a shape the kernels do not take ends the process with "rlc: cuda backend: ..." and exit status 1.
 //   try_alloc returns NULL instead.
