@@ -347,12 +347,15 @@ void rlc_model_forward(rlc_model *m, const int *tokens, const int *cu_seqlens, i
 
     int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int QD = NH * HD, KD = NKV * HD;
+    // Each residual add is fused with the norm that follows it (add_rmsnorm_forward): the attention branch's with
+    // the MLP's input norm, the MLP branch's with the next layer's input norm or the final norm.
     o->embedding_forward(m->acts[0].x_in, m->tokens, m->p.embed, T, C);
+    o->rmsnorm_forward(m->acts[0].ln1, m->acts[0].rstd1, m->acts[0].x_in, m->p.layers[0].ln1, c->rms_eps, T, C);
     for (int l = 0; l < c->n_layers; l++) {
         rlc_layer_acts *a = &m->acts[l];
         rlc_layer_params *w = &m->p.layers[l];
-        rlc_f *x_out = (l + 1 < c->n_layers) ? m->acts[l + 1].x_in : m->x_final; // (T, C)
-        o->rmsnorm_forward(a->ln1, a->rstd1, a->x_in, w->ln1, c->rms_eps, T, C);
+        int last = l + 1 == c->n_layers;
+        rlc_f *x_out = last ? m->x_final : m->acts[l + 1].x_in; // (T, C)
         o->matmul_forward(a->q, a->ln1, w->wq, w->bq, T, C, QD);
         o->matmul_forward(a->k, a->ln1, w->wk, w->bk, T, C, KD);
         o->matmul_forward(a->v, a->ln1, w->wv, w->bv, T, C, KD);
@@ -360,15 +363,17 @@ void rlc_model_forward(rlc_model *m, const int *tokens, const int *cu_seqlens, i
         o->rope_forward(a->k, m->pos, T, NKV, HD, c->rope_theta);
         o->attention_forward(a->att, a->lse, a->q, a->k, a->v, m->cu_seqlens, B, T, NH, NKV, HD);
         o->matmul_forward(m->tmpC, a->att, w->wo, NULL, T, QD, C);
-        o->add(a->x_mid, a->x_in, m->tmpC, (size_t)T * C);
-        o->rmsnorm_forward(a->ln2, a->rstd2, a->x_mid, w->ln2, c->rms_eps, T, C);
+        o->add_rmsnorm_forward(a->x_mid, a->ln2, a->rstd2, a->x_in, m->tmpC, w->ln2, c->rms_eps, T, C);
         o->matmul_forward(a->gate, a->ln2, w->wgate, NULL, T, C, F);
         o->matmul_forward(a->up, a->ln2, w->wup, NULL, T, C, F);
         o->swiglu_forward(a->act, a->gate, a->up, (size_t)T * F);
         o->matmul_forward(m->tmpC, a->act, w->wdown, NULL, T, F, C);
-        o->add(x_out, a->x_mid, m->tmpC, (size_t)T * C);
+        if (last)
+            o->add_rmsnorm_forward(x_out, m->hidden, m->rstdf, a->x_mid, m->tmpC, m->p.norm, c->rms_eps, T, C);
+        else
+            o->add_rmsnorm_forward(x_out, m->acts[l + 1].ln1, m->acts[l + 1].rstd1, a->x_mid, m->tmpC,
+                                   m->p.layers[l + 1].ln1, c->rms_eps, T, C);
     }
-    o->rmsnorm_forward(m->hidden, m->rstdf, m->x_final, m->p.norm, c->rms_eps, T, C);
     if (c->value_head) o->logits_forward(m->values, m->hidden, m->p.value_w, m->p.value_b, T, C, 1);
 }
 
@@ -552,11 +557,13 @@ static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *sl
     size_t se = kv_slot_elems(kv, m), layer_elems = se * kv->n_seqs;
     rlc_f *x = m->x_final; // (n, C) residual stream, updated in place
     rlc_layer_acts *a = &m->acts[0]; // scratch buffers
+    // residual adds fused with the following norm as in rlc_model_forward, except the last layer's: the final norm
+    // runs on the requested rows only
     o->embedding_forward(x, m->tokens, m->p.embed, n, C);
+    o->rmsnorm_forward(a->ln1, a->rstd1, x, m->p.layers[0].ln1, c->rms_eps, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         rlc_layer_params *w = &m->p.layers[l];
         rlc_act *kc = rlc_act_at(o, kv->k, l * layer_elems), *vc = rlc_act_at(o, kv->v, l * layer_elems);
-        o->rmsnorm_forward(a->ln1, a->rstd1, x, w->ln1, c->rms_eps, n, C);
         o->matmul_forward(a->q, a->ln1, w->wq, w->bq, n, C, QD);
         o->matmul_forward(a->k, a->ln1, w->wk, w->bk, n, C, KD);
         o->matmul_forward(a->v, a->ln1, w->wv, w->bv, n, C, KD);
@@ -566,13 +573,15 @@ static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *sl
         o->kv_append(kc, vc, a->k, a->v, m->slot_buf, m->pos, n, kv->capacity, NKV, HD);
         o->attention_decode(a->att, a->q, kc, vc, m->slot_buf, m->kvlen_buf, n, kv->capacity, NH, NKV, HD);
         o->matmul_forward(m->tmpC, a->att, w->wo, NULL, n, QD, C);
-        o->add(x, x, m->tmpC, (size_t)n * C);
-        o->rmsnorm_forward(a->ln2, a->rstd2, x, w->ln2, c->rms_eps, n, C);
+        o->add_rmsnorm_forward(x, a->ln2, a->rstd2, x, m->tmpC, w->ln2, c->rms_eps, n, C);
         o->matmul_forward(a->gate, a->ln2, w->wgate, NULL, n, C, F);
         o->matmul_forward(a->up, a->ln2, w->wup, NULL, n, C, F);
         o->swiglu_forward(a->act, a->gate, a->up, (size_t)n * F);
         o->matmul_forward(m->tmpC, a->act, w->wdown, NULL, n, F, C);
-        o->add(x, x, m->tmpC, (size_t)n * C);
+        if (l + 1 < c->n_layers)
+            o->add_rmsnorm_forward(x, a->ln1, a->rstd1, x, m->tmpC, m->p.layers[l + 1].ln1, c->rms_eps, n, C);
+        else
+            o->add(x, x, m->tmpC, (size_t)n * C);
     }
     memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
     if (n_out > 0) {

@@ -113,6 +113,11 @@ typedef struct rlc_ops {
     // dinp (T,C) += ..., dweight (C) += ... (accumulate both); dinp is the residual stream's gradient (rlc_f).
     void (*rmsnorm_backward)(rlc_f *dinp, rlc_f *dweight, const rlc_act *dout, const rlc_f *inp,
                              const rlc_f *weight, const rlc_f *rstd, int T, int C);
+    // The residual add fused with the next norm: x (T,C) = a + b (add's semantics; x may be a), then
+    // rmsnorm_forward(out, rstd, x, weight). One pass over the rows instead of two ops (the backward's residual add
+    // is rmsnorm_backward's accumulation into dinp).
+    void (*add_rmsnorm_forward)(rlc_f *x, rlc_act *out, rlc_f *rstd, const rlc_f *a, const rlc_act *b,
+                                const rlc_f *weight, float eps, int T, int C);
 
     // ---- RoPE (rotate-half convention of HF Llama/Qwen2) ----
     // x (T,H,HD) rotated in place by position pos[t]: for i < HD/2, freq_i = theta^(-2i/HD), angle = pos*freq_i,

@@ -361,6 +361,13 @@ static void cpu_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_act *dou
     free(part);
 }
 
+// The specification is the composition: the same additions, then the same norm (bitwise the two ops).
+static void cpu_add_rmsnorm_forward(rlc_f *x, rlc_act *out, rlc_f *rstd, const rlc_f *a, const rlc_act *b,
+                                    const rlc_f *weight, float eps, int T, int C) {
+    cpu_add(x, a, b, (size_t)T * C);
+    cpu_rmsnorm_forward(out, rstd, x, weight, eps, T, C);
+}
+
 // ---- RoPE ----
 // Rotates each (x_i, x_{i+HD/2}) pair by sign * pos * freq_i. Angles, cos and sin in double (positions reach
 // tens of thousands, where a float angle loses most of its fractional part), computed once per token and
@@ -475,6 +482,7 @@ static const rlc_ops cpu_ops = {
     .matmul_backward = cpu_matmul_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward,
     .rmsnorm_backward = cpu_rmsnorm_backward,
+    .add_rmsnorm_forward = cpu_add_rmsnorm_forward,
     .rope_forward = cpu_rope_forward,
     .rope_backward = cpu_rope_backward,
     .attention_forward = cpu_attention_forward,

@@ -582,6 +582,12 @@ static void oc_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_act *dout
           "rmsnorm_backward");
 }
 
+static void oc_add_rmsnorm_forward(rlc_f *x, rlc_act *out, rlc_f *rstd, const rlc_f *a, const rlc_act *b,
+                                   const rlc_f *weight, float eps, int T, int C) {
+    oc_ok(rlc_cuda_add_rmsnorm_forward(x, out, oc_a16(), rstd, a, b, weight, eps, T, C, oc.stream),
+          "add_rmsnorm_forward");
+}
+
 static void oc_rope_forward(rlc_act *x, const int *pos, int T, int H, int HD, float theta) {
     oc_ok(rlc_cuda_rope(x, oc_a16(), pos, T, H, HD, theta, 1, oc.stream), "rope_forward");
 }
@@ -884,6 +890,7 @@ static void oc_init(void) {
     t.matmul_backward = oc_matmul_backward;
     t.rmsnorm_forward = oc_rmsnorm_forward;
     t.rmsnorm_backward = oc_rmsnorm_backward;
+    t.add_rmsnorm_forward = oc_add_rmsnorm_forward;
     t.rope_forward = oc_rope_forward;
     t.rope_backward = oc_rope_backward;
     t.attention_forward = oc_attention_forward;

@@ -42,6 +42,28 @@ __global__ void rms_forward_kernel(A *out, float *rstd, const float *inp, const 
     for (int c = lane; c < C; c += 32) rlc_st(y + c, x[c] * r * weight[c]);
 }
 
+// The residual add fused in: x = a + b is stored and squared in the first loop, re-read (this lane's own stores)
+// in the second. The sum runs in the same order as rms_forward_kernel's, so out and rstd equal the two-op result.
+template <typename A>
+__global__ void rms_add_forward_kernel(float *xo, A *out, float *rstd, const float *a, const A *b, const float *weight,
+                                       float eps, int T, int C) {
+    const int lane = threadIdx.x & 31, t = blockIdx.x * RMS_WARPS + (threadIdx.x >> 5);
+    const bool live = t < T;
+    const size_t off = (size_t)(live ? t : 0) * C;
+    float ss = 0.0f;
+    if (live)
+        for (int c = lane; c < C; c += 32) {
+            const float v = a[off + c] + rlc_ld(b + off + c);
+            xo[off + c] = v;
+            ss += v * v;
+        }
+    ss = rms_warp_sum(ss);
+    if (!live) return;
+    const float r = (float)(1.0 / sqrt((double)ss / C + (double)eps));
+    if (lane == 0) rstd[t] = r;
+    for (int c = lane; c < C; c += 32) rlc_st(out + off + c, xo[off + c] * r * weight[c]);
+}
+
 template <typename A>
 __global__ void rms_backward_dinp_kernel(float *dinp, const A *dout, const float *inp, const float *weight,
                                          const float *rstd, int T, int C) {
@@ -83,6 +105,16 @@ extern "C" int rlc_cuda_rmsnorm_forward(void *out, int out_bf16, float *rstd, co
                      RLC_LAUNCH(rms_forward_kernel<A>, (T + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0,
                                 (cudaStream_t)stream, (A *)out, rstd, inp, weight, eps, T, C));
     return rms_launch_ok("rlc_cuda_rmsnorm_forward");
+}
+
+extern "C" int rlc_cuda_add_rmsnorm_forward(float *x, void *out, int act_bf16, float *rstd, const float *a,
+                                            const void *b, const float *weight, float eps, int T, int C,
+                                            void *stream) {
+    if (T <= 0) return 0;
+    RLC_ACT_DISPATCH(act_bf16, A,
+                     RLC_LAUNCH(rms_add_forward_kernel<A>, (T + RMS_WARPS - 1) / RMS_WARPS, 32 * RMS_WARPS, 0,
+                                (cudaStream_t)stream, x, (A *)out, rstd, a, (const A *)b, weight, eps, T, C));
+    return rms_launch_ok("rlc_cuda_add_rmsnorm_forward");
 }
 
 static int rms_chunks(int T) { return (T + RLC_RMS_ROWS - 1) / RLC_RMS_ROWS; }

@@ -14,6 +14,10 @@ extern "C" {
 int rlc_cuda_rmsnorm_forward(void *out, int out_bf16, float *rstd, const float *inp, const float *weight, float eps,
                              int T, int C, void *stream);
 
+// x (T,C) = a + b (b fp32, or bf16 with out when act_bf16; x may be a), then the forward above on x into out, rstd.
+int rlc_cuda_add_rmsnorm_forward(float *x, void *out, int act_bf16, float *rstd, const float *a, const void *b,
+                                 const float *weight, float eps, int T, int C, void *stream);
+
 // dinp (T,C) += r w dy - x r^3 / C * sum(dy w x);  dweight (C) += sum_t dy x r (accumulate both). dweight is
 // summed over chunks of RLC_RMS_ROWS rows in double, chunk partials in order (the CPU twin's partition).
 #define RLC_RMS_ROWS 256
