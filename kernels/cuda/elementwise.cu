@@ -246,6 +246,10 @@ template <typename A> __global__ void ew_bias_rows_kernel(A *out, const float *b
     EW_FOR(i, T * N) rlc_st(out + i, bias[i % N]);
 }
 
+__global__ void ew_bias_round_kernel(bf16 *out, const float *acc, const float *bias, size_t T, int N) {
+    EW_FOR(i, T * N) out[i] = __float2bfloat16_rn(acc[i] + bias[i % N]);
+}
+
 // ---------------------------------------------------------------------------------------------------- host
 
 extern "C" int rlc_cuda_add(float *out, const float *a, const void *b, int b_bf16, size_t n, void *stream) {
@@ -456,6 +460,14 @@ extern "C" int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, v
     RLC_LAUNCH(ew_bias_rows_kernel<float>, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, out, bias, (size_t)T,
                N);
     return ew_launch_ok("rlc_cuda_bias_rows");
+}
+
+extern "C" int rlc_cuda_bias_round_bf16(void *out, const float *acc, const float *bias, int T, int N, void *stream) {
+    if (T <= 0 || N <= 0) return 0;
+    const size_t n = (size_t)T * N;
+    RLC_LAUNCH(ew_bias_round_kernel, ew_blocks(n), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)out, acc, bias,
+               (size_t)T, N);
+    return ew_launch_ok("rlc_cuda_bias_round_bf16");
 }
 
 static int ew_colsum_chunks(int T) { return (T + RLC_COLSUM_ROWS - 1) / RLC_COLSUM_ROWS; }

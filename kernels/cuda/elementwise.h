@@ -92,6 +92,8 @@ int rlc_cuda_kv_append(void *k_cache, void *v_cache, const void *k_new, const vo
 
 // out (T, N) = bias (N) on every row.
 int rlc_cuda_bias_rows(float *out, const float *bias, int T, int N, void *stream);
+// out (T, N) bf16 = round(acc (T, N) fp32 + bias (N) on every row): a GEMM's bias epilogue with one rounding.
+int rlc_cuda_bias_round_bf16(void *out, const float *acc, const float *bias, int T, int N, void *stream);
 
 // dst (N) += sum over rows of src (T, N) (fp32, or bf16 when src_bf16): chunks of RLC_COLSUM_ROWS rows summed in double (rows in order), then
 // the chunk partials in chunk order (the CPU twin's partition).

@@ -497,8 +497,8 @@ static void oc_gemm_forward(void *out, bool out_act, const rlc_act *inp, const r
                 op);
         return;
     }
-    // bf16 GEMMs. A bf16 output with a bias goes through an fp32 scratch (bias, then the products, then one
-    // rounding), so that the bias is not rounded separately.
+    // bf16 GEMMs. A bf16 output with a bias goes through an fp32 scratch (the products, then the bias added and
+    // rounded once), so that neither the products nor the bias are rounded separately.
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
@@ -510,14 +510,18 @@ static void oc_gemm_forward(void *out, bool out_act, const rlc_act *inp, const r
             oc_zero(out, n_out * (out16 ? 2 : sizeof(float)));
             return;
         }
-        if (bias) oc_ok(rlc_cuda_bias_rows(acc, bias, T, OC, oc.stream), op);
+        const bool epilogue = out16 && bias; // products into acc, then out = round(acc + bias)
+        if (bias && !epilogue) oc_ok(rlc_cuda_bias_rows(acc, bias, T, OC, oc.stream), op);
         if (C > 0) {
             if (acc)
-                oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias ? 1.0f : 0.0f, acc, OC, 0),
+                oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias && !epilogue ? 1.0f : 0.0f,
+                                           acc, OC, 0),
                         op);
             else oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, 0.0f, out, OC, 1), op);
+        } else if (epilogue) {
+            oc_zero(acc, n_out * sizeof(float));
         }
-        if (out16 && acc) oc_ok(rlc_cuda_f32_to_bf16_flat(out, acc, n_out, oc.stream), op);
+        if (epilogue) oc_ok(rlc_cuda_bias_round_bf16(out, acc, bias, T, OC, oc.stream), op);
     }
 }
 
