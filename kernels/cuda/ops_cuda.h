@@ -17,7 +17,7 @@
 //   free is cudaMemGetInfo's, at most limit - in_use under a cap (set_mem_limit / RLC_MEM_LIMIT_MB), which
 //   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace is not counted (not ours to see).
 // - Precision: three modes (rlc_ops_cuda_set_precision, or RLC_CUDA_PRECISION=mixed|bf16-gemm|fp32 in the
-//   environment, read when the backend starts):
+//   environment, read when the backend first starts; a restart after rlc_ops_cuda_release keeps the mode):
 //   RLC_CUDA_MIXED (the default): mixed precision. Activations (include/rlc/ops.h rlc_act: norm outputs, q, k, v,
 //     attention outputs, MLP gates, the KV cache, their gradients) are bf16 in memory (act_bytes 2); the matmuls
 //     are bf16 GEMMs with fp32 accumulation reading them and the bf16 working weights directly, writing bf16
@@ -78,7 +78,8 @@ double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps);
 const void *rlc_ops_cuda_params_bf16(const float *p, size_t n);
 
 // Frees the workspace, adamw_multi's table and the cuBLAS handle (after synchronising). The next rlc_ops_cuda()
-// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid.
+// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid, and so does the
+// precision mode (act_bytes), which those buffers were allocated under.
 void rlc_ops_cuda_release(void);
 
 #ifdef __cplusplus

@@ -206,6 +206,10 @@ static void test_memory_accounting() {
     // the workspace counts: an op that grows it raises in_use by exactly the workspace's growth
     rlc_ops_cuda_release(); // an empty workspace
     GPU = rlc_ops_cuda();
+    // the restart keeps the precision mode (buffers allocated under it stay valid): fp32, as main set it
+    CHECK(rlc_ops_cuda_precision() == RLC_CUDA_FP32 && GPU->act_bytes == sizeof(float),
+          "release and restart changed the precision mode to %s (act_bytes %zu)",
+          rlc_ops_cuda_precision_name(rlc_ops_cuda_precision()), GPU->act_bytes);
     GPU->mem_info(&a);
     const size_t nx = 3000000;
     float *x = (float *)GPU->alloc(nx * sizeof(float));
