@@ -62,7 +62,8 @@ struct OpsCuda {
     char *ws;        // workspace (device), ws_bytes long
     size_t ws_bytes;
     int prec;        // RLC_CUDA_FP32 / _BF16_GEMM / _MIXED (ops_cuda.h)
-    int prec_set;    // set by rlc_ops_cuda_set_precision: kept across rlc_ops_cuda_release
+    int prec_ready;  // prec chosen (default / RLC_CUDA_PRECISION at the first start, or set_precision); kept by
+                     // release, since activation buffers allocated under it stay valid
     std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload, sampling's results
     // pinned staging ring of small uploads (oc_upload): slot i is reused once its event says its copy is done
     struct Stage {
@@ -858,16 +859,19 @@ static void oc_init(void) {
     oc.blas = rlc_blas_create();
     if (!oc.blas) oc_fatal("cuBLAS handle creation failed (see the message above)");
     rlc_blas_set_stream(oc.blas, oc.stream);
-    const char *pr = getenv("RLC_CUDA_PRECISION");
-    if (!oc.prec_set) oc.prec = RLC_CUDA_MIXED;
-    if (!oc.prec_set && pr && *pr) {
-        int found = 0;
-        for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
-            if (!strcmp(pr, rlc_ops_cuda_precision_name(m))) {
-                oc.prec = m;
-                found = 1;
-            }
-        if (!found) oc_fatal("RLC_CUDA_PRECISION=%s: expected mixed, bf16-gemm or fp32", pr);
+    if (!oc.prec_ready) { // the first start only: a restart after release keeps the mode the buffers were made in
+        oc.prec = RLC_CUDA_MIXED;
+        const char *pr = getenv("RLC_CUDA_PRECISION");
+        if (pr && *pr) {
+            int found = 0;
+            for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
+                if (!strcmp(pr, rlc_ops_cuda_precision_name(m))) {
+                    oc.prec = m;
+                    found = 1;
+                }
+            if (!found) oc_fatal("RLC_CUDA_PRECISION=%s: expected mixed, bf16-gemm or fp32", pr);
+        }
+        oc.prec_ready = 1;
     }
 
     rlc_ops &t = oc_table;
@@ -940,7 +944,6 @@ extern "C" void rlc_ops_cuda_set_precision(int mode) {
         oc_fatal("set_precision: unknown mode %d", mode);
     if (!oc.ready) oc_init(); // so that the environment's mode, read there, does not override the call
     oc.prec = mode;
-    oc.prec_set = 1;
     oc_table.act_bytes = oc_a16() ? 2 : sizeof(float);
 }
 

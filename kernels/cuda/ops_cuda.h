@@ -19,7 +19,7 @@
 //   free is cudaMemGetInfo's, at most limit - in_use under a cap (set_mem_limit / RLC_MEM_LIMIT_MB), which
 //   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace is not counted (not ours to see).
 // - Precision: three modes (rlc_ops_cuda_set_precision, or RLC_CUDA_PRECISION=mixed|bf16-gemm|fp32 in the
-//   environment, read when the backend starts):
+//   environment, read when the backend first starts; a restart after rlc_ops_cuda_release keeps the mode):
 //   RLC_CUDA_MIXED (the default): mixed precision. Activations (include/rlc/ops.h rlc_act: norm outputs, q, k, v,
 //     attention outputs, MLP gates, the KV cache, their gradients) are bf16 in memory (act_bytes 2); the matmuls
 //     are bf16 GEMMs with fp32 accumulation reading them and the bf16 working weights directly, writing bf16
@@ -32,8 +32,7 @@
 //   RLC_CUDA_FP32: fp32 activations and cuBLAS sgemm without TF32 (the reference mode, closest to the CPU twin).
 //   In every mode attention runs the bf16 kernels of kernels/cuda/attention.cu (converting fp32 q, k, v, out,
 //   dout, and zero-padding the head dim to 64 or 128 when needed) and the log-prob kernels/cuda/logprob.cu.
-//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes). A mode set by
-//   rlc_ops_cuda_set_precision outlives rlc_ops_cuda_release.
+//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes).
 // - bf16 working weights: the model registers its flat fp32 parameter buffer (register_params); the backend keeps
 //   a bf16 copy of it (2 bytes per parameter, device memory, counted), refreshed by every table write into it
 //   and written by adamw_multi in the same pass as the fp32 master. Weight operands inside a registered buffer
@@ -81,7 +80,8 @@ double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps);
 const void *rlc_ops_cuda_params_bf16(const float *p, size_t n);
 
 // Frees the workspace, adamw_multi's table and the cuBLAS handle (after synchronising). The next rlc_ops_cuda()
-// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid.
+// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid, and so does the
+// precision mode (act_bytes), which those buffers were allocated under.
 void rlc_ops_cuda_release(void);
 
 #ifdef __cplusplus

@@ -50,14 +50,7 @@ extern "C" {
 
 static const rlc_ops *GPU, *CPU;
 
-// round-to-nearest-even of an fp32 to bf16 bits (the reference the copy must equal)
-static uint16_t bf16_rne(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); // NaN stays NaN (quiet)
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
+using rlc_test::bf16_rne; // round-to-nearest-even to bf16 bits (test_common.h): the reference the copy must equal
 
 static std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f) {
     std::vector<float> v(n);

@@ -1,9 +1,11 @@
 // tests/emu/test_common.h: helpers shared by the CUDA kernel tests whether they run under the emulator
 // (tests/emu/, through emu_test.h) or on a GPU (tests/gpu/ includes some of the same test sources): a hash-based
-// uniform for reproducible inputs and a death test that runs a function in a child process.
+// uniform for reproducible inputs, a host bf16 rounding written with integer operations (independent of the
+// toolkit's conversions that the kernels use) and a death test that runs a function in a child process.
 #pragma once
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,25 @@ inline float hash_uniform(uint32_t i, uint32_t salt) {
     x ^= x >> 16;
     return (float)((double)x / 4294967296.0 * 2.0 - 1.0);
 }
+
+// Round to nearest even of an fp32 to bf16 bits: add 0x7fff plus the lowest kept bit, drop the low 16 bits (a
+// tie goes to the even neighbour, overflow carries into the exponent up to infinity). NaN stays a quiet NaN.
+inline uint16_t bf16_rne(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+// bf16 bits widened to fp32 (exact).
+inline float bf16_widen(uint16_t b) {
+    const uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+// x rounded to the nearest bf16, as an fp32.
+inline float bf16_round(float x) { return bf16_widen(bf16_rne(x)); }
 
 // Runs fn in a child process; passes if the child fails (non-zero exit or signal) and its stderr contains
 // needle. The first lines of the child's stderr are echoed so the log shows the message.

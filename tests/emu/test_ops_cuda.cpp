@@ -10,7 +10,12 @@
 // repeated tokens, odd head dims, head dims padded to the attention kernels' 64 / 128, empty sequences and
 // cache rows, decode rows sharing a slot; KV appends of one scalar, of a decode step, of a prefill, of more rows
 // than a block's threads); alloc's zero fill; the out-of-memory messages (device and cap); the memory accounting
-// (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe.
+// (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe; a restart after
+// rlc_ops_cuda_release keeps the precision mode. Then the same entries in mixed precision (bf16 activations):
+// act_bytes per mode, act_from_f / act_to_f, every entry that takes or returns an activation (the attention's
+// direct paths at head dims 64 and 128 and its padded paths, decode in place on the bf16 cache with rows past
+// kv_len holding NaN and through the gather path, the log-prob over two vocabulary chunks), and the matmuls
+// again with the weight read from its bf16 working copy (register_params), bit for bit.
 //
 // Tolerances: a value passes when |gpu - cpu| <= rtol |cpu| + afrac max|cpu| (max over the tensor); the worst
 // ratio error / allowed is printed per entry (<= 1 passes).
@@ -24,16 +29,35 @@
 //     attention out, dq, dk, dv, decode out: max|gpu - cpu| <= 2e-2 max|cpu| (floor 1e-2); lse: 1e-3 absolute
 //     logprob logp, entropy, lse: 1e-4 (1 + |cpu|); dhidden, dw: 2^-7 sum_k |dz_k x_k| + 1e-5 |cpu| + 1e-7
 //     matmul with RLC_CUDA_BF16_GEMM (operands exactly bf16): the fp32 tolerance above
+//   mixed precision (RLC_CUDA_MIXED: bf16 activations, section "mixed precision", after the fp32 cases): inputs are
+//   drawn as bf16 values and the twin computes on the same values in fp32, so beyond the fp32 math order the one
+//   difference is the single rounding of each bf16 output: half a bf16 ulp of the twin's value (8 significant bits:
+//   2^-9 to 2^-8 of |x|) on top of the entry's fp32 tolerance. That bound is exact, not fitted: some element of
+//   every tensor lands near a half ulp, so the measured worst is 0.99-0.997 of it, and a truncating conversion
+//   (errors up to a whole ulp: measured 1.99 of it) fails; a safety factor would let that pass. (Ratios below.)
+//     swiglu, rope, rmsnorm out (bf16):                      TOL_EW + 1/2 ulp     (measured <= 0.997)
+//     matmul out, dinp accumulated into bf16:                TOL_RED + 1/2 ulp    (measured <= 0.991)
+//     logits_forward, matmul dw / dbias, rmsnorm rstd / dinp / dweight (fp32): the fp32 tolerances (<= 0.008)
+//     rope forward then backward: two roundings, 2^-7 max|x| + 1/2 ulp (derived in test_rope16; measured 0.40)
+//     attention out, dq, dk, dv, decode out: ATT_TOL + 1/2 ulp (measured <= 0.27: 3.7x); lse 1e-3 absolute
+//       (at padded head dims the adapter rounds s q into bf16 again: the twin gets that q, see att_q_twin16)
+//     logprob: logp, entropy, lse as above (measured 1e-3); dhidden (bf16): the bound above + 1/2 ulp (0.47)
+//     add (fp32 residual + bf16 activation: one fp32 addition on both sides), kv_append: bitwise equal
+//     act_to_f: exact on all 65536 bf16 patterns; act_from_f: bitwise round to nearest even (rlc_test::bf16_rne)
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
+#include "logprob.h"
 #include "ops_cuda.h"
 #include "rlc_cuda.h"
 #include "test_common.h"
@@ -66,7 +90,7 @@ extern "C" const char *__asan_default_options() { return "allocator_may_return_n
 using rlc_test::expect_death;
 
 static constexpr float (*uni)(uint32_t, uint32_t) = rlc_test::hash_uniform;
-static float bf16_round(float x) { return __bfloat162float(__float2bfloat16(x)); }
+using rlc_test::bf16_round; // host round to nearest even (test_common.h)
 static std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f, bool bf16 = false) {
     std::vector<float> v(n);
     for (size_t i = 0; i < n; i++) {
@@ -105,8 +129,20 @@ static void note(const char *entry, double r) {
     g_worst.push_back({entry, r});
 }
 
+// Half a bf16 ulp at x: the most one round to nearest even into bf16 moves a value near x. bf16 keeps 8 significant
+// bits, so for |x| in [2^(e-1), 2^e) it is 2^(e-9): between 2^-9 and 2^-8 of |x|.
+static double bf16_half_ulp(double x) {
+    x = fabs(x);
+    if (!(x > 0) || !std::isfinite(x)) return 0.0;
+    int e;
+    frexp(x, &e);
+    return ldexp(1.0, e - 9);
+}
+
+// half_ulps16: the output was rounded to bf16 once (mixed precision): that many half bf16 ulps of want are allowed
+// on top of rtol and afrac.
 static double cmp(const char *entry, const char *what, const std::vector<float> &got, const std::vector<float> &want,
-                  double rtol, double afrac, double afloor = 0.0) {
+                  double rtol, double afrac, double afloor = 0.0, double half_ulps16 = 0.0) {
     double mx = 0.0;
     for (float w : want) mx = fmax(mx, fabs((double)w));
     const double atol = fmax(afrac * mx, afloor) + 1e-30;
@@ -114,7 +150,8 @@ static double cmp(const char *entry, const char *what, const std::vector<float> 
     int bad = 0;
     CHECK(got.size() == want.size(), "%s %s: %zu values, expected %zu", entry, what, got.size(), want.size());
     for (size_t i = 0; i < got.size() && i < want.size(); i++) {
-        const double e = fabs((double)got[i] - want[i]), lim = rtol * fabs((double)want[i]) + atol;
+        const double e = fabs((double)got[i] - want[i]);
+        const double lim = rtol * fabs((double)want[i]) + atol + half_ulps16 * bf16_half_ulp(want[i]);
         if (!(e <= lim)) {
             if (bad++ < 4)
                 CHECK(0, "%s: %s %s[%zu]: got %.9g expected %.9g (allowed %.3g)", g_case, entry, what, i, got[i],
@@ -206,6 +243,10 @@ static void test_memory_accounting() {
     // the workspace counts: an op that grows it raises in_use by exactly the workspace's growth
     rlc_ops_cuda_release(); // an empty workspace
     GPU = rlc_ops_cuda();
+    // the restart keeps the precision mode (buffers allocated under it stay valid): fp32, as main set it
+    CHECK(rlc_ops_cuda_precision() == RLC_CUDA_FP32 && GPU->act_bytes == sizeof(float),
+          "release and restart changed the precision mode to %s (act_bytes %zu)",
+          rlc_ops_cuda_precision_name(rlc_ops_cuda_precision()), GPU->act_bytes);
     GPU->mem_info(&a);
     const size_t nx = 3000000;
     float *x = (float *)GPU->alloc(nx * sizeof(float));
@@ -520,6 +561,57 @@ static void test_kv_append(int NKV, int HD, int cap, int n_slots, std::vector<in
 
 // ------------------------------------------------------------------------------------------------ log-prob
 
+// Bounds of the bf16 rounding of dz (see tests/emu/test_logprob.cpp): bdh (T,C) = sum_v |dz_tv w_vc|,
+// bdw (V,C) = sum_t |dz_tv h_tc|, from the CPU twin's lse and entropy.
+static void logprob_dz_bounds(std::vector<double> &bdh, std::vector<double> &bdw, const std::vector<float> &hid,
+                              const std::vector<float> &w, const std::vector<int> &tgt, const std::vector<float> &dlogp,
+                              const std::vector<float> &dent, const std::vector<float> &lse_c,
+                              const std::vector<float> &ent_c, int T, int C, int V, float tau) {
+    bdh.assign((size_t)T * C, 0.0);
+    bdw.assign((size_t)V * C, 0.0);
+    for (int t = 0; t < T; t++) {
+        const double c = tgt[t] >= 0 ? dlogp[t] / tau : 0.0, e = dent[t] / tau;
+        for (int v = 0; v < V; v++) {
+            double u = 0;
+            for (int i = 0; i < C; i++) u += (double)hid[(size_t)t * C + i] * w[(size_t)v * C + i];
+            const double lp = u / tau - lse_c[t], p = exp(lp);
+            const double dz = fabs(c * ((v == tgt[t]) - p) - e * p * (lp + ent_c[t]));
+            for (int i = 0; i < C; i++) {
+                bdh[(size_t)t * C + i] += dz * fabs(w[(size_t)v * C + i]);
+                bdw[(size_t)v * C + i] += dz * fabs(hid[(size_t)t * C + i]);
+            }
+        }
+    }
+}
+
+// dhidden / dw against the twin: 2^-7 bound + 1e-5 |cpu| + 1e-7, plus half_ulps16 half bf16 ulps (a bf16 output).
+static void logprob_check_bound(const char *name, const char *entry, const char *what, const std::vector<float> &got,
+                                const std::vector<float> &want, const std::vector<double> &bound,
+                                double half_ulps16 = 0.0) {
+    double worst = 0;
+    int bad = 0;
+    for (size_t i = 0; i < want.size(); i++) {
+        const double e = fabs((double)got[i] - want[i]);
+        const double lim = bound[i] / 128.0 + 1e-5 * fabs((double)want[i]) + 1e-7 + half_ulps16 * bf16_half_ulp(want[i]);
+        if (!(e <= lim) && bad++ < 4) CHECK(0, "%s %s[%zu]: got %.9g expected %.9g", name, what, i, got[i], want[i]);
+        worst = fmax(worst, e / lim);
+    }
+    CHECK(bad == 0, "%s %s: %d values outside the tolerance", name, what, bad);
+    note(entry, worst);
+}
+
+// logp, entropy, lse against the twin: 1e-4 (1 + |cpu|).
+static void logprob_check_stat(const char *name, const char *entry, const char *what, const std::vector<float> &got,
+                               const std::vector<float> &want) {
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); i++) {
+        const double lim = 1e-4 * (1.0 + fabs((double)want[i])), e = fabs((double)got[i] - want[i]);
+        CHECK(e <= lim, "%s %s[%zu]: got %.9g expected %.9g", name, what, i, got[i], want[i]);
+        worst = fmax(worst, e / lim);
+    }
+    note(entry, worst);
+}
+
 // with_logp / with_ent: pass logp / entropy to the forward (else NULL); with_dh / with_dw: the backward's outputs.
 static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool with_ent, bool with_dh, bool with_dw) {
     char name[128];
@@ -534,41 +626,14 @@ static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool wi
     CPU->logprob_forward(logp_c.data(), ent_c.data(), lse_c.data(), hid.data(), w.data(), tgt.data(), T, C, V, tau);
     CPU->logprob_backward(dh_c.data(), dw_c.data(), dlogp.data(), dent.data(), hid.data(), w.data(), tgt.data(),
                           lse_c.data(), ent_c.data(), T, C, V, tau);
-    // Bounds of the bf16 rounding of dz (see tests/emu/test_logprob.cpp): sum_v |dz_tv w_vc|, sum_t |dz_tv h_tc|.
-    std::vector<double> bdh(dh0.size(), 0.0), bdw(dw0.size(), 0.0);
-    for (int t = 0; t < T; t++) {
-        const double c = tgt[t] >= 0 ? dlogp[t] / tau : 0.0, e = dent[t] / tau;
-        for (int v = 0; v < V; v++) {
-            double u = 0;
-            for (int i = 0; i < C; i++) u += (double)hid[(size_t)t * C + i] * w[(size_t)v * C + i];
-            const double lp = u / tau - lse_c[t], p = exp(lp);
-            const double dz = fabs(c * ((v == tgt[t]) - p) - e * p * (lp + ent_c[t]));
-            for (int i = 0; i < C; i++) {
-                bdh[(size_t)t * C + i] += dz * fabs(w[(size_t)v * C + i]);
-                bdw[(size_t)v * C + i] += dz * fabs(hid[(size_t)t * C + i]);
-            }
-        }
-    }
+    std::vector<double> bdh, bdw;
+    logprob_dz_bounds(bdh, bdw, hid, w, tgt, dlogp, dent, lse_c, ent_c, T, C, V, tau);
     auto check_bound = [&](const char *what, const std::vector<float> &got, const std::vector<float> &want,
                            const std::vector<double> &bound) {
-        double worst = 0;
-        int bad = 0;
-        for (size_t i = 0; i < want.size(); i++) {
-            const double e = fabs((double)got[i] - want[i]), lim = bound[i] / 128.0 + 1e-5 * fabs((double)want[i]) + 1e-7;
-            if (!(e <= lim) && bad++ < 4) CHECK(0, "%s %s[%zu]: got %.9g expected %.9g", name, what, i, got[i], want[i]);
-            worst = fmax(worst, e / lim);
-        }
-        CHECK(bad == 0, "%s %s: %d values outside the tolerance", name, what, bad);
-        note("logprob_backward", worst);
+        logprob_check_bound(name, "logprob_backward", what, got, want, bound);
     };
     auto check_stat = [&](const char *what, const std::vector<float> &got, const std::vector<float> &want) {
-        double worst = 0;
-        for (size_t i = 0; i < want.size(); i++) {
-            const double lim = 1e-4 * (1.0 + fabs((double)want[i])), e = fabs((double)got[i] - want[i]);
-            CHECK(e <= lim, "%s %s[%zu]: got %.9g expected %.9g", name, what, i, got[i], want[i]);
-            worst = fmax(worst, e / lim);
-        }
-        note("logprob_forward", worst);
+        logprob_check_stat(name, "logprob_forward", what, got, want);
     };
     run_case(name, [&](Outputs &o) {
         int *dt = dev(tgt);
@@ -603,6 +668,511 @@ static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool wi
     });
 }
 
+// ------------------------------------------------------------------------------------------------ mixed precision
+// RLC_CUDA_MIXED (ops_cuda.h): activations (rlc_act) are bf16 in device memory. Inputs are drawn as bf16 values,
+// uploaded as bf16 bits (dev16) and given to the CPU twin as the same values in fp32, so both sides compute on
+// identical inputs; activations come back widened to fp32 (host16) and are compared with one bf16 rounding
+// allowed on top of the fp32 tolerance (TOL16_*). What ops.h keeps in rlc_f (the residual stream, weights, biases,
+// rstd, lse, log-probs, weight gradients, logits_forward's output) is fp32 on both sides as in the fp32 cases.
+
+#define TOL16_EW TOL_EW, 0.0, 1.0   // an fp32 elementwise result rounded once into bf16
+#define TOL16_RED TOL_RED, 0.0, 1.0 // an fp32 reduction / GEMM result rounded once into bf16
+#define ATT16_TOL ATT_TOL, 1.0      // the attention tolerance (already bf16 kernels), plus the output's rounding
+
+// Host floats uploaded as bf16 device activations (round to nearest even on the host: exact for bf16 values).
+static void *dev16(const std::vector<float> &h) {
+    std::vector<uint16_t> b(h.size());
+    for (size_t i = 0; i < h.size(); i++) b[i] = rlc_test::bf16_rne(h[i]);
+    void *d = GPU->alloc(b.size() * 2);
+    GPU->upload(d, b.data(), b.size() * 2);
+    return d;
+}
+static std::vector<uint16_t> bits16(const void *d, size_t n) {
+    std::vector<uint16_t> b(n);
+    GPU->download(b.data(), d, n * 2);
+    return b;
+}
+// bf16 device activations widened to fp32 (exact).
+static std::vector<float> host16(const void *d, size_t n) {
+    std::vector<uint16_t> b = bits16(d, n);
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = rlc_test::bf16_widen(b[i]);
+    return f;
+}
+static std::vector<uint16_t> rne_bits(const std::vector<float> &x) {
+    std::vector<uint16_t> b(x.size());
+    for (size_t i = 0; i < x.size(); i++) b[i] = rlc_test::bf16_rne(x[i]);
+    return b;
+}
+static void free_all(std::initializer_list<void *> ps) {
+    for (void *p : ps) GPU->free(p);
+}
+static bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
+    return a.size() == b.size() && (a.empty() || !memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
+// The element size follows the mode (include/rlc/ops.h act_bytes), and a restart keeps the mode.
+static void test_mixed_mode() {
+    rlc_ops_cuda_set_precision(RLC_CUDA_BF16_GEMM);
+    CHECK(GPU->act_bytes == sizeof(float), "bf16-gemm mode: act_bytes %zu", GPU->act_bytes);
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
+    CHECK(GPU->act_bytes == sizeof(float), "fp32 mode: act_bytes %zu", GPU->act_bytes);
+    rlc_ops_cuda_set_precision(RLC_CUDA_MIXED);
+    CHECK(GPU->act_bytes == 2 && rlc_ops_cuda_precision() == RLC_CUDA_MIXED, "mixed mode: act_bytes %zu, mode %s",
+          GPU->act_bytes, rlc_ops_cuda_precision_name(rlc_ops_cuda_precision()));
+    CHECK(!strcmp(rlc_ops_cuda_precision_name(RLC_CUDA_MIXED), "mixed"), "mode name %s",
+          rlc_ops_cuda_precision_name(RLC_CUDA_MIXED));
+    rlc_ops_cuda_release();
+    GPU = rlc_ops_cuda();
+    CHECK(GPU->act_bytes == 2 && rlc_ops_cuda_precision() == RLC_CUDA_MIXED, "restart left mixed mode: act_bytes %zu",
+          GPU->act_bytes);
+}
+
+// act_to_f of every bf16 bit pattern is its exact widening (NaN payloads too); act_from_f of those is the pattern
+// again (a NaN stays a NaN); act_from_f rounds to nearest even, bit for bit as rlc_test::bf16_rne, on every upper
+// half of an fp32 with the lower halves 0, 1, 0x7fff, 0x8000 (ties: to the even neighbour, up or down), 0x8001 and
+// 0xffff (carries into the exponent, up to infinity; subnormals; -0). NaN inputs give a NaN (the converter's own
+// payload). In fp32 mode both entries copy, bit for bit.
+static void test_act_convert16() {
+    const size_t nb = 65536;
+    const uint16_t lows[] = {0x0000, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff};
+    const size_t nl = sizeof lows / sizeof lows[0], nf = nb * nl;
+    std::vector<uint16_t> all(nb);
+    for (size_t i = 0; i < nb; i++) all[i] = (uint16_t)i;
+    std::vector<float> f32(nf);
+    for (size_t i = 0; i < nf; i++) {
+        const uint32_t u = (uint32_t)(i / nl) << 16 | lows[i % nl];
+        memcpy(&f32[i], &u, 4);
+    }
+    run_case("mixed act_from_f / act_to_f", [&](Outputs &o) {
+        void *a = GPU->alloc(nb * 2), *back = dev16(nans(nb));
+        GPU->upload(a, all.data(), nb * 2);
+        float *wide = dev(nans(nb));
+        GPU->act_to_f(wide, a, nb);
+        std::vector<float> w = host(wide, nb);
+        size_t bad = 0;
+        for (size_t i = 0; i < nb; i++) {
+            uint32_t u;
+            memcpy(&u, &w[i], 4);
+            if (u != (uint32_t)i << 16 && bad++ < 4) CHECK(0, "act_to_f(0x%04zx) = 0x%08x", i, u);
+        }
+        CHECK(bad == 0, "act_to_f: %zu of %zu bf16 patterns not widened exactly", bad, nb);
+        note("act_to_f (mixed)", bad ? INFINITY : 0.0);
+        GPU->act_from_f(back, wide, nb);
+        std::vector<uint16_t> rt = bits16(back, nb);
+        bad = 0;
+        for (size_t i = 0; i < nb; i++) {
+            const bool nan_in = std::isnan(rlc_test::bf16_widen((uint16_t)i));
+            const bool ok = nan_in ? std::isnan(rlc_test::bf16_widen(rt[i])) : rt[i] == i;
+            if (!ok && bad++ < 4) CHECK(0, "act_from_f(act_to_f(0x%04zx)) = 0x%04x", i, rt[i]);
+        }
+        CHECK(bad == 0, "act_from_f(act_to_f(x)) differs from x for %zu of %zu patterns", bad, nb);
+        float *src = dev(f32);
+        void *r = dev16(nans(nf));
+        GPU->act_from_f(r, src, nf);
+        std::vector<uint16_t> rb = bits16(r, nf);
+        bad = 0;
+        for (size_t i = 0; i < nf; i++) {
+            const uint16_t want = rlc_test::bf16_rne(f32[i]);
+            const bool ok = std::isnan(f32[i]) ? std::isnan(rlc_test::bf16_widen(rb[i])) : rb[i] == want;
+            uint32_t u;
+            memcpy(&u, &f32[i], 4);
+            if (!ok && bad++ < 4)
+                CHECK(0, "act_from_f(%a = 0x%08x) = 0x%04x, round to nearest even gives 0x%04x", f32[i], u, rb[i], want);
+        }
+        CHECK(bad == 0, "act_from_f: %zu of %zu values not rounded to nearest even", bad, nf);
+        note("act_from_f (mixed)", bad ? INFINITY : 0.0);
+        o.add("to_f", w);
+        o.add("round trip", rt);
+        o.add("from_f", rb);
+        free_all({a, back, wide, src, r});
+    });
+    // fp32 mode: plain copies (the fp32 cases above hand fp32 tensors to every activation argument)
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
+    run_case("fp32 act_from_f / act_to_f", [&](Outputs &o) {
+        float *src = dev(f32), *a = dev(nans(nf)), *b = dev(nans(nf));
+        GPU->act_from_f(a, src, nf);
+        GPU->act_to_f(b, a, nf);
+        std::vector<float> ga = host(a, nf), gb = host(b, nf);
+        CHECK(same_bits(ga, f32) && same_bits(gb, f32), "fp32 mode: act_from_f / act_to_f are not bitwise copies");
+        note("act_from_f", same_bits(ga, f32) ? 0.0 : INFINITY);
+        note("act_to_f", same_bits(gb, f32) ? 0.0 : INFINITY);
+        o.add("b", gb);
+        free_all({src, a, b});
+    });
+    rlc_ops_cuda_set_precision(RLC_CUDA_MIXED);
+}
+
+// add (fp32 residual a + bf16 activation b: one fp32 addition on both sides, so bitwise), SwiGLU forward / backward
+// on bf16 gate, up, dout with bf16 outputs.
+static void test_elementwise16(size_t n) {
+    char name[64];
+    snprintf(name, sizeof name, "mixed elementwise n=%zu", n);
+    std::vector<float> a = rnd(n, 11, 3.0f), b = rnd(n, 12, 2.0f, true);
+    std::vector<float> gate = rnd(n, 13, 20.0f, true), up = rnd(n, 14, 1.0f, true), dout = rnd(n, 15, 1.0f, true);
+    std::vector<float> add_c(n), sw_c(n), dg_c(n), du_c(n);
+    CPU->add(add_c.data(), a.data(), b.data(), n);
+    CPU->swiglu_forward(sw_c.data(), gate.data(), up.data(), n);
+    CPU->swiglu_backward(dg_c.data(), du_c.data(), dout.data(), gate.data(), up.data(), n);
+    run_case(name, [&](Outputs &o) {
+        float *da = dev(a), *dsum = dev(nans(n));
+        void *db = dev16(b);
+        GPU->add(dsum, da, db, n);
+        std::vector<float> add_g = host(dsum, n);
+        GPU->add(da, da, db, n); // out aliasing a (the residual stream added in place)
+        std::vector<float> add2_g = host(da, n);
+        CHECK(same_bits(add_g, add_c), "%s: add differs from the twin", name);
+        CHECK(same_bits(add2_g, add_c), "%s: add in place differs from the twin", name);
+        note("add (mixed)", same_bits(add_g, add_c) && same_bits(add2_g, add_c) ? 0.0 : INFINITY);
+        void *dgate = dev16(gate), *dup = dev16(up), *ddo = dev16(dout), *dsw = dev16(nans(n));
+        void *ddg = dev16(nans(n)), *ddu = dev16(nans(n));
+        GPU->swiglu_forward(dsw, dgate, dup, n);
+        GPU->swiglu_backward(ddg, ddu, ddo, dgate, dup, n);
+        std::vector<float> sw_g = host16(dsw, n), dg_g = host16(ddg, n), du_g = host16(ddu, n);
+        cmp("swiglu_forward (mixed)", "out", sw_g, sw_c, TOL16_EW);
+        cmp("swiglu_backward (mixed)", "dgate", dg_g, dg_c, TOL16_EW);
+        cmp("swiglu_backward (mixed)", "dup", du_g, du_c, TOL16_EW);
+        o.add("add", add_g);
+        o.add("swiglu", sw_g);
+        o.add("dgate", dg_g);
+        o.add("dup", du_g);
+        free_all({da, dsum, db, dgate, dup, ddo, dsw, ddg, ddu});
+    });
+}
+
+// which: bit 0 dinp, bit 1 dw, bit 2 dbias (the others NULL). bf16 inp, dout, dinp (accumulated into its bf16
+// values: one rounding of the fp32 sum); fp32 weight (holding bf16 values, so that the adapter's conversion is
+// exact), bias, dw, dbias; matmul_forward's output bf16, logits_forward's fp32. The whole case runs again with
+// the weight registered (register_params: read from the bf16 working copy), which must give the same bits.
+static void test_matmul16(int T, int C, int OC, bool bias, int which) {
+    char name[128];
+    snprintf(name, sizeof name, "mixed matmul T=%d C=%d OC=%d bias=%d grads=%s%s%s", T, C, OC, (int)bias,
+             which & 1 ? "dinp," : "", which & 2 ? "dw," : "", which & 4 ? "dbias" : "");
+    std::vector<float> inp = rnd((size_t)T * C, 31, 1.0f, true), w = rnd((size_t)OC * C, 32, 0.5f, true);
+    std::vector<float> bs = rnd(OC, 33), dout = rnd((size_t)T * OC, 34, 1.0f, true);
+    std::vector<float> dinp0 = rnd((size_t)T * C, 35, 0.1f, true), dw0 = rnd((size_t)OC * C, 36, 0.1f), db0 = rnd(OC, 37, 0.1f);
+    std::vector<float> out_c((size_t)T * OC), lg_c((size_t)T * OC), dinp_c = dinp0, dw_c = dw0, db_c = db0;
+    CPU->matmul_forward(out_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
+    CPU->logits_forward(lg_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
+    CPU->matmul_backward(which & 1 ? dinp_c.data() : NULL, which & 2 ? dw_c.data() : NULL,
+                         which & 4 ? db_c.data() : NULL, dout.data(), inp.data(), w.data(), T, C, OC);
+    run_case(name, [&](Outputs &o) {
+        void *di = dev16(inp), *dd = dev16(dout);
+        float *dwt = dev(w), *dbs = dev(bs);
+        std::vector<float> res[2][5]; // out, logits, dinp, dw, dbias; unregistered then registered weight
+        for (int reg = 0; reg < 2; reg++) {
+            if (reg) GPU->register_params(dwt, w.size());
+            void *dout_ = dev16(nans((size_t)T * OC)), *ddi = dev16(dinp0);
+            float *dlg = dev(nans((size_t)T * OC)), *ddw = dev(dw0), *ddb = dev(db0);
+            GPU->matmul_forward(dout_, di, dwt, bias ? dbs : NULL, T, C, OC);
+            GPU->logits_forward(dlg, di, dwt, bias ? dbs : NULL, T, C, OC);
+            GPU->matmul_backward(which & 1 ? ddi : NULL, which & 2 ? ddw : NULL, which & 4 ? ddb : NULL, dd, di, dwt,
+                                 T, C, OC);
+            res[reg][0] = host16(dout_, out_c.size());
+            res[reg][1] = host(dlg, lg_c.size());
+            res[reg][2] = host16(ddi, dinp0.size());
+            res[reg][3] = host(ddw, dw0.size());
+            res[reg][4] = host(ddb, db0.size());
+            free_all({dout_, ddi, dlg, ddw, ddb});
+        }
+        CHECK(rlc_ops_cuda_params_bf16(dwt, w.size()) != NULL, "%s: the weight has no bf16 copy", name);
+        const std::vector<float> *r = res[0];
+        cmp("matmul_forward (mixed)", "out", r[0], out_c, TOL16_RED);
+        cmp("logits_forward (mixed)", "out", r[1], lg_c, TOL_RED);
+        cmp("matmul_backward (mixed)", "dinp", r[2], dinp_c, TOL16_RED); // == dinp0 when NULL
+        cmp("matmul_backward (mixed)", "dw", r[3], dw_c, TOL_RED);
+        cmp("matmul_backward (mixed)", "dbias", r[4], db_c, TOL_RED);
+        if (!(which & 1)) CHECK(same_bits(r[2], dinp0), "%s: dinp changed although NULL was passed", name);
+        if (!(which & 2)) CHECK(same_bits(r[3], dw0), "%s: dw changed although NULL was passed", name);
+        if (!(which & 4)) CHECK(same_bits(r[4], db0), "%s: dbias changed although NULL was passed", name);
+        static const char *what[5] = {"out", "logits", "dinp", "dw", "dbias"};
+        for (int i = 0; i < 5; i++) {
+            CHECK(same_bits(res[1][i], r[i]), "%s: %s differs with the weight read from its bf16 copy", name, what[i]);
+            o.add(what[i], r[i]);
+        }
+        free_all({di, dd, dwt, dbs}); // freeing dwt unregisters it
+    });
+}
+
+// fp32 residual input, weight, rstd and dinp; bf16 out and dout.
+static void test_rmsnorm16(int T, int C) {
+    char name[64];
+    snprintf(name, sizeof name, "mixed rmsnorm T=%d C=%d", T, C);
+    std::vector<float> x = rnd((size_t)T * C, 41, 2.0f), wt = rnd(C, 42), dout = rnd((size_t)T * C, 43, 1.0f, true);
+    std::vector<float> dx0 = rnd((size_t)T * C, 44, 0.1f), dw0 = rnd(C, 45, 0.1f);
+    std::vector<float> out_c((size_t)T * C), rstd_c(T), dx_c = dx0, dw_c = dw0;
+    CPU->rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), wt.data(), 1e-6f, T, C);
+    CPU->rmsnorm_backward(dx_c.data(), dw_c.data(), dout.data(), x.data(), wt.data(), rstd_c.data(), T, C);
+    run_case(name, [&](Outputs &o) {
+        float *dx = dev(x), *dwt = dev(wt), *drs = dev(nans(T)), *ddx = dev(dx0), *ddw = dev(dw0);
+        void *dd = dev16(dout), *dout_ = dev16(nans((size_t)T * C));
+        GPU->rmsnorm_forward(dout_, drs, dx, dwt, 1e-6f, T, C);
+        GPU->rmsnorm_backward(ddx, ddw, dd, dx, dwt, drs, T, C);
+        std::vector<float> out_g = host16(dout_, out_c.size()), rs_g = host(drs, T);
+        std::vector<float> dx_g = host(ddx, dx0.size()), dw_g = host(ddw, dw0.size());
+        cmp("rmsnorm_forward (mixed)", "out", out_g, out_c, TOL16_EW);
+        cmp("rmsnorm_forward (mixed)", "rstd", rs_g, rstd_c, TOL_EW);
+        cmp("rmsnorm_backward (mixed)", "dinp", dx_g, dx_c, TOL_RED);
+        cmp("rmsnorm_backward (mixed)", "dweight", dw_g, dw_c, TOL_RED);
+        o.add("out", out_g);
+        o.add("rstd", rs_g);
+        o.add("dinp", dx_g);
+        o.add("dweight", dw_g);
+        free_all({dx, dwt, drs, ddx, ddw, dd, dout_});
+    });
+}
+
+// bf16 x rotated in place. Forward then backward gives x back up to two roundings: the forward's errors e (at most
+// half an ulp, 2^-8 |y|, of each element of the pair) rotated back (|c e_i - s e_j| <= sqrt(2) 2^-8 |pair|, |pair|
+// <= sqrt(2) max|x|: afrac 2^-7), then the backward's own rounding (half an ulp).
+static void test_rope16(int T, int H, int HD, float theta) {
+    char name[64];
+    snprintf(name, sizeof name, "mixed rope T=%d H=%d HD=%d", T, H, HD);
+    std::vector<int> pos(T);
+    for (int t = 0; t < T; t++) pos[t] = t % 3 == 2 ? 30000 + 17 * t : t;
+    const size_t n = (size_t)T * H * HD;
+    std::vector<float> x = rnd(n, 51, 1.0f, true), dx = rnd(n, 52, 1.0f, true);
+    std::vector<float> x_c = x, dx_c = dx;
+    CPU->rope_forward(x_c.data(), pos.data(), T, H, HD, theta);
+    CPU->rope_backward(dx_c.data(), pos.data(), T, H, HD, theta);
+    run_case(name, [&](Outputs &o) {
+        int *dp = dev(pos);
+        void *d1 = dev16(x), *d2 = dev16(dx);
+        GPU->rope_forward(d1, dp, T, H, HD, theta);
+        GPU->rope_backward(d2, dp, T, H, HD, theta);
+        std::vector<float> x_g = host16(d1, n), dx_g = host16(d2, n);
+        cmp("rope_forward (mixed)", "x", x_g, x_c, TOL16_EW);
+        cmp("rope_backward (mixed)", "dx", dx_g, dx_c, TOL16_EW);
+        if (HD % 2) { // odd head dim: the last column is not rotated and keeps its bits
+            size_t moved = 0;
+            for (size_t r = 0; r < (size_t)T * H; r++) moved += x_g[r * HD + HD - 1] != x[r * HD + HD - 1];
+            CHECK(moved == 0, "%s: %zu values of the last (unrotated) column changed", name, moved);
+        }
+        GPU->rope_backward(d1, dp, T, H, HD, theta);
+        cmp("rope_backward (mixed)", "forward then backward", host16(d1, n), x, 1e-5, 1.0 / 128, 0.0, 1.0);
+        o.add("x", x_g);
+        o.add("dx", dx_g);
+        free_all({dp, d1, d2});
+    });
+}
+
+// The q the attention kernels see: the bf16 q itself at head dims 64 and 128 (the direct path); at other head dims
+// the adapter pads and rounds s q into bf16 once more (oc_att_in, s = sqrt(HDp / HD)), so the twin gets
+// bf16(s q) / s, the value whose scores the kernel computes (as att_q_for_backend does for the fp32 cases).
+static std::vector<float> att_q_twin16(const std::vector<float> &q, int HD) {
+    std::vector<float> r = q;
+    if (HD != 64 && HD != 128) att_q_for_backend(r, HD);
+    return r;
+}
+
+static void test_attention16(int NH, int NKV, int HD, std::vector<int> lens) {
+    const int B = (int)lens.size();
+    std::vector<int> cu(B + 1, 0);
+    for (int b = 0; b < B; b++) cu[b + 1] = cu[b] + lens[b];
+    const int T = cu[B];
+    char name[128];
+    snprintf(name, sizeof name, "mixed attention NH/NKV=%d/%d HD=%d B=%d T=%d (%s)", NH, NKV, HD, B, T,
+             HD == 64 || HD == 128 ? "direct" : "padded");
+    const size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
+    std::vector<float> q = rnd(nq, 61 + HD, 2.0f, true), k = rnd(nk, 62 + HD, 1.5f, true);
+    std::vector<float> v = rnd(nk, 63 + HD, 1.0f, true), dout = rnd(nq, 64 + HD, 1.0f, true);
+    const std::vector<float> qc = att_q_twin16(q, HD);
+    std::vector<float> out_c(nq), lse_c((size_t)T * NH), dq_c(nq), dk_c(nk), dv_c(nk);
+    CPU->attention_forward(out_c.data(), lse_c.data(), qc.data(), k.data(), v.data(), cu.data(), B, T, NH, NKV, HD);
+    CPU->attention_backward(dq_c.data(), dk_c.data(), dv_c.data(), dout.data(), qc.data(), k.data(), v.data(),
+                            out_c.data(), lse_c.data(), cu.data(), B, T, NH, NKV, HD);
+    run_case(name, [&](Outputs &o) {
+        int *dcu = dev(cu);
+        void *dq = dev16(q), *dk = dev16(k), *dv = dev16(v), *ddo = dev16(dout), *dout_ = dev16(nans(nq));
+        void *gq = dev16(nans(nq)), *gk = dev16(nans(nk)), *gv = dev16(nans(nk));
+        float *dlse = dev(nans((size_t)T * NH));
+        GPU->attention_forward(dout_, dlse, dq, dk, dv, dcu, B, T, NH, NKV, HD);
+        GPU->attention_backward(gq, gk, gv, ddo, dq, dk, dv, dout_, dlse, dcu, B, T, NH, NKV, HD);
+        std::vector<float> out_g = host16(dout_, nq), lse_g = host(dlse, (size_t)T * NH);
+        std::vector<float> dq_g = host16(gq, nq), dk_g = host16(gk, nk), dv_g = host16(gv, nk);
+        cmp("attention_forward (mixed)", "out", out_g, out_c, ATT16_TOL);
+        cmp("attention_forward (mixed)", "lse", lse_g, lse_c, 0.0, 0.0, 1e-3);
+        cmp("attention_backward (mixed)", "dq", dq_g, dq_c, ATT16_TOL);
+        cmp("attention_backward (mixed)", "dk", dk_g, dk_c, ATT16_TOL);
+        cmp("attention_backward (mixed)", "dv", dv_g, dv_c, ATT16_TOL);
+        o.add("out", out_g);
+        o.add("lse", lse_g);
+        o.add("dq", dq_g);
+        o.add("dk", dk_g);
+        o.add("dv", dv_g);
+        free_all({dcu, dq, dk, dv, ddo, dout_, gq, gk, gv, dlse});
+    });
+}
+
+// Decode on a bf16 cache: read in place through slot / kv_len at head dims 64 and 128 (the direct path), gathered
+// and padded otherwise. Cache rows that no query row reads (past the longest kv_len on their slot) hold NaN, so a
+// read past kv_len shows.
+static void test_decode16(int NH, int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> kv_len) {
+    const int B = (int)slot.size();
+    char name[128];
+    snprintf(name, sizeof name, "mixed attention_decode NH/NKV=%d/%d HD=%d B=%d cap=%d (%s)", NH, NKV, HD, B, cap,
+             HD == 64 || HD == 128 ? "direct" : "gather");
+    const size_t nq = (size_t)B * NH * HD, row = (size_t)NKV * HD, nc = (size_t)n_slots * cap * row;
+    std::vector<float> q = rnd(nq, 71 + HD, 2.0f, true), kc = rnd(nc, 72 + HD, 1.5f, true), vc = rnd(nc, 73 + HD, 1.0f, true);
+    std::vector<int> used(n_slots, 0);
+    for (int b = 0; b < B; b++) used[slot[b]] = std::max(used[slot[b]], kv_len[b]);
+    for (int s = 0; s < n_slots; s++)
+        for (size_t i = ((size_t)s * cap + used[s]) * row; i < (size_t)(s + 1) * cap * row; i++) kc[i] = vc[i] = NAN;
+    const std::vector<float> qc = att_q_twin16(q, HD);
+    std::vector<float> out_c(nq);
+    CPU->attention_decode(out_c.data(), qc.data(), kc.data(), vc.data(), slot.data(), kv_len.data(), B, cap, NH, NKV, HD);
+    run_case(name, [&](Outputs &o) {
+        int *ds = dev(slot), *dl = dev(kv_len);
+        void *dq = dev16(q), *dk = dev16(kc), *dv = dev16(vc), *dout_ = dev16(nans(nq));
+        GPU->attention_decode(dout_, dq, dk, dv, ds, dl, B, cap, NH, NKV, HD);
+        std::vector<float> out_g = host16(dout_, nq);
+        cmp("attention_decode (mixed)", "out", out_g, out_c, ATT16_TOL);
+        o.add("out", out_g);
+        free_all({ds, dl, dq, dk, dv, dout_});
+    });
+}
+
+// KV-cache append on bf16 caches: copies, so bit for bit the twin's result.
+static void test_kv_append16(int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> pos) {
+    const int n = (int)slot.size();
+    char name[128];
+    snprintf(name, sizeof name, "mixed kv_append NKV=%d HD=%d cap=%d slots=%d n=%d", NKV, HD, cap, n_slots, n);
+    const size_t nc = (size_t)n_slots * cap * NKV * HD, nn = (size_t)n * NKV * HD;
+    std::vector<float> kc = rnd(nc, 91 + HD, 1.0f, true), vc = rnd(nc, 92 + HD, 1.0f, true);
+    std::vector<float> kn = rnd(nn, 93 + HD, 1.0f, true), vn = rnd(nn, 94 + HD, 1.0f, true);
+    std::vector<float> kc_c = kc, vc_c = vc;
+    CPU->kv_append(kc_c.data(), vc_c.data(), kn.data(), vn.data(), slot.data(), pos.data(), n, cap, NKV, HD);
+    const std::vector<uint16_t> kw = rne_bits(kc_c), vw = rne_bits(vc_c);
+    run_case(name, [&](Outputs &o) {
+        int *ds = dev(slot), *dp = dev(pos);
+        void *dkc = dev16(kc), *dvc = dev16(vc), *dkn = dev16(kn), *dvn = dev16(vn);
+        GPU->kv_append(dkc, dvc, dkn, dvn, ds, dp, n, cap, NKV, HD);
+        std::vector<uint16_t> kg = bits16(dkc, nc), vg = bits16(dvc, nc);
+        CHECK(kg == kw, "%s: k cache differs from the CPU twin", name);
+        CHECK(vg == vw, "%s: v cache differs from the CPU twin", name);
+        note("kv_append (mixed)", kg == kw && vg == vw ? 0.0 : INFINITY);
+        o.add("k", kg);
+        o.add("v", vg);
+        free_all({ds, dp, dkc, dvc, dkn, dvn});
+    });
+}
+
+// bf16 hidden and dhidden (accumulated: the backend sums the vocabulary chunks in fp32 and rounds once), fp32 LM
+// head (bf16 values), log-probs, entropies, lse and dw.
+static void test_logprob16(int T, int C, int V, float tau, bool with_logp, bool with_ent, bool with_dh, bool with_dw) {
+    char name[128];
+    snprintf(name, sizeof name, "mixed logprob T=%d C=%d V=%d tau=%.2f%s%s%s%s", T, C, V, tau,
+             with_logp ? "" : " logp=NULL", with_ent ? "" : " entropy=NULL", with_dh ? "" : " dhidden=NULL",
+             with_dw ? "" : " dw=NULL");
+    std::vector<float> hid = rnd((size_t)T * C, 81, 1.5f, true), w = rnd((size_t)V * C, 82, 3.0f / sqrtf((float)C), true);
+    std::vector<int> tgt(T);
+    for (int t = 0; t < T; t++) tgt[t] = t % 7 == 3 ? -1 : t % 5 == 1 ? V - 1 : (int)((uni(t, 83) * 0.5f + 0.5f) * V) % V;
+    std::vector<float> dlogp = rnd(T, 84), dent = rnd(T, 85, 0.1f);
+    std::vector<float> dh0 = rnd((size_t)T * C, 86, 0.01f, true), dw0 = rnd((size_t)V * C, 87, 0.01f);
+    std::vector<float> logp_c(T), ent_c(T), lse_c(T), dh_c = dh0, dw_c = dw0;
+    CPU->logprob_forward(logp_c.data(), ent_c.data(), lse_c.data(), hid.data(), w.data(), tgt.data(), T, C, V, tau);
+    CPU->logprob_backward(dh_c.data(), dw_c.data(), dlogp.data(), dent.data(), hid.data(), w.data(), tgt.data(),
+                          lse_c.data(), ent_c.data(), T, C, V, tau);
+    std::vector<double> bdh, bdw;
+    logprob_dz_bounds(bdh, bdw, hid, w, tgt, dlogp, dent, lse_c, ent_c, T, C, V, tau);
+    const char *fwd = "logprob_forward (mixed)", *bwd = "logprob_backward (mixed)";
+    run_case(name, [&](Outputs &o) {
+        int *dt = dev(tgt);
+        void *dhid = dev16(hid), *ddh = dev16(dh0);
+        float *dw = dev(w), *dlp = dev(nans(T)), *den = dev(nans(T)), *dls = dev(nans(T));
+        float *ddl = dev(dlogp), *dde = dev(dent), *ddw = dev(dw0);
+        GPU->logprob_forward(with_logp ? dlp : NULL, with_ent ? den : NULL, dls, dhid, dw, dt, T, C, V, tau);
+        std::vector<float> lse_g = host(dls, T);
+        logprob_check_stat(name, fwd, "lse", lse_g, lse_c);
+        o.add("lse", lse_g);
+        if (with_logp) {
+            std::vector<float> lp_g = host(dlp, T);
+            logprob_check_stat(name, fwd, "logp", lp_g, logp_c);
+            for (int t = 0; t < T; t++) CHECK(tgt[t] >= 0 || lp_g[t] == 0.0f, "%s: ignored target %d has logp", name, t);
+            o.add("logp", lp_g);
+        } else {
+            CHECK(std::isnan(host(dlp, T)[0]), "%s: logp written although NULL was passed", name);
+        }
+        if (!with_ent) GPU->upload(den, ent_c.data(), T * sizeof(float)); // the backward needs the forward's entropy
+        std::vector<float> ent_g = host(den, T);
+        if (with_ent) logprob_check_stat(name, fwd, "entropy", ent_g, ent_c);
+        GPU->logprob_backward(with_dh ? ddh : NULL, with_dw ? ddw : NULL, ddl, dde, dhid, dw, dt, dls, den, T, C, V,
+                              tau);
+        std::vector<float> dh_g = host16(ddh, dh0.size()), dw_g = host(ddw, dw0.size());
+        if (with_dh) logprob_check_bound(name, bwd, "dhidden", dh_g, dh_c, bdh, 1.0);
+        else CHECK(same_bits(dh_g, dh0), "%s: dhidden changed although NULL was passed", name);
+        if (with_dw) logprob_check_bound(name, bwd, "dw", dw_g, dw_c, bdw);
+        else CHECK(same_bits(dw_g, dw0), "%s: dw changed although NULL was passed", name);
+        o.add("entropy", ent_g);
+        o.add("dhidden", dh_g);
+        o.add("dw", dw_g);
+        free_all({dt, dhid, ddh, dw, dlp, den, dls, ddl, dde, ddw});
+    });
+}
+
+// Every entry that takes or returns an activation, in RLC_CUDA_MIXED; fp32 again afterwards.
+static void test_mixed() {
+    test_mixed_mode(); // leaves the backend in mixed precision
+    test_act_convert16();
+    for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise16(n);
+
+    test_matmul16(1, 5, 3, true, 7);     // T = 1, C not a multiple of 8
+    test_matmul16(37, 67, 19, false, 7);
+    test_matmul16(300, 33, 45, true, 7); // dbias over two 256-row chunks
+    test_matmul16(20, 16, 24, true, 1);  // dw, dbias NULL
+    test_matmul16(20, 16, 24, false, 6); // dinp NULL
+
+    test_rmsnorm16(1, 7);
+    test_rmsnorm16(5, 67);
+    test_rmsnorm16(300, 33);
+
+    test_rope16(1, 1, 2, 10000.0f);
+    test_rope16(7, 3, 32, 10000.0f);
+    test_rope16(20, 2, 66, 1000000.0f);
+    test_rope16(3, 2, 5, 10000.0f); // odd head dim
+
+    test_attention16(4, 2, 64, {1, 67, 3}); // direct paths; lengths 1 and > 64, no multiple of a tile
+    test_attention16(2, 1, 128, {70, 1});
+    test_attention16(4, 2, 24, {1, 66, 5}); // padded to 64
+    test_attention16(2, 1, 80, {65, 1});    // padded to 128
+
+    // direct: rows sharing slots 2 and 0, kv_len = cap, kv_len 1, an empty row
+    test_decode16(4, 2, 64, 40, 3, {2, 0, 2, 1, 2, 0}, {1, 40, 25, 0, 7, 3});
+    test_decode16(2, 1, 128, 9, 2, {1, 0}, {9, 4});
+    test_decode16(4, 2, 32, 20, 2, {1, 1, 0}, {20, 1, 5}); // gather path (padded to 64)
+
+    test_kv_append16(1, 1, 1, 1, {0}, {0});                       // one element (2 bytes)
+    test_kv_append16(2, 32, 50, 4, {3, 0, 2, 1}, {49, 0, 17, 5}); // a decode step
+    test_kv_append16(3, 5, 9, 2, {1, 1, 1, 1, 1, 1, 1}, {2, 3, 4, 5, 6, 7, 8}); // a prefill; rows of 15 values
+    test_kv_append16(1, 7, 4, 300, [] {
+        std::vector<int> s(300);
+        for (int i = 0; i < 300; i++) s[i] = 299 - i;
+        return s;
+    }(), std::vector<int>(300, 3));
+
+    test_logprob16(1, 16, 50, 1.0f, true, true, true, true);
+    test_logprob16(37, 33, 300, 0.7f, true, true, true, true);
+    test_logprob16(20, 20, 130, 1.0f, false, false, true, false);
+    test_logprob16(20, 20, 130, 1.0f, true, true, false, true);
+    test_logprob16(3, 16, RLC_LP_V_CHUNK + 45, 1.0f, true, true, true, true); // two vocabulary chunks, the last partial
+
+#ifndef RLC_EMU
+    test_elementwise16((size_t)5 << 20);
+    test_matmul16(1000, 512, 768, true, 7);
+    test_rmsnorm16(4096, 896);
+    test_rope16(4096, 14, 64, 1000000.0f);
+    test_attention16(14, 2, 64, {700, 1, 1200, 150});
+    test_attention16(8, 8, 128, {513, 511});
+    test_decode16(14, 2, 64, 1024, 64, std::vector<int>(64, 5), [] {
+        std::vector<int> l(64);
+        for (int i = 0; i < 64; i++) l[i] = 1 + 16 * i;
+        return l;
+    }());
+    test_logprob16(256, 128, 3000, 1.0f, true, true, true, true);
+#endif
+    rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
+}
+
 // ------------------------------------------------------------------------------------------------ main
 
 int main() {
@@ -631,6 +1201,7 @@ int main() {
     CPU = rlc_ops_cpu();
     CHECK(!strcmp(GPU->name, "cuda"), "table name %s", GPU->name);
 
+    const auto t0 = std::chrono::steady_clock::now();
     test_memory();
     test_memory_accounting();
     for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise(n);
@@ -703,8 +1274,13 @@ int main() {
     }(), std::vector<int>(512, 1000));
 #endif
 
+    const double t_fp32 = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    test_mixed(); // bf16 activations, then fp32 again
+    const double t_all = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
     printf("worst error / tolerance per entry (<= 1 passes; 0 = bitwise equal):\n");
-    for (const auto &w : g_worst) printf("  %-20s %.3g\n", w.name.c_str(), w.ratio);
+    for (const auto &w : g_worst) printf("  %-28s %.3g\n", w.name.c_str(), w.ratio);
+    printf("wall time: fp32 cases %.1f s, mixed-precision cases %.1f s\n", t_fp32, t_all - t_fp32);
     printf("workspace after the run: %.2f MiB\n", rlc_ops_cuda_workspace_bytes() / 1048576.0);
     rlc_ops_cuda_release();
     return test_finish("test_ops_cuda");
