@@ -19,7 +19,8 @@
 //
 // Tolerances: a value passes when |gpu - cpu| <= rtol |cpu| + afrac max|cpu| (max over the tensor); the worst
 // ratio error / allowed is printed per entry (<= 1 passes).
-//   fp32 elementwise (add, scale, swiglu, adamw, rope, embedding forward, rmsnorm out/rstd): rtol 1e-5, afrac 1e-6
+//   fp32 elementwise (add, scale, swiglu, adamw, rope, embedding forward, rmsnorm and add_rmsnorm out/rstd):
+//                                                                                 rtol 1e-5, afrac 1e-6
 //   fp32 reductions and GEMMs (matmul, dbias, rmsnorm dinp/dweight):            rtol 1e-5, afrac 1e-5
 //   sum of squares (double):                                                      rtol 1e-12
 //   embedding backward, kv_append: bitwise equal (same additions in the same order as the twin; copies)
@@ -35,7 +36,7 @@
 //   2^-9 to 2^-8 of |x|) on top of the entry's fp32 tolerance. That bound is exact, not fitted: some element of
 //   every tensor lands near a half ulp, so the measured worst is 0.99-0.997 of it, and a truncating conversion
 //   (errors up to a whole ulp: measured 1.99 of it) fails; a safety factor would let that pass. (Ratios below.)
-//     swiglu, rope, rmsnorm out (bf16):                      TOL_EW + 1/2 ulp     (measured <= 0.997)
+//     swiglu, rope, rmsnorm and add_rmsnorm out (bf16):      TOL_EW + 1/2 ulp     (measured <= 0.997)
 //     matmul out, dinp accumulated into bf16:                TOL_RED + 1/2 ulp    (measured <= 0.991)
 //     logits_forward, matmul dw / dbias, rmsnorm rstd / dinp / dweight (fp32): the fp32 tolerances (<= 0.008)
 //     rope forward then backward: two roundings, 2^-7 max|x| + 1/2 ulp (derived in test_rope16; measured 0.40)
@@ -922,6 +923,42 @@ static void test_rmsnorm16(int T, int C) {
     });
 }
 
+// add_rmsnorm_forward: x = a + b, then the norm of x, in fp32 or mixed precision (b and out bf16). Checked against
+// the CPU twin (x bitwise: the same float additions), and bitwise against the GPU's own two-op path (add, then
+// rmsnorm_forward), out of place and in place (x = a, as the model's cached forward calls it).
+static void test_add_rmsnorm(int T, int C, bool mixed) {
+    char name[80];
+    snprintf(name, sizeof name, "%sadd_rmsnorm T=%d C=%d", mixed ? "mixed " : "", T, C);
+    const size_t n = (size_t)T * C;
+    std::vector<float> a = rnd(n, 51, 2.0f), b = rnd(n, 52, 1.0f, mixed), wt = rnd(C, 53);
+    std::vector<float> x_c(n), out_c(n), rstd_c(T);
+    CPU->add_rmsnorm_forward(x_c.data(), out_c.data(), rstd_c.data(), a.data(), b.data(), wt.data(), 1e-6f, T, C);
+    auto dact = [&](const std::vector<float> &h) { return mixed ? dev16(h) : (void *)dev(h); };
+    auto hact = [&](const void *d) { return mixed ? host16(d, n) : host((const float *)d, n); };
+    run_case(name, [&](Outputs &o) {
+        float *da = dev(a), *dwt = dev(wt), *dx = dev(nans(n)), *drs = dev(nans(T)), *dx2 = dev(nans(n));
+        float *drs2 = dev(nans(T)), *dain = dev(a), *drs3 = dev(nans(T));
+        void *db = dact(b), *dout = dact(nans(n)), *dout2 = dact(nans(n)), *dout3 = dact(nans(n));
+        GPU->add_rmsnorm_forward(dx, dout, drs, da, db, dwt, 1e-6f, T, C);
+        GPU->add(dx2, da, db, n); // the two-op path
+        GPU->rmsnorm_forward(dout2, drs2, dx2, dwt, 1e-6f, T, C);
+        GPU->add_rmsnorm_forward(dain, dout3, drs3, dain, db, dwt, 1e-6f, T, C); // in place
+        std::vector<float> x_g = host(dx, n), out_g = hact(dout), rs_g = host(drs, T);
+        CHECK(same_bits(x_g, x_c), "%s: x differs from the CPU twin's a + b", name);
+        if (mixed) cmp("add_rmsnorm_forward", "out", out_g, out_c, TOL16_EW);
+        else cmp("add_rmsnorm_forward", "out", out_g, out_c, TOL_EW);
+        cmp("add_rmsnorm_forward", "rstd", rs_g, rstd_c, TOL_EW);
+        CHECK(same_bits(x_g, host(dx2, n)) && same_bits(out_g, hact(dout2)) && same_bits(rs_g, host(drs2, T)),
+              "%s: the fused op differs from add + rmsnorm_forward on the device", name);
+        CHECK(same_bits(x_g, host(dain, n)) && same_bits(out_g, hact(dout3)) && same_bits(rs_g, host(drs3, T)),
+              "%s: in place (x = a) differs from out of place", name);
+        o.add("x", x_g);
+        o.add("out", out_g);
+        o.add("rstd", rs_g);
+        free_all({da, dwt, dx, drs, dx2, drs2, dain, drs3, db, dout, dout2, dout3});
+    });
+}
+
 // bf16 x rotated in place. Forward then backward gives x back up to two roundings: the forward's errors e (at most
 // half an ulp, 2^-8 |y|, of each element of the pair) rotated back (|c e_i - s e_j| <= sqrt(2) 2^-8 |pair|, |pair|
 // <= sqrt(2) max|x|: afrac 2^-7), then the backward's own rounding (half an ulp).
@@ -1125,6 +1162,9 @@ static void test_mixed() {
     test_rmsnorm16(1, 7);
     test_rmsnorm16(5, 67);
     test_rmsnorm16(300, 33);
+    test_add_rmsnorm(1, 7, true);
+    test_add_rmsnorm(5, 67, true);
+    test_add_rmsnorm(300, 33, true);
 
     test_rope16(1, 1, 2, 10000.0f);
     test_rope16(7, 3, 32, 10000.0f);
@@ -1220,6 +1260,9 @@ int main() {
 
     test_rmsnorm(1, 7);
     test_rmsnorm(5, 67);
+    test_add_rmsnorm(1, 7, false);
+    test_add_rmsnorm(5, 67, false);
+    test_add_rmsnorm(300, 33, false);
     test_rmsnorm(300, 33);
     test_rmsnorm(3, 1000);
 
