@@ -20,7 +20,8 @@
 #      time that its timeout would take the total past 8 minutes
 #   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
-# RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
+# RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_ARGS_<program> (its arguments; default
+# --variants for bench_attention_gpu, none for the others), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
 # which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh),
 # RLC_GPU_NCCL (0 skips step 6), RLC_GPU_BENCH_STEP (0 skips step 7), RLC_GPU_BENCH_STEP_ARGS (its size flags),
 # RLC_GPU_BENCH_STEP_TIMEOUT (seconds, default 180), RLC_GPU_BUDGET_S (the total step 7 must fit in, default 480).
@@ -81,6 +82,15 @@ if [ $build_ok = 1 ]; then
 fi
 
 # ---- 4. every GPU test and bench program, then the emulator suite
+# Arguments per program: the attention bench times every kernel variant (the backward candidates 1 and 2 have
+# not run on a GPU yet); RLC_GPU_ARGS_<program> overrides.
+prog_args() {
+    local v="RLC_GPU_ARGS_$1"
+    if [ -n "${!v+x}" ]; then echo "${!v}"; return; fi
+    case "$1" in
+        bench_attention_gpu) echo "--variants" ;;
+    esac
+}
 prog_rows=""
 if [ $build_ok = 1 ] && [ -d "$build/gpu" ]; then
     for p in "$build"/gpu/test_* "$build"/gpu/bench_*; do
@@ -88,7 +98,8 @@ if [ $build_ok = 1 ] && [ -d "$build/gpu" ]; then
         name=$(basename "$p")
         t0=$(date +%s%N)
         echo "---- $name" >>"$log"
-        timeout "$ptimeout" "$p" >"$out/.prog.txt" 2>&1
+        # shellcheck disable=SC2086
+        timeout "$ptimeout" "$p" $(prog_args "$name") >"$out/.prog.txt" 2>&1
         rc=$?
         cat "$out/.prog.txt" >>"$log"
         dt=$(( ($(date +%s%N) - t0) / 1000000 ))
