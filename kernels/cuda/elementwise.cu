@@ -113,11 +113,13 @@ __global__ void ew_adamw_multi_kernel(float *p, bf16 *pb, const float *g, float 
 
 // ---------------------------------------------------------------------------------------------- conversions
 
-__global__ void ew_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t rows, int cols, int ld, float scale) {
+// dst (rows, ld) bf16 = round(scale * src (rows, cols)), zero-padded; src fp32 or bf16.
+template <typename S>
+__global__ void ew_pad_bf16_kernel(bf16 *dst, const S *src, size_t rows, int cols, int ld, float scale) {
     EW_FOR(i, rows * ld) {
         size_t r = i / ld;
         int c = (int)(i - r * ld);
-        dst[i] = __float2bfloat16_rn(c < cols ? scale * src[r * cols + c] : 0.0f);
+        dst[i] = __float2bfloat16_rn(c < cols ? scale * rlc_ld(src + r * cols + c) : 0.0f);
     }
 }
 
@@ -139,14 +141,6 @@ __global__ void ew_unpad_kernel(D *dst, const S *src, size_t rows, int cols, int
         size_t r = i / cols;
         int c = (int)(i - r * cols);
         rlc_st(dst + i, scale * rlc_ld(src + r * ld + c));
-    }
-}
-
-__global__ void ew_bf16_pad_kernel(bf16 *dst, const bf16 *src, size_t rows, int cols, int ld, float scale) {
-    EW_FOR(i, rows * ld) {
-        size_t r = i / ld;
-        int c = (int)(i - r * ld);
-        dst[i] = __float2bfloat16_rn(c < cols ? scale * __bfloat162float(src[r * cols + c]) : 0.0f);
     }
 }
 
@@ -353,16 +347,22 @@ extern "C" int rlc_cuda_f32_to_bf16_flat(void *dst, const float *src, size_t n, 
     return ew_launch_ok("rlc_cuda_f32_to_bf16_flat");
 }
 
-extern "C" int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale,
-                                    void *stream) {
+static int ew_pad_bf16(const char *what, void *dst, const void *src, int src_bf16, size_t rows, int cols, int ld_dst,
+                       float scale, void *stream) {
     if (cols > ld_dst || cols < 0) {
-        fprintf(stderr, "rlc_cuda_f32_to_bf16: %d columns into rows of %d\n", cols, ld_dst);
+        fprintf(stderr, "%s: %d columns into rows of %d\n", what, cols, ld_dst);
         return -1;
     }
     if (rows == 0 || ld_dst == 0) return 0;
-    RLC_LAUNCH(ew_f32_to_bf16_kernel, ew_blocks(rows * ld_dst), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst,
-               src, rows, cols, ld_dst, scale);
-    return ew_launch_ok("rlc_cuda_f32_to_bf16");
+    RLC_ACT_DISPATCH(src_bf16, S,
+                     RLC_LAUNCH(ew_pad_bf16_kernel<S>, ew_blocks(rows * ld_dst), EW_THREADS, 0, (cudaStream_t)stream,
+                                (bf16 *)dst, (const S *)src, rows, cols, ld_dst, scale));
+    return ew_launch_ok(what);
+}
+
+extern "C" int rlc_cuda_f32_to_bf16(void *dst, const float *src, size_t rows, int cols, int ld_dst, float scale,
+                                    void *stream) {
+    return ew_pad_bf16("rlc_cuda_f32_to_bf16", dst, src, 0, rows, cols, ld_dst, scale, stream);
 }
 
 extern "C" int rlc_cuda_bf16_to_f32(float *dst, const void *src, size_t rows, int cols, int ld_src, float scale,
@@ -403,14 +403,7 @@ extern "C" int rlc_cuda_bf16_unpad(void *dst, const void *src, size_t rows, int 
 
 extern "C" int rlc_cuda_bf16_pad(void *dst, const void *src, size_t rows, int cols, int ld_dst, float scale,
                                  void *stream) {
-    if (cols > ld_dst || cols < 0) {
-        fprintf(stderr, "rlc_cuda_bf16_pad: %d columns into rows of %d\n", cols, ld_dst);
-        return -1;
-    }
-    if (rows == 0 || ld_dst == 0) return 0;
-    RLC_LAUNCH(ew_bf16_pad_kernel, ew_blocks(rows * ld_dst), EW_THREADS, 0, (cudaStream_t)stream, (bf16 *)dst,
-               (const bf16 *)src, rows, cols, ld_dst, scale);
-    return ew_launch_ok("rlc_cuda_bf16_pad");
+    return ew_pad_bf16("rlc_cuda_bf16_pad", dst, src, 1, rows, cols, ld_dst, scale, stream);
 }
 
 extern "C" int rlc_cuda_bf16_to_f32_flat(float *dst, const void *src, size_t n, void *stream) {
