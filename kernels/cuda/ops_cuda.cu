@@ -62,6 +62,8 @@ struct OpsCuda {
     char *ws;        // workspace (device), ws_bytes long
     size_t ws_bytes;
     int prec;        // RLC_CUDA_FP32 / _BF16_GEMM / _MIXED (ops_cuda.h)
+    int prec_ready;  // prec chosen (RLC_CUDA_PRECISION at the first start, or set_precision): a restart after
+                     // rlc_ops_cuda_release keeps it, since buffers allocated under it outlive the release
     std::vector<int> h_ints; // host staging: decode's slot / kv_len download and plan upload, sampling's results
     // memory accounting: every block this backend holds (alloc, try_alloc, the workspace) with its size
     std::unordered_map<void *, size_t> blocks;
@@ -795,16 +797,19 @@ static void oc_init(void) {
     oc.blas = rlc_blas_create();
     if (!oc.blas) oc_fatal("cuBLAS handle creation failed (see the message above)");
     rlc_blas_set_stream(oc.blas, oc.stream);
-    oc.prec = RLC_CUDA_MIXED;
-    const char *pr = getenv("RLC_CUDA_PRECISION");
-    if (pr && *pr) {
-        int found = 0;
-        for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
-            if (!strcmp(pr, rlc_ops_cuda_precision_name(m))) {
-                oc.prec = m;
-                found = 1;
-            }
-        if (!found) oc_fatal("RLC_CUDA_PRECISION=%s: expected mixed, bf16-gemm or fp32", pr);
+    if (!oc.prec_ready) {
+        oc.prec = RLC_CUDA_MIXED;
+        const char *pr = getenv("RLC_CUDA_PRECISION");
+        if (pr && *pr) {
+            int found = 0;
+            for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
+                if (!strcmp(pr, rlc_ops_cuda_precision_name(m))) {
+                    oc.prec = m;
+                    found = 1;
+                }
+            if (!found) oc_fatal("RLC_CUDA_PRECISION=%s: expected mixed, bf16-gemm or fp32", pr);
+        }
+        oc.prec_ready = 1;
     }
 
     rlc_ops &t = oc_table;

@@ -30,7 +30,8 @@
 //   RLC_CUDA_FP32: fp32 activations and cuBLAS sgemm without TF32 (the reference mode, closest to the CPU twin).
 //   In every mode attention runs the bf16 kernels of kernels/cuda/attention.cu (converting fp32 q, k, v, out,
 //   dout, and zero-padding the head dim to 64 or 128 when needed) and the log-prob kernels/cuda/logprob.cu.
-//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes).
+//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes). The mode
+//   is process state: rlc_ops_cuda_release does not reset it.
 // - bf16 working weights: the model registers its flat fp32 parameter buffer (register_params); the backend keeps
 //   a bf16 copy of it (2 bytes per parameter, device memory, counted), refreshed by every table write into it
 //   and written by adamw_multi in the same pass as the fp32 master. Weight operands inside a registered buffer
@@ -78,7 +79,8 @@ double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps);
 const void *rlc_ops_cuda_params_bf16(const float *p, size_t n);
 
 // Frees the workspace, adamw_multi's table and the cuBLAS handle (after synchronising). The next rlc_ops_cuda()
-// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid.
+// starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid, and so does the
+// precision mode (RLC_CUDA_PRECISION is read at the first start only), since it says how that memory is laid out.
 void rlc_ops_cuda_release(void);
 
 #ifdef __cplusplus
