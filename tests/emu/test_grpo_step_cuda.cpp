@@ -342,10 +342,9 @@ static float bf16_round(float x) {
 // The state's own sensitivity to bf16: the relative L2 change of the CPU's gradient of the SFT step (data index
 // `data`) when nothing but the weights are rounded to bf16. The CUDA gradient cannot be expected closer than
 // about this, so it must sit well below the tolerance (at most a quarter of the bf16 modes' 6e-2) for the
-// comparison to be meaningful: an ill-conditioned
-// warm start (measured: 200 steps at lr 1e-2 on the head-dim-64 model gave 0.064, and the CUDA side's bf16 modes
-// 0.18..0.26 against the CPU) fails here rather than in the comparison. Leaves the CPU side's weights and moments
-// as they were (fresh moments).
+// comparison to be meaningful: an ill-conditioned warm start (measured: 200 steps at lr 1e-2 on the head-dim-64
+// model gave 0.064, and the CUDA side's bf16 modes 0.18..0.26 against the CPU) fails here rather than in the
+// comparison. Leaves the CPU side's weights as they were and its AdamW moments fresh.
 static double bf16_sensitivity(rlc_rl *c, const rlc_task *task, uint64_t data) {
     const size_t n = c->model.n_params;
     std::vector<float> w0 = dl(CPU, c->model.params, n), wr = w0;
