@@ -3,13 +3,19 @@
 // weights, timed phase by phase, against the device's own limits measured in the same run.
 //
 //   bench_step [--small] [--device auto|cpu|cuda] [--prompts 64] [--samples 8] [--new-tokens 512] [--steps 1]
-//              [--warmup 1] [--micro-batch-tokens 8192] [--matmul fp32|bf16] [--gemm N] [--seed S]
+//              [--warmup 1] [--micro-batch-tokens 8192] [--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S]
+//
+// --precision: the CUDA backend's precision mode (kernels/cuda/ops_cuda.h): mixed (bf16 activations and KV cache,
+// bf16 GEMMs), bf16-gemm (fp32 activations, bf16 GEMM operands) or fp32 (cuBLAS sgemm). Without it the backend's
+// own mode: mixed, unless RLC_CUDA_PRECISION says otherwise. The CPU backend has one mode (fp32); naming another
+// there is an error. The mode used is printed in the header line and the JSON ("precision").
 //
 // Model (default): vocab 151936, dim 896, 24 layers, 14 query / 2 KV heads of dim 64, MLP 4864, q/k/v biases,
 // tied embeddings, RoPE theta 1e6 (Qwen2.5-0.5B's shapes, 494M parameters). --small: a tiny model and batch for a
 // CI smoke run (seconds on one CPU core). Prompts are the addition task's (about 10 tokens); rollout.ignore_eos and
 // no stop strings make every sequence run the full --new-tokens (random weights would otherwise hit EOS now and
-// then), at temperature 1 with the engine's sampler (host-side, over the whole vocabulary). The weights are uniform
+// then), at temperature 1 with the engine's sampler (ops->sample_tokens over the whole vocabulary: on the device
+// with CUDA). The weights are uniform
 // with the standard deviations of rlc_model_init_weights (0.02, output projections 0.02 / sqrt(2 L); norms 1,
 // biases 0) from a counter-based hash on all cores: Box-Muller on one core would take ~40 s for 0.5B parameters.
 //
@@ -25,11 +31,12 @@
 //         multiply-add, each query against the keys up to itself).
 //   Peak: on CUDA the bf16 rate of a large cuBLAS GEMM (--gemm, default 8192^3, rlc_ops_cuda_gemm_bf16_tflops),
 //   on the CPU the backend's own sgemm (matmul_forward, default 2048^3); both are measured in this run. The
-//   backend's matmul_forward rate (fp32 sgemm unless --matmul bf16) is reported too (mfu_vs_matmul): this first
-//   CUDA backend trains in fp32.
+//   backend's matmul_forward rate in the chosen mode (registered weights, as the model's: sgemm in fp32 mode,
+//   bf16 GEMMs reading the bf16 weight copy otherwise) is reported too (mfu_vs_matmul).
 // - Decode against the memory-bandwidth bound: a decode step of B rows at context c reads the weights (every
-//   parameter once, n_params x 4 bytes: fp32) and each row's KV cache (2 L NKV HD c x 4 bytes); bound = those
-//   bytes / the device copy bandwidth (ops->copy of a large buffer, read + write bytes / time, this run).
+//   parameter once: 4 bytes each in fp32 mode and on the CPU, 2 in the bf16 modes, whose GEMMs read the bf16
+//   copy) and each row's KV cache (2 L NKV HD c x act_bytes: 4, or 2 in mixed precision); bound = those bytes /
+//   the device copy bandwidth (ops->copy of a large buffer, read + write bytes / time, this run).
 //   decode_bw_frac = bound / measured time of rlc_model_decode (the engine's cached forward, logits left in backend memory)
 //   at B = one wave's rows, c = the rollouts' mean context; rollout_bw_frac = the same bound summed over every
 //   decode step of the rollouts / the rollout time (which also holds prefill and sampling).
@@ -54,14 +61,15 @@
 typedef struct opts {
     int small;
     char device[8];
-    int prompts, samples, new_tokens, steps, warmup, micro, gemm, matmul_bf16;
+    int prompts, samples, new_tokens, steps, warmup, micro, gemm;
+    char precision[16]; // "" = the backend's mode
     unsigned long long seed;
 } opts;
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_step [--small] [--device auto|cpu|cuda] [--prompts N] [--samples G] "
-                    "[--new-tokens T] [--steps S] [--warmup W] [--micro-batch-tokens M] [--matmul fp32|bf16] "
-                    "[--gemm N] [--seed S]\n");
+                    "[--new-tokens T] [--steps S] [--warmup W] [--micro-batch-tokens M] "
+                    "[--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S]\n");
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -91,12 +99,12 @@ static int parse(int argc, char **argv, opts *o) {
                 return -1;
             }
             snprintf(o->device, sizeof o->device, "%s", v);
-        } else if (!strcmp(a, "--matmul")) {
-            if (strcmp(v, "fp32") && strcmp(v, "bf16")) {
-                fprintf(stderr, "bench_step: --matmul %s: expected fp32 or bf16\n", v);
+        } else if (!strcmp(a, "--precision")) {
+            if (strcmp(v, "mixed") && strcmp(v, "bf16-gemm") && strcmp(v, "fp32")) {
+                fprintf(stderr, "bench_step: --precision %s: expected mixed, bf16-gemm or fp32\n", v);
                 return -1;
             }
-            o->matmul_bf16 = !strcmp(v, "bf16");
+            snprintf(o->precision, sizeof o->precision, "%s", v);
         } else if (!strcmp(a, "--seed") && num && n >= 0) {
             o->seed = (unsigned long long)n;
         } else if (num && n >= 1 && n <= 1000000) {
@@ -167,17 +175,20 @@ static double copy_gbps(const rlc_ops *o, size_t bytes, int reps) {
     return 2.0 * (double)bytes * reps / dt / 1e9;
 }
 
-// The backend's matmul_forward rate in TFLOP/s on (n, n) x (n, n)^T, best of reps after a warm-up.
+// The backend's matmul_forward rate in TFLOP/s on (n, n) x (n, n)^T, best of reps after a warm-up: activations a, c
+// in the backend's activation type, the weight b registered as the model registers its parameters (a backend with
+// bf16 working weights reads their bf16 copy, as in training).
 static double matmul_tflops(const rlc_ops *o, int n, int reps) {
     size_t nn = (size_t)n * n;
-    rlc_f *a = o->try_alloc(nn * sizeof(rlc_f)), *b = o->try_alloc(nn * sizeof(rlc_f));
-    rlc_f *c = o->try_alloc(nn * sizeof(rlc_f));
+    rlc_act *a = o->try_alloc(nn * o->act_bytes), *c = o->try_alloc(nn * o->act_bytes);
+    rlc_f *b = o->try_alloc(nn * sizeof(rlc_f));
     double best = NAN;
     if (a && b && c) {
         rlc_f *h = rlc_malloc(nn * sizeof(rlc_f));
         for (size_t i = 0; i < nn; i++) h[i] = (rlc_f)((double)((i * 2654435761u) % 1000) / 1000.0 - 0.5);
-        o->upload(a, h, nn * sizeof(rlc_f));
         o->upload(b, h, nn * sizeof(rlc_f));
+        o->act_from_f(a, b, nn); // the same values, as activations
+        if (o->register_params) o->register_params(b, nn);
         free(h);
         best = 1e30;
         for (int r = 0; r <= reps; r++) {
@@ -217,13 +228,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     int is_cuda = !strcmp(ops->name, "cuda");
+    const char *prec = "fp32"; // the mode used: the CPU backend's only one
 #ifdef RLC_HAVE_CUDA
-    if (is_cuda && o.matmul_bf16) rlc_ops_cuda_set_precision(RLC_CUDA_BF16_GEMM);
-    const char *mm_mode = is_cuda ? (rlc_ops_cuda_precision() == RLC_CUDA_BF16_GEMM ? "bf16" : "fp32") : "fp32";
-#else
-    const char *mm_mode = "fp32";
+    if (is_cuda) {
+        for (int m = RLC_CUDA_FP32; m <= RLC_CUDA_MIXED; m++)
+            if (!strcmp(o.precision, rlc_ops_cuda_precision_name(m))) rlc_ops_cuda_set_precision(m);
+        prec = rlc_ops_cuda_precision_name(rlc_ops_cuda_precision()); // --precision, else the backend's own
+    }
 #endif
-    if (o.matmul_bf16 && !is_cuda) fprintf(stderr, "bench_step: --matmul bf16 applies to the CUDA backend only\n");
+    if (!is_cuda && o.precision[0] && strcmp(o.precision, "fp32")) {
+        fprintf(stderr, "bench_step: --precision %s: the %s backend runs in fp32 only\n", o.precision, ops->name);
+        return 1;
+    }
+    // bytes a decode step reads per weight and per KV-cache element (see the header)
+    const double w_elem = strcmp(prec, "fp32") ? 2.0 : (double)sizeof(rlc_f), kv_elem = (double)ops->act_bytes;
     if (!o.gemm) o.gemm = o.small ? 256 : is_cuda ? 8192 : 2048;
 
     // the job: GRPO, one epoch, one mini-batch, no KL (no reference policy), no SFT phase
@@ -343,7 +361,7 @@ int main(int argc, char **argv) {
     if (is_cuda) bf16_peak = rlc_ops_cuda_gemm_bf16_tflops(o.gemm, 10);
 #endif
     double peak = is_cuda ? bf16_peak : mm_peak;
-    double w_bytes = (double)n_params * sizeof(rlc_f), kv_tok = 2.0 * L * NKV * HD * sizeof(rlc_f);
+    double w_bytes = (double)n_params * w_elem, kv_tok = 2.0 * L * NKV * HD * kv_elem;
     double dec_bound = (w_bytes + (double)B * (ctx + 1) * kv_tok) / (bw * 1e9);
     // one step's rollouts: each wave decodes new_tokens - 1 steps over its rows (the first token comes from the
     // prefill), the j-th of them reading prompt_len + j cache rows per sequence
@@ -353,10 +371,10 @@ int main(int argc, char **argv) {
     double train_tps = train_tok / t_upd, roll_tps = roll_tok / t_roll;
     double mfu = train_flops / t_upd / (peak * 1e12), mfu_mm = train_flops / t_upd / (mm_peak * 1e12);
 
-    printf("bench_step: one GRPO step of rlc_rl_step on %s (%s matmuls), %s model: %.1fM parameters (vocab %d, dim %d, "
+    printf("bench_step: one GRPO step of rlc_rl_step on %s (precision %s), %s model: %.1fM parameters (vocab %d, dim %d, "
            "%d layers, %d/%d heads x %d, MLP %d, qkv bias, tied), %d prompts x %d samples, %d new tokens; %d timed "
            "step(s) after %d warm-up; setup %.1f s\n",
-           ops->name, mm_mode, o.small ? "small" : "Qwen2.5-0.5B-like", n_params / 1e6, mc->vocab_size, mc->dim, L,
+           ops->name, prec, o.small ? "small" : "Qwen2.5-0.5B-like", n_params / 1e6, mc->vocab_size, mc->dim, L,
            NH, NKV, HD, mc->hidden_dim, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, t_setup);
     printf("%-34s %10s %12s %12s\n", "phase (per timed step)", "seconds", "tokens", "tokens/s");
     printf("%-34s %10.3f %12.0f %12.0f\n", "rollout (generation)", t_roll / o.steps, roll_tok / o.steps, roll_tps);
@@ -384,14 +402,14 @@ int main(int argc, char **argv) {
                      dec_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
     int finite = 1;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) finite &= isfinite(nums[i]) && nums[i] > 0;
-    printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"matmul\":\"%s\",\"small\":%d,\"params\":%zu,"
+    printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"precision\":\"%s\",\"small\":%d,\"params\":%zu,"
            "\"prompts\":%d,\"samples\":%d,\"new_tokens\":%d,\"steps\":%d,\"warmup\":%d,\"waves_per_step\":%.3g,"
            "\"prompt_len\":%.4g,\"response_len\":%.4g,\"rollout_s\":%.6g,\"logprob_s\":%.6g,\"update_s\":%.6g,"
            "\"step_s\":%.6g,\"rollout_tokens_per_s\":%.6g,\"train_tokens_per_s\":%.6g,\"train_tflops\":%.6g,"
            "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
            "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
-           ops->name, mm_mode, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
+           ops->name, prec, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
            mfu_mm, bw, B, ctx, dec_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),

@@ -1,5 +1,6 @@
 // tests/test_memory.c: the CPU backend's memory accounting (in use, peak, free, total) and its cap
-// (set_mem_limit), the model's byte count against what it really allocates, and the startup checks of
+// (set_mem_limit), the model's byte count against what it really allocates and by activation size (the CUDA
+// backend's side: tests/emu/test_mixed_model.cpp), and the startup checks of
 // rlc_rl_init: a model/optimizer or a rollout group that does not fit under the cap is refused before any work
 // with "cannot allocate N bytes (M available)", and leaves nothing allocated behind (model) or fails cleanly.
 // The rollout's waves under a cap are tested in test_rollout.c.
@@ -116,6 +117,32 @@ static void test_model_bytes(const rlc_ops *o) {
     rlc_model_free(&m);
 }
 
+// rlc_model_bytes / rlc_kv_cache_bytes by activation size (no backend needed): with 2-byte activations (the CUDA
+// backend's mixed precision) parameters and gradients are unchanged, the KV cache is half as large, and the
+// activations shrink by 2 bytes for each element of an activation-typed buffer (include/rlc/model.h), counted here
+// from the shapes: per layer ln1, ln2 (T, C), q, att (T, NH*HD), k, v (T, NKV*HD), gate, up, act (T, F); the final
+// norm's output (T, C); the backward scratch dln, tmpC (T, C), dq, datt, dk, dv, dgate, dup, dact; the value-head
+// gradient (T). The residual stream, its gradient and the statistics stay rlc_f.
+static void test_act_bytes(void) {
+    rlc_model_config c = small_cfg();
+    c.n_kv_heads = 1, c.hidden_dim = 70; // NKV*HD != NH*HD, F not a multiple of anything
+    const int T = 37;
+    size_t p4, g4, a4, p2, g2, a2;
+    size_t all4 = rlc_model_bytes(&c, T, 4, &p4, &g4, &a4), all2 = rlc_model_bytes(&c, T, 2, &p2, &g2, &a2);
+    size_t C = (size_t)c.dim, Q = (size_t)c.n_heads * c.head_dim, K = (size_t)c.n_kv_heads * c.head_dim;
+    size_t F = (size_t)c.hidden_dim;
+    size_t n_act = T * (c.n_layers * (2 * C + 2 * Q + 2 * K + 3 * F) + C + 2 * C + 2 * Q + 2 * K + 3 * F + 1);
+    CHECK(p2 == p4 && g2 == g4, "parameters %zu/%zu, gradients %zu/%zu do not depend on act_bytes", p2, p4, g2, g4);
+    CHECK(a4 - a2 == 2 * n_act, "activations %zu (4-byte) - %zu (2-byte) = %zu, expected 2 x %zu activation elements",
+          a4, a2, a4 - a2, n_act);
+    CHECK(all4 - all2 == a4 - a2, "totals differ by the activations only");
+    CHECK(2 * rlc_kv_cache_bytes(&c, 5, 33, 2) == rlc_kv_cache_bytes(&c, 5, 33, 4) &&
+              rlc_kv_cache_bytes(&c, 5, 33, 2) == 2u * 2 * 5 * 33 * 1 * 8 * 2,
+          "KV cache bytes by act_bytes");
+    // the CPU backend's activations are rlc_f
+    CHECK(rlc_ops_cpu()->act_bytes == sizeof(rlc_f), "CPU act_bytes %zu", rlc_ops_cpu()->act_bytes);
+}
+
 // rlc_rl_init under a cap: the model and optimizer must fit, then one rollout group.
 static void test_rl_init(const rlc_ops *o) {
     const char *over[] = {"model.dim=32",          "model.n_layers=2",         "model.n_heads=4",
@@ -152,6 +179,7 @@ int main(void) {
     test_accounting(o);
     test_limit(o);
     test_model_bytes(o);
+    test_act_bytes();
     test_rl_init(o);
     return test_finish("test_memory");
 }

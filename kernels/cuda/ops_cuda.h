@@ -32,7 +32,8 @@
 //   RLC_CUDA_FP32: fp32 activations and cuBLAS sgemm without TF32 (the reference mode, closest to the CPU twin).
 //   In every mode attention runs the bf16 kernels of kernels/cuda/attention.cu (converting fp32 q, k, v, out,
 //   dout, and zero-padding the head dim to 64 or 128 when needed) and the log-prob kernels/cuda/logprob.cu.
-//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes).
+//   Change the mode only while no buffer with activations is allocated (the model checks act_bytes). The mode
+//   is process state: rlc_ops_cuda_release does not reset it.
 // - bf16 working weights: the model registers its flat fp32 parameter buffer (register_params); the backend keeps
 //   a bf16 copy of it (2 bytes per parameter, device memory, counted), refreshed by every table write into it
 //   and written by adamw_multi in the same pass as the fp32 master. Weight operands inside a registered buffer
