@@ -8,23 +8,24 @@
 #      outputs and compare them (mma, ldmatrix, shuffles, scans, atomics, ...): emulator vs hardware
 #   4. run every GPU test and bench program in <build>/gpu/ (tests/gpu/test_*, bench/bench_*.cu), then the
 #      emulator's own ctest label "emu" on that machine
-#   5. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
+#   5. one GRPO step of the trainer on the Qwen2.5-0.5B-like model in the default (mixed) precision
+#      (bench/bench_step): a small smoke run (4 prompts x 4 samples x 64 new tokens after a warm-up step), then
+#      the issue's configuration (64 x 8 x 512) unless the elapsed time plus its timeout would pass the budget:
+#      phase times, tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy bandwidth, peak
+#      memory -> OUTDIR/bench_step{,_full}.txt and .json
+#   6. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
 #      (tests/gpu/train_compare.sh): both success curves printed, checked to be close (about a minute)
-#   6. the NCCL gradient path on this one GPU (tests/gpu/nccl_overhead.sh, about 30 s): bench_scaling
+#   7. the NCCL gradient path on this one GPU (tests/gpu/nccl_overhead.sh, about 30 s): bench_scaling
 #      --nccl-overhead (no communication vs NCCL forced on one rank) on two model sizes, and `rlc train` plain vs
 #      RLC_FORCE_NCCL=1 (metrics must agree)
-#   7. one GRPO step of the trainer on the Qwen2.5-0.5B-like model (bench/bench_step, 4 prompts x 4 samples x 64
-#      new tokens after a warm-up step; the size is a first guess until a GPU run times it): phase times,
-#      tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy bandwidth, peak memory ->
-#      OUTDIR/bench_step.txt and bench_step.json; skipped (and said so) when the script has already used so much
-#      time that its timeout would take the total past 8 minutes
 #   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_ARGS_<program> (its arguments; default
 # --variants for bench_attention_gpu, none for the others), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
-# which CI runs anyway, to save device time), RLC_GPU_TRAIN (0 skips step 5; its own knobs: train_compare.sh),
-# RLC_GPU_NCCL (0 skips step 6), RLC_GPU_BENCH_STEP (0 skips step 7), RLC_GPU_BENCH_STEP_ARGS (its size flags),
-# RLC_GPU_BENCH_STEP_TIMEOUT (seconds, default 180), RLC_GPU_BUDGET_S (the total step 7 must fit in, default 480).
+# which CI runs anyway, to save device time), RLC_GPU_BENCH_STEP (0 skips step 5), RLC_GPU_BENCH_STEP_ARGS and
+# _TIMEOUT (the small run's size flags, default 90 s), RLC_GPU_BENCH_FULL (0 skips the full-size run),
+# RLC_GPU_BENCH_FULL_ARGS and _TIMEOUT (default 240 s), RLC_GPU_BUDGET_S (the elapsed seconds the full run must fit
+# in, default 480), RLC_GPU_TRAIN (0 skips step 6; its own knobs: train_compare.sh), RLC_GPU_NCCL (0 skips step 7).
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-${OUT:-$src/out/gpu}}
@@ -129,7 +130,43 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_EMU_CTEST:-1}" != 0 ]; then
     say "ctest -L emu on the GPU machine: $emu_ctest"
 fi
 
-# ---- 5. training on the GPU against the CPU backend
+# ---- 5. one GRPO step of the trainer on the 0.5B-like model (bench/bench_step), in the default (mixed) precision:
+# a small smoke run, then the issue's configuration (64 prompts x 8 samples x 512 new tokens) when the budget allows
+bench_status="not run"
+bench_full_status="not run"
+if [ $build_ok = 1 ] && [ "${RLC_GPU_BENCH_STEP:-1}" != 0 ] && [ -x "$build/bench/bench_step" ]; then
+    bt=${RLC_GPU_BENCH_STEP_TIMEOUT:-90}
+    bargs=${RLC_GPU_BENCH_STEP_ARGS:---prompts 4 --samples 4 --new-tokens 64 --steps 1 --warmup 1}
+    bft=${RLC_GPU_BENCH_FULL_TIMEOUT:-240}
+    bfargs=${RLC_GPU_BENCH_FULL_ARGS:---prompts 64 --samples 8 --new-tokens 512 --steps 1 --warmup 1}
+    # run_bench NAME TIMEOUT ARGS: bench_step into OUTDIR/NAME.txt and .json; its status in rb_status (not a
+    # command substitution: fail must be set in this shell)
+    run_bench() {
+        local t0=$(date +%s) rc
+        echo "---- bench_step --device cuda $3" >>"$log"
+        # shellcheck disable=SC2086
+        timeout "$2" "$build/bench/bench_step" --device cuda $3 >"$out/$1.txt" 2>&1
+        rc=$?
+        cat "$out/$1.txt" >>"$log"
+        grep '^{"bench":"bench_step"' "$out/$1.txt" >"$out/$1.json"
+        [ $rc = 0 ] || fail=1
+        rb_status="$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; }) in $(( $(date +%s) - t0 )) s ($3)"
+    }
+    run_bench bench_step "$bt" "$bargs"
+    bench_status=$rb_status
+    say "bench_step (GRPO step, 0.5B-like, small): $bench_status"
+    if [ "${RLC_GPU_BENCH_FULL:-1}" = 0 ]; then
+        bench_full_status="skipped (RLC_GPU_BENCH_FULL=0)"
+    elif [ $(( $(elapsed) + bft )) -gt "${RLC_GPU_BUDGET_S:-480}" ]; then
+        bench_full_status="skipped: $(elapsed) s used, its timeout of $bft s would pass the ${RLC_GPU_BUDGET_S:-480} s budget"
+    else
+        run_bench bench_step_full "$bft" "$bfargs"
+        bench_full_status=$rb_status
+    fi
+    say "bench_step (GRPO step, 0.5B-like, 64 x 8 x 512): $bench_full_status"
+fi
+
+# ---- 6. training on the GPU against the CPU backend
 train_status="not run"
 if [ $build_ok = 1 ] && [ "${RLC_GPU_TRAIN:-1}" != 0 ]; then
     t0=$(date +%s)
@@ -145,7 +182,7 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_TRAIN:-1}" != 0 ]; then
     say "training, GPU vs CPU: $train_status in $(( $(date +%s) - t0 )) s"
 fi
 
-# ---- 6. the NCCL gradient path on one GPU
+# ---- 7. the NCCL gradient path on one GPU
 nccl_status="not run"
 if [ $build_ok = 1 ] && [ "${RLC_GPU_NCCL:-1}" != 0 ]; then
     t0=$(date +%s)
@@ -162,28 +199,6 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_NCCL:-1}" != 0 ]; then
     say "NCCL path on one GPU: $nccl_status in $(( $(date +%s) - t0 )) s"
 fi
 
-# ---- 7. one GRPO step of the trainer on the 0.5B-like model (bench/bench_step)
-bench_status="not run"
-if [ $build_ok = 1 ] && [ "${RLC_GPU_BENCH_STEP:-1}" != 0 ] && [ -x "$build/bench/bench_step" ]; then
-    bt=${RLC_GPU_BENCH_STEP_TIMEOUT:-180}
-    bargs=${RLC_GPU_BENCH_STEP_ARGS:---prompts 4 --samples 4 --new-tokens 64 --steps 1 --warmup 1}
-    if [ $(( $(elapsed) + bt )) -gt "${RLC_GPU_BUDGET_S:-480}" ]; then
-        bench_status="skipped: $(elapsed) s used, its timeout of $bt s would pass the ${RLC_GPU_BUDGET_S:-480} s budget"
-    else
-        t0=$(date +%s)
-        echo "---- bench_step --device cuda $bargs" >>"$log"
-        # shellcheck disable=SC2086
-        timeout "$bt" "$build/bench/bench_step" --device cuda $bargs >"$out/bench_step.txt" 2>&1
-        rc=$?
-        cat "$out/bench_step.txt" >>"$log"
-        grep '^{"bench":"bench_step"' "$out/bench_step.txt" >"$out/bench_step.json"
-        bench_status=$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; })
-        [ $rc = 0 ] || fail=1
-        bench_status="$bench_status in $(( $(date +%s) - t0 )) s ($bargs)"
-    fi
-    say "bench_step (GRPO step, 0.5B-like): $bench_status"
-fi
-
 # ---- 8. report
 {
     echo "# GPU check ($(date -u '+%Y-%m-%d %H:%M UTC'))"
@@ -194,9 +209,10 @@ fi
     echo "- build: $([ $build_ok = 1 ] && echo ok || echo FAILED) in ${t_build} s"
     echo "- known-answer kernels, emulator vs GPU: **$kat_status**"
     echo "- ctest -L emu on this machine: $emu_ctest"
+    echo "- GRPO step bench, 0.5B-like model, small (bench_step.txt, .json): **$bench_status**"
+    echo "- GRPO step bench, 0.5B-like model, 64 x 8 x 512 (bench_step_full.txt, .json): **$bench_full_status**"
     echo "- default training job, device=cuda vs device=cpu (train_compare.txt): **$train_status**"
     echo "- NCCL gradient path on one GPU (nccl_overhead.txt): **$nccl_status**"
-    echo "- GRPO step bench, 0.5B-like model (bench_step.txt, bench_step.json): **$bench_status**"
     echo "- total: $(elapsed) s; overall: **$([ $fail = 0 ] && echo PASS || echo FAIL)**"
     echo
     echo "## Known answers (tests/emu/kat_*.cu): emulator dump vs GPU dump"
@@ -236,7 +252,7 @@ fi
         echo '```'
         echo
     fi
-    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl. GRPO step bench: bench_step.txt, bench_step.json."
+    echo "Full log: gpu_check.log. Dumps: kat_emu.txt, kat_gpu.txt. Training metrics: train_cuda_metrics.jsonl, train_cpu_metrics.jsonl. GRPO step bench: bench_step.txt / .json (small), bench_step_full.txt / .json (64 x 8 x 512)."
 } >"$report"
 say "report: $report ($(elapsed) s)"
 exit $fail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/gpu/nccl_overhead.sh BUILD OUTDIR: the NCCL gradient path on one GPU (about 30 s), called by
-# tests/gpu/check.sh (step 6); runnable alone on a GPU machine. Three parts, each with a time limit
+# tests/gpu/check.sh (step 7); runnable alone on a GPU machine. Three parts, each with a time limit
 # (RLC_NCCL_CHECK_TIMEOUT seconds, default 90):
 #   1. bench_scaling --nccl-overhead on the default model (one 25 MiB bucket): step time and update-phase time
 #      without communication, with the NCCL path forced on the single rank, and without again (drift);

@@ -2,7 +2,7 @@
 # tests/gpu/train_compare.sh RLC OUTDIR: the default training job (configs/default.json: SFT warm start, then GRPO
 # on addition) for a fixed number of steps on the GPU (device=cuda) and on the CPU backend (device=cpu), the two
 # runs side by side (the GPU run's host needs one core), then their curves printed next to each other and
-# compared. Called by tests/gpu/check.sh (step 5) with its build's rlc; runnable alone on a GPU machine. The runs
+# compared. Called by tests/gpu/check.sh (step 6) with its build's rlc; runnable alone on a GPU machine. The runs
 # live in <dir of RLC>/train_compare_runs/; their metrics are copied to OUTDIR/train_{cuda,cpu}_metrics.jsonl.
 #
 # What "close" means. Both runs start from the same weights and see the same SFT batches and the same RL prompts
