@@ -124,18 +124,9 @@ __device__ __forceinline__ void att_acc_to_a(uint32_t (&a)[4], const float (&c0)
     a[3] = att_pack_bf16(c1[2], c1[3]);
 }
 
-// 2^x on the MUFU unit. exp2f() in nvcc's default (non-ftz) mode wraps ex2.approx in a denormal fix-up (compare,
-// two predicated multiplies: 4 instructions where 1 does); the scores never need denormal probabilities (they
-// underflow to 0 either way after the bf16 rounding), so the flush-to-zero instruction is used through its NVVM
-// builtin (not inline PTX). 2^-inf = +0. The emulator computes exp2f (accurate; the tests compare with
-// tolerances).
-__device__ __forceinline__ float att_exp2(float x) {
-#if !defined(RLC_EMU) && RLC_ARCH > 0
-    return __nvvm_ex2_approx_ftz_f(x);
-#else
-    return exp2f(x); // the emulator, and nvcc's host pass (which never runs it)
-#endif
-}
+// 2^x on the MUFU unit (rlc_cuda.h): the scores never need denormal probabilities (they underflow to 0 either way
+// after the bf16 rounding).
+__device__ __forceinline__ float att_exp2(float x) { return rlc_exp2_ftz(x); }
 
 // Block u of a schedule -> sequence *b, index *t of the tile in it, *n tiles in that sequence (a sequence of
 // length L has ceil(L/BT) tiles). False if u is past the last tile. The tiles are taken 32 sequences at a time,

@@ -1,9 +1,14 @@
 // kernels/cuda/logprob.cu: fused LM-head log-prob / entropy (forward and backward) on the GPU; interface and
 // formulas in logprob.h. Per (token chunk, vocabulary chunk):
-//   forward:  GEMM U (tb, vc) = hidden[t0:] @ w[v0:]^T / tau (fp32 scratch, row stride ldu)
+//   forward:  GEMM U (tb, vc) = hidden[t0:] @ w[v0:]^T * log2(e) / tau (fp32 scratch, row stride ldu): the
+//             logits in base-2 units, u2 = u / ln 2, so that every exponential below is one MUFU ex2
+//             (rlc_exp2_ftz) after one add (expf adds a range reduction per element; at C = 896 the statistics
+//             kernel took about as long as the GEMM on an H200, bench/results/gpu_h200_kernels.md);
 //             lp_online_kernel: one block per row folds the chunk into (m, s, a, u_y) with
-//               m = running max, s = sum exp(u - m), a = sum exp(u - m) (u - m), u_y = the target's logit;
-//   then lp_finalize_kernel: lse = m + log s, H = log s - a/s (both terms >= 0: no cancellation), logp.
+//               m = running max of u2, s = sum 2^(u2 - m), a = sum 2^(u2 - m) (u2 - m), u_y = the target's
+//               logit (natural units);
+//   then lp_finalize_kernel: lse = m ln 2 + log s, H = log s - (a/s) ln 2 (both terms >= 0: no cancellation),
+//   logp.
 //   backward: the same GEMM, lp_dz_kernel overwrites each fp32 row with its bf16 dz (in place: the bf16 row r
 //             occupies the first half of fp32 row r, so the bf16 matrix has row stride 2*ldu), then
 //             dhidden[t0:] += dz @ w[v0:] and dw[v0:] += dz^T @ hidden[t0:].
@@ -19,7 +24,7 @@
 #define LP_WARPS (LP_THREADS / 32)
 #define LP_SEG 8       // elements per thread per in-place segment of the dz kernel
 
-// Online softmax state of a set of values relative to its max m: s = sum exp(u - m), a = sum exp(u - m)(u - m).
+// Online softmax state of a set of base-2 values relative to its max m: s = sum 2^(u - m), a = sum 2^(u - m)(u - m).
 struct LpState {
     float m, s, a;
 };
@@ -33,7 +38,7 @@ __device__ __forceinline__ LpState lp_merge(LpState x, LpState y) {
     LpState r;
     r.m = fmaxf(x.m, y.m);
     const float dx = x.m - r.m, dy = y.m - r.m; // <= 0
-    const float fx = expf(dx), fy = expf(dy);
+    const float fx = rlc_exp2_ftz(dx), fy = rlc_exp2_ftz(dy);
     r.s = x.s * fx + y.s * fy;
     r.a = fx * (x.a + x.s * dx) + fy * (y.a + y.s * dy);
     return r;
@@ -68,13 +73,13 @@ __global__ void __launch_bounds__(LP_THREADS)
         const float u = row[j];
         if (u > st.m) { // new running max: rescale what this thread has so far
             if (st.s > 0.0f) {
-                const float d = st.m - u, f = expf(d);
+                const float d = st.m - u, f = rlc_exp2_ftz(d);
                 st.a = f * (st.a + st.s * d);
                 st.s *= f;
             }
             st.m = u;
         }
-        const float d = u - st.m, e = expf(d);
+        const float d = u - st.m, e = rlc_exp2_ftz(d);
         st.s += e;
         st.a += e * d;
     }
@@ -83,7 +88,7 @@ __global__ void __launch_bounds__(LP_THREADS)
         if (!first) st = lp_merge(LpState{m[r], s[r], a[r]}, st);
         m[r] = st.m, s[r] = st.s, a[r] = st.a;
         const int y = targets[r];
-        if (y >= v0 && y < v0 + vc) uy[r] = row[y - v0];
+        if (y >= v0 && y < v0 + vc) uy[r] = row[y - v0] * RLC_LN2;
         else if (first) uy[r] = 0.0f;
     }
 }
@@ -92,9 +97,9 @@ __global__ void lp_finalize_kernel(int tb, const int *targets, const float *m, c
                                    const float *uy, float *logp, float *entropy, float *lse) {
     const int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= tb) return;
-    const float ls = logf(s[r]), l = m[r] + ls;
+    const float ls = logf(s[r]), l = m[r] * RLC_LN2 + ls;
     lse[r] = l;
-    if (entropy) entropy[r] = ls - a[r] / s[r];
+    if (entropy) entropy[r] = ls - a[r] / s[r] * RLC_LN2;
     logp[r] = targets[r] >= 0 ? uy[r] - l : 0.0f;
 }
 
@@ -110,7 +115,7 @@ __global__ void __launch_bounds__(LP_THREADS)
     __nv_bfloat16 *out = reinterpret_cast<__nv_bfloat16 *>(row);
     const float c = (dlogp && y >= 0) ? dlogp[r] * inv_tau : 0.0f;
     const float e = dent ? dent[r] * inv_tau : 0.0f;
-    const float l = lse[r], H = entropy[r];
+    const float l = lse[r], l2 = l * RLC_LOG2E, H = entropy[r];
     const int yj = y - v0; // the target's column in this chunk (may be outside)
     for (int base = 0; base < vc; base += LP_THREADS * LP_SEG) {
         float z[LP_SEG];
@@ -122,7 +127,7 @@ __global__ void __launch_bounds__(LP_THREADS)
         for (int k = 0; k < LP_SEG; k++) {
             const int j = base + k * LP_THREADS + threadIdx.x;
             if (j >= vc) continue;
-            const float lp = z[k] - l, p = expf(lp);
+            const float lp = z[k] * RLC_LN2 - l, p = rlc_exp2_ftz(z[k] - l2); // z in base-2 units
             float dz = -c * p - e * p * (lp + H);
             if (j == yj) dz += c;
             out[j] = __float2bfloat16(dz);
@@ -188,12 +193,12 @@ static int lp_launch_ok(const char *what) {
     return 0;
 }
 
-// U (tb, vc) with row stride ldu = hidden[t0 : t0+tb] @ w[v0 : v0+vc]^T / tau.
+// U (tb, vc) with row stride ldu = hidden[t0 : t0+tb] @ w[v0 : v0+vc]^T * log2(e) / tau (base-2 logits).
 static int lp_logits(rlc_blas *blas, const LpPlan &p, const void *hidden, const void *w, int t0, int tb, int v0,
                      int vc, int ldu, int C, float inv_tau) {
     const __nv_bfloat16 *h = (const __nv_bfloat16 *)hidden + (size_t)t0 * C;
     const __nv_bfloat16 *wc = (const __nv_bfloat16 *)w + (size_t)v0 * C;
-    return rlc_blas_gemm_bf16(blas, 0, 1, tb, vc, C, inv_tau, h, C, wc, C, 0.0f, p.U, ldu, 0);
+    return rlc_blas_gemm_bf16(blas, 0, 1, tb, vc, C, inv_tau * RLC_LOG2E, h, C, wc, C, 0.0f, p.U, ldu, 0);
 }
 
 extern "C" int rlc_cuda_logprob_forward(rlc_blas *blas, float *logp, float *entropy, float *lse, const void *hidden,
