@@ -406,7 +406,8 @@ static int emu_fault_env(const char *name, int rank, long *at) {
     long k = 0;
     char tail = 0;
     if (sscanf(v, "%d:%ld%c", &r, &k, &tail) != 2 || r < 0 || k < 1) {
-        fprintf(stderr, "rlc_comm: %s=\"%s\": expected RANK:CALL (CALL >= 1, the collective to fail)\n", name, v);
+        fprintf(stderr, "rlc_comm: %s=\"%s\": expected RANK:CALL (CALL >= 1: the collective's number on the "
+                        "communicator)\n", name, v);
         return -1;
     }
     if (r == rank) *at = k;
@@ -459,9 +460,11 @@ static rlc_comm *emu_create(int nranks, int rank, const unsigned char *id, doubl
     rc = MPI_Iallreduce(mine, all, 3, MPI_UNSIGNED_LONG_LONG, MPI_MAX, c->mpi, &req);
     if (rc == MPI_SUCCESS) rc = emu_poll(c, &req, emu_now(), "the ranks' agreement on the communicator");
     else emu_fail(c, "MPI_Iallreduce failed");
-    if (rc == 0 && all[0])
-        rc = emu_fail(c, "rank %d of %d requested where MPI has rank %d of %d%s (the emulated NCCL's ranks are "
-                         "MPI_COMM_WORLD's)", rank, nranks, wr, ws, mine[0] ? "" : " on another rank");
+    if (rc == 0 && mine[0])
+        rc = emu_fail(c, "rank %d of %d requested where MPI has rank %d of %d (the emulated NCCL's ranks are "
+                         "MPI_COMM_WORLD's)", rank, nranks, wr, ws);
+    else if (rc == 0 && all[0])
+        rc = emu_fail(c, "another rank asked for a rank or size that is not its MPI rank or size");
     if (rc == 0 && (all[1] != h || ~all[2] != h))
         rc = emu_fail(c, "the ranks were given different ids (rank 0 creates it and sends it to the others)");
     if (rc != 0) {
