@@ -5,8 +5,9 @@
 //                                                ||a - b|| / ||a||), and the same train state
 //   test_ranks metrics A.jsonl B.jsonl TOL       same records; rollout_hash equal; every other number within TOL
 //                                                relative (1e-6 absolute floor), time_* and *_per_s skipped
-//   test_ranks fail SECONDS TEXT -- CMD ARGS...  CMD exits non-zero within SECONDS (then it is killed: a hang),
-//                                                and its output contains TEXT
+//   test_ranks fail SECONDS TEXT... -- CMD ARGS...
+//                                                CMD exits non-zero within SECONDS (then it is killed: a hang),
+//                                                and its output contains every TEXT
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -172,7 +173,7 @@ static int compare_metrics(const char *pa, const char *pb, double tol, int verbo
 
 // ---- a command that must fail, and fail fast ----
 
-static int expect_fail(double seconds, const char *text, char **argv) {
+static int expect_fail(double seconds, char *const *texts, int n_texts, char **argv) {
     int fd[2];
     if (pipe(fd) != 0) return 1;
     pid_t pid = fork();
@@ -217,7 +218,8 @@ static int expect_fail(double seconds, const char *text, char **argv) {
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     CHECK(!hung, "the command did not end within %.0f s (a hang)", seconds);
     CHECK(code != 0, "the command exited with 0; expected a failure");
-    CHECK(strstr(out, text) != NULL, "the output does not contain \"%s\"", text);
+    for (int i = 0; i < n_texts; i++)
+        CHECK(strstr(out, texts[i]) != NULL, "the output does not contain \"%s\"", texts[i]);
     free(out);
     return 0;
 }
@@ -291,12 +293,16 @@ static void self_test(void) {
     CHECK(compare_metrics(ma, mc, 1e-5, 0) > 0, "a different rollout hash is found");
     CHECK(compare_metrics(ma, md, 1e-5, 0) > 0, "a different loss and record count are found");
 
-    char *ok_cmd[] = {"sh", "-c", "echo rlc: rank 1: boom; exit 3", NULL};
-    expect_fail(10, "rank 1: boom", ok_cmd);
+    char *ok_cmd[] = {"sh", "-c", "echo rlc: rank 1: boom; echo why: a reason; exit 3", NULL};
+    char *ok_texts[] = {"rank 1: boom", "why: a reason"};
+    expect_fail(10, ok_texts, 2, ok_cmd);
     int before = test_failures;
     char *zero_cmd[] = {"sh", "-c", "echo fine", NULL};
-    expect_fail(10, "fine", zero_cmd); // exits 0: must be reported
+    expect_fail(10, ok_texts + 1, 1, zero_cmd); // exits 0: must be reported
     CHECK(test_failures == before + 1, "a command that succeeds is reported");
+    char *missing[] = {"rank 1: boom", "another reason"};
+    expect_fail(10, missing, 2, ok_cmd); // the second text is not there: must be reported
+    CHECK(test_failures == before + 2, "a missing second text is reported");
     test_failures = before;
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
@@ -318,10 +324,14 @@ int main(int argc, char **argv) {
         CHECK(bad == 0, "%d mismatches between %s and %s", bad, argv[2], argv[3]);
         return test_finish("test_ranks metrics");
     }
-    if (argc >= 6 && strcmp(argv[1], "fail") == 0 && strcmp(argv[4], "--") == 0) {
-        expect_fail(atof(argv[2]), argv[3], argv + 5);
-        return test_finish("test_ranks fail");
+    if (argc >= 6 && strcmp(argv[1], "fail") == 0) {
+        int dash = 3; // the texts are argv[3 .. dash - 1]
+        while (dash < argc && strcmp(argv[dash], "--") != 0) dash++;
+        if (dash > 3 && dash + 1 < argc) {
+            expect_fail(atof(argv[2]), argv + 3, dash - 3, argv + dash + 1);
+            return test_finish("test_ranks fail");
+        }
     }
-    fprintf(stderr, "usage: test_ranks | ckpt RUN_A RUN_B TOL | metrics A B TOL | fail SECONDS TEXT -- CMD...\n");
+    fprintf(stderr, "usage: test_ranks | ckpt RUN_A RUN_B TOL | metrics A B TOL | fail SECONDS TEXT... -- CMD...\n");
     return 2;
 }

@@ -1,6 +1,8 @@
 // kernels/cuda/rlc_comm.h: the CUDA backend's only door to NCCL. Collectives over device buffers, one
-// communicator per process (one GPU per rank). The real build uses NCCL (when the build found it); the
-// emulated build and builds without NCCL support a single rank, where every collective is a copy.
+// communicator per process (one GPU per rank). The real build uses NCCL (when the build found it); builds
+// without NCCL support a single rank, where every collective is a copy, except the emulated build with MPI (CI:
+// tests/emu), where several ranks, one MPI process each, run the collectives over MPI (rlc_comm.cu says what
+// that emulates: results, ordering, errors and timeouts, not streams).
 // Plain C interface (void * for device pointers, streams and events).
 //
 // Errors and timeouts. The NCCL communicator is non-blocking (ncclConfig_t.blocking = 0), so no call can block

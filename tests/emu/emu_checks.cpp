@@ -2,7 +2,8 @@
 // kernel: launch-configuration errors (cudaGetLastError), the 48 KiB / 227 KiB dynamic shared-memory rules,
 // the NaN fill of static and dynamic shared memory before every block, cp.async groups (data lands only at
 // the matching wait), templates with __shared__, grid/block indexing in 3-D, events, and the emulated backends
-// of rlc_blas.h (vs a double-precision GEMM of the bf16-rounded inputs) and rlc_comm.h (single rank).
+// of rlc_blas.h (vs a double-precision GEMM of the bf16-rounded inputs) and rlc_comm.h (single rank; several
+// ranks over MPI are tests/emu/nccl_ranks.cpp's, under mpirun).
 #include <cmath>
 #include <cstring>
 
@@ -234,7 +235,8 @@ int main() {
     {
         unsigned char id[RLC_COMM_ID_BYTES];
         CHECK(rlc_comm_get_unique_id(id) == 0, "unique id");
-        CHECK(rlc_comm_create(2, 0, id, 0) == nullptr, "two ranks must be refused without NCCL");
+        // (a build with MPI emulates several ranks, but only in an MPI job: this process has not initialised MPI)
+        CHECK(rlc_comm_create(2, 0, id, 0) == nullptr, "two ranks must be refused without NCCL and an MPI job");
         rlc_comm *c = rlc_comm_create(1, 0, id, 0);
         CHECK(c && rlc_comm_rank(c) == 0 && rlc_comm_nranks(c) == 1, "single-rank communicator");
         std::vector<float> v = {1, 2, 3, 4};
