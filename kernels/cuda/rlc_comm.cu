@@ -11,6 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+// Leaves the message in c->err (each implementation's struct rlc_comm has one) and returns -1. (Unused in the
+// one-rank build without NCCL and MPI.)
+__attribute__((format(printf, 2, 3), unused)) static int comm_fail(rlc_comm *c, const char *fmt, ...);
+
 #include "rlc_cuda.h"
 
 #if defined(RLC_HAVE_NCCL) && !defined(RLC_EMU)
@@ -43,13 +47,6 @@ struct rlc_comm {
     char err[512];
 };
 
-__attribute__((format(printf, 2, 3))) static int comm_fail(rlc_comm *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err, sizeof c->err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static void comm_abort(rlc_comm *c) {
     if (c->aborted) return;
@@ -316,13 +313,6 @@ static double emu_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-__attribute__((format(printf, 2, 3))) static int emu_fail(rlc_comm *c, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err, sizeof c->err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 // MPI's message for an error code.
 static const char *emu_mpi_error(int rc, char *buf, int len) {
@@ -341,13 +331,13 @@ static int emu_poll(rlc_comm *c, MPI_Request *req, double t0, const char *what) 
         if (rc != MPI_SUCCESS) {
             char buf[MPI_MAX_ERROR_STRING];
             c->aborted = 1;
-            return emu_fail(c, "%s failed: %s", what, emu_mpi_error(rc, buf, sizeof buf));
+            return comm_fail(c, "%s failed: %s", what, emu_mpi_error(rc, buf, sizeof buf));
         }
         if (done) return 0;
         const double w = emu_now() - t0;
         if (c->timeout_s > 0 && w > c->timeout_s) {
             c->aborted = 1;
-            emu_fail(c, "%s not complete after %.0f s (timeout); communicator aborted", what, c->timeout_s);
+            comm_fail(c, "%s not complete after %.0f s (timeout); communicator aborted", what, c->timeout_s);
             return RLC_COMM_TIMEOUT;
         }
         if (w >= 1e-3) {
@@ -444,7 +434,7 @@ static rlc_comm *emu_create(int nranks, int rank, const unsigned char *id, doubl
     MPI_Request req;
     int rc = MPI_Comm_idup(MPI_COMM_WORLD, &c->mpi, &req);
     if (rc == MPI_SUCCESS) rc = emu_poll(c, &req, emu_now(), "MPI_Comm_idup (the other ranks must join)");
-    else emu_fail(c, "MPI_Comm_idup failed");
+    else comm_fail(c, "MPI_Comm_idup failed");
     if (rc != 0) {
         fprintf(stderr, "rlc_comm: rank %d: %s\n", rank, c->err);
         delete c; // the duplicate, if any, is left to MPI_Abort
@@ -459,14 +449,14 @@ static rlc_comm *emu_create(int nranks, int rank, const unsigned char *id, doubl
     unsigned long long mine[3] = {wr != rank || ws != nranks ? 1ull : 0ull, h, ~h}, all[3] = {0, 0, 0};
     rc = MPI_Iallreduce(mine, all, 3, MPI_UNSIGNED_LONG_LONG, MPI_MAX, c->mpi, &req);
     if (rc == MPI_SUCCESS) rc = emu_poll(c, &req, emu_now(), "the ranks' agreement on the communicator");
-    else emu_fail(c, "MPI_Iallreduce failed");
+    else comm_fail(c, "MPI_Iallreduce failed");
     if (rc == 0 && mine[0])
-        rc = emu_fail(c, "rank %d of %d requested where MPI has rank %d of %d (the emulated NCCL's ranks are "
+        rc = comm_fail(c, "rank %d of %d requested where MPI has rank %d of %d (the emulated NCCL's ranks are "
                          "MPI_COMM_WORLD's)", rank, nranks, wr, ws);
     else if (rc == 0 && all[0])
-        rc = emu_fail(c, "another rank asked for a rank or size that is not its MPI rank or size");
+        rc = comm_fail(c, "another rank asked for a rank or size that is not its MPI rank or size");
     if (rc == 0 && (all[1] != h || ~all[2] != h))
-        rc = emu_fail(c, "the ranks were given different ids (rank 0 creates it and sends it to the others)");
+        rc = comm_fail(c, "the ranks were given different ids (rank 0 creates it and sends it to the others)");
     if (rc != 0) {
         fprintf(stderr, "rlc_comm: rank %d: %s\n", rank, c->err);
         if (!c->aborted) MPI_Comm_free(&c->mpi);
@@ -479,11 +469,11 @@ static rlc_comm *emu_create(int nranks, int rank, const unsigned char *id, doubl
 // The common start of an enqueue: a usable communicator, the fault injection, and the order of collectives on
 // the stream: an input that overlaps a pending collective's output waits for it.
 static int emu_begin(rlc_comm *c, const char *what, const void *in, size_t in_bytes) {
-    if (c->aborted) return emu_fail(c, "%s: the communicator was aborted after an earlier error", what);
+    if (c->aborted) return comm_fail(c, "%s: the communicator was aborted after an earlier error", what);
     c->calls++;
     if (c->calls == c->fail_at) {
         c->aborted = 1;
-        return emu_fail(c, "%s failed: injected failure of collective %ld (RLC_EMU_COMM_FAIL=%d:%ld)", what, c->calls,
+        return comm_fail(c, "%s failed: injected failure of collective %ld (RLC_EMU_COMM_FAIL=%d:%ld)", what, c->calls,
                         c->rank, c->fail_at);
     }
     if (c->calls == c->hang_at) {
@@ -506,7 +496,7 @@ static int emu_begin(rlc_comm *c, const char *what, const void *in, size_t in_by
 // Byte counts and offsets for MPI (int).
 static int emu_int(rlc_comm *c, size_t v, int *out, const char *what) {
     if (v > (size_t)INT_MAX)
-        return emu_fail(c, "%s: %zu bytes exceed MPI's int count (the emulated NCCL's limit)", what, v);
+        return comm_fail(c, "%s: %zu bytes exceed MPI's int count (the emulated NCCL's limit)", what, v);
     *out = (int)v;
     return 0;
 }
@@ -517,7 +507,7 @@ static int emu_started(rlc_comm *c, std::unique_ptr<EmuCollective> op, int rc, c
     if (rc != MPI_SUCCESS) {
         char buf[MPI_MAX_ERROR_STRING];
         c->aborted = 1;
-        return emu_fail(c, "%s (%s) failed: %s", mpi_call, what, emu_mpi_error(rc, buf, sizeof buf));
+        return comm_fail(c, "%s (%s) failed: %s", mpi_call, what, emu_mpi_error(rc, buf, sizeof buf));
     }
     op->what = what;
     op->call = c->calls;
@@ -548,7 +538,7 @@ static int emu_broadcast(rlc_comm *c, void *buf, size_t bytes, int root) {
     if (emu_begin(c, what, buf, bytes) != 0 || emu_int(c, bytes, &cnt, what) != 0) return -1;
     if (root < 0 || root >= c->nranks) {
         c->aborted = 1;
-        return emu_fail(c, "broadcast: root %d out of range (%d ranks)", root, c->nranks);
+        return comm_fail(c, "broadcast: root %d out of range (%d ranks)", root, c->nranks);
     }
     std::unique_ptr<EmuCollective> op(new EmuCollective());
     op->finish = EmuCollective::COPY;
@@ -744,3 +734,11 @@ extern "C" int rlc_comm_wait(rlc_comm *c, void *event) {
 
 extern "C" int rlc_comm_rank(const rlc_comm *c) { return c->rank; }
 extern "C" int rlc_comm_nranks(const rlc_comm *c) { return c->nranks; }
+
+__attribute__((format(printf, 2, 3))) static int comm_fail(rlc_comm *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
