@@ -361,9 +361,9 @@ static void test_elementwise(size_t n, bool mixed) {
         GPU->add(dsum, da, db, n);
         std::vector<float> add_g = host(dsum, n);
         check_bitwise(add, "out", add_g, add_c);
-        GPU->add(da, da, db, n);
+        GPU->add(da, da, db, n); // the residual stream added in place
         check_bitwise(add, "out aliasing a", host(da, n), add_c);
-        if (!act.mixed) {
+        if (!act.mixed) { // out is fp32: it can alias b only where b is fp32 too
             GPU->upload(da, a.data(), n * sizeof(float));
             GPU->add((float *)db, da, db, n);
             check_bitwise(add, "out aliasing b", host((float *)db, n), add_c);
