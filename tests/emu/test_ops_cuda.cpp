@@ -11,37 +11,42 @@
 // cache rows, decode rows sharing a slot; KV appends of one scalar, of a decode step, of a prefill, of more rows
 // than a block's threads); alloc's zero fill; the out-of-memory messages (device and cap); the memory accounting
 // (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe; a restart after
-// rlc_ops_cuda_release keeps the precision mode. Then the same entries in mixed precision (bf16 activations):
-// act_bytes per mode, act_from_f / act_to_f, every entry that takes or returns an activation (the attention's
-// direct paths at head dims 64 and 128 and its padded paths, decode in place on the bf16 cache with rows past
-// kv_len holding NaN and through the gather path, the log-prob over two vocabulary chunks), and the matmuls
-// again with the weight read from its bf16 working copy (register_params), bit for bit.
+// rlc_ops_cuda_release keeps the precision mode; act_bytes per mode, act_from_f / act_to_f.
+// Every entry that takes or returns an activation (rlc_act) has one case function taking the precision mode
+// (struct Act): it runs with fp32 activations, then again in mixed precision (RLC_CUDA_MIXED: bf16 activations;
+// case names "mixed ...", entries "... (mixed)"), over the shape lists of test_act_entries (the attention's direct
+// paths at head dims 64 and 128 and its padded paths in mixed precision, decode in place on the bf16 cache and
+// through the gather path, the log-prob over two vocabulary chunks). Decode cache rows past kv_len hold NaN, so a
+// read past kv_len shows. The matmuls run in fp32, bf16-GEMM and mixed mode, each again with the weight read from
+// its bf16 working copy (register_params), bit for bit.
 //
 // Tolerances: a value passes when |gpu - cpu| <= rtol |cpu| + afrac max|cpu| (max over the tensor); the worst
 // ratio error / allowed is printed per entry (<= 1 passes).
-//   fp32 elementwise (add, scale, swiglu, adamw, rope, embedding forward, rmsnorm and add_rmsnorm out/rstd):
+//   fp32 elementwise (scale, swiglu, adamw, rope, embedding forward, rmsnorm and add_rmsnorm out/rstd):
 //                                                                                 rtol 1e-5, afrac 1e-6
-//   fp32 reductions and GEMMs (matmul, dbias, rmsnorm dinp/dweight):            rtol 1e-5, afrac 1e-5
+//   fp32 reductions and GEMMs (matmul, logits, dbias, rmsnorm dinp/dweight):    rtol 1e-5, afrac 1e-5
 //   sum of squares (double):                                                      rtol 1e-12
-//   embedding backward, kv_append: bitwise equal (same additions in the same order as the twin; copies)
+//   add (one fp32 addition on both sides), embedding backward, kv_append: bitwise equal (the same additions in
+//   the same order as the twin; copies)
 //   sample_tokens: tests/emu/test_sample.cpp
 //   bf16 paths, inputs rounded to bf16 before both sides see them (as tests/emu/test_attention.cpp and
 //   test_logprob.cpp do):
 //     attention out, dq, dk, dv, decode out: max|gpu - cpu| <= 2e-2 max|cpu| (floor 1e-2); lse: 1e-3 absolute
+//       (at padded head dims the adapter rounds s q into bf16: the twin gets that q, see att_q_twin)
 //     logprob logp, entropy, lse: 1e-4 (1 + |cpu|); dhidden, dw: 2^-7 sum_k |dz_k x_k| + 1e-5 |cpu| + 1e-7
 //     matmul with RLC_CUDA_BF16_GEMM (operands exactly bf16): the fp32 tolerance above
-//   mixed precision (RLC_CUDA_MIXED: bf16 activations, section "mixed precision", after the fp32 cases): inputs are
+//   mixed precision (RLC_CUDA_MIXED: bf16 activations, the cases' mixed runs, after the fp32 ones): inputs are
 //   drawn as bf16 values and the twin computes on the same values in fp32, so beyond the fp32 math order the one
 //   difference is the single rounding of each bf16 output: half a bf16 ulp of the twin's value (8 significant bits:
-//   2^-9 to 2^-8 of |x|) on top of the entry's fp32 tolerance. That bound is exact, not fitted: some element of
-//   every tensor lands near a half ulp, so the measured worst is 0.99-0.997 of it, and a truncating conversion
-//   (errors up to a whole ulp: measured 1.99 of it) fails; a safety factor would let that pass. (Ratios below.)
+//   2^-9 to 2^-8 of |x|) on top of the entry's fp32 tolerance (Act::tol). That bound is exact, not fitted: some
+//   element of every tensor lands near a half ulp, so the measured worst is 0.99-0.997 of it, and a truncating
+//   conversion (errors up to a whole ulp: measured 1.99 of it) fails; a safety factor would let that pass.
+//   (Ratios below.)
 //     swiglu, rope, rmsnorm and add_rmsnorm out (bf16):      TOL_EW + 1/2 ulp     (measured <= 0.997)
 //     matmul out, dinp accumulated into bf16:                TOL_RED + 1/2 ulp    (measured <= 0.991)
 //     logits_forward, matmul dw / dbias, rmsnorm rstd / dinp / dweight (fp32): the fp32 tolerances (<= 0.008)
-//     rope forward then backward: two roundings, 2^-7 max|x| + 1/2 ulp (derived in test_rope16; measured 0.40)
+//     rope forward then backward: two roundings, 2^-7 max|x| + 1/2 ulp (derived in test_rope; measured 0.40)
 //     attention out, dq, dk, dv, decode out: ATT_TOL + 1/2 ulp (measured <= 0.27: 3.7x); lse 1e-3 absolute
-//       (at padded head dims the adapter rounds s q into bf16 again: the twin gets that q, see att_q_twin16)
 //     logprob: logp, entropy, lse as above (measured 1e-3); dhidden (bf16): the bound above + 1/2 ulp (0.47)
 //     add (fp32 residual + bf16 activation: one fp32 addition on both sides), kv_append: bitwise equal
 //     act_to_f: exact on all 65536 bf16 patterns; act_from_f: bitwise round to nearest even (rlc_test::bf16_rne)
@@ -114,13 +119,40 @@ template <class T> static std::vector<T> host(const T *d, size_t n) {
 }
 static std::vector<float> nans(size_t n) { return std::vector<float>(n, NAN); }
 
+// Host floats uploaded as bf16 device activations (round to nearest even on the host: exact for bf16 values).
+static void *dev16(const std::vector<float> &h) {
+    std::vector<uint16_t> b(h.size());
+    for (size_t i = 0; i < h.size(); i++) b[i] = rlc_test::bf16_rne(h[i]);
+    void *d = GPU->alloc(b.size() * 2);
+    GPU->upload(d, b.data(), b.size() * 2);
+    return d;
+}
+static std::vector<uint16_t> bits16(const void *d, size_t n) {
+    std::vector<uint16_t> b(n);
+    GPU->download(b.data(), d, n * 2);
+    return b;
+}
+// bf16 device activations widened to fp32 (exact).
+static std::vector<float> host16(const void *d, size_t n) {
+    std::vector<uint16_t> b = bits16(d, n);
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = rlc_test::bf16_widen(b[i]);
+    return f;
+}
+static void free_all(std::initializer_list<void *> ps) {
+    for (void *p : ps) GPU->free(p);
+}
+static bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
+    return a.size() == b.size() && (a.empty() || !memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+}
+
 // Worst |got - want| / (rtol |want| + afrac max|want|) per entry name, printed at the end.
 struct Worst {
     std::string name;
     double ratio;
 };
 static std::vector<Worst> g_worst;
-static void note(const char *entry, double r) {
+static void note(const std::string &entry, double r) {
     g_case_worst = fmax(g_case_worst, r);
     for (auto &w : g_worst)
         if (w.name == entry) {
@@ -128,6 +160,13 @@ static void note(const char *entry, double r) {
             return;
         }
     g_worst.push_back({entry, r});
+}
+// A check of an output that must equal the twin's bit for bit (copies, the same additions in the same order).
+static void check_bitwise(const std::string &entry, const char *what, const std::vector<float> &got,
+                          const std::vector<float> &want) {
+    const bool same = same_bits(got, want);
+    CHECK(same, "%s: %s %s differs from the CPU twin", g_case, entry.c_str(), what);
+    note(entry, same ? 0.0 : INFINITY);
 }
 
 // Half a bf16 ulp at x: the most one round to nearest even into bf16 moves a value near x. bf16 keeps 8 significant
@@ -142,31 +181,65 @@ static double bf16_half_ulp(double x) {
 
 // half_ulps16: the output was rounded to bf16 once (mixed precision): that many half bf16 ulps of want are allowed
 // on top of rtol and afrac.
-static double cmp(const char *entry, const char *what, const std::vector<float> &got, const std::vector<float> &want,
-                  double rtol, double afrac, double afloor = 0.0, double half_ulps16 = 0.0) {
+static double cmp(const std::string &entry, const char *what, const std::vector<float> &got,
+                  const std::vector<float> &want, double rtol, double afrac, double afloor = 0.0,
+                  double half_ulps16 = 0.0) {
     double mx = 0.0;
     for (float w : want) mx = fmax(mx, fabs((double)w));
     const double atol = fmax(afrac * mx, afloor) + 1e-30;
     double worst = 0.0;
     int bad = 0;
-    CHECK(got.size() == want.size(), "%s %s: %zu values, expected %zu", entry, what, got.size(), want.size());
+    CHECK(got.size() == want.size(), "%s %s: %zu values, expected %zu", entry.c_str(), what, got.size(), want.size());
     for (size_t i = 0; i < got.size() && i < want.size(); i++) {
         const double e = fabs((double)got[i] - want[i]);
         const double lim = rtol * fabs((double)want[i]) + atol + half_ulps16 * bf16_half_ulp(want[i]);
         if (!(e <= lim)) {
             if (bad++ < 4)
-                CHECK(0, "%s: %s %s[%zu]: got %.9g expected %.9g (allowed %.3g)", g_case, entry, what, i, got[i],
-                      want[i], lim);
+                CHECK(0, "%s: %s %s[%zu]: got %.9g expected %.9g (allowed %.3g)", g_case, entry.c_str(), what, i,
+                      got[i], want[i], lim);
         }
         if (std::isfinite(e)) worst = fmax(worst, e / lim);
         else worst = INFINITY;
     }
-    CHECK(bad == 0, "%s: %s %s: %d of %zu values outside the tolerance", g_case, entry, what, bad, want.size());
+    CHECK(bad == 0, "%s: %s %s: %d of %zu values outside the tolerance", g_case, entry.c_str(), what, bad,
+          want.size());
     note(entry, worst);
     return worst;
 }
 #define TOL_EW 1e-5, 1e-6
 #define TOL_RED 1e-5, 1e-5
+#define ATT_TOL 0.0, 2e-2, 2e-4 // attention (bf16 kernels): max-norm relative 2e-2, floor 1e-2 * 2e-2
+
+// A tolerance as cmp takes it, so that a case can choose one per mode (the macros above are argument lists:
+// Tol{TOL_EW}).
+struct Tol {
+    double rtol, afrac, afloor = 0.0, half_ulps16 = 0.0;
+};
+static double cmp(const std::string &entry, const char *what, const std::vector<float> &got,
+                  const std::vector<float> &want, const Tol &t) {
+    return cmp(entry, what, got, want, t.rtol, t.afrac, t.afloor, t.half_ulps16);
+}
+
+// The precision mode a case runs in, for what ops.h types as an activation (rlc_act): fp32 in device memory, or
+// bf16 in mixed precision (RLC_CUDA_MIXED). Inputs are then drawn as bf16 values, uploaded as bf16 bits (dev16) and
+// given to the CPU twin as the same values in fp32, so both sides compute on identical inputs; outputs come back
+// widened to fp32 (host16) and are compared with one bf16 rounding allowed on top of the fp32 tolerance (tol).
+// What ops.h keeps in rlc_f (the residual stream, weights, biases, rstd, lse, log-probs, weight gradients,
+// logits_forward's output) is fp32 in both modes and uses the plain dev / host.
+struct Act {
+    bool mixed;
+    const char *prefix() const { return mixed ? "mixed " : ""; }                          // of case names
+    std::string entry(const char *e) const { return std::string(e) + (mixed ? " (mixed)" : ""); } // of g_worst
+    std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f) const { return ::rnd(n, salt, amp, mixed); }
+    void *dev(const std::vector<float> &h) const { return mixed ? dev16(h) : (void *)::dev(h); }
+    std::vector<float> host(const void *d, size_t n) const {
+        return mixed ? host16(d, n) : ::host((const float *)d, n);
+    }
+    Tol tol(Tol t) const { // of an activation output: rounded into bf16 once in mixed precision
+        if (mixed) t.half_ulps16 += 1.0;
+        return t;
+    }
+};
 
 // ------------------------------------------------------------------------------------------------ memory
 
@@ -268,49 +341,73 @@ static void test_memory_accounting() {
 
 // ------------------------------------------------------------------------------------------------ elementwise
 
-static void test_elementwise(size_t n) {
+// add (out = a + b: a the fp32 residual stream, b an activation; one fp32 addition on both sides, so bitwise), out
+// of place, in place on a (the residual stream added in place) and, where b is an fp32 tensor like out, on b;
+// SwiGLU forward / backward (gate, up, dout and the outputs activations).
+static void test_elementwise(size_t n, bool mixed) {
+    const Act act{mixed};
     char name[64];
-    snprintf(name, sizeof name, "elementwise n=%zu", n);
-    std::vector<float> a = rnd(n, 11, 3.0f), b = rnd(n, 12, 2.0f);
-    std::vector<float> gate = rnd(n, 13, 20.0f), up = rnd(n, 14), dout = rnd(n, 15);
-    // CPU twin
-    std::vector<float> add_c(n), sc_c = a, sw_c(n), dg_c(n), du_c(n);
+    snprintf(name, sizeof name, "%selementwise n=%zu", act.prefix(), n);
+    std::vector<float> a = rnd(n, 11, 3.0f), b = act.rnd(n, 12, 2.0f);
+    std::vector<float> gate = act.rnd(n, 13, 20.0f), up = act.rnd(n, 14), dout = act.rnd(n, 15);
+    std::vector<float> add_c(n), sw_c(n), dg_c(n), du_c(n);
     CPU->add(add_c.data(), a.data(), b.data(), n);
-    CPU->scale(sc_c.data(), 0.37f, n);
     CPU->swiglu_forward(sw_c.data(), gate.data(), up.data(), n);
     CPU->swiglu_backward(dg_c.data(), du_c.data(), dout.data(), gate.data(), up.data(), n);
-    // AdamW twice (t = 1 and 7) from non-zero moments
+    const std::string add = act.entry("add");
+    run_case(name, [&](Outputs &o) {
+        float *da = dev(a), *dsum = dev(nans(n));
+        void *db = act.dev(b);
+        GPU->add(dsum, da, db, n);
+        std::vector<float> add_g = host(dsum, n);
+        check_bitwise(add, "out", add_g, add_c);
+        GPU->add(da, da, db, n); // the residual stream added in place
+        check_bitwise(add, "out aliasing a", host(da, n), add_c);
+        if (!act.mixed) { // out is fp32: it can alias b only where b is fp32 too
+            GPU->upload(da, a.data(), n * sizeof(float));
+            GPU->add((float *)db, da, db, n);
+            check_bitwise(add, "out aliasing b", host((float *)db, n), add_c);
+        }
+
+        void *dgate = act.dev(gate), *dup = act.dev(up), *ddo = act.dev(dout), *dsw = act.dev(nans(n));
+        void *ddg = act.dev(nans(n)), *ddu = act.dev(nans(n));
+        GPU->swiglu_forward(dsw, dgate, dup, n);
+        GPU->swiglu_backward(ddg, ddu, ddo, dgate, dup, n);
+        std::vector<float> sw_g = act.host(dsw, n), dg_g = act.host(ddg, n), du_g = act.host(ddu, n);
+        const Tol tol = act.tol(Tol{TOL_EW});
+        cmp(act.entry("swiglu_forward"), "out", sw_g, sw_c, tol);
+        cmp(act.entry("swiglu_backward"), "dgate", dg_g, dg_c, tol);
+        cmp(act.entry("swiglu_backward"), "dup", du_g, du_c, tol);
+        o.add("add", add_g);
+        o.add("swiglu", sw_g);
+        o.add("dgate", dg_g);
+        o.add("dup", du_g);
+        free_all({da, dsum, db, dgate, dup, ddo, dsw, ddg, ddu});
+    });
+}
+
+// The elementwise entries on fp32 tensors only (rlc_f: the same in every precision mode): scale, the sum of
+// squares (double) and AdamW twice (t = 1 and 7) from non-zero moments.
+static void test_scale_sumsq_adamw(size_t n) {
+    char name[64];
+    snprintf(name, sizeof name, "scale, sumsq, adamw_update n=%zu", n);
+    std::vector<float> a = rnd(n, 11, 3.0f), sc_c = a;
+    CPU->scale(sc_c.data(), 0.37f, n);
+    const double ss_c = CPU->sumsq(a.data(), n);
     std::vector<float> p_c = rnd(n, 16), m_c = rnd(n, 17, 0.1f), v_c = rnd(n, 18, 0.01f), g = rnd(n, 19);
     for (auto &x : v_c) x = fabsf(x);
     const std::vector<float> p0 = p_c, m0 = m_c, v0 = v_c;
     CPU->adamw_update(p_c.data(), g.data(), m_c.data(), v_c.data(), n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1);
     CPU->adamw_update(p_c.data(), g.data(), m_c.data(), v_c.data(), n, 3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 7);
-    const double ss_c = CPU->sumsq(a.data(), n);
 
     run_case(name, [&](Outputs &o) {
-        float *da = dev(a), *db = dev(b), *dout_ = dev(nans(n));
-        GPU->add(dout_, da, db, n);
-        std::vector<float> add_g = host(dout_, n);
-        GPU->add(db, da, db, n); // aliasing output
-        std::vector<float> add2_g = host(db, n);
-        GPU->scale(da, 0.37f, n);
-        std::vector<float> sc_g = host(da, n);
-        cmp("add", "out", add_g, add_c, TOL_EW);
-        cmp("add", "out aliasing b", add2_g, add_c, TOL_EW);
+        float *da = dev(a), *dsc = dev(a);
+        GPU->scale(dsc, 0.37f, n);
+        std::vector<float> sc_g = host(dsc, n);
         cmp("scale", "x", sc_g, sc_c, TOL_EW);
-        GPU->upload(da, a.data(), n * sizeof(float));
         const double ss_g = GPU->sumsq(da, n);
         CHECK(fabs(ss_g - ss_c) <= 1e-12 * fabs(ss_c), "sumsq: %.17g vs %.17g", ss_g, ss_c);
         note("sumsq", ss_c > 0 ? fabs(ss_g - ss_c) / (1e-12 * ss_c) : fabs(ss_g));
-
-        float *dgate = dev(gate), *dup = dev(up), *ddo = dev(dout), *dsw = dev(nans(n));
-        float *ddg = dev(nans(n)), *ddu = dev(nans(n));
-        GPU->swiglu_forward(dsw, dgate, dup, n);
-        GPU->swiglu_backward(ddg, ddu, ddo, dgate, dup, n);
-        std::vector<float> sw_g = host(dsw, n), dg_g = host(ddg, n), du_g = host(ddu, n);
-        cmp("swiglu_forward", "out", sw_g, sw_c, TOL_EW);
-        cmp("swiglu_backward", "dgate", dg_g, dg_c, TOL_EW);
-        cmp("swiglu_backward", "dup", du_g, du_c, TOL_EW);
 
         float *dp = dev(p0), *dm = dev(m0), *dv = dev(v0), *dg = dev(g);
         GPU->adamw_update(dp, dg, dm, dv, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 1);
@@ -319,14 +416,10 @@ static void test_elementwise(size_t n) {
         cmp("adamw_update", "p", p_g, p_c, TOL_EW);
         cmp("adamw_update", "m", m_g, m_c, TOL_EW);
         cmp("adamw_update", "v", v_g, v_c, TOL_EW);
-        o.add("add", add_g);
         o.add("scale", sc_g);
         o.add("sumsq", std::vector<double>{ss_g});
-        o.add("swiglu", sw_g);
-        o.add("dgate", dg_g);
-        o.add("dup", du_g);
         o.add("p", p_g);
-        for (float *p : {da, db, dout_, dgate, dup, ddo, dsw, ddg, ddu, dp, dm, dv, dg}) GPU->free(p);
+        free_all({da, dsc, dp, dm, dv, dg});
     });
 }
 
@@ -364,181 +457,270 @@ static void test_embedding(int T, int C, int V, int distinct) {
 
 // ------------------------------------------------------------------------------------------------ matmul
 
-// which: bit 0 dinp, bit 1 dw, bit 2 dbias (the others NULL); bias: forward with a bias.
+// mode: RLC_CUDA_FP32, RLC_CUDA_BF16_GEMM (fp32 activations, bf16 GEMM operands: inp, w, dout hold bf16 values) or
+// RLC_CUDA_MIXED (bf16 inp, dout, matmul_forward's output and dinp, accumulated into its bf16 values: one rounding
+// of the fp32 sum; the weight holds bf16 values so that the adapter's conversion is exact). bias, dw, dbias and
+// logits_forward's output are fp32 in every mode. which: bit 0 dinp, bit 1 dw, bit 2 dbias (the others NULL);
+// bias: forward with a bias. The whole case runs again with the weight registered (register_params: the bf16 modes
+// read it from its bf16 working copy), which must give the same bits.
 static void test_matmul(int T, int C, int OC, bool bias, int which, int mode) {
+    const Act act{mode == RLC_CUDA_MIXED};
+    const bool b16 = mode != RLC_CUDA_FP32;
     char name[128];
-    snprintf(name, sizeof name, "matmul %s T=%d C=%d OC=%d bias=%d grads=%s%s%s", mode ? "bf16" : "fp32", T, C, OC,
-             (int)bias, which & 1 ? "dinp," : "", which & 2 ? "dw," : "", which & 4 ? "dbias" : "");
-    const bool b16 = mode == RLC_CUDA_BF16_GEMM;
+    snprintf(name, sizeof name, "%smatmul%s T=%d C=%d OC=%d bias=%d grads=%s%s%s", act.prefix(),
+             act.mixed ? "" : b16 ? " bf16" : " fp32", T, C, OC, (int)bias, which & 1 ? "dinp," : "",
+             which & 2 ? "dw," : "", which & 4 ? "dbias" : "");
     std::vector<float> inp = rnd((size_t)T * C, 31, 1.0f, b16), w = rnd((size_t)OC * C, 32, 0.5f, b16);
     std::vector<float> bs = rnd(OC, 33), dout = rnd((size_t)T * OC, 34, 1.0f, b16);
-    std::vector<float> dinp0 = rnd((size_t)T * C, 35, 0.1f), dw0 = rnd((size_t)OC * C, 36, 0.1f), db0 = rnd(OC, 37, 0.1f);
-    std::vector<float> out_c((size_t)T * OC), dinp_c = dinp0, dw_c = dw0, db_c = db0;
+    std::vector<float> dinp0 = act.rnd((size_t)T * C, 35, 0.1f), dw0 = rnd((size_t)OC * C, 36, 0.1f);
+    std::vector<float> db0 = rnd(OC, 37, 0.1f);
+    std::vector<float> out_c((size_t)T * OC), lg_c((size_t)T * OC), dinp_c = dinp0, dw_c = dw0, db_c = db0;
     CPU->matmul_forward(out_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
+    CPU->logits_forward(lg_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
     CPU->matmul_backward(which & 1 ? dinp_c.data() : NULL, which & 2 ? dw_c.data() : NULL,
                          which & 4 ? db_c.data() : NULL, dout.data(), inp.data(), w.data(), T, C, OC);
     run_case(name, [&](Outputs &o) {
+        const int prev = rlc_ops_cuda_precision();
         rlc_ops_cuda_set_precision(mode);
-        float *di = dev(inp), *dwt = dev(w), *dbs = dev(bs), *dout_ = dev(nans((size_t)T * OC)), *dd = dev(dout);
-        float *ddi = dev(dinp0), *ddw = dev(dw0), *ddb = dev(db0);
-        GPU->matmul_forward(dout_, di, dwt, bias ? dbs : NULL, T, C, OC);
-        GPU->matmul_backward(which & 1 ? ddi : NULL, which & 2 ? ddw : NULL, which & 4 ? ddb : NULL, dd, di, dwt, T, C,
-                             OC);
-        std::vector<float> out_g = host(dout_, (size_t)T * OC), dinp_g = host(ddi, dinp0.size());
-        std::vector<float> dw_g = host(ddw, dw0.size()), db_g = host(ddb, db0.size());
-        cmp("matmul_forward", "out", out_g, out_c, TOL_RED);
-        cmp("matmul_backward", "dinp", dinp_g, dinp_c, TOL_RED); // untouched (== dinp0) when NULL
-        cmp("matmul_backward", "dw", dw_g, dw_c, TOL_RED);
-        cmp("matmul_backward", "dbias", db_g, db_c, TOL_RED);
-        if (!(which & 1)) CHECK(dinp_g == dinp0, "%s: dinp changed although NULL was passed", name);
-        o.add("out", out_g);
-        o.add("dinp", dinp_g);
-        o.add("dw", dw_g);
-        o.add("dbias", db_g);
-        for (float *p : {di, dwt, dbs, dout_, dd, ddi, ddw, ddb}) GPU->free(p);
-        rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
+        void *di = act.dev(inp), *dd = act.dev(dout);
+        float *dwt = dev(w), *dbs = dev(bs);
+        std::vector<float> res[2][5]; // out, logits, dinp, dw, dbias; unregistered then registered weight
+        for (int reg = 0; reg < 2; reg++) {
+            if (reg) GPU->register_params(dwt, w.size());
+            void *dout_ = act.dev(nans((size_t)T * OC)), *ddi = act.dev(dinp0);
+            float *dlg = dev(nans((size_t)T * OC)), *ddw = dev(dw0), *ddb = dev(db0);
+            GPU->matmul_forward(dout_, di, dwt, bias ? dbs : NULL, T, C, OC);
+            GPU->logits_forward(dlg, di, dwt, bias ? dbs : NULL, T, C, OC);
+            GPU->matmul_backward(which & 1 ? ddi : NULL, which & 2 ? ddw : NULL, which & 4 ? ddb : NULL, dd, di, dwt,
+                                 T, C, OC);
+            res[reg][0] = act.host(dout_, out_c.size());
+            res[reg][1] = host(dlg, lg_c.size());
+            res[reg][2] = act.host(ddi, dinp0.size());
+            res[reg][3] = host(ddw, dw0.size());
+            res[reg][4] = host(ddb, db0.size());
+            free_all({dout_, ddi, dlg, ddw, ddb});
+        }
+        CHECK(rlc_ops_cuda_params_bf16(dwt, w.size()) != NULL, "%s: the weight has no bf16 copy", name);
+        const std::vector<float> *r = res[0];
+        const Tol red = Tol{TOL_RED}, red_act = act.tol(red);
+        cmp(act.entry("matmul_forward"), "out", r[0], out_c, red_act);
+        cmp(act.entry("logits_forward"), "out", r[1], lg_c, red);
+        cmp(act.entry("matmul_backward"), "dinp", r[2], dinp_c, red_act); // == dinp0 when NULL
+        cmp(act.entry("matmul_backward"), "dw", r[3], dw_c, red);
+        cmp(act.entry("matmul_backward"), "dbias", r[4], db_c, red);
+        if (!(which & 1)) CHECK(same_bits(r[2], dinp0), "%s: dinp changed although NULL was passed", name);
+        if (!(which & 2)) CHECK(same_bits(r[3], dw0), "%s: dw changed although NULL was passed", name);
+        if (!(which & 4)) CHECK(same_bits(r[4], db0), "%s: dbias changed although NULL was passed", name);
+        static const char *what[5] = {"out", "logits", "dinp", "dw", "dbias"};
+        for (int i = 0; i < 5; i++) {
+            CHECK(same_bits(res[1][i], r[i]), "%s: %s differs with the weight registered", name, what[i]);
+            o.add(what[i], r[i]);
+        }
+        free_all({di, dd, dwt, dbs}); // freeing dwt unregisters it
+        rlc_ops_cuda_set_precision(prev);
     });
 }
 
 // ------------------------------------------------------------------------------------------------ RMSNorm, RoPE
 
-static void test_rmsnorm(int T, int C) {
+// fp32 residual input, weight, rstd and dinp; out and dout activations.
+static void test_rmsnorm(int T, int C, bool mixed) {
+    const Act act{mixed};
     char name[64];
-    snprintf(name, sizeof name, "rmsnorm T=%d C=%d", T, C);
-    std::vector<float> x = rnd((size_t)T * C, 41, 2.0f), wt = rnd(C, 42), dout = rnd((size_t)T * C, 43);
+    snprintf(name, sizeof name, "%srmsnorm T=%d C=%d", act.prefix(), T, C);
+    std::vector<float> x = rnd((size_t)T * C, 41, 2.0f), wt = rnd(C, 42), dout = act.rnd((size_t)T * C, 43);
     std::vector<float> dx0 = rnd((size_t)T * C, 44, 0.1f), dw0 = rnd(C, 45, 0.1f);
     std::vector<float> out_c((size_t)T * C), rstd_c(T), dx_c = dx0, dw_c = dw0;
     CPU->rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), wt.data(), 1e-6f, T, C);
     CPU->rmsnorm_backward(dx_c.data(), dw_c.data(), dout.data(), x.data(), wt.data(), rstd_c.data(), T, C);
     run_case(name, [&](Outputs &o) {
-        float *dx = dev(x), *dwt = dev(wt), *dd = dev(dout), *dout_ = dev(nans((size_t)T * C)), *drs = dev(nans(T));
-        float *ddx = dev(dx0), *ddw = dev(dw0);
+        float *dx = dev(x), *dwt = dev(wt), *drs = dev(nans(T)), *ddx = dev(dx0), *ddw = dev(dw0);
+        void *dd = act.dev(dout), *dout_ = act.dev(nans((size_t)T * C));
         GPU->rmsnorm_forward(dout_, drs, dx, dwt, 1e-6f, T, C);
         GPU->rmsnorm_backward(ddx, ddw, dd, dx, dwt, drs, T, C);
-        std::vector<float> out_g = host(dout_, out_c.size()), rs_g = host(drs, T);
+        std::vector<float> out_g = act.host(dout_, out_c.size()), rs_g = host(drs, T);
         std::vector<float> dx_g = host(ddx, dx0.size()), dw_g = host(ddw, dw0.size());
-        cmp("rmsnorm_forward", "out", out_g, out_c, TOL_EW);
-        cmp("rmsnorm_forward", "rstd", rs_g, rstd_c, TOL_EW);
-        cmp("rmsnorm_backward", "dinp", dx_g, dx_c, TOL_RED);
-        cmp("rmsnorm_backward", "dweight", dw_g, dw_c, TOL_RED);
+        cmp(act.entry("rmsnorm_forward"), "out", out_g, out_c, act.tol(Tol{TOL_EW}));
+        cmp(act.entry("rmsnorm_forward"), "rstd", rs_g, rstd_c, TOL_EW);
+        cmp(act.entry("rmsnorm_backward"), "dinp", dx_g, dx_c, TOL_RED);
+        cmp(act.entry("rmsnorm_backward"), "dweight", dw_g, dw_c, TOL_RED);
         o.add("out", out_g);
         o.add("rstd", rs_g);
         o.add("dinp", dx_g);
         o.add("dweight", dw_g);
-        for (float *p : {dx, dwt, dd, dout_, drs, ddx, ddw}) GPU->free(p);
+        free_all({dx, dwt, drs, ddx, ddw, dd, dout_});
     });
 }
 
-static void test_rope(int T, int H, int HD, float theta) {
+// add_rmsnorm_forward: x = a + b, then the norm of x (b and out activations). Checked against the CPU twin (x
+// bitwise: the same float additions), and bitwise against the GPU's own two-op path (add, then rmsnorm_forward),
+// out of place and in place (x = a, as the model's cached forward calls it). One entry name in both modes.
+static void test_add_rmsnorm(int T, int C, bool mixed) {
+    const Act act{mixed};
+    char name[80];
+    snprintf(name, sizeof name, "%sadd_rmsnorm T=%d C=%d", act.prefix(), T, C);
+    const size_t n = (size_t)T * C;
+    std::vector<float> a = rnd(n, 51, 2.0f), b = act.rnd(n, 52), wt = rnd(C, 53);
+    std::vector<float> x_c(n), out_c(n), rstd_c(T);
+    CPU->add_rmsnorm_forward(x_c.data(), out_c.data(), rstd_c.data(), a.data(), b.data(), wt.data(), 1e-6f, T, C);
+    run_case(name, [&](Outputs &o) {
+        float *da = dev(a), *dwt = dev(wt), *dx = dev(nans(n)), *drs = dev(nans(T)), *dx2 = dev(nans(n));
+        float *drs2 = dev(nans(T)), *dain = dev(a), *drs3 = dev(nans(T));
+        void *db = act.dev(b), *dout = act.dev(nans(n)), *dout2 = act.dev(nans(n)), *dout3 = act.dev(nans(n));
+        GPU->add_rmsnorm_forward(dx, dout, drs, da, db, dwt, 1e-6f, T, C);
+        GPU->add(dx2, da, db, n); // the two-op path
+        GPU->rmsnorm_forward(dout2, drs2, dx2, dwt, 1e-6f, T, C);
+        GPU->add_rmsnorm_forward(dain, dout3, drs3, dain, db, dwt, 1e-6f, T, C); // in place
+        std::vector<float> x_g = host(dx, n), out_g = act.host(dout, n), rs_g = host(drs, T);
+        CHECK(same_bits(x_g, x_c), "%s: x differs from the CPU twin's a + b", name);
+        cmp("add_rmsnorm_forward", "out", out_g, out_c, act.tol(Tol{TOL_EW}));
+        cmp("add_rmsnorm_forward", "rstd", rs_g, rstd_c, TOL_EW);
+        CHECK(same_bits(x_g, host(dx2, n)) && same_bits(out_g, act.host(dout2, n)) && same_bits(rs_g, host(drs2, T)),
+              "%s: the fused op differs from add + rmsnorm_forward on the device", name);
+        CHECK(same_bits(x_g, host(dain, n)) && same_bits(out_g, act.host(dout3, n)) && same_bits(rs_g, host(drs3, T)),
+              "%s: in place (x = a) differs from out of place", name);
+        o.add("x", x_g);
+        o.add("out", out_g);
+        o.add("rstd", rs_g);
+        free_all({da, dwt, dx, drs, dx2, drs2, dain, drs3, db, dout, dout2, dout3});
+    });
+}
+
+// x rotated in place (an activation). An odd head dim's last column is not rotated and keeps its bits. Forward then
+// backward gives x back: in fp32 within the elementwise tolerance; in mixed precision up to two roundings: the
+// forward's errors e (at most half an ulp, 2^-8 |y|, of each element of the pair) rotated back (|c e_i - s e_j| <=
+// sqrt(2) 2^-8 |pair|, |pair| <= sqrt(2) max|x|: afrac 2^-7), then the backward's own rounding (half an ulp).
+static void test_rope(int T, int H, int HD, float theta, bool mixed) {
+    const Act act{mixed};
     char name[64];
-    snprintf(name, sizeof name, "rope T=%d H=%d HD=%d", T, H, HD);
+    snprintf(name, sizeof name, "%srope T=%d H=%d HD=%d", act.prefix(), T, H, HD);
     std::vector<int> pos(T);
     for (int t = 0; t < T; t++) pos[t] = t % 3 == 2 ? 30000 + 17 * t : t; // also far positions
-    std::vector<float> x = rnd((size_t)T * H * HD, 51), dx = rnd((size_t)T * H * HD, 52);
+    const size_t n = (size_t)T * H * HD;
+    std::vector<float> x = act.rnd(n, 51), dx = act.rnd(n, 52);
     std::vector<float> x_c = x, dx_c = dx;
     CPU->rope_forward(x_c.data(), pos.data(), T, H, HD, theta);
     CPU->rope_backward(dx_c.data(), pos.data(), T, H, HD, theta);
+    const Tol tol = act.tol(Tol{TOL_EW}), round_trip = act.mixed ? Tol{1e-5, 1.0 / 128, 0.0, 1.0} : Tol{TOL_EW};
     run_case(name, [&](Outputs &o) {
         int *dp = dev(pos);
-        float *d1 = dev(x), *d2 = dev(dx);
+        void *d1 = act.dev(x), *d2 = act.dev(dx);
         GPU->rope_forward(d1, dp, T, H, HD, theta);
         GPU->rope_backward(d2, dp, T, H, HD, theta);
-        std::vector<float> x_g = host(d1, x.size()), dx_g = host(d2, dx.size());
-        cmp("rope_forward", "x", x_g, x_c, TOL_EW);
-        cmp("rope_backward", "dx", dx_g, dx_c, TOL_EW);
-        // forward then backward is the identity
+        std::vector<float> x_g = act.host(d1, n), dx_g = act.host(d2, n);
+        cmp(act.entry("rope_forward"), "x", x_g, x_c, tol);
+        cmp(act.entry("rope_backward"), "dx", dx_g, dx_c, tol);
+        if (HD % 2) {
+            size_t moved = 0;
+            for (size_t r = 0; r < (size_t)T * H; r++) moved += x_g[r * HD + HD - 1] != x[r * HD + HD - 1];
+            CHECK(moved == 0, "%s: %zu values of the last (unrotated) column changed", name, moved);
+        }
         GPU->rope_backward(d1, dp, T, H, HD, theta);
-        cmp("rope_backward", "forward then backward", host(d1, x.size()), x, TOL_EW);
+        cmp(act.entry("rope_backward"), "forward then backward", act.host(d1, n), x, round_trip);
         o.add("x", x_g);
         o.add("dx", dx_g);
-        GPU->free(dp);
-        GPU->free(d1);
-        GPU->free(d2);
+        free_all({dp, d1, d2});
     });
 }
 
 // ------------------------------------------------------------------------------------------------ attention
 
-#define ATT_TOL 0.0, 2e-2, 2e-4 // max-norm relative 2e-2, floor 1e-2 * 2e-2
-
-// The backend zero-pads head dims to HDp = 64 or 128 and rounds s q to bf16 with s = sqrt(HDp / HD)
-// (ops_cuda.h). So that both sides see identically rounded inputs, as in test_attention.cpp, q is chosen with
-// s q a bf16 value: q = bf16(s x) / s (the backend's fp32 s * q is within an fp32 ulp of bf16(s x), which rounds
-// back to it).
-static void att_q_for_backend(std::vector<float> &q, int HD) {
-    const int HDp = HD <= 64 ? 64 : 128;
+// The q the CPU twin gets. The attention kernels are bf16 (inputs drawn as bf16 values for both sides) and run at
+// head dims 64 and 128: there the q handed to the table is the kernel's q. Other head dims are zero-padded to
+// HDp = 64 or 128 and the adapter rounds s q into bf16 with s = sqrt(HDp / HD) (ops_cuda.h, in either mode), so
+// the twin gets bf16(s q) / s, the value whose scores and gradients the kernel computes.
+static std::vector<float> att_q_twin(const std::vector<float> &q, int HD) {
+    std::vector<float> r = q;
+    if (HD == 64 || HD == 128) return r;
+    const int HDp = HD < 64 ? 64 : 128;
     const float s = (float)sqrt((double)HDp / (double)HD);
-    for (auto &x : q) x = bf16_round(s * x) / s;
+    for (auto &x : r) x = bf16_round(s * x) / s;
+    return r;
 }
 
-static void test_attention(int NH, int NKV, int HD, std::vector<int> lens) {
+static void test_attention(int NH, int NKV, int HD, std::vector<int> lens, bool mixed) {
+    const Act act{mixed};
     const int B = (int)lens.size();
     std::vector<int> cu(B + 1, 0);
     for (int b = 0; b < B; b++) cu[b + 1] = cu[b] + lens[b];
     const int T = cu[B];
     char name[128];
-    snprintf(name, sizeof name, "attention NH/NKV=%d/%d HD=%d B=%d T=%d", NH, NKV, HD, B, T);
+    snprintf(name, sizeof name, "%sattention NH/NKV=%d/%d HD=%d B=%d T=%d%s", act.prefix(), NH, NKV, HD, B, T,
+             !act.mixed ? "" : HD == 64 || HD == 128 ? " (direct)" : " (padded)");
     const size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
     std::vector<float> q = rnd(nq, 61 + HD, 2.0f, true), k = rnd(nk, 62 + HD, 1.5f, true);
     std::vector<float> v = rnd(nk, 63 + HD, 1.0f, true), dout = rnd(nq, 64 + HD, 1.0f, true);
-    att_q_for_backend(q, HD);
+    const std::vector<float> qc = att_q_twin(q, HD);
     std::vector<float> out_c(nq), lse_c((size_t)T * NH), dq_c(nq), dk_c(nk), dv_c(nk);
-    CPU->attention_forward(out_c.data(), lse_c.data(), q.data(), k.data(), v.data(), cu.data(), B, T, NH, NKV, HD);
-    CPU->attention_backward(dq_c.data(), dk_c.data(), dv_c.data(), dout.data(), q.data(), k.data(), v.data(),
+    CPU->attention_forward(out_c.data(), lse_c.data(), qc.data(), k.data(), v.data(), cu.data(), B, T, NH, NKV, HD);
+    CPU->attention_backward(dq_c.data(), dk_c.data(), dv_c.data(), dout.data(), qc.data(), k.data(), v.data(),
                             out_c.data(), lse_c.data(), cu.data(), B, T, NH, NKV, HD);
+    const Tol tol = act.tol(Tol{ATT_TOL});
     run_case(name, [&](Outputs &o) {
         int *dcu = dev(cu);
-        float *dq = dev(q), *dk = dev(k), *dv = dev(v), *ddo = dev(dout), *dout_ = dev(nans(nq));
-        float *dlse = dev(nans((size_t)T * NH)), *gq = dev(nans(nq)), *gk = dev(nans(nk)), *gv = dev(nans(nk));
+        void *dq = act.dev(q), *dk = act.dev(k), *dv = act.dev(v), *ddo = act.dev(dout), *dout_ = act.dev(nans(nq));
+        void *gq = act.dev(nans(nq)), *gk = act.dev(nans(nk)), *gv = act.dev(nans(nk));
+        float *dlse = dev(nans((size_t)T * NH));
         GPU->attention_forward(dout_, dlse, dq, dk, dv, dcu, B, T, NH, NKV, HD);
         GPU->attention_backward(gq, gk, gv, ddo, dq, dk, dv, dout_, dlse, dcu, B, T, NH, NKV, HD);
-        std::vector<float> out_g = host(dout_, nq), lse_g = host(dlse, (size_t)T * NH);
-        std::vector<float> dq_g = host(gq, nq), dk_g = host(gk, nk), dv_g = host(gv, nk);
-        cmp("attention_forward", "out", out_g, out_c, ATT_TOL);
-        cmp("attention_forward", "lse", lse_g, lse_c, 0.0, 0.0, 1e-3);
-        cmp("attention_backward", "dq", dq_g, dq_c, ATT_TOL);
-        cmp("attention_backward", "dk", dk_g, dk_c, ATT_TOL);
-        cmp("attention_backward", "dv", dv_g, dv_c, ATT_TOL);
+        std::vector<float> out_g = act.host(dout_, nq), lse_g = host(dlse, (size_t)T * NH);
+        std::vector<float> dq_g = act.host(gq, nq), dk_g = act.host(gk, nk), dv_g = act.host(gv, nk);
+        cmp(act.entry("attention_forward"), "out", out_g, out_c, tol);
+        cmp(act.entry("attention_forward"), "lse", lse_g, lse_c, 0.0, 0.0, 1e-3);
+        cmp(act.entry("attention_backward"), "dq", dq_g, dq_c, tol);
+        cmp(act.entry("attention_backward"), "dk", dk_g, dk_c, tol);
+        cmp(act.entry("attention_backward"), "dv", dv_g, dv_c, tol);
         o.add("out", out_g);
         o.add("lse", lse_g);
         o.add("dq", dq_g);
         o.add("dk", dk_g);
         o.add("dv", dv_g);
-        GPU->free(dcu);
-        for (float *p : {dq, dk, dv, ddo, dout_, dlse, gq, gk, gv}) GPU->free(p);
+        free_all({dcu, dq, dk, dv, ddo, dout_, gq, gk, gv, dlse});
     });
 }
 
-static void test_decode(int NH, int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> kv_len) {
+// Decode: in mixed precision the bf16 cache is read in place through slot / kv_len at head dims 64 and 128 (the
+// direct path) and gathered and padded otherwise; fp32 caches are always gathered. Cache rows that no query row
+// reads (past the longest kv_len on their slot) hold NaN, so a read past kv_len shows.
+static void test_decode(int NH, int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> kv_len,
+                        bool mixed) {
+    const Act act{mixed};
     const int B = (int)slot.size();
     char name[128];
-    snprintf(name, sizeof name, "attention_decode NH/NKV=%d/%d HD=%d B=%d cap=%d", NH, NKV, HD, B, cap);
-    const size_t nq = (size_t)B * NH * HD, nc = (size_t)n_slots * cap * NKV * HD;
+    snprintf(name, sizeof name, "%sattention_decode NH/NKV=%d/%d HD=%d B=%d cap=%d%s", act.prefix(), NH, NKV, HD, B,
+             cap, !act.mixed ? "" : HD == 64 || HD == 128 ? " (direct)" : " (gather)");
+    const size_t nq = (size_t)B * NH * HD, row = (size_t)NKV * HD, nc = (size_t)n_slots * cap * row;
     std::vector<float> q = rnd(nq, 71 + HD, 2.0f, true), kc = rnd(nc, 72 + HD, 1.5f, true), vc = rnd(nc, 73 + HD, 1.0f, true);
-    att_q_for_backend(q, HD);
+    std::vector<int> used(n_slots, 0);
+    for (int b = 0; b < B; b++) used[slot[b]] = std::max(used[slot[b]], kv_len[b]);
+    for (int s = 0; s < n_slots; s++)
+        for (size_t i = ((size_t)s * cap + used[s]) * row; i < (size_t)(s + 1) * cap * row; i++) kc[i] = vc[i] = NAN;
+    const std::vector<float> qc = att_q_twin(q, HD);
     std::vector<float> out_c(nq);
-    CPU->attention_decode(out_c.data(), q.data(), kc.data(), vc.data(), slot.data(), kv_len.data(), B, cap, NH, NKV, HD);
+    CPU->attention_decode(out_c.data(), qc.data(), kc.data(), vc.data(), slot.data(), kv_len.data(), B, cap, NH, NKV, HD);
     run_case(name, [&](Outputs &o) {
         int *ds = dev(slot), *dl = dev(kv_len);
-        float *dq = dev(q), *dk = dev(kc), *dv = dev(vc), *dout_ = dev(nans(nq));
+        void *dq = act.dev(q), *dk = act.dev(kc), *dv = act.dev(vc), *dout_ = act.dev(nans(nq));
         GPU->attention_decode(dout_, dq, dk, dv, ds, dl, B, cap, NH, NKV, HD);
-        std::vector<float> out_g = host(dout_, nq);
-        cmp("attention_decode", "out", out_g, out_c, ATT_TOL);
+        std::vector<float> out_g = act.host(dout_, nq);
+        cmp(act.entry("attention_decode"), "out", out_g, out_c, act.tol(Tol{ATT_TOL}));
         o.add("out", out_g);
-        GPU->free(ds);
-        GPU->free(dl);
-        for (float *p : {dq, dk, dv, dout_}) GPU->free(p);
+        free_all({ds, dl, dq, dk, dv, dout_});
     });
 }
 
 // KV-cache append: caches start random (rows not appended must keep their values), rows go to any (slot, pos);
-// copies, so bitwise equal to the twin.
-static void test_kv_append(int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> pos) {
+// copies, so bitwise equal to the twin (in mixed precision the twin copies the same bf16 values in fp32).
+static void test_kv_append(int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> pos,
+                           bool mixed) {
+    const Act act{mixed};
     const int n = (int)slot.size();
     char name[128];
-    snprintf(name, sizeof name, "kv_append NKV=%d HD=%d cap=%d slots=%d n=%d", NKV, HD, cap, n_slots, n);
+    snprintf(name, sizeof name, "%skv_append NKV=%d HD=%d cap=%d slots=%d n=%d", act.prefix(), NKV, HD, cap, n_slots,
+             n);
     const size_t nc = (size_t)n_slots * cap * NKV * HD, nn = (size_t)n * NKV * HD;
-    std::vector<float> kc = rnd(nc, 91 + HD), vc = rnd(nc, 92 + HD), kn = rnd(nn, 93 + HD), vn = rnd(nn, 94 + HD);
+    std::vector<float> kc = act.rnd(nc, 91 + HD), vc = act.rnd(nc, 92 + HD);
+    std::vector<float> kn = act.rnd(nn, 93 + HD), vn = act.rnd(nn, 94 + HD);
     std::vector<float> kc_c = kc, vc_c = vc;
     CPU->kv_append(kc_c.data(), vc_c.data(), kn.data(), vn.data(), slot.data(), pos.data(), n, cap, NKV, HD);
     size_t changed = 0;
@@ -546,17 +728,14 @@ static void test_kv_append(int NKV, int HD, int cap, int n_slots, std::vector<in
     CHECK(changed > 0 || n == 0, "%s: the twin changed nothing", name);
     run_case(name, [&](Outputs &o) {
         int *ds = dev(slot), *dp = dev(pos);
-        float *dkc = dev(kc), *dvc = dev(vc), *dkn = dev(kn), *dvn = dev(vn);
+        void *dkc = act.dev(kc), *dvc = act.dev(vc), *dkn = act.dev(kn), *dvn = act.dev(vn);
         GPU->kv_append(dkc, dvc, dkn, dvn, ds, dp, n, cap, NKV, HD);
-        std::vector<float> kg = host(dkc, nc), vg = host(dvc, nc);
-        CHECK(kg == kc_c, "%s: k cache differs from the CPU twin", name);
-        CHECK(vg == vc_c, "%s: v cache differs from the CPU twin", name);
-        note("kv_append", kg == kc_c && vg == vc_c ? 0.0 : INFINITY);
+        std::vector<float> kg = act.host(dkc, nc), vg = act.host(dvc, nc);
+        check_bitwise(act.entry("kv_append"), "k cache", kg, kc_c);
+        check_bitwise(act.entry("kv_append"), "v cache", vg, vc_c);
         o.add("k", kg);
         o.add("v", vg);
-        GPU->free(ds);
-        GPU->free(dp);
-        for (float *p : {dkc, dvc, dkn, dvn}) GPU->free(p);
+        free_all({ds, dp, dkc, dvc, dkn, dvn});
     });
 }
 
@@ -614,39 +793,40 @@ static void logprob_check_stat(const char *name, const char *entry, const char *
 }
 
 // with_logp / with_ent: pass logp / entropy to the forward (else NULL); with_dh / with_dw: the backward's outputs.
-static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool with_ent, bool with_dh, bool with_dw) {
+// hidden and dhidden (accumulated: the backend sums the vocabulary chunks in fp32 and rounds once) are
+// activations; the LM head (bf16 values: the fused log-prob is bf16 in every mode), log-probs, entropies, lse and dw
+// fp32.
+static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool with_ent, bool with_dh, bool with_dw,
+                         bool mixed) {
+    const Act act{mixed};
     char name[128];
-    snprintf(name, sizeof name, "logprob T=%d C=%d V=%d tau=%.2f%s%s%s%s", T, C, V, tau, with_logp ? "" : " logp=NULL",
-             with_ent ? "" : " entropy=NULL", with_dh ? "" : " dhidden=NULL", with_dw ? "" : " dw=NULL");
+    snprintf(name, sizeof name, "%slogprob T=%d C=%d V=%d tau=%.2f%s%s%s%s", act.prefix(), T, C, V, tau,
+             with_logp ? "" : " logp=NULL", with_ent ? "" : " entropy=NULL", with_dh ? "" : " dhidden=NULL",
+             with_dw ? "" : " dw=NULL");
     std::vector<float> hid = rnd((size_t)T * C, 81, 1.5f, true), w = rnd((size_t)V * C, 82, 3.0f / sqrtf((float)C), true);
     std::vector<int> tgt(T);
     for (int t = 0; t < T; t++) tgt[t] = t % 7 == 3 ? -1 : t % 5 == 1 ? V - 1 : (int)((uni(t, 83) * 0.5f + 0.5f) * V) % V;
     std::vector<float> dlogp = rnd(T, 84), dent = rnd(T, 85, 0.1f);
-    std::vector<float> dh0 = rnd((size_t)T * C, 86, 0.01f), dw0 = rnd((size_t)V * C, 87, 0.01f);
+    std::vector<float> dh0 = act.rnd((size_t)T * C, 86, 0.01f), dw0 = rnd((size_t)V * C, 87, 0.01f);
     std::vector<float> logp_c(T), ent_c(T), lse_c(T), dh_c = dh0, dw_c = dw0;
     CPU->logprob_forward(logp_c.data(), ent_c.data(), lse_c.data(), hid.data(), w.data(), tgt.data(), T, C, V, tau);
     CPU->logprob_backward(dh_c.data(), dw_c.data(), dlogp.data(), dent.data(), hid.data(), w.data(), tgt.data(),
                           lse_c.data(), ent_c.data(), T, C, V, tau);
     std::vector<double> bdh, bdw;
     logprob_dz_bounds(bdh, bdw, hid, w, tgt, dlogp, dent, lse_c, ent_c, T, C, V, tau);
-    auto check_bound = [&](const char *what, const std::vector<float> &got, const std::vector<float> &want,
-                           const std::vector<double> &bound) {
-        logprob_check_bound(name, "logprob_backward", what, got, want, bound);
-    };
-    auto check_stat = [&](const char *what, const std::vector<float> &got, const std::vector<float> &want) {
-        logprob_check_stat(name, "logprob_forward", what, got, want);
-    };
+    const std::string fwd = act.entry("logprob_forward"), bwd = act.entry("logprob_backward");
     run_case(name, [&](Outputs &o) {
         int *dt = dev(tgt);
-        float *dhid = dev(hid), *dw = dev(w), *dlp = dev(nans(T)), *den = dev(nans(T)), *dls = dev(nans(T));
-        float *ddl = dev(dlogp), *dde = dev(dent), *ddh = dev(dh0), *ddw = dev(dw0);
+        void *dhid = act.dev(hid), *ddh = act.dev(dh0);
+        float *dw = dev(w), *dlp = dev(nans(T)), *den = dev(nans(T)), *dls = dev(nans(T));
+        float *ddl = dev(dlogp), *dde = dev(dent), *ddw = dev(dw0);
         GPU->logprob_forward(with_logp ? dlp : NULL, with_ent ? den : NULL, dls, dhid, dw, dt, T, C, V, tau);
         std::vector<float> lse_g = host(dls, T);
-        check_stat("lse", lse_g, lse_c);
+        logprob_check_stat(name, fwd.c_str(), "lse", lse_g, lse_c);
         o.add("lse", lse_g);
         if (with_logp) {
             std::vector<float> lp_g = host(dlp, T);
-            check_stat("logp", lp_g, logp_c);
+            logprob_check_stat(name, fwd.c_str(), "logp", lp_g, logp_c);
             for (int t = 0; t < T; t++) CHECK(tgt[t] >= 0 || lp_g[t] == 0.0f, "%s: ignored target %d has logp", name, t);
             o.add("logp", lp_g);
         } else {
@@ -654,63 +834,22 @@ static void test_logprob(int T, int C, int V, float tau, bool with_logp, bool wi
         }
         if (!with_ent) GPU->upload(den, ent_c.data(), T * sizeof(float)); // the backward needs the forward's entropy
         std::vector<float> ent_g = host(den, T);
-        if (with_ent) check_stat("entropy", ent_g, ent_c);
-        GPU->logprob_backward(with_dh ? ddh : NULL, with_dw ? ddw : NULL, ddl, dde, dhid, dw, dt, dls, den, T, C, V, tau);
-        std::vector<float> dh_g = host(ddh, dh0.size()), dw_g = host(ddw, dw0.size());
-        if (with_dh) check_bound("dhidden", dh_g, dh_c, bdh);
-        else CHECK(dh_g == dh0, "%s: dhidden changed although NULL was passed", name);
-        if (with_dw) check_bound("dw", dw_g, dw_c, bdw);
-        else CHECK(dw_g == dw0, "%s: dw changed although NULL was passed", name);
+        if (with_ent) logprob_check_stat(name, fwd.c_str(), "entropy", ent_g, ent_c);
+        GPU->logprob_backward(with_dh ? ddh : NULL, with_dw ? ddw : NULL, ddl, dde, dhid, dw, dt, dls, den, T, C, V,
+                              tau);
+        std::vector<float> dh_g = act.host(ddh, dh0.size()), dw_g = host(ddw, dw0.size());
+        if (with_dh) logprob_check_bound(name, bwd.c_str(), "dhidden", dh_g, dh_c, bdh, act.mixed ? 1.0 : 0.0);
+        else CHECK(same_bits(dh_g, dh0), "%s: dhidden changed although NULL was passed", name);
+        if (with_dw) logprob_check_bound(name, bwd.c_str(), "dw", dw_g, dw_c, bdw);
+        else CHECK(same_bits(dw_g, dw0), "%s: dw changed although NULL was passed", name);
         o.add("entropy", ent_g);
         o.add("dhidden", dh_g);
         o.add("dw", dw_g);
-        GPU->free(dt);
-        for (float *p : {dhid, dw, dlp, den, dls, ddl, dde, ddh, ddw}) GPU->free(p);
+        free_all({dt, dhid, ddh, dw, dlp, den, dls, ddl, dde, ddw});
     });
 }
 
-// ------------------------------------------------------------------------------------------------ mixed precision
-// RLC_CUDA_MIXED (ops_cuda.h): activations (rlc_act) are bf16 in device memory. Inputs are drawn as bf16 values,
-// uploaded as bf16 bits (dev16) and given to the CPU twin as the same values in fp32, so both sides compute on
-// identical inputs; activations come back widened to fp32 (host16) and are compared with one bf16 rounding
-// allowed on top of the fp32 tolerance (TOL16_*). What ops.h keeps in rlc_f (the residual stream, weights, biases,
-// rstd, lse, log-probs, weight gradients, logits_forward's output) is fp32 on both sides as in the fp32 cases.
-
-#define TOL16_EW TOL_EW, 0.0, 1.0   // an fp32 elementwise result rounded once into bf16
-#define TOL16_RED TOL_RED, 0.0, 1.0 // an fp32 reduction / GEMM result rounded once into bf16
-#define ATT16_TOL ATT_TOL, 1.0      // the attention tolerance (already bf16 kernels), plus the output's rounding
-
-// Host floats uploaded as bf16 device activations (round to nearest even on the host: exact for bf16 values).
-static void *dev16(const std::vector<float> &h) {
-    std::vector<uint16_t> b(h.size());
-    for (size_t i = 0; i < h.size(); i++) b[i] = rlc_test::bf16_rne(h[i]);
-    void *d = GPU->alloc(b.size() * 2);
-    GPU->upload(d, b.data(), b.size() * 2);
-    return d;
-}
-static std::vector<uint16_t> bits16(const void *d, size_t n) {
-    std::vector<uint16_t> b(n);
-    GPU->download(b.data(), d, n * 2);
-    return b;
-}
-// bf16 device activations widened to fp32 (exact).
-static std::vector<float> host16(const void *d, size_t n) {
-    std::vector<uint16_t> b = bits16(d, n);
-    std::vector<float> f(n);
-    for (size_t i = 0; i < n; i++) f[i] = rlc_test::bf16_widen(b[i]);
-    return f;
-}
-static std::vector<uint16_t> rne_bits(const std::vector<float> &x) {
-    std::vector<uint16_t> b(x.size());
-    for (size_t i = 0; i < x.size(); i++) b[i] = rlc_test::bf16_rne(x[i]);
-    return b;
-}
-static void free_all(std::initializer_list<void *> ps) {
-    for (void *p : ps) GPU->free(p);
-}
-static bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
-    return a.size() == b.size() && (a.empty() || !memcmp(a.data(), b.data(), a.size() * sizeof(float)));
-}
+// ------------------------------------------------------------------------------------------------ precision modes
 
 // The element size follows the mode (include/rlc/ops.h act_bytes), and a restart keeps the mode.
 static void test_mixed_mode() {
@@ -804,412 +943,101 @@ static void test_act_convert16() {
     rlc_ops_cuda_set_precision(RLC_CUDA_MIXED);
 }
 
-// add (fp32 residual a + bf16 activation b: one fp32 addition on both sides, so bitwise), SwiGLU forward / backward
-// on bf16 gate, up, dout with bf16 outputs.
-static void test_elementwise16(size_t n) {
-    char name[64];
-    snprintf(name, sizeof name, "mixed elementwise n=%zu", n);
-    std::vector<float> a = rnd(n, 11, 3.0f), b = rnd(n, 12, 2.0f, true);
-    std::vector<float> gate = rnd(n, 13, 20.0f, true), up = rnd(n, 14, 1.0f, true), dout = rnd(n, 15, 1.0f, true);
-    std::vector<float> add_c(n), sw_c(n), dg_c(n), du_c(n);
-    CPU->add(add_c.data(), a.data(), b.data(), n);
-    CPU->swiglu_forward(sw_c.data(), gate.data(), up.data(), n);
-    CPU->swiglu_backward(dg_c.data(), du_c.data(), dout.data(), gate.data(), up.data(), n);
-    run_case(name, [&](Outputs &o) {
-        float *da = dev(a), *dsum = dev(nans(n));
-        void *db = dev16(b);
-        GPU->add(dsum, da, db, n);
-        std::vector<float> add_g = host(dsum, n);
-        GPU->add(da, da, db, n); // out aliasing a (the residual stream added in place)
-        std::vector<float> add2_g = host(da, n);
-        CHECK(same_bits(add_g, add_c), "%s: add differs from the twin", name);
-        CHECK(same_bits(add2_g, add_c), "%s: add in place differs from the twin", name);
-        note("add (mixed)", same_bits(add_g, add_c) && same_bits(add2_g, add_c) ? 0.0 : INFINITY);
-        void *dgate = dev16(gate), *dup = dev16(up), *ddo = dev16(dout), *dsw = dev16(nans(n));
-        void *ddg = dev16(nans(n)), *ddu = dev16(nans(n));
-        GPU->swiglu_forward(dsw, dgate, dup, n);
-        GPU->swiglu_backward(ddg, ddu, ddo, dgate, dup, n);
-        std::vector<float> sw_g = host16(dsw, n), dg_g = host16(ddg, n), du_g = host16(ddu, n);
-        cmp("swiglu_forward (mixed)", "out", sw_g, sw_c, TOL16_EW);
-        cmp("swiglu_backward (mixed)", "dgate", dg_g, dg_c, TOL16_EW);
-        cmp("swiglu_backward (mixed)", "dup", du_g, du_c, TOL16_EW);
-        o.add("add", add_g);
-        o.add("swiglu", sw_g);
-        o.add("dgate", dg_g);
-        o.add("dup", du_g);
-        free_all({da, dsum, db, dgate, dup, ddo, dsw, ddg, ddu});
-    });
-}
+// ------------------------------------------------------------------------------------------------ the cases
 
-// which: bit 0 dinp, bit 1 dw, bit 2 dbias (the others NULL). bf16 inp, dout, dinp (accumulated into its bf16
-// values: one rounding of the fp32 sum); fp32 weight (holding bf16 values, so that the adapter's conversion is
-// exact), bias, dw, dbias; matmul_forward's output bf16, logits_forward's fp32. The whole case runs again with
-// the weight registered (register_params: read from the bf16 working copy), which must give the same bits.
-static void test_matmul16(int T, int C, int OC, bool bias, int which) {
-    char name[128];
-    snprintf(name, sizeof name, "mixed matmul T=%d C=%d OC=%d bias=%d grads=%s%s%s", T, C, OC, (int)bias,
-             which & 1 ? "dinp," : "", which & 2 ? "dw," : "", which & 4 ? "dbias" : "");
-    std::vector<float> inp = rnd((size_t)T * C, 31, 1.0f, true), w = rnd((size_t)OC * C, 32, 0.5f, true);
-    std::vector<float> bs = rnd(OC, 33), dout = rnd((size_t)T * OC, 34, 1.0f, true);
-    std::vector<float> dinp0 = rnd((size_t)T * C, 35, 0.1f, true), dw0 = rnd((size_t)OC * C, 36, 0.1f), db0 = rnd(OC, 37, 0.1f);
-    std::vector<float> out_c((size_t)T * OC), lg_c((size_t)T * OC), dinp_c = dinp0, dw_c = dw0, db_c = db0;
-    CPU->matmul_forward(out_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
-    CPU->logits_forward(lg_c.data(), inp.data(), w.data(), bias ? bs.data() : NULL, T, C, OC);
-    CPU->matmul_backward(which & 1 ? dinp_c.data() : NULL, which & 2 ? dw_c.data() : NULL,
-                         which & 4 ? db_c.data() : NULL, dout.data(), inp.data(), w.data(), T, C, OC);
-    run_case(name, [&](Outputs &o) {
-        void *di = dev16(inp), *dd = dev16(dout);
-        float *dwt = dev(w), *dbs = dev(bs);
-        std::vector<float> res[2][5]; // out, logits, dinp, dw, dbias; unregistered then registered weight
-        for (int reg = 0; reg < 2; reg++) {
-            if (reg) GPU->register_params(dwt, w.size());
-            void *dout_ = dev16(nans((size_t)T * OC)), *ddi = dev16(dinp0);
-            float *dlg = dev(nans((size_t)T * OC)), *ddw = dev(dw0), *ddb = dev(db0);
-            GPU->matmul_forward(dout_, di, dwt, bias ? dbs : NULL, T, C, OC);
-            GPU->logits_forward(dlg, di, dwt, bias ? dbs : NULL, T, C, OC);
-            GPU->matmul_backward(which & 1 ? ddi : NULL, which & 2 ? ddw : NULL, which & 4 ? ddb : NULL, dd, di, dwt,
-                                 T, C, OC);
-            res[reg][0] = host16(dout_, out_c.size());
-            res[reg][1] = host(dlg, lg_c.size());
-            res[reg][2] = host16(ddi, dinp0.size());
-            res[reg][3] = host(ddw, dw0.size());
-            res[reg][4] = host(ddb, db0.size());
-            free_all({dout_, ddi, dlg, ddw, ddb});
-        }
-        CHECK(rlc_ops_cuda_params_bf16(dwt, w.size()) != NULL, "%s: the weight has no bf16 copy", name);
-        const std::vector<float> *r = res[0];
-        cmp("matmul_forward (mixed)", "out", r[0], out_c, TOL16_RED);
-        cmp("logits_forward (mixed)", "out", r[1], lg_c, TOL_RED);
-        cmp("matmul_backward (mixed)", "dinp", r[2], dinp_c, TOL16_RED); // == dinp0 when NULL
-        cmp("matmul_backward (mixed)", "dw", r[3], dw_c, TOL_RED);
-        cmp("matmul_backward (mixed)", "dbias", r[4], db_c, TOL_RED);
-        if (!(which & 1)) CHECK(same_bits(r[2], dinp0), "%s: dinp changed although NULL was passed", name);
-        if (!(which & 2)) CHECK(same_bits(r[3], dw0), "%s: dw changed although NULL was passed", name);
-        if (!(which & 4)) CHECK(same_bits(r[4], db0), "%s: dbias changed although NULL was passed", name);
-        static const char *what[5] = {"out", "logits", "dinp", "dw", "dbias"};
-        for (int i = 0; i < 5; i++) {
-            CHECK(same_bits(res[1][i], r[i]), "%s: %s differs with the weight read from its bf16 copy", name, what[i]);
-            o.add(what[i], r[i]);
-        }
-        free_all({di, dd, dwt, dbs}); // freeing dwt unregisters it
-    });
-}
+// Every entry that takes or returns an activation, in one precision mode (the backend already set to it): fp32
+// (the bf16-GEMM mode with the matmuls) or mixed. Shapes only one mode runs are marked so.
+static void test_act_entries(bool mixed) {
+    for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise(n, mixed);
 
-// fp32 residual input, weight, rstd and dinp; bf16 out and dout.
-static void test_rmsnorm16(int T, int C) {
-    char name[64];
-    snprintf(name, sizeof name, "mixed rmsnorm T=%d C=%d", T, C);
-    std::vector<float> x = rnd((size_t)T * C, 41, 2.0f), wt = rnd(C, 42), dout = rnd((size_t)T * C, 43, 1.0f, true);
-    std::vector<float> dx0 = rnd((size_t)T * C, 44, 0.1f), dw0 = rnd(C, 45, 0.1f);
-    std::vector<float> out_c((size_t)T * C), rstd_c(T), dx_c = dx0, dw_c = dw0;
-    CPU->rmsnorm_forward(out_c.data(), rstd_c.data(), x.data(), wt.data(), 1e-6f, T, C);
-    CPU->rmsnorm_backward(dx_c.data(), dw_c.data(), dout.data(), x.data(), wt.data(), rstd_c.data(), T, C);
-    run_case(name, [&](Outputs &o) {
-        float *dx = dev(x), *dwt = dev(wt), *drs = dev(nans(T)), *ddx = dev(dx0), *ddw = dev(dw0);
-        void *dd = dev16(dout), *dout_ = dev16(nans((size_t)T * C));
-        GPU->rmsnorm_forward(dout_, drs, dx, dwt, 1e-6f, T, C);
-        GPU->rmsnorm_backward(ddx, ddw, dd, dx, dwt, drs, T, C);
-        std::vector<float> out_g = host16(dout_, out_c.size()), rs_g = host(drs, T);
-        std::vector<float> dx_g = host(ddx, dx0.size()), dw_g = host(ddw, dw0.size());
-        cmp("rmsnorm_forward (mixed)", "out", out_g, out_c, TOL16_EW);
-        cmp("rmsnorm_forward (mixed)", "rstd", rs_g, rstd_c, TOL_EW);
-        cmp("rmsnorm_backward (mixed)", "dinp", dx_g, dx_c, TOL_RED);
-        cmp("rmsnorm_backward (mixed)", "dweight", dw_g, dw_c, TOL_RED);
-        o.add("out", out_g);
-        o.add("rstd", rs_g);
-        o.add("dinp", dx_g);
-        o.add("dweight", dw_g);
-        free_all({dx, dwt, drs, ddx, ddw, dd, dout_});
-    });
-}
+    const std::vector<int> mm_modes = mixed ? std::vector<int>{RLC_CUDA_MIXED}
+                                            : std::vector<int>{RLC_CUDA_FP32, RLC_CUDA_BF16_GEMM};
+    for (int mode : mm_modes) {
+        test_matmul(1, 5, 3, true, 7, mode); // T = 1, C not a multiple of 8
+        test_matmul(37, 67, 19, false, 7, mode);
+        test_matmul(300, 33, 45, true, 7, mode); // dbias over two 256-row chunks
+        test_matmul(20, 16, 24, true, 1, mode);  // dw, dbias NULL
+        test_matmul(20, 16, 24, false, 6, mode); // dinp NULL
+    }
 
-// add_rmsnorm_forward: x = a + b, then the norm of x, in fp32 or mixed precision (b and out bf16). Checked against
-// the CPU twin (x bitwise: the same float additions), and bitwise against the GPU's own two-op path (add, then
-// rmsnorm_forward), out of place and in place (x = a, as the model's cached forward calls it).
-static void test_add_rmsnorm(int T, int C, bool mixed) {
-    char name[80];
-    snprintf(name, sizeof name, "%sadd_rmsnorm T=%d C=%d", mixed ? "mixed " : "", T, C);
-    const size_t n = (size_t)T * C;
-    std::vector<float> a = rnd(n, 51, 2.0f), b = rnd(n, 52, 1.0f, mixed), wt = rnd(C, 53);
-    std::vector<float> x_c(n), out_c(n), rstd_c(T);
-    CPU->add_rmsnorm_forward(x_c.data(), out_c.data(), rstd_c.data(), a.data(), b.data(), wt.data(), 1e-6f, T, C);
-    auto dact = [&](const std::vector<float> &h) { return mixed ? dev16(h) : (void *)dev(h); };
-    auto hact = [&](const void *d) { return mixed ? host16(d, n) : host((const float *)d, n); };
-    run_case(name, [&](Outputs &o) {
-        float *da = dev(a), *dwt = dev(wt), *dx = dev(nans(n)), *drs = dev(nans(T)), *dx2 = dev(nans(n));
-        float *drs2 = dev(nans(T)), *dain = dev(a), *drs3 = dev(nans(T));
-        void *db = dact(b), *dout = dact(nans(n)), *dout2 = dact(nans(n)), *dout3 = dact(nans(n));
-        GPU->add_rmsnorm_forward(dx, dout, drs, da, db, dwt, 1e-6f, T, C);
-        GPU->add(dx2, da, db, n); // the two-op path
-        GPU->rmsnorm_forward(dout2, drs2, dx2, dwt, 1e-6f, T, C);
-        GPU->add_rmsnorm_forward(dain, dout3, drs3, dain, db, dwt, 1e-6f, T, C); // in place
-        std::vector<float> x_g = host(dx, n), out_g = hact(dout), rs_g = host(drs, T);
-        CHECK(same_bits(x_g, x_c), "%s: x differs from the CPU twin's a + b", name);
-        if (mixed) cmp("add_rmsnorm_forward", "out", out_g, out_c, TOL16_EW);
-        else cmp("add_rmsnorm_forward", "out", out_g, out_c, TOL_EW);
-        cmp("add_rmsnorm_forward", "rstd", rs_g, rstd_c, TOL_EW);
-        CHECK(same_bits(x_g, host(dx2, n)) && same_bits(out_g, hact(dout2)) && same_bits(rs_g, host(drs2, T)),
-              "%s: the fused op differs from add + rmsnorm_forward on the device", name);
-        CHECK(same_bits(x_g, host(dain, n)) && same_bits(out_g, hact(dout3)) && same_bits(rs_g, host(drs3, T)),
-              "%s: in place (x = a) differs from out of place", name);
-        o.add("x", x_g);
-        o.add("out", out_g);
-        o.add("rstd", rs_g);
-        free_all({da, dwt, dx, drs, dx2, drs2, dain, drs3, db, dout, dout2, dout3});
-    });
-}
+    test_rmsnorm(1, 7, mixed);
+    test_rmsnorm(5, 67, mixed);
+    test_rmsnorm(300, 33, mixed);
+    if (!mixed) test_rmsnorm(3, 1000, mixed); // fp32 only
+    test_add_rmsnorm(1, 7, mixed);
+    test_add_rmsnorm(5, 67, mixed);
+    test_add_rmsnorm(300, 33, mixed);
 
-// bf16 x rotated in place. Forward then backward gives x back up to two roundings: the forward's errors e (at most
-// half an ulp, 2^-8 |y|, of each element of the pair) rotated back (|c e_i - s e_j| <= sqrt(2) 2^-8 |pair|, |pair|
-// <= sqrt(2) max|x|: afrac 2^-7), then the backward's own rounding (half an ulp).
-static void test_rope16(int T, int H, int HD, float theta) {
-    char name[64];
-    snprintf(name, sizeof name, "mixed rope T=%d H=%d HD=%d", T, H, HD);
-    std::vector<int> pos(T);
-    for (int t = 0; t < T; t++) pos[t] = t % 3 == 2 ? 30000 + 17 * t : t;
-    const size_t n = (size_t)T * H * HD;
-    std::vector<float> x = rnd(n, 51, 1.0f, true), dx = rnd(n, 52, 1.0f, true);
-    std::vector<float> x_c = x, dx_c = dx;
-    CPU->rope_forward(x_c.data(), pos.data(), T, H, HD, theta);
-    CPU->rope_backward(dx_c.data(), pos.data(), T, H, HD, theta);
-    run_case(name, [&](Outputs &o) {
-        int *dp = dev(pos);
-        void *d1 = dev16(x), *d2 = dev16(dx);
-        GPU->rope_forward(d1, dp, T, H, HD, theta);
-        GPU->rope_backward(d2, dp, T, H, HD, theta);
-        std::vector<float> x_g = host16(d1, n), dx_g = host16(d2, n);
-        cmp("rope_forward (mixed)", "x", x_g, x_c, TOL16_EW);
-        cmp("rope_backward (mixed)", "dx", dx_g, dx_c, TOL16_EW);
-        if (HD % 2) { // odd head dim: the last column is not rotated and keeps its bits
-            size_t moved = 0;
-            for (size_t r = 0; r < (size_t)T * H; r++) moved += x_g[r * HD + HD - 1] != x[r * HD + HD - 1];
-            CHECK(moved == 0, "%s: %zu values of the last (unrotated) column changed", name, moved);
-        }
-        GPU->rope_backward(d1, dp, T, H, HD, theta);
-        cmp("rope_backward (mixed)", "forward then backward", host16(d1, n), x, 1e-5, 1.0 / 128, 0.0, 1.0);
-        o.add("x", x_g);
-        o.add("dx", dx_g);
-        free_all({dp, d1, d2});
-    });
-}
+    test_rope(1, 1, 2, 10000.0f, mixed);
+    test_rope(7, 3, 32, 10000.0f, mixed);
+    test_rope(20, 2, 66, 1000000.0f, mixed); // 33 frequencies
+    test_rope(3, 2, 5, 10000.0f, mixed);     // odd head dim: the last column stays
 
-// The q the attention kernels see: the bf16 q itself at head dims 64 and 128 (the direct path); at other head dims
-// the adapter pads and rounds s q into bf16 once more (oc_att_in, s = sqrt(HDp / HD)), so the twin gets
-// bf16(s q) / s, the value whose scores the kernel computes (as att_q_for_backend does for the fp32 cases).
-static std::vector<float> att_q_twin16(const std::vector<float> &q, int HD) {
-    std::vector<float> r = q;
-    if (HD != 64 && HD != 128) att_q_for_backend(r, HD);
-    return r;
-}
+    if (mixed) {
+        test_attention(4, 2, 64, {1, 67, 3}, mixed); // direct paths; lengths 1 and > 64, no multiple of a tile
+        test_attention(2, 1, 128, {70, 1}, mixed);
+        test_attention(4, 2, 24, {1, 66, 5}, mixed); // padded to 64
+        test_attention(2, 1, 80, {65, 1}, mixed);    // padded to 128
 
-static void test_attention16(int NH, int NKV, int HD, std::vector<int> lens) {
-    const int B = (int)lens.size();
-    std::vector<int> cu(B + 1, 0);
-    for (int b = 0; b < B; b++) cu[b + 1] = cu[b] + lens[b];
-    const int T = cu[B];
-    char name[128];
-    snprintf(name, sizeof name, "mixed attention NH/NKV=%d/%d HD=%d B=%d T=%d (%s)", NH, NKV, HD, B, T,
-             HD == 64 || HD == 128 ? "direct" : "padded");
-    const size_t nq = (size_t)T * NH * HD, nk = (size_t)T * NKV * HD;
-    std::vector<float> q = rnd(nq, 61 + HD, 2.0f, true), k = rnd(nk, 62 + HD, 1.5f, true);
-    std::vector<float> v = rnd(nk, 63 + HD, 1.0f, true), dout = rnd(nq, 64 + HD, 1.0f, true);
-    const std::vector<float> qc = att_q_twin16(q, HD);
-    std::vector<float> out_c(nq), lse_c((size_t)T * NH), dq_c(nq), dk_c(nk), dv_c(nk);
-    CPU->attention_forward(out_c.data(), lse_c.data(), qc.data(), k.data(), v.data(), cu.data(), B, T, NH, NKV, HD);
-    CPU->attention_backward(dq_c.data(), dk_c.data(), dv_c.data(), dout.data(), qc.data(), k.data(), v.data(),
-                            out_c.data(), lse_c.data(), cu.data(), B, T, NH, NKV, HD);
-    run_case(name, [&](Outputs &o) {
-        int *dcu = dev(cu);
-        void *dq = dev16(q), *dk = dev16(k), *dv = dev16(v), *ddo = dev16(dout), *dout_ = dev16(nans(nq));
-        void *gq = dev16(nans(nq)), *gk = dev16(nans(nk)), *gv = dev16(nans(nk));
-        float *dlse = dev(nans((size_t)T * NH));
-        GPU->attention_forward(dout_, dlse, dq, dk, dv, dcu, B, T, NH, NKV, HD);
-        GPU->attention_backward(gq, gk, gv, ddo, dq, dk, dv, dout_, dlse, dcu, B, T, NH, NKV, HD);
-        std::vector<float> out_g = host16(dout_, nq), lse_g = host(dlse, (size_t)T * NH);
-        std::vector<float> dq_g = host16(gq, nq), dk_g = host16(gk, nk), dv_g = host16(gv, nk);
-        cmp("attention_forward (mixed)", "out", out_g, out_c, ATT16_TOL);
-        cmp("attention_forward (mixed)", "lse", lse_g, lse_c, 0.0, 0.0, 1e-3);
-        cmp("attention_backward (mixed)", "dq", dq_g, dq_c, ATT16_TOL);
-        cmp("attention_backward (mixed)", "dk", dk_g, dk_c, ATT16_TOL);
-        cmp("attention_backward (mixed)", "dv", dv_g, dv_c, ATT16_TOL);
-        o.add("out", out_g);
-        o.add("lse", lse_g);
-        o.add("dq", dq_g);
-        o.add("dk", dk_g);
-        o.add("dv", dv_g);
-        free_all({dcu, dq, dk, dv, ddo, dout_, gq, gk, gv, dlse});
-    });
-}
+        // direct: rows sharing slots 2 and 0, kv_len = cap, kv_len 1, an empty row
+        test_decode(4, 2, 64, 40, 3, {2, 0, 2, 1, 2, 0}, {1, 40, 25, 0, 7, 3}, mixed);
+        test_decode(2, 1, 128, 9, 2, {1, 0}, {9, 4}, mixed);
+        test_decode(4, 2, 32, 20, 2, {1, 1, 0}, {20, 1, 5}, mixed); // gather path (padded to 64)
+    } else {
+        test_attention(4, 2, 32, {1, 17, 40}, mixed); // default model's head dim: padded to 64
+        test_attention(2, 2, 64, {33, 0, 5}, mixed);  // no padding, an empty sequence
+        test_attention(2, 1, 48, {20}, mixed);        // padded, q scale sqrt(64/48)
+        test_attention(2, 1, 96, {1, 9}, mixed);      // padded to 128
 
-// Decode on a bf16 cache: read in place through slot / kv_len at head dims 64 and 128 (the direct path), gathered
-// and padded otherwise. Cache rows that no query row reads (past the longest kv_len on their slot) hold NaN, so a
-// read past kv_len shows.
-static void test_decode16(int NH, int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> kv_len) {
-    const int B = (int)slot.size();
-    char name[128];
-    snprintf(name, sizeof name, "mixed attention_decode NH/NKV=%d/%d HD=%d B=%d cap=%d (%s)", NH, NKV, HD, B, cap,
-             HD == 64 || HD == 128 ? "direct" : "gather");
-    const size_t nq = (size_t)B * NH * HD, row = (size_t)NKV * HD, nc = (size_t)n_slots * cap * row;
-    std::vector<float> q = rnd(nq, 71 + HD, 2.0f, true), kc = rnd(nc, 72 + HD, 1.5f, true), vc = rnd(nc, 73 + HD, 1.0f, true);
-    std::vector<int> used(n_slots, 0);
-    for (int b = 0; b < B; b++) used[slot[b]] = std::max(used[slot[b]], kv_len[b]);
-    for (int s = 0; s < n_slots; s++)
-        for (size_t i = ((size_t)s * cap + used[s]) * row; i < (size_t)(s + 1) * cap * row; i++) kc[i] = vc[i] = NAN;
-    const std::vector<float> qc = att_q_twin16(q, HD);
-    std::vector<float> out_c(nq);
-    CPU->attention_decode(out_c.data(), qc.data(), kc.data(), vc.data(), slot.data(), kv_len.data(), B, cap, NH, NKV, HD);
-    run_case(name, [&](Outputs &o) {
-        int *ds = dev(slot), *dl = dev(kv_len);
-        void *dq = dev16(q), *dk = dev16(kc), *dv = dev16(vc), *dout_ = dev16(nans(nq));
-        GPU->attention_decode(dout_, dq, dk, dv, ds, dl, B, cap, NH, NKV, HD);
-        std::vector<float> out_g = host16(dout_, nq);
-        cmp("attention_decode (mixed)", "out", out_g, out_c, ATT16_TOL);
-        o.add("out", out_g);
-        free_all({ds, dl, dq, dk, dv, dout_});
-    });
-}
+        test_decode(4, 2, 32, 50, 3, {2, 0, 2, 1}, {1, 50, 30, 0}, mixed); // an empty row, two rows on one slot
+        test_decode(2, 2, 64, 20, 2, {1, 1, 1, 1}, {1, 4, 2, 3}, mixed); // prefill: rows share a slot, longest not last
+        test_decode(2, 1, 96, 9, 4, {3, 1}, {9, 4}, mixed);
+    }
 
-// KV-cache append on bf16 caches: copies, so bit for bit the twin's result.
-static void test_kv_append16(int NKV, int HD, int cap, int n_slots, std::vector<int> slot, std::vector<int> pos) {
-    const int n = (int)slot.size();
-    char name[128];
-    snprintf(name, sizeof name, "mixed kv_append NKV=%d HD=%d cap=%d slots=%d n=%d", NKV, HD, cap, n_slots, n);
-    const size_t nc = (size_t)n_slots * cap * NKV * HD, nn = (size_t)n * NKV * HD;
-    std::vector<float> kc = rnd(nc, 91 + HD, 1.0f, true), vc = rnd(nc, 92 + HD, 1.0f, true);
-    std::vector<float> kn = rnd(nn, 93 + HD, 1.0f, true), vn = rnd(nn, 94 + HD, 1.0f, true);
-    std::vector<float> kc_c = kc, vc_c = vc;
-    CPU->kv_append(kc_c.data(), vc_c.data(), kn.data(), vn.data(), slot.data(), pos.data(), n, cap, NKV, HD);
-    const std::vector<uint16_t> kw = rne_bits(kc_c), vw = rne_bits(vc_c);
-    run_case(name, [&](Outputs &o) {
-        int *ds = dev(slot), *dp = dev(pos);
-        void *dkc = dev16(kc), *dvc = dev16(vc), *dkn = dev16(kn), *dvn = dev16(vn);
-        GPU->kv_append(dkc, dvc, dkn, dvn, ds, dp, n, cap, NKV, HD);
-        std::vector<uint16_t> kg = bits16(dkc, nc), vg = bits16(dvc, nc);
-        CHECK(kg == kw, "%s: k cache differs from the CPU twin", name);
-        CHECK(vg == vw, "%s: v cache differs from the CPU twin", name);
-        note("kv_append (mixed)", kg == kw && vg == vw ? 0.0 : INFINITY);
-        o.add("k", kg);
-        o.add("v", vg);
-        free_all({ds, dp, dkc, dvc, dkn, dvn});
-    });
-}
-
-// bf16 hidden and dhidden (accumulated: the backend sums the vocabulary chunks in fp32 and rounds once), fp32 LM
-// head (bf16 values), log-probs, entropies, lse and dw.
-static void test_logprob16(int T, int C, int V, float tau, bool with_logp, bool with_ent, bool with_dh, bool with_dw) {
-    char name[128];
-    snprintf(name, sizeof name, "mixed logprob T=%d C=%d V=%d tau=%.2f%s%s%s%s", T, C, V, tau,
-             with_logp ? "" : " logp=NULL", with_ent ? "" : " entropy=NULL", with_dh ? "" : " dhidden=NULL",
-             with_dw ? "" : " dw=NULL");
-    std::vector<float> hid = rnd((size_t)T * C, 81, 1.5f, true), w = rnd((size_t)V * C, 82, 3.0f / sqrtf((float)C), true);
-    std::vector<int> tgt(T);
-    for (int t = 0; t < T; t++) tgt[t] = t % 7 == 3 ? -1 : t % 5 == 1 ? V - 1 : (int)((uni(t, 83) * 0.5f + 0.5f) * V) % V;
-    std::vector<float> dlogp = rnd(T, 84), dent = rnd(T, 85, 0.1f);
-    std::vector<float> dh0 = rnd((size_t)T * C, 86, 0.01f, true), dw0 = rnd((size_t)V * C, 87, 0.01f);
-    std::vector<float> logp_c(T), ent_c(T), lse_c(T), dh_c = dh0, dw_c = dw0;
-    CPU->logprob_forward(logp_c.data(), ent_c.data(), lse_c.data(), hid.data(), w.data(), tgt.data(), T, C, V, tau);
-    CPU->logprob_backward(dh_c.data(), dw_c.data(), dlogp.data(), dent.data(), hid.data(), w.data(), tgt.data(),
-                          lse_c.data(), ent_c.data(), T, C, V, tau);
-    std::vector<double> bdh, bdw;
-    logprob_dz_bounds(bdh, bdw, hid, w, tgt, dlogp, dent, lse_c, ent_c, T, C, V, tau);
-    const char *fwd = "logprob_forward (mixed)", *bwd = "logprob_backward (mixed)";
-    run_case(name, [&](Outputs &o) {
-        int *dt = dev(tgt);
-        void *dhid = dev16(hid), *ddh = dev16(dh0);
-        float *dw = dev(w), *dlp = dev(nans(T)), *den = dev(nans(T)), *dls = dev(nans(T));
-        float *ddl = dev(dlogp), *dde = dev(dent), *ddw = dev(dw0);
-        GPU->logprob_forward(with_logp ? dlp : NULL, with_ent ? den : NULL, dls, dhid, dw, dt, T, C, V, tau);
-        std::vector<float> lse_g = host(dls, T);
-        logprob_check_stat(name, fwd, "lse", lse_g, lse_c);
-        o.add("lse", lse_g);
-        if (with_logp) {
-            std::vector<float> lp_g = host(dlp, T);
-            logprob_check_stat(name, fwd, "logp", lp_g, logp_c);
-            for (int t = 0; t < T; t++) CHECK(tgt[t] >= 0 || lp_g[t] == 0.0f, "%s: ignored target %d has logp", name, t);
-            o.add("logp", lp_g);
-        } else {
-            CHECK(std::isnan(host(dlp, T)[0]), "%s: logp written although NULL was passed", name);
-        }
-        if (!with_ent) GPU->upload(den, ent_c.data(), T * sizeof(float)); // the backward needs the forward's entropy
-        std::vector<float> ent_g = host(den, T);
-        if (with_ent) logprob_check_stat(name, fwd, "entropy", ent_g, ent_c);
-        GPU->logprob_backward(with_dh ? ddh : NULL, with_dw ? ddw : NULL, ddl, dde, dhid, dw, dt, dls, den, T, C, V,
-                              tau);
-        std::vector<float> dh_g = host16(ddh, dh0.size()), dw_g = host(ddw, dw0.size());
-        if (with_dh) logprob_check_bound(name, bwd, "dhidden", dh_g, dh_c, bdh, 1.0);
-        else CHECK(same_bits(dh_g, dh0), "%s: dhidden changed although NULL was passed", name);
-        if (with_dw) logprob_check_bound(name, bwd, "dw", dw_g, dw_c, bdw);
-        else CHECK(same_bits(dw_g, dw0), "%s: dw changed although NULL was passed", name);
-        o.add("entropy", ent_g);
-        o.add("dhidden", dh_g);
-        o.add("dw", dw_g);
-        free_all({dt, dhid, ddh, dw, dlp, den, dls, ddl, dde, ddw});
-    });
-}
-
-// Every entry that takes or returns an activation, in RLC_CUDA_MIXED; fp32 again afterwards.
-static void test_mixed() {
-    test_mixed_mode(); // leaves the backend in mixed precision
-    test_act_convert16();
-    for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise16(n);
-
-    test_matmul16(1, 5, 3, true, 7);     // T = 1, C not a multiple of 8
-    test_matmul16(37, 67, 19, false, 7);
-    test_matmul16(300, 33, 45, true, 7); // dbias over two 256-row chunks
-    test_matmul16(20, 16, 24, true, 1);  // dw, dbias NULL
-    test_matmul16(20, 16, 24, false, 6); // dinp NULL
-
-    test_rmsnorm16(1, 7);
-    test_rmsnorm16(5, 67);
-    test_rmsnorm16(300, 33);
-    test_add_rmsnorm(1, 7, true);
-    test_add_rmsnorm(5, 67, true);
-    test_add_rmsnorm(300, 33, true);
-
-    test_rope16(1, 1, 2, 10000.0f);
-    test_rope16(7, 3, 32, 10000.0f);
-    test_rope16(20, 2, 66, 1000000.0f);
-    test_rope16(3, 2, 5, 10000.0f); // odd head dim
-
-    test_attention16(4, 2, 64, {1, 67, 3}); // direct paths; lengths 1 and > 64, no multiple of a tile
-    test_attention16(2, 1, 128, {70, 1});
-    test_attention16(4, 2, 24, {1, 66, 5}); // padded to 64
-    test_attention16(2, 1, 80, {65, 1});    // padded to 128
-
-    // direct: rows sharing slots 2 and 0, kv_len = cap, kv_len 1, an empty row
-    test_decode16(4, 2, 64, 40, 3, {2, 0, 2, 1, 2, 0}, {1, 40, 25, 0, 7, 3});
-    test_decode16(2, 1, 128, 9, 2, {1, 0}, {9, 4});
-    test_decode16(4, 2, 32, 20, 2, {1, 1, 0}, {20, 1, 5}); // gather path (padded to 64)
-
-    test_kv_append16(1, 1, 1, 1, {0}, {0});                       // one element (2 bytes)
-    test_kv_append16(2, 32, 50, 4, {3, 0, 2, 1}, {49, 0, 17, 5}); // a decode step
-    test_kv_append16(3, 5, 9, 2, {1, 1, 1, 1, 1, 1, 1}, {2, 3, 4, 5, 6, 7, 8}); // a prefill; rows of 15 values
-    test_kv_append16(1, 7, 4, 300, [] {
+    test_kv_append(1, 1, 1, 1, {0}, {0}, mixed);                       // one element
+    test_kv_append(2, 32, 50, 4, {3, 0, 2, 1}, {49, 0, 17, 5}, mixed); // a decode step, the last position of a slot
+    test_kv_append(3, 5, 9, 2, {1, 1, 1, 1, 1, 1, 1}, {2, 3, 4, 5, 6, 7, 8}, mixed); // a prefill; rows of 15 values
+    test_kv_append(1, 7, 4, 300, [] { // more rows than a block has threads
         std::vector<int> s(300);
         for (int i = 0; i < 300; i++) s[i] = 299 - i;
         return s;
-    }(), std::vector<int>(300, 3));
+    }(), std::vector<int>(300, 3), mixed);
 
-    test_logprob16(1, 16, 50, 1.0f, true, true, true, true);
-    test_logprob16(37, 33, 300, 0.7f, true, true, true, true);
-    test_logprob16(20, 20, 130, 1.0f, false, false, true, false);
-    test_logprob16(20, 20, 130, 1.0f, true, true, false, true);
-    test_logprob16(3, 16, RLC_LP_V_CHUNK + 45, 1.0f, true, true, true, true); // two vocabulary chunks, the last partial
+    test_logprob(1, 16, 50, 1.0f, true, true, true, true, mixed);
+    test_logprob(37, 33, 300, 0.7f, true, true, true, true, mixed);
+    test_logprob(20, 20, 130, 1.0f, false, false, true, false, mixed);
+    test_logprob(20, 20, 130, 1.0f, true, true, false, true, mixed);
+    if (mixed) // two vocabulary chunks, the last partial
+        test_logprob(3, 16, RLC_LP_V_CHUNK + 45, 1.0f, true, true, true, true, mixed);
 
 #ifndef RLC_EMU
-    test_elementwise16((size_t)5 << 20);
-    test_matmul16(1000, 512, 768, true, 7);
-    test_rmsnorm16(4096, 896);
-    test_rope16(4096, 14, 64, 1000000.0f);
-    test_attention16(14, 2, 64, {700, 1, 1200, 150});
-    test_attention16(8, 8, 128, {513, 511});
-    test_decode16(14, 2, 64, 1024, 64, std::vector<int>(64, 5), [] {
+    // Larger shapes on a real GPU: many blocks, grid-stride loops, the workspace growing.
+    test_elementwise((size_t)5 << 20, mixed);
+    for (int mode : mm_modes) test_matmul(1000, 512, 768, true, 7, mode);
+    test_rmsnorm(4096, 896, mixed);
+    test_rope(4096, 14, 64, 1000000.0f, mixed);
+    test_attention(14, 2, 64, {700, 1, 1200, 150}, mixed);
+    test_attention(8, 8, 128, {513, 511}, mixed);
+    test_decode(14, 2, 64, 1024, 64, std::vector<int>(64, 5), [] {
         std::vector<int> l(64);
         for (int i = 0; i < 64; i++) l[i] = 1 + 16 * i;
         return l;
-    }());
-    test_logprob16(256, 128, 3000, 1.0f, true, true, true, true);
+    }(), mixed);
+    test_logprob(256, 128, 3000, 1.0f, true, true, true, true, mixed);
+    if (!mixed) // a decode step of 512 sequences (Qwen2.5-0.5B's KV row)
+        test_kv_append(2, 64, 1024, 512, [] {
+            std::vector<int> s(512);
+            for (int i = 0; i < 512; i++) s[i] = (i * 7) % 512;
+            return s;
+        }(), std::vector<int>(512, 1000), mixed);
 #endif
+}
+
+// The mode switches, the conversions, then every activation entry again in mixed precision; fp32 afterwards.
+static void test_mixed() {
+    test_mixed_mode(); // leaves the backend in mixed precision
+    test_act_convert16();
+    test_act_entries(true);
     rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
 }
 
@@ -1244,78 +1072,16 @@ int main() {
     const auto t0 = std::chrono::steady_clock::now();
     test_memory();
     test_memory_accounting();
-    for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_elementwise(n);
-
+    // the entries on fp32 tensors only
+    for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_scale_sumsq_adamw(n);
     test_embedding(1, 37, 11, 5);
     test_embedding(300, 67, 13, 4);  // T > one 256-token tile, 4 distinct ids: long groups
     test_embedding(40, 300, 50, 50); // C > one 256-column block
-
-    for (int mode : {RLC_CUDA_FP32, RLC_CUDA_BF16_GEMM}) {
-        test_matmul(1, 5, 3, true, 7, mode);
-        test_matmul(37, 67, 19, false, 7, mode);
-        test_matmul(300, 33, 45, true, 7, mode); // dbias over two 256-row chunks
-        test_matmul(20, 16, 24, true, 1, mode);  // dw, dbias NULL
-        test_matmul(20, 16, 24, false, 6, mode); // dinp NULL
-    }
-
-    test_rmsnorm(1, 7);
-    test_rmsnorm(5, 67);
-    test_add_rmsnorm(1, 7, false);
-    test_add_rmsnorm(5, 67, false);
-    test_add_rmsnorm(300, 33, false);
-    test_rmsnorm(300, 33);
-    test_rmsnorm(3, 1000);
-
-    test_rope(1, 1, 2, 10000.0f);
-    test_rope(7, 3, 32, 10000.0f);
-    test_rope(20, 2, 66, 1000000.0f); // 33 frequencies
-    test_rope(3, 2, 5, 10000.0f);     // odd head dim: the last column stays
-
-    test_attention(4, 2, 32, {1, 17, 40}); // default model's head dim: padded to 64
-    test_attention(2, 2, 64, {33, 0, 5});  // no padding, an empty sequence
-    test_attention(2, 1, 48, {20});        // padded, q scale sqrt(64/48)
-    test_attention(2, 1, 96, {1, 9});      // padded to 128
-
-    test_decode(4, 2, 32, 50, 3, {2, 0, 2, 1}, {1, 50, 30, 0}); // an empty row, two rows on one slot
-    test_decode(2, 2, 64, 20, 2, {1, 1, 1, 1}, {1, 4, 2, 3});  // prefill: rows share a slot (longest not last)
-    test_decode(2, 1, 96, 9, 4, {3, 1}, {9, 4});
-
-    test_kv_append(1, 1, 1, 1, {0}, {0});                          // one scalar
-    test_kv_append(2, 32, 50, 4, {3, 0, 2, 1}, {49, 0, 17, 5});    // a decode step, the last position of a slot
-    test_kv_append(3, 5, 9, 2, {1, 1, 1, 1, 1, 1, 1}, {2, 3, 4, 5, 6, 7, 8}); // a prefill; rows of 15 floats
-    test_kv_append(1, 7, 4, 300, [] {                              // more rows than a block has threads
-        std::vector<int> s(300);
-        for (int i = 0; i < 300; i++) s[i] = 299 - i;
-        return s;
-    }(), std::vector<int>(300, 3));
-
-    test_logprob(1, 16, 50, 1.0f, true, true, true, true);
-    test_logprob(37, 33, 300, 0.7f, true, true, true, true);
-    test_logprob(20, 20, 130, 1.0f, false, false, true, false);
-    test_logprob(20, 20, 130, 1.0f, true, true, false, true);
-
 #ifndef RLC_EMU
-    // Larger shapes on a real GPU: many blocks, grid-stride loops, the workspace growing.
-    test_elementwise((size_t)5 << 20);
+    test_scale_sumsq_adamw((size_t)5 << 20);
     test_embedding(20000, 512, 500, 400);
-    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_FP32);
-    test_matmul(1000, 512, 768, true, 7, RLC_CUDA_BF16_GEMM);
-    test_rmsnorm(4096, 896);
-    test_rope(4096, 14, 64, 1000000.0f);
-    test_attention(14, 2, 64, {700, 1, 1200, 150});
-    test_attention(8, 8, 128, {513, 511});
-    test_decode(14, 2, 64, 1024, 64, std::vector<int>(64, 5), [] {
-        std::vector<int> l(64);
-        for (int i = 0; i < 64; i++) l[i] = 1 + 16 * i;
-        return l;
-    }());
-    test_logprob(256, 128, 3000, 1.0f, true, true, true, true);
-    test_kv_append(2, 64, 1024, 512, [] { // a decode step of 512 sequences (Qwen2.5-0.5B's KV row)
-        std::vector<int> s(512);
-        for (int i = 0; i < 512; i++) s[i] = (i * 7) % 512;
-        return s;
-    }(), std::vector<int>(512, 1000));
 #endif
+    test_act_entries(false);
 
     const double t_fp32 = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     test_mixed(); // bf16 activations, then fp32 again
