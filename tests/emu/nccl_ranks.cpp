@@ -310,16 +310,8 @@ static rlc_comm *comm_create(int nranks, int rank, const unsigned char *id_in) {
     return rlc_comm_create(nranks, rank, id_in ? id_in : id, 30.0);
 }
 
-template <class T> static T *dev(const std::vector<T> &h) {
-    T *d = (T *)GPU->alloc(h.size() * sizeof(T) + 4);
-    GPU->upload(d, h.data(), h.size() * sizeof(T));
-    return d;
-}
-template <class T> static std::vector<T> host(const T *d, size_t n) {
-    std::vector<T> h(n);
-    GPU->download(h.data(), d, n * sizeof(T));
-    return h;
-}
+template <class T> static T *dev(const std::vector<T> &h) { return rlc_test::to_backend(GPU, h); }
+template <class T> static std::vector<T> host(const T *d, size_t n) { return rlc_test::from_backend(GPU, d, n); }
 
 static int wait_all(rlc_comm *c) {
     cudaEvent_t ev;

@@ -58,17 +58,8 @@ static std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f) {
     return v;
 }
 
-template <class T> static T *dev(const std::vector<T> &h) {
-    T *p = (T *)GPU->alloc((h.size() ? h.size() : 1) * sizeof(T));
-    GPU->upload(p, h.data(), h.size() * sizeof(T));
-    return p;
-}
-
-static std::vector<float> host(const float *p, size_t n) {
-    std::vector<float> h(n);
-    GPU->download(h.data(), p, n * sizeof(float));
-    return h;
-}
+template <class T> static T *dev(const std::vector<T> &h) { return rlc_test::to_backend(GPU, h); }
+static std::vector<float> host(const float *p, size_t n) { return rlc_test::from_backend(GPU, p, n); }
 
 // The bf16 copy of [p, p + n) (it must exist).
 static std::vector<uint16_t> copy_of(const float *p, size_t n) {

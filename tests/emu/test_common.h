@@ -11,7 +11,11 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
+extern "C" {
+#include "rlc/ops.h"
+}
 #include "test_util.h"
 
 namespace rlc_test {
@@ -80,6 +84,19 @@ inline void expect_death(const char *what, const std::function<void()> &fn, cons
     printf("  [%s] child %s; stderr: %s%s\n", what, failed ? "failed as expected" : "exited 0",
            err.substr(0, cut == std::string::npos ? err.size() : cut).c_str(), cut == std::string::npos ? "" : " ...");
     CHECK(failed && found, "%s: expected the child to fail with \"%s\" (failed=%d)", what, needle, (int)failed);
+}
+
+// Copies through an op table (so that alloc, upload and download are exercised by every test that uses them): a
+// backend copy of h (one spare element, so that an empty vector still gives a valid pointer) and n elements back.
+template <class T> inline T *to_backend(const rlc_ops *o, const std::vector<T> &h) {
+    T *d = (T *)o->alloc((h.size() + 1) * sizeof(T));
+    o->upload(d, h.data(), h.size() * sizeof(T));
+    return d;
+}
+template <class T> inline std::vector<T> from_backend(const rlc_ops *o, const T *d, size_t n) {
+    std::vector<T> h(n);
+    o->download(h.data(), d, n * sizeof(T));
+    return h;
 }
 
 } // namespace rlc_test

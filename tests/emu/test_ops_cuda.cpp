@@ -107,16 +107,8 @@ static std::vector<float> rnd(size_t n, uint32_t salt, float amp = 1.0f, bool bf
 }
 
 // Device copies through the table under test (so alloc / upload / download / free are exercised everywhere).
-template <class T> static T *dev(const std::vector<T> &h) {
-    T *d = (T *)GPU->alloc(h.size() * sizeof(T));
-    GPU->upload(d, h.data(), h.size() * sizeof(T));
-    return d;
-}
-template <class T> static std::vector<T> host(const T *d, size_t n) {
-    std::vector<T> h(n);
-    GPU->download(h.data(), d, n * sizeof(T));
-    return h;
-}
+template <class T> static T *dev(const std::vector<T> &h) { return rlc_test::to_backend(GPU, h); }
+template <class T> static std::vector<T> host(const T *d, size_t n) { return rlc_test::from_backend(GPU, d, n); }
 static std::vector<float> nans(size_t n) { return std::vector<float>(n, NAN); }
 
 // Host floats uploaded as bf16 device activations (round to nearest even on the host: exact for bf16 values).
