@@ -17,7 +17,8 @@
 //   try_alloc returns NULL instead.
 // - Memory: mem_info counts every block the backend holds (alloc, try_alloc and its workspace) and their peak;
 //   free is cudaMemGetInfo's, at most limit - in_use under a cap (set_mem_limit / RLC_MEM_LIMIT_MB), which
-//   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace is not counted (not ours to see).
+//   alloc, try_alloc and the workspace all respect. cuBLAS's own workspace and cuBLASLt's (32 MiB per handle,
+//   rlc_blas.cu) are not counted.
 // - Precision: three modes (rlc_ops_cuda_set_precision, or RLC_CUDA_PRECISION=mixed|bf16-gemm|fp32 in the
 //   environment, read when the backend first starts; a restart after rlc_ops_cuda_release keeps the mode):
 //   RLC_CUDA_MIXED (the default): mixed precision. Activations (include/rlc/ops.h rlc_act: norm outputs, q, k, v,

@@ -1,6 +1,8 @@
 // kernels/cuda/rlc_blas.h: the CUDA backend's only door to cuBLAS. Thin, row-major GEMMs on device
-// pointers. The real build (nvcc) implements them with cuBLAS; the emulated build (g++ -DRLC_EMU) with
-// OpenBLAS on the host, the bf16 inputs widened exactly to float, so that the emulated backend sees the same
+// pointers. The real build (nvcc) implements the bf16 GEMMs with cuBLASLt (a plan per shape and operand alignment,
+// cached; checked against cublasGemmEx when the handle is created, which it falls back to with a message if the
+// check fails; RLC_BLAS=gemmex forces the fallback) and the fp32 ones with cublasSgemm; the emulated build
+// (g++ -DRLC_EMU) with OpenBLAS on the host, the bf16 inputs widened exactly to float, so that the emulated backend sees the same
 // bf16 rounding of the operands as the GPU (only the order of the fp32 accumulation differs).
 // Plain C interface (void * for device pointers and streams) so that C and C++ code may include it.
 #pragma once
