@@ -208,6 +208,8 @@ fi
     echo "- commit: $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$src" diff --quiet 2>/dev/null || echo ' (with local changes)')"
     echo "- build: $([ $build_ok = 1 ] && echo ok || echo FAILED) in ${t_build} s"
     echo "- known-answer kernels, emulator vs GPU: **$kat_status**"
+    lt_msgs=$(grep -h "^rlc_blas:" "$log" | sort -u | head -3 | tr '\n' ' ')
+    echo "- cuBLASLt bf16 GEMMs (self-checked against cublasGemmEx): ${lt_msgs:-in use, no fallback message}"
     echo "- ctest -L emu on this machine: $emu_ctest"
     echo "- GRPO step bench, 0.5B-like model, small (bench_step.txt, .json): **$bench_status**"
     echo "- GRPO step bench, 0.5B-like model, 64 x 8 x 512 (bench_step_full.txt, .json): **$bench_full_status**"
