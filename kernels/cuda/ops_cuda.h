@@ -38,8 +38,9 @@
 // - bf16 working weights: the model registers its flat fp32 parameter buffer (register_params); the backend keeps
 //   a bf16 copy of it (2 bytes per parameter, device memory, counted), refreshed by every table write into it
 //   and written by adamw_multi in the same pass as the fp32 master. Weight operands inside a registered buffer
-//   (bf16 matmuls, the log-prob's LM head) are read from that copy instead of being converted on every call; the
-//   activations are still converted per call. The results are bitwise those of converting the weights.
+//   (bf16 matmuls, the log-prob's LM head) are read from that copy instead of being converted on every call (fp32
+//   activations, in the bf16-gemm mode, are converted per call). The results are bitwise those of converting the
+//   weights.
 //   sample_tokens (kernels/cuda/sample.cu) keeps double softmax statistics like the CPU and ranks by 64-bit
 //   fixed-point masses: the same tokens as the CPU unless a draw falls within about V * 2^-(63 - ceil(log2 V)) of
 //   the largest probability from a cumulative boundary.
