@@ -17,6 +17,7 @@
 #include "rlc_cuda.h"
 
 #include <math.h>
+#include <stdint.h>
 
 #include "logprob.h"
 
@@ -61,6 +62,21 @@ __device__ __forceinline__ LpState lp_block_merge(LpState st) {
     return st;
 }
 
+// Folds one base-2 value u into a thread's state.
+__device__ __forceinline__ void lp_fold(LpState &st, float u) {
+    if (u > st.m) { // new running max: rescale what this thread has so far
+        if (st.s > 0.0f) {
+            const float d = st.m - u, f = rlc_exp2_ftz(d);
+            st.a = f * (st.a + st.s * d);
+            st.s *= f;
+        }
+        st.m = u;
+    }
+    const float d = u - st.m, e = rlc_exp2_ftz(d);
+    st.s += e;
+    st.a += e * d;
+}
+
 // One block per row r of the chunk U (tb, vc), row stride ldu. Folds the row into the token's state
 // (m, s, a, uy at index r; `first` = first vocabulary chunk: the state starts empty).
 __global__ void __launch_bounds__(LP_THREADS)
@@ -69,20 +85,17 @@ __global__ void __launch_bounds__(LP_THREADS)
     const int r = blockIdx.x;
     const float *row = U + (size_t)r * ldu;
     LpState st = {-INFINITY, 0.0f, 0.0f};
-    for (int j = threadIdx.x; j < vc; j += LP_THREADS) {
-        const float u = row[j];
-        if (u > st.m) { // new running max: rescale what this thread has so far
-            if (st.s > 0.0f) {
-                const float d = st.m - u, f = rlc_exp2_ftz(d);
-                st.a = f * (st.a + st.s * d);
-                st.s *= f;
-            }
-            st.m = u;
-        }
-        const float d = u - st.m, e = rlc_exp2_ftz(d);
-        st.s += e;
-        st.a += e * d;
+    // 16-byte loads (rows start 32-byte aligned: ldu is a multiple of 8 and U is 256-byte aligned), then the tail
+    const float4 *row4 = reinterpret_cast<const float4 *>(row);
+    const int n4 = vc >> 2;
+    for (int j = threadIdx.x; j < n4; j += LP_THREADS) {
+        const float4 q = row4[j];
+        lp_fold(st, q.x);
+        lp_fold(st, q.y);
+        lp_fold(st, q.z);
+        lp_fold(st, q.w);
     }
+    for (int j = (n4 << 2) + threadIdx.x; j < vc; j += LP_THREADS) lp_fold(st, row[j]);
     st = lp_block_merge(st);
     if (threadIdx.x == 0) {
         if (!first) st = lp_merge(LpState{m[r], s[r], a[r]}, st);
@@ -181,6 +194,7 @@ static int lp_args_ok(const char *what, rlc_blas *blas, const void *hidden, cons
                       : !hidden || !w || !targets || !ws ? "hidden, w, targets and workspace are required"
                       : T < 0 || C < 1 || V < 1          ? "shape must have T >= 0, C >= 1, V >= 1"
                       : !(tau > 0)                       ? "temperature must be > 0"
+                      : ((uintptr_t)ws & 15) != 0        ? "workspace must be 16-byte aligned (cudaMalloc's is)"
                                                          : NULL;
     if (bad) fprintf(stderr, "%s: %s (T=%d C=%d V=%d tau=%g)\n", what, bad, T, C, V, tau);
     return bad == NULL;

@@ -13,8 +13,8 @@
 // lse, dlogp, dent (T) fp32; targets (T) int; dhidden (T,C) and dw (V,C) fp32, accumulated. Any C >= 1
 // (no multiple-of-8 requirement; cuBLAS picks slower kernels when rows are not 16-byte aligned). `stream` is a
 // cudaStream_t; the blas handle is switched to it. Nothing is allocated: the caller passes `workspace` of
-// rlc_cuda_logprob_workspace_bytes(). Chunk sizes <= 0 take the defaults (RLC_LP_T_CHUNK x RLC_LP_V_CHUNK,
-// clipped to T and V). Deterministic: fixed-order reductions, no atomics; the GEMMs are cuBLAS's (bitwise
+// rlc_cuda_logprob_workspace_bytes(), 16-byte aligned. Chunk sizes <= 0 take the defaults (RLC_LP_T_CHUNK x
+// RLC_LP_V_CHUNK, clipped to T and V). Deterministic: fixed-order reductions, no atomics; the GEMMs are cuBLAS's (bitwise
 // reproducible on one GPU model). Returns 0, or -1 with a message on stderr.
 #pragma once
 #include <stddef.h>
