@@ -498,8 +498,10 @@ static void oc_gemm_forward(void *out, bool out_act, const rlc_act *inp, const r
                 op);
         return;
     }
-    // bf16 GEMMs. A bf16 output with a bias goes through an fp32 scratch (the products, then the bias added and
-    // rounded once), so that neither the products nor the bias are rounded separately.
+    // bf16 GEMMs. A bf16 output with a bias that has a bf16 working copy (a model's bias) takes the GEMM's bias
+    // epilogue (one rounding, no scratch); one without goes through an fp32 scratch (the products, then the bias
+    // added and rounded once), so that neither the products nor the bias are rounded separately.
+    const void *bias16 = out16 && bias && C > 0 ? oc_params_bf16(bias, (size_t)OC) : NULL;
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
@@ -507,6 +509,11 @@ static void oc_gemm_forward(void *out, bool out_act, const rlc_act *inp, const r
         const void *b = C > 0 ? oc_gemm_operand(cv, w, false, (size_t)OC, C, op) : NULL;
         float *acc = out16 && bias ? (float *)cv.take(n_out * sizeof(float)) : out16 ? NULL : (float *)out;
         if (!pass) continue;
+        if (bias16) {
+            const int r = rlc_blas_gemm_bf16_bias(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias16, out, OC);
+            if (r < 0) oc_fatal("%s: GEMM failed (see the message above)", op);
+            if (r == 0) return; // else: no epilogue in this build, the scratch path below
+        }
         if (!bias && C <= 0) {
             oc_zero(out, n_out * (out16 ? 2 : sizeof(float)));
             return;

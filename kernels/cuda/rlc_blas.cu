@@ -50,6 +50,20 @@ extern "C" int rlc_blas_gemm_bf16(rlc_blas *, int trans_a, int trans_b, int M, i
     return 0;
 }
 
+extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                       const void *A, int lda, const void *B, int ldb, const void *bias, void *C,
+                                       int ldc) {
+    std::vector<float> a = trans_a ? widen(A, K, M, lda) : widen(A, M, K, lda);
+    std::vector<float> b = trans_b ? widen(B, N, K, ldb) : widen(B, K, N, ldb);
+    std::vector<float> bs = widen(bias, 1, N, N), c((size_t)M * N);
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, a.data(), trans_a ? M : K, b.data(), trans_b ? K : N, 0.0f, c.data(), N);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            ((__nv_bfloat16 *)C)[(size_t)i * ldc + j] = __float2bfloat16(c[(size_t)i * N + j] + bs[j]);
+    return 0;
+}
+
 extern "C" int rlc_blas_sgemm(rlc_blas *, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
@@ -73,8 +87,8 @@ extern "C" int rlc_blas_sgemm(rlc_blas *, int trans_a, int trans_b, int M, int N
 // tensor inside the flat parameter buffer may be only 2-byte aligned). Plans are made on a shape's first call and
 // reused, so a call costs one lookup and one cublasLtMatmul.
 struct LtKey {
-    int ta, tb, m, n, k, lda, ldb, ldc, c_bf16;
-    unsigned al_a, al_b, al_c;
+    int ta, tb, m, n, k, lda, ldb, ldc, c_bf16, bias; // bias: the bias epilogue (bf16 vector of N)
+    unsigned al_a, al_b, al_c, al_bias;
     bool operator==(const LtKey &o) const { return !memcmp(this, &o, sizeof *this); }
 };
 struct LtKeyHash {
@@ -100,7 +114,8 @@ struct rlc_blas {
     cublasLtHandle_t lt;
     cudaStream_t stream;
     void *lt_ws;
-    int use_lt; // 1: bf16 GEMMs through cuBLASLt (after the self-check at creation passed)
+    int use_lt;   // 1: bf16 GEMMs through cuBLASLt (after the self-check at creation passed)
+    int lt_bias;  // 1: its bias epilogue too (checked separately)
     std::unordered_map<LtKey, LtPlan, LtKeyHash> plans;
 };
 
@@ -141,6 +156,12 @@ static LtPlan lt_plan_make(rlc_blas *h, const LtKey &k) {
     if (cublasLtMatmulDescCreate(&pl.op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS) return pl;
     cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa);
     cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb);
+    if (k.bias) { // per row of cuBLASLt's D = per column of our C; the pointer is set per call
+        const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        const cudaDataType_t bt = CUDA_R_16BF;
+        cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep);
+        cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
+    }
     const bool la = cublasLtMatrixLayoutCreate(&pl.a, CUDA_R_16BF, k.tb ? k.k : k.n, k.tb ? k.n : k.k, k.ldb) ==
                     CUBLAS_STATUS_SUCCESS;
     const bool lb = cublasLtMatrixLayoutCreate(&pl.b, CUDA_R_16BF, k.ta ? k.m : k.k, k.ta ? k.k : k.m, k.lda) ==
@@ -185,13 +206,16 @@ static int gemmex_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int 
                       "cublasGemmEx (bf16)");
 }
 
-// 1: done through cuBLASLt; 0: no plan for this shape (the caller uses cublasGemmEx); -1: an error.
+// 1: done through cuBLASLt; 0: no plan for this shape (the caller uses another path); -1: an error. bias (NULL:
+// none; then C must be bf16 and beta 0): the bias epilogue.
 static int lt_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A,
-                        int lda, const void *B, int ldb, float beta, void *C, int ldc, int c_bf16) {
+                        int lda, const void *B, int ldb, float beta, void *C, int ldc, int c_bf16,
+                        const void *bias = NULL) {
     LtKey k;
-    memset(&k, 0, sizeof k); // the padding too: keys are compared and hashed as bytes
+    memset(&k, 0, sizeof k);
     k.ta = trans_a, k.tb = trans_b, k.m = M, k.n = N, k.k = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc;
     k.c_bf16 = c_bf16, k.al_a = lt_align(A), k.al_b = lt_align(B), k.al_c = lt_align(C);
+    k.bias = bias != NULL, k.al_bias = bias ? lt_align(bias) : 0;
     auto it = h->plans.find(k);
     if (it == h->plans.end()) {
         if (h->plans.size() >= RLC_LT_MAX_PLANS) lt_plans_clear(h);
@@ -199,6 +223,10 @@ static int lt_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int
     }
     const LtPlan &pl = it->second;
     if (!pl.ok) return 0;
+    if (bias &&
+        blas_check(cublasLtMatmulDescSetAttribute(pl.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias),
+                   "cublasLtMatmulDescSetAttribute (bias pointer)"))
+        return -1;
     return blas_check(cublasLtMatmul(h->lt, pl.op, &alpha, B, pl.a, A, pl.b, &beta, C, pl.c, C, pl.c, &pl.algo,
                                      h->lt_ws, RLC_LT_WORKSPACE, h->stream),
                       "cublasLtMatmul (bf16)")
@@ -214,6 +242,14 @@ extern "C" int rlc_blas_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, 
         if (r != 0) return r > 0 ? 0 : -1;
     }
     return gemmex_bf16(h, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c_bf16);
+}
+
+extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                       const void *A, int lda, const void *B, int ldb, const void *bias, void *C,
+                                       int ldc) {
+    if (!h->use_lt || !h->lt_bias || M <= 0 || N <= 0 || K <= 0) return 1;
+    const int r = lt_gemm_bf16(h, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc, 1, bias);
+    return r > 0 ? 0 : r < 0 ? -1 : 1;
 }
 
 // Self-check of the cuBLASLt path against cublasGemmEx at creation, on awkward shapes (odd sizes, operands 2 bytes
@@ -289,12 +325,64 @@ static const char *lt_self_check(rlc_blas *h) {
     return why;
 }
 
+static float bf16_bits_to_float(uint16_t v) {
+    const uint32_t b = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+// The bias epilogue against cublasGemmEx's fp32 product plus the bias on the host, rounded (a bias vector and an
+// output 2 bytes off alignment): NULL when they agree within one bf16 rounding.
+static const char *lt_bias_check(rlc_blas *h) {
+    const int M = 29, N = 45, K = 66, n_in = M * K + N * K + N + 8;
+    std::vector<uint16_t> hin(n_in);
+    uint32_t x = 777u;
+    for (auto &v : hin) {
+        x = x * 1664525u + 1013904223u;
+        float f = ((float)(x >> 8) / 16777216.0f) * 2.0f - 1.0f;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        v = (uint16_t)(b >> 16);
+    }
+    uint16_t *din = NULL, *dout = NULL;
+    float *dref = NULL;
+    const char *why = NULL;
+    if (cudaMalloc(&din, n_in * 2) != cudaSuccess || cudaMalloc(&dout, (M * N + 8) * 2) != cudaSuccess ||
+        cudaMalloc(&dref, M * N * 4) != cudaSuccess ||
+        cudaMemcpy(din, hin.data(), n_in * 2, cudaMemcpyHostToDevice) != cudaSuccess)
+        why = "cudaMalloc / cudaMemcpy failed";
+    const uint16_t *A = din, *B = din + M * K, *bias = din + M * K + N * K + 1; // A (M,K), B^T (N,K): trans_b
+    std::vector<uint16_t> out((size_t)M * N);
+    std::vector<float> ref((size_t)M * N);
+    if (!why && gemmex_bf16(h, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, dref, N, 0)) why = "cublasGemmEx";
+    if (!why && lt_gemm_bf16(h, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, dout + 1, N, 1, bias) != 1)
+        why = "no cuBLASLt plan with a bias epilogue, or a cuBLASLt error";
+    if (!why && (cudaStreamSynchronize(h->stream) != cudaSuccess ||
+                 cudaMemcpy(out.data(), dout + 1, out.size() * 2, cudaMemcpyDeviceToHost) != cudaSuccess ||
+                 cudaMemcpy(ref.data(), dref, ref.size() * 4, cudaMemcpyDeviceToHost) != cudaSuccess))
+        why = "a CUDA error";
+    for (int i = 0; i < M && !why; i++)
+        for (int j = 0; j < N && !why; j++) {
+            const float want = ref[(size_t)i * N + j] + bf16_bits_to_float(hin[M * K + N * K + 1 + j]);
+            const float got = bf16_bits_to_float(out[(size_t)i * N + j]);
+            if (!(fabsf(got - want) <= 8e-3f * fabsf(want) + 1e-3f)) why = "results differ";
+        }
+    cudaFree(din);
+    cudaFree(dout);
+    cudaFree(dref);
+    (void)cudaGetLastError();
+    lt_plans_clear(h);
+    return why;
+}
+
 extern "C" rlc_blas *rlc_blas_create(void) {
     rlc_blas *h = new rlc_blas;
     h->stream = NULL;
     h->lt = NULL;
     h->lt_ws = NULL;
     h->use_lt = 0;
+    h->lt_bias = 0;
     if (blas_check(cublasCreate(&h->handle), "cublasCreate")) {
         delete h;
         return nullptr;
@@ -315,6 +403,13 @@ extern "C" rlc_blas *rlc_blas_create(void) {
         h->use_lt = 0;
         fprintf(stderr, "rlc_blas: cuBLASLt self-check against cublasGemmEx failed (%s); bf16 GEMMs use "
                         "cublasGemmEx\n", why);
+        return h;
+    }
+    h->lt_bias = 1;
+    why = lt_bias_check(h);
+    if (why) {
+        h->lt_bias = 0;
+        fprintf(stderr, "rlc_blas: cuBLASLt bias epilogue self-check failed (%s); biases are added by a kernel\n", why);
     }
     return h;
 }

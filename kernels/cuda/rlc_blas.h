@@ -26,6 +26,12 @@ void rlc_blas_set_stream(rlc_blas *h, void *stream);
 // Returns 0, or -1 with a message on stderr.
 int rlc_blas_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A,
                        int lda, const void *B, int ldb, float beta, void *C, int ldc, int c_bf16);
+// C (M,N) bf16 = round(alpha * op(A) @ op(B) + bias) with bias (N) bf16 added to every row before the one
+// rounding (fp32 accumulation; beta = 0): a GEMM with its bias in the epilogue. Returns 0, -1 with a message on
+// stderr, or 1 when this build cannot (cuBLASLt off, or its bias epilogue failed the self-check): the caller
+// computes the product and the bias another way.
+int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A,
+                            int lda, const void *B, int ldb, const void *bias, void *C, int ldc);
 // The same in fp32 throughout (cuBLAS default math: no TF32).
 int rlc_blas_sgemm(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
