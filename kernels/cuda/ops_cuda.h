@@ -24,7 +24,8 @@
 //   RLC_CUDA_MIXED (the default): mixed precision. Activations (include/rlc/ops.h rlc_act: norm outputs, q, k, v,
 //     attention outputs, MLP gates, the KV cache, their gradients) are bf16 in memory (act_bytes 2); the matmuls
 //     are bf16 GEMMs with fp32 accumulation reading them and the bf16 working weights directly, writing bf16
-//     activations (rounded once) or fp32 (logits_forward, weight gradients); attention and the fused log-prob read
+//     activations (rounded once; a registered bias through the GEMM's bias epilogue, else added to an fp32
+//     scratch first) or fp32 (logits_forward, weight gradients); attention and the fused log-prob read
 //     the bf16 activations without conversion when the head dim is 64 or 128. Elementwise kernels compute in fp32
 //     and round their outputs once. The residual stream and its gradient, norm statistics, log-sum-exps,
 //     log-probs, entropies, losses, gradients, master weights and optimizer moments stay fp32.
