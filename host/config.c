@@ -139,6 +139,7 @@ static const cfg_key keys[] = {
     INT("rl.dyn_max_tries", rl.dyn_max_tries, 1, 0, R_GE),
     INT("rl.overlong_buffer", rl.overlong_buffer, 0, 0, R_GE),
     FLT("rl.overlong_factor", rl.overlong_factor, 0, 0, R_GE),
+    BOOL("rl.overlong_filter", rl.overlong_filter),
     BOOL("rl.empg", rl.empg),
     FLT("rl.empg_k", rl.empg_k, 0, 0, R_GE),
     FLT("rl.empg_k2", rl.empg_k2, 0, 0, R_GE),

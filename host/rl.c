@@ -478,6 +478,17 @@ int rlc_rl_step(rlc_rl *rl, rlc_metrics *mt) {
     double t1 = rlc_now();
     step_buf sb;
     step_buf_init(&sb, ls, NL);
+    // DAPO's overlong filtering: a truncated response (no end within max_new_tokens) contributes no loss term and
+    // no token to the aggregation counts; its score has already entered the group statistics above
+    double filtered = 0;
+    if (r->overlong_filter)
+        for (int i = 0; i < NL; i++)
+            if (ls[i].truncated) {
+                memset(sb.mask + sb.full.cu_seqlens[i], 0, (size_t)(sb.full.cu_seqlens[i + 1] - sb.full.cu_seqlens[i]));
+                filtered += 1;
+            }
+    if (d->size > 1) rlc_dist_allreduce_d(d, &filtered, 1, RLC_RED_SUM);
+    rlc_metrics_add(mt, "overlong_filtered", filtered / (N > 0 ? N : 1));
     int *starts = rlc_malloc((size_t)(NL + 2) * sizeof(int)), *cu = rlc_malloc((size_t)(NL + 1) * sizeof(int));
     int nmb = micro_starts(ls, 0, NL, r->micro_batch_tokens, 1, starts);
     int need_ref = rl->has_ref && rl->kl_beta > 0;

@@ -87,6 +87,7 @@ typedef struct rlc_rl_config {
     int dyn_max_tries;
     int overlong_buffer;  // tokens; 0 = off
     float overlong_factor;
+    int overlong_filter;  // 1: truncated responses get no loss (DAPO's overlong filtering); their scores still count
     // EMPG
     int empg;
     float empg_k, empg_k2, empg_zeta;
