@@ -499,37 +499,37 @@ static void oc_gemm_forward(void *out, bool out_act, const rlc_act *inp, const r
         return;
     }
     // bf16 GEMMs. A bf16 output with a bias that has a bf16 working copy (a model's bias) takes the GEMM's bias
-    // epilogue (one rounding, no scratch); one without goes through an fp32 scratch (the products, then the bias
-    // added and rounded once), so that neither the products nor the bias are rounded separately.
+    // epilogue (one rounding, no scratch); otherwise a bf16 output with a bias goes through an fp32 scratch (the
+    // products, then the bias added and rounded once), so that neither is rounded separately.
     const void *bias16 = out16 && bias && C > 0 ? oc_params_bf16(bias, (size_t)OC) : NULL;
     OcCarve cv = {NULL, 0};
     for (int pass = 0; pass < 2; pass++) {
         if (pass) cv = OcCarve{oc_workspace(cv.off), 0};
         const void *a = C > 0 ? oc_gemm_operand(cv, inp, true, (size_t)T, C, op) : NULL;
         const void *b = C > 0 ? oc_gemm_operand(cv, w, false, (size_t)OC, C, op) : NULL;
-        float *acc = out16 && bias ? (float *)cv.take(n_out * sizeof(float)) : out16 ? NULL : (float *)out;
+        float *acc = out16 && bias ? (float *)cv.take(n_out * sizeof(float)) : NULL; // (T, OC) scratch
         if (!pass) continue;
+        if (!out16) { // fp32 output: the bias rows, then the products added
+            if (bias) oc_ok(rlc_cuda_bias_rows((float *)out, bias, T, OC, oc.stream), op);
+            if (C > 0)
+                oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias ? 1.0f : 0.0f, out, OC, 0),
+                        op);
+            else if (!bias) oc_zero(out, n_out * sizeof(float));
+            return;
+        }
+        if (!bias) { // bf16 output, no bias: the GEMM rounds its fp32 sums once
+            if (C > 0) oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, 0.0f, out, OC, 1), op);
+            else oc_zero(out, n_out * 2);
+            return;
+        }
         if (bias16) {
             const int r = rlc_blas_gemm_bf16_bias(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias16, out, OC);
             if (r < 0) oc_fatal("%s: GEMM failed (see the message above)", op);
-            if (r == 0) return; // else: no epilogue in this build, the scratch path below
+            if (r == 0) return; // 1: no epilogue in this build, the scratch path below
         }
-        if (!bias && C <= 0) {
-            oc_zero(out, n_out * (out16 ? 2 : sizeof(float)));
-            return;
-        }
-        const bool epilogue = out16 && bias; // products into acc, then out = round(acc + bias)
-        if (bias && !epilogue) oc_ok(rlc_cuda_bias_rows(acc, bias, T, OC, oc.stream), op);
-        if (C > 0) {
-            if (acc)
-                oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, bias && !epilogue ? 1.0f : 0.0f,
-                                           acc, OC, 0),
-                        op);
-            else oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, 0.0f, out, OC, 1), op);
-        } else if (epilogue) {
-            oc_zero(acc, n_out * sizeof(float));
-        }
-        if (epilogue) oc_ok(rlc_cuda_bias_round_bf16(out, acc, bias, T, OC, oc.stream), op);
+        if (C > 0) oc_blas(rlc_blas_gemm_bf16(oc.blas, 0, 1, T, OC, C, 1.0f, a, C, b, C, 0.0f, acc, OC, 0), op);
+        else oc_zero(acc, n_out * sizeof(float));
+        oc_ok(rlc_cuda_bias_round_bf16(out, acc, bias, T, OC, oc.stream), op);
     }
 }
 
