@@ -252,21 +252,33 @@ extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, in
     return r > 0 ? 0 : r < 0 ? -1 : 1;
 }
 
+static float bf16_bits_to_float(uint16_t v) {
+    const uint32_t b = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+// n bf16 values in [-1, 1) from a linear congruential stream (the self-checks' operands).
+static std::vector<uint16_t> lt_test_data(int n, uint32_t seed) {
+    std::vector<uint16_t> v(n);
+    for (auto &x : v) {
+        seed = seed * 1664525u + 1013904223u;
+        const float f = ((float)(seed >> 8) / 16777216.0f) * 2.0f - 1.0f;
+        uint32_t b;
+        memcpy(&b, &f, 4);
+        x = (uint16_t)(b >> 16);
+    }
+    return v;
+}
+
 // Self-check of the cuBLASLt path against cublasGemmEx at creation, on awkward shapes (odd sizes, operands 2 bytes
 // off alignment, transposes, accumulation, both output types): a wrong plan would corrupt every bf16 GEMM, so a
 // disagreement (or any error) turns cuBLASLt off for this handle with a message, and the GEMMs keep working.
 static const char *lt_self_check(rlc_blas *h) {
     const int M = 37, N = 53, K = 70, n_in = 2 * 80 * 80 + 8, n_out = 80 * 80 + 8;
-    std::vector<uint16_t> hin(n_in);
+    const std::vector<uint16_t> hin = lt_test_data(n_in, 12345u);
     std::vector<float> hc(n_out);
-    uint32_t x = 12345u;
-    for (auto &v : hin) { // bf16 values in [-1, 1)
-        x = x * 1664525u + 1013904223u;
-        float f = ((float)(x >> 8) / 16777216.0f) * 2.0f - 1.0f;
-        uint32_t b;
-        memcpy(&b, &f, 4);
-        v = (uint16_t)(b >> 16);
-    }
     for (int i = 0; i < n_out; i++) hc[i] = 0.25f * (float)((i * 7) % 13) - 1.5f;
     uint16_t *din = NULL;
     float *dc[2] = {NULL, NULL};
@@ -302,14 +314,11 @@ static const char *lt_self_check(rlc_blas *h) {
         for (int i = 0; i < n_out && !why; i++) {
             float a = r[0][i], b = r[1][i];
             if (c.c_bf16) {
-                uint32_t ua, ub;
-                memcpy(&ua, &a, 4);
-                memcpy(&ub, &b, 4);
+                uint16_t ha[2], hb[2];
+                memcpy(ha, &a, 4);
+                memcpy(hb, &b, 4);
                 for (int half = 0; half < 2 && !why; half++) {
-                    uint32_t ha = (half ? ua >> 16 : ua & 0xffff) << 16, hb = (half ? ub >> 16 : ub & 0xffff) << 16;
-                    float fa, fb;
-                    memcpy(&fa, &ha, 4);
-                    memcpy(&fb, &hb, 4);
+                    const float fa = bf16_bits_to_float(ha[half]), fb = bf16_bits_to_float(hb[half]);
                     if (!(fabsf(fa - fb) <= 1.6e-2f * fabsf(fa) + 1e-3f)) why = "results differ (bf16 output)";
                 }
             } else if (!(fabsf(a - b) <= 1e-4f * fabsf(a) + 1e-4f)) {
@@ -325,26 +334,11 @@ static const char *lt_self_check(rlc_blas *h) {
     return why;
 }
 
-static float bf16_bits_to_float(uint16_t v) {
-    const uint32_t b = (uint32_t)v << 16;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
 // The bias epilogue against cublasGemmEx's fp32 product plus the bias on the host, rounded (a bias vector and an
 // output 2 bytes off alignment): NULL when they agree within one bf16 rounding.
 static const char *lt_bias_check(rlc_blas *h) {
     const int M = 29, N = 45, K = 66, n_in = M * K + N * K + N + 8;
-    std::vector<uint16_t> hin(n_in);
-    uint32_t x = 777u;
-    for (auto &v : hin) {
-        x = x * 1664525u + 1013904223u;
-        float f = ((float)(x >> 8) / 16777216.0f) * 2.0f - 1.0f;
-        uint32_t b;
-        memcpy(&b, &f, 4);
-        v = (uint16_t)(b >> 16);
-    }
+    const std::vector<uint16_t> hin = lt_test_data(n_in, 777u);
     uint16_t *din = NULL, *dout = NULL;
     float *dref = NULL;
     const char *why = NULL;
