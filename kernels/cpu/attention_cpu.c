@@ -34,6 +34,17 @@ static void att_check(const int *cu_seqlens, int B, int T, int NH, int NKV, int 
         RLC_CHECK(cu_seqlens[b + 1] >= cu_seqlens[b], "attention: cu_seqlens decreases at %d", b);
 }
 
+// Multiply-adds of the causal scores and output over all heads (sum of L (L + 1) / 2 per sequence): the forward's
+// work, and about 2/5 of the backward's; it decides whether a pass is worth a parallel region (cpu_par_gemm).
+static double att_causal_macs(const int *cu_seqlens, int B, int NH, int HD) {
+    double pairs = 0;
+    for (int b = 0; b < B; b++) {
+        double L = cu_seqlens[b + 1] - cu_seqlens[b];
+        pairs += L * (L + 1) / 2;
+    }
+    return 2.0 * pairs * NH * HD;
+}
+
 // Blocks of ATT_BLOCK rows of every sequence; key_pass: the cost is the number of later queries (dk/dv pass),
 // else the number of keys visible to the block (forward, dq pass). Returns the count and the longest sequence.
 static att_item *att_items(const int *cu_seqlens, int B, int key_pass, int *n_items, int *max_len) {
@@ -70,8 +81,9 @@ void cpu_attention_forward(rlc_act *out_, rlc_f *lse, const rlc_act *q_, const r
     att_item *items = att_items(cu_seqlens, B, 0, &n_items, &max_len);
     int rep = NH / NKV, ldq = NH * HD, ldk = NKV * HD;
     rlc_f scale = (rlc_f)(1.0 / sqrt((double)HD));
+    int par = cpu_par_gemm(att_causal_macs(cu_seqlens, B, NH, HD));
     int blas_threads = cpu_blas_single_begin();
-#pragma omp parallel
+#pragma omp parallel if (par)
     {
         rlc_f *S = rlc_malloc((size_t)ATT_BLOCK * (max_len ? max_len : 1) * sizeof(rlc_f)); // (qb, kend)
 #pragma omp for schedule(dynamic, 1)
@@ -183,7 +195,7 @@ void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_
     rlc_f scale = (rlc_f)(1.0 / sqrt((double)HD));
 
     rlc_f *D = rlc_malloc((size_t)(T ? T : 1) * NH * sizeof(rlc_f)); // (T, NH)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par((double)T * NH * HD))
     for (long th = 0; th < (long)T * NH; th++) {
         const rlc_f *o = out + (size_t)th * HD, *d = dout + (size_t)th * HD;
         double s = 0.0;
@@ -201,6 +213,7 @@ void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_
         max_len = (int)L > max_len ? (int)L : max_len;
     }
     int fused = NKV * sum_sq >= 16 * max_sq;
+    int par = cpu_par_gemm(2.5 * att_causal_macs(cu_seqlens, B, NH, HD));
 
     int blas_threads = cpu_blas_single_begin();
     if (fused) {
@@ -210,7 +223,7 @@ void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_
             units[b] = (att_item){b, 0, (int)L, L * L};
         }
         qsort(units, (size_t)B, sizeof(att_item), att_item_cmp);
-#pragma omp parallel
+#pragma omp parallel if (par)
         {
             att_scratch sc = att_scratch_alloc(max_len);
 #pragma omp for schedule(dynamic, 1)
@@ -230,7 +243,7 @@ void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_
         // pass 1: dq, one writer per (sequence, head, query block)
         int n_items;
         att_item *items = att_items(cu_seqlens, B, 0, &n_items, &max_len);
-#pragma omp parallel
+#pragma omp parallel if (par)
         {
             size_t sz = (size_t)ATT_BLOCK * (max_len ? max_len : 1);
             rlc_f *P = rlc_malloc(sz * 2 * sizeof(rlc_f)), *dP = P + sz; // (qb, kend)
@@ -258,7 +271,7 @@ void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_
 
         // pass 2: dk, dv, one writer per (sequence, kv head, key block)
         items = att_items(cu_seqlens, B, 1, &n_items, &max_len);
-#pragma omp parallel
+#pragma omp parallel if (par)
         {
             att_scratch sc = att_scratch_alloc(max_len);
 #pragma omp for schedule(dynamic, 1)
@@ -288,8 +301,10 @@ void cpu_attention_decode(rlc_act *out_, const rlc_act *q_, const rlc_act *k_cac
                   "attention_decode: row %d has kv_len %d (cap %d), slot %d", b, kv_len[b], cap, slot[b]);
     int rep = NH / NKV, ldk = NKV * HD;
     rlc_f scale = (rlc_f)(1.0 / sqrt((double)HD));
+    double macs = 0; // scores and output: 2 kv_len HD per query head
+    for (int b = 0; b < B; b++) macs += 2.0 * kv_len[b] * NH * HD;
     int blas_threads = cpu_blas_single_begin();
-#pragma omp parallel
+#pragma omp parallel if (cpu_par_gemm(macs))
     {
         rlc_f *S = rlc_malloc((size_t)rep * (cap ? cap : 1) * sizeof(rlc_f)); // (rep, n)
 #pragma omp for schedule(dynamic, 1)

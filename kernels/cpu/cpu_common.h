@@ -34,6 +34,17 @@ static inline void cpu_gemm(int ta, int tb, int M, int N, int K, rlc_f alpha, co
              lda, B, ldb, beta, C, ldc);
 }
 
+// A parallel region costs a fork and a join: a few microseconds while the cores are ours, but up to a scheduler
+// time slice when other processes share them (OpenMP threads spin at the join for a partner that is not running:
+// a tiny model's training ran 5x slower next to two busy processes with 2 threads than with 1). Loops with less
+// work than CPU_PAR_MIN_WORK scalar operations run on the calling thread instead. A one-thread sgemm does about
+// CPU_GEMM_MACS_PER_OP multiply-adds in the time of one such operation. Every loop of the backend splits its work
+// the same way whatever the thread count, so this changes no result.
+#define CPU_PAR_MIN_WORK 32768.0
+#define CPU_GEMM_MACS_PER_OP 16.0
+static inline int cpu_par(double ops) { return ops >= CPU_PAR_MIN_WORK; }
+static inline int cpu_par_gemm(double macs) { return macs >= CPU_PAR_MIN_WORK * CPU_GEMM_MACS_PER_OP; }
+
 // The backend's parallelism is OpenMP's only: every gemm runs inside an OpenMP region on one OpenBLAS thread
 // (OpenBLAS's own pthread pool driven from several OpenMP threads would oversubscribe the cores, and its
 // threads would spin against OpenMP's between regions). Bracket such regions with these; the previous

@@ -30,7 +30,7 @@ void cpu_logprob_forward(rlc_f *logp, rlc_f *entropy, rlc_f *lse, const rlc_act 
     rlc_f inv_tau = (rlc_f)(1.0 / (double)tau);
     int nblk = (T + LP_TB - 1) / LP_TB;
     int blas_threads = cpu_blas_single_begin();
-#pragma omp parallel
+#pragma omp parallel if (cpu_par_gemm((double)T * V * C))
     {
         rlc_f *U = rlc_malloc((size_t)LP_TB * LP_VC * sizeof(rlc_f)); // (tb, vc) scaled logits
 #pragma omp for schedule(dynamic, 1)
@@ -101,7 +101,7 @@ void cpu_logprob_backward(rlc_act *dhidden_, rlc_f *dw, const rlc_f *dlogp, cons
     int blas_threads = cpu_blas_single_begin();
     if (dhidden) { // pass 1: one writer per token block
         int nblk = (T + LP_TB - 1) / LP_TB;
-#pragma omp parallel
+#pragma omp parallel if (cpu_par_gemm((double)T * V * C))
         {
             rlc_f *U = rlc_malloc((size_t)LP_TB * LP_VC * sizeof(rlc_f));
 #pragma omp for schedule(dynamic, 1)
@@ -121,7 +121,7 @@ void cpu_logprob_backward(rlc_act *dhidden_, rlc_f *dw, const rlc_f *dlogp, cons
         int vc2 = LP_VC2;
         while (vc2 > 64 && (V + vc2 - 1) / vc2 < 16) vc2 /= 2;
         int nch = (V + vc2 - 1) / vc2;
-#pragma omp parallel
+#pragma omp parallel if (cpu_par_gemm((double)T * V * C))
         {
             rlc_f *U = rlc_malloc((size_t)LP_TB2 * vc2 * sizeof(rlc_f));
 #pragma omp for schedule(dynamic, 1)

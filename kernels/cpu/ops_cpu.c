@@ -125,12 +125,12 @@ static void cpu_act_to_f(rlc_f *dst, const rlc_act *src, size_t n) { cpu_memcpy(
 // ---- elementwise / small ----
 static void cpu_add(rlc_f *out, const rlc_f *a, const rlc_act *b_, size_t n) {
     const rlc_f *b = b_;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (cpu_par((double)n))
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 static void cpu_scale(rlc_f *x, rlc_f s, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (cpu_par((double)n))
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
@@ -141,7 +141,7 @@ static double cpu_sumsq(const rlc_f *x, size_t n) {
     size_t nb = (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK;
     if (nb == 0) return 0.0;
     double *part = rlc_malloc(nb * sizeof(double));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par((double)n))
     for (size_t b = 0; b < nb; b++) {
         size_t i0 = b * SUMSQ_BLOCK, i1 = i0 + SUMSQ_BLOCK < n ? i0 + SUMSQ_BLOCK : n;
         double s = 0.0;
@@ -156,7 +156,7 @@ static double cpu_sumsq(const rlc_f *x, size_t n) {
 
 // ---- embedding ----
 static void cpu_embedding_forward(rlc_f *out, const int *tokens, const rlc_f *wte, int T, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par((double)T * C))
     for (int t = 0; t < T; t++) memcpy(out + (size_t)t * C, wte + (size_t)tokens[t] * C, (size_t)C * sizeof(rlc_f));
 }
 
@@ -182,7 +182,7 @@ static void cpu_embedding_backward(rlc_f *dwte, const rlc_f *dout, const int *to
     for (int i = 0; i < T; i++)
         if (i == 0 || pr[i].tok != pr[i - 1].tok) start[ng++] = i;
     start[ng] = T;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (cpu_par((double)T * C))
     for (int gi = 0; gi < ng; gi++) {
         rlc_f *dst = dwte + (size_t)pr[start[gi]].tok * C;
         for (int i = start[gi]; i < start[gi + 1]; i++) {
@@ -226,7 +226,7 @@ void cpu_gemm_par(int ta, int tb, int M, int N, int K, rlc_f alpha, const rlc_f 
     int kc = (K + ks - 1) / ks;
     rlc_f *part = ks > 1 ? rlc_malloc((size_t)tiles * ks * mb * nb * sizeof(rlc_f)) : NULL;
     int blas_threads = cpu_blas_single_begin();
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (cpu_par_gemm((double)M * N * K))
     for (long item = 0; item < (long)tiles * ks; item++) {
         int tile = (int)(item / ks), kk = (int)(item % ks);
         int m0 = (tile / tn) * mb, n0 = (tile % tn) * nb;
@@ -247,7 +247,7 @@ void cpu_gemm_par(int ta, int tb, int M, int N, int K, rlc_f alpha, const rlc_f 
         cpu_gemm(ta, tb, mm, nn, K, alpha, a, lda, b, ldb, bt, c, ldc);
     }
     if (ks > 1) { // C = beta C (or bias) + partials in chunk order, one writer per row of a tile
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par((double)M * N * ks))
         for (long row = 0; row < (long)tiles * mb; row++) {
             int tile = (int)(row / mb), i = (int)(row % mb);
             int m0 = (tile / tn) * mb, n0 = (tile % tn) * nb;
@@ -288,7 +288,7 @@ static void cpu_matmul_backward(rlc_act *dinp_, rlc_f *dw, rlc_f *dbias, const r
     if (dbias) { // fixed chunks of tokens summed in double, partials added in chunk order (deterministic)
         int nch = (T + DBIAS_ROWS - 1) / DBIAS_ROWS;
         double *part = rlc_calloc((size_t)(nch ? nch : 1) * OC, sizeof(double)); // (nch, OC)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par((double)T * OC))
         for (int ch = 0; ch < nch; ch++) {
             double *pb = part + (size_t)ch * OC;
             int t1 = (ch + 1) * DBIAS_ROWS < T ? (ch + 1) * DBIAS_ROWS : T;
@@ -311,7 +311,7 @@ static void cpu_matmul_backward(rlc_act *dinp_, rlc_f *dw, rlc_f *dbias, const r
 static void cpu_rmsnorm_forward(rlc_act *out_, rlc_f *rstd, const rlc_f *inp, const rlc_f *weight, float eps, int T,
                                 int C) {
     rlc_f *out = out_;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par(3.0 * T * C))
     for (int t = 0; t < T; t++) {
         const rlc_f *x = inp + (size_t)t * C;
         rlc_f *y = out + (size_t)t * C;
@@ -334,7 +334,7 @@ static void cpu_rmsnorm_backward(rlc_f *dinp, rlc_f *dweight, const rlc_act *dou
     const rlc_f *dout = dout_;
     int nch = (T + RMS_ROWS - 1) / RMS_ROWS;
     double *part = rlc_calloc((size_t)(nch ? nch : 1) * C, sizeof(double)); // (nch, C)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par(5.0 * T * C))
     for (int ch = 0; ch < nch; ch++) {
         double *pw = part + (size_t)ch * C;
         int t1 = (ch + 1) * RMS_ROWS < T ? (ch + 1) * RMS_ROWS : T;
@@ -376,7 +376,7 @@ static void rope_apply(rlc_f *x, const int *pos, int T, int H, int HD, float the
     int half = HD / 2;
     double *freq = rlc_malloc((size_t)(half ? half : 1) * sizeof(double));
     for (int i = 0; i < half; i++) freq[i] = pow((double)theta, -2.0 * i / HD);
-#pragma omp parallel
+#pragma omp parallel if (cpu_par((double)T * (H * HD + 20 * half)))
     {
         double *cs = rlc_malloc((size_t)(half ? half : 1) * 2 * sizeof(double));
 #pragma omp for schedule(static)
@@ -418,7 +418,7 @@ static void cpu_swiglu_forward(rlc_act *out_, const rlc_act *gate_, const rlc_ac
     const rlc_f *gate = gate_;
     const rlc_f *up = up_;
     size_t nc = (n + SWIGLU_CHUNK - 1) / SWIGLU_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par(10.0 * n))
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * SWIGLU_CHUNK;
         int len = n - i0 < SWIGLU_CHUNK ? (int)(n - i0) : SWIGLU_CHUNK;
@@ -434,7 +434,7 @@ static void cpu_swiglu_backward(rlc_act *dgate_, rlc_act *dup_, const rlc_act *d
     const rlc_f *gate = gate_;
     const rlc_f *up = up_;
     size_t nc = (n + SWIGLU_CHUNK - 1) / SWIGLU_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par(10.0 * n))
     for (size_t c = 0; c < nc; c++) {
         size_t i0 = c * SWIGLU_CHUNK;
         int len = n - i0 < SWIGLU_CHUNK ? (int)(n - i0) : SWIGLU_CHUNK;
@@ -447,7 +447,7 @@ static void cpu_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_
                              float eps, float wd, float grad_scale, int t) {
     rlc_f bc1 = (rlc_f)(1.0 / (1.0 - pow((double)b1, t))), bc2 = (rlc_f)(1.0 / (1.0 - pow((double)b2, t)));
     rlc_f lr_ = lr, b1_ = b1, b2_ = b2, eps_ = eps, wd_ = wd, gs = grad_scale;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_par(10.0 * n))
     for (size_t i = 0; i < n; i++) {
         rlc_f gi = g[i] * gs;
         rlc_f mi = b1_ * m[i] + (1 - b1_) * gi;
