@@ -37,9 +37,11 @@
 //   parameter once: 4 bytes each in fp32 mode and on the CPU, 2 in the bf16 modes, whose GEMMs read the bf16
 //   copy) and each row's KV cache (2 L NKV HD c x act_bytes: 4, or 2 in mixed precision); bound = those bytes /
 //   the device copy bandwidth (ops->copy of a large buffer, read + write bytes / time, this run).
-//   decode_bw_frac = bound / measured time of rlc_model_decode (the engine's cached forward, logits left in backend memory)
-//   at B = one wave's rows, c = the rollouts' mean context; rollout_bw_frac = the same bound summed over every
-//   decode step of the rollouts / the rollout time (which also holds prefill and sampling).
+//   decode_bw_frac = bound / measured time of rlc_model_decode (the engine's cached forward, logits left in backend
+//   memory) at B = one wave's rows, c = the rollouts' mean context; decode_enqueue_ms = the part of that time until
+//   the calls have returned (on a device: the host's cost of launching a step; when it nears the step time, the step
+//   is bound by launches, not by memory; on the CPU it is the step); rollout_bw_frac = the same bound summed over
+//   every decode step of the rollouts / the rollout time (which also holds prefill and sampling).
 // - peak backend memory (rlc_mem_info.peak) over the model, the steps and the rollouts.
 // Exit status: 0, 1 on an error, 3 when a reported number is not finite (the smoke test's check).
 #include <math.h>
@@ -328,7 +330,7 @@ int main(int argc, char **argv) {
     int B = (wave_groups > 0 ? wave_groups : 1) * o.samples, ctx = (int)(prompt_len + resp_len / 2.0 + 0.5);
     if (ctx >= mc->max_seq_len - 8) ctx = mc->max_seq_len - 8;
     rlc_kv_cache kv;
-    double dec_s = NAN;
+    double dec_s = NAN, enq_s = NAN;
     if (rlc_kv_cache_init(&kv, &rl.model, B, mc->max_seq_len) == 0) {
         int *slots = rlc_malloc((size_t)B * sizeof(int)), *toks = rlc_malloc((size_t)B * sizeof(int));
         for (int i = 0; i < B; i++) {
@@ -344,8 +346,10 @@ int main(int argc, char **argv) {
         ops->download(&probe, lg, sizeof probe);
         double t0 = rlc_now();
         for (int r = 0; r < reps; r++) lg = rlc_model_decode(&rl.model, &kv, slots, toks, B, NULL);
+        double t_enq = rlc_now(); // the calls have returned: on a device, launched but not necessarily run
         ops->download(&probe, lg, sizeof probe);
         dec_s = (rlc_now() - t0) / reps;
+        enq_s = (t_enq - t0) / reps;
         free(slots);
         free(toks);
         rlc_kv_cache_free(&kv, &rl.model);
@@ -393,13 +397,17 @@ int main(int argc, char **argv) {
            "%.3g GB + KV %.3g GB at %.0f GB/s copy) = %.1f%% of the bandwidth bound\n",
            B, ctx, dec_s * 1e3, B / dec_s, dec_bound * 1e3, gb(w_bytes), gb((double)B * (ctx + 1) * kv_tok), bw,
            100 * dec_bound / dec_s);
+    printf("decode host time: %.3g ms/step to return from rlc_model_decode = %.0f%% of the step (%s)\n", enq_s * 1e3,
+           100 * enq_s / dec_s,
+           is_cuda ? "the launches' cost on the host; near 100% the step is bound by launching, not by the device"
+                   : "the CPU backend runs synchronously");
     printf("rollout vs the bandwidth bound of its decode steps: %.3f s of %.3f s = %.2f%% (the rest: prefill and "
            "sampling)\n",
            roll_bound, t_roll / o.steps, 100 * roll_bound / (t_roll / o.steps));
     printf("peak backend memory: %.3g GB (of %.3g GB)\n", gb((double)mi.peak), gb((double)mi.total));
 
     double nums[] = {t_roll, t_lp, t_upd, t_step, roll_tps, train_tps, train_flops, mm_peak, mfu_mm, bw,
-                     dec_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
+                     dec_s, enq_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
     int finite = 1;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) finite &= isfinite(nums[i]) && nums[i] > 0;
     printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"precision\":\"%s\",\"small\":%d,\"params\":%zu,"
@@ -407,12 +415,12 @@ int main(int argc, char **argv) {
            "\"prompt_len\":%.4g,\"response_len\":%.4g,\"rollout_s\":%.6g,\"logprob_s\":%.6g,\"update_s\":%.6g,"
            "\"step_s\":%.6g,\"rollout_tokens_per_s\":%.6g,\"train_tokens_per_s\":%.6g,\"train_tflops\":%.6g,"
            "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
-           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_bound_ms\":%.6g,"
+           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_enqueue_ms\":%.6g,\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
            ops->name, prec, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
-           mfu_mm, bw, B, ctx, dec_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),
+           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),
            mi.peak, mi.total);
     if (!finite) {
         fprintf(stderr, "bench_step: a reported number is not finite or not positive\n");
