@@ -247,7 +247,7 @@ extern "C" int rlc_blas_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, 
 extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha,
                                        const void *A, int lda, const void *B, int ldb, const void *bias, void *C,
                                        int ldc) {
-    if (!h->use_lt || !h->lt_bias || M <= 0 || N <= 0 || K <= 0) return 1;
+    if (!h->use_lt || !h->lt_bias || M <= 0 || N <= 0 || K <= 0 || (uintptr_t)bias % RLC_BLAS_BIAS_ALIGN) return 1;
     const int r = lt_gemm_bf16(h, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc, 1, bias);
     return r > 0 ? 0 : r < 0 ? -1 : 1;
 }
@@ -334,10 +334,11 @@ static const char *lt_self_check(rlc_blas *h) {
     return why;
 }
 
-// The bias epilogue against cublasGemmEx's fp32 product plus the bias on the host, rounded (a bias vector and an
-// output 2 bytes off alignment): NULL when they agree within one bf16 rounding.
+// The bias epilogue against cublasGemmEx's fp32 product plus the bias on the host, rounded (an output 2 bytes off
+// alignment; the bias at RLC_BLAS_BIAS_ALIGN, the only alignment rlc_blas_gemm_bf16_bias hands to the epilogue):
+// NULL when they agree within one bf16 rounding.
 static const char *lt_bias_check(rlc_blas *h) {
-    const int M = 29, N = 45, K = 66, n_in = M * K + N * K + N + 8;
+    const int M = 29, N = 45, K = 66, bias_at = (M * K + N * K + 7) / 8 * 8, n_in = bias_at + N + 8;
     const std::vector<uint16_t> hin = lt_test_data(n_in, 777u);
     uint16_t *din = NULL, *dout = NULL;
     float *dref = NULL;
@@ -346,7 +347,7 @@ static const char *lt_bias_check(rlc_blas *h) {
         cudaMalloc(&dref, M * N * 4) != cudaSuccess ||
         cudaMemcpy(din, hin.data(), n_in * 2, cudaMemcpyHostToDevice) != cudaSuccess)
         why = "cudaMalloc / cudaMemcpy failed";
-    const uint16_t *A = din, *B = din + M * K, *bias = din + M * K + N * K + 1; // A (M,K), B^T (N,K): trans_b
+    const uint16_t *A = din, *B = din + M * K, *bias = din + bias_at; // A (M,K), B^T (N,K): trans_b
     std::vector<uint16_t> out((size_t)M * N);
     std::vector<float> ref((size_t)M * N);
     if (!why && gemmex_bf16(h, 0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, dref, N, 0)) why = "cublasGemmEx";
@@ -358,10 +359,12 @@ static const char *lt_bias_check(rlc_blas *h) {
         why = "a CUDA error";
     for (int i = 0; i < M && !why; i++)
         for (int j = 0; j < N && !why; j++) {
-            const float want = ref[(size_t)i * N + j] + bf16_bits_to_float(hin[M * K + N * K + 1 + j]);
+            const float want = ref[(size_t)i * N + j] + bf16_bits_to_float(hin[bias_at + j]);
             const float got = bf16_bits_to_float(out[(size_t)i * N + j]);
             if (!(fabsf(got - want) <= 8e-3f * fabsf(want) + 1e-3f)) why = "results differ";
         }
+    if (!why && rlc_blas_gemm_bf16_bias(h, 0, 1, M, N, K, 1.0f, A, K, B, K, bias + 1, dout + 1, N) != 1)
+        why = "a bias vector off RLC_BLAS_BIAS_ALIGN was handed to the epilogue";
     cudaFree(din);
     cudaFree(dout);
     cudaFree(dref);

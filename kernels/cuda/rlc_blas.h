@@ -28,8 +28,13 @@ int rlc_blas_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int 
                        int lda, const void *B, int ldb, float beta, void *C, int ldc, int c_bf16);
 // C (M,N) bf16 = round(alpha * op(A) @ op(B) + bias) with bias (N) bf16 added to every row before the one
 // rounding (fp32 accumulation; beta = 0): a GEMM with its bias in the epilogue. Returns 0, -1 with a message on
-// stderr, or 1 when this build cannot (cuBLASLt off, or its bias epilogue failed the self-check): the caller
-// computes the product and the bias another way.
+// stderr, or 1 when this build cannot (cuBLASLt off, its bias epilogue failed the self-check, or bias is not
+// RLC_BLAS_BIAS_ALIGN-byte aligned): the caller computes the product and the bias another way.
+// The alignment rule holds in the emulated build too, so that CI takes the same paths as a GPU: cuBLASLt is told the
+// alignment of A, B and C (its heuristic then offers only kernels that can read them) but has no such preference
+// for the bias vector, and other projects report misaligned-address faults from the bias epilogue with bias
+// pointers under 16 bytes of alignment (a fault would end the CUDA context, not just this call).
+#define RLC_BLAS_BIAS_ALIGN 16
 int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A,
                             int lda, const void *B, int ldb, const void *bias, void *C, int ldc);
 // The same in fp32 throughout (cuBLAS default math: no TF32).
