@@ -32,6 +32,8 @@
 // and to a pageable destination it runs the stream up to the copy before returning (CUDA returns when it is done).
 // No background threads: queued work runs on the thread that waits for it, in the order of the dependencies
 // (seeded by issue order), one operation at a time, under one recursive mutex.
+// RLC_EMU_DEFER_STATS=1 prints at exit how much was deferred (operations queued, the most pending at once, and
+// those never run because nothing waited for them).
 //
 // The runtime functions are defined `weak` with C linkage, matching the declarations of the toolkit's
 // cuda_runtime_api.h, so that every translation unit may include this header.
@@ -138,12 +140,24 @@ struct Queues {
     bool defer = load_defer();
     uint64_t next_seq = 1, next_stream = 1;
     std::map<uint64_t, StreamQueue> streams; // 0: the NULL stream; std::map: references stay valid
-    Queues() { streams[0]; }
+    // RLC_EMU_DEFER_STATS=1: at exit, how much was deferred (operations queued, the most pending at once)
+    size_t pending = 0, max_pending = 0, queued = 0;
+    Queues() {
+        streams[0];
+        if (const char *s = getenv("RLC_EMU_DEFER_STATS"))
+            if (s[0] == '1') atexit([] {
+                Queues &Q = queues_stats();
+                fprintf(stderr, "rlc-emu: deferred mode: %zu operations queued, at most %zu pending at once, %zu "
+                                "never run\n", Q.queued, Q.max_pending, Q.pending);
+            });
+    }
+    static Queues &queues_stats();
 };
 inline Queues &queues() {
     static Queues q;
     return q;
 }
+inline Queues &Queues::queues_stats() { return queues(); }
 
 inline uint64_t stream_id(cudaStream_t s) {
     // cudaStreamLegacy and cudaStreamPerThread (handles 1, 2) are the NULL stream here (one host thread enqueues)
@@ -163,6 +177,7 @@ inline void run_until(uint64_t sid, uint64_t seq) {
         for (const Dep &d : deps) run_until(d.stream, d.seq);
         Op op = std::move(sq.q.front());
         sq.q.pop_front();
+        Q.pending--;
         op.fn();
     }
 }
@@ -197,6 +212,8 @@ inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<De
     }
     const uint64_t seq = Q.next_seq++;
     sq.q.push_back(Op{seq, std::move(deps), std::move(fn)});
+    Q.queued++;
+    if (++Q.pending > Q.max_pending) Q.max_pending = Q.pending;
     return seq;
 }
 
