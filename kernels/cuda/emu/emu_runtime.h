@@ -507,6 +507,7 @@ RLC_EMU_API cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsig
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    std::lock_guard<std::recursive_mutex> lk(emu::queues().mu);
     const emu::EventState &st = *e->st;
     if (st.recorded && !st.done) emu::run_until(st.stream, st.seq);
     return cudaSuccess;
@@ -524,6 +525,7 @@ RLC_EMU_API cudaError_t cudaEventQuery(cudaEvent_t e) {
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    std::lock_guard<std::recursive_mutex> lk(emu::queues().mu);
     if (!a->st->done || !b->st->done) return cudaErrorNotReady; // CUDA: not recorded, or not yet completed
     *ms = (float)(b->st->t_ms - a->st->t_ms);
     return cudaSuccess;
