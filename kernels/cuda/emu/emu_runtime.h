@@ -153,8 +153,9 @@ struct Queues {
     }
     static Queues &queues_stats();
 };
+// Never destroyed: the stats at exit, and CUDA calls from other static destructors, may still use it.
 inline Queues &queues() {
-    static Queues q;
+    static Queues &q = *new Queues;
     return q;
 }
 inline Queues &Queues::queues_stats() { return queues(); }
