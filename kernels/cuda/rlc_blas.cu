@@ -2,7 +2,8 @@
 // cached plans (checked against cublasGemmEx when the handle is made; RLC_BLAS=gemmex, or a failed check, keeps
 // them on cublasGemmEx), fp32 GEMMs through cublasSgemm (row-major C = A B is column-major C^T = B^T A^T, so the
 // operands are passed swapped). Under g++ -DRLC_EMU: OpenBLAS on the host (emulated device memory is host
-// memory), bf16 operands widened exactly to float first.
+// memory), bf16 operands widened exactly to float first, each GEMM queued on the handle's stream like a kernel
+// (emu::enqueue: it runs when the emulator's deferred mode runs that stream).
 #include "rlc_blas.h"
 
 #include "rlc_cuda.h"
@@ -13,12 +14,12 @@
 #include <vector>
 
 struct rlc_blas {
-    int unused;
+    cudaStream_t stream; // where the GEMMs are queued
 };
 
-extern "C" rlc_blas *rlc_blas_create(void) { return new rlc_blas{0}; }
+extern "C" rlc_blas *rlc_blas_create(void) { return new rlc_blas{nullptr}; }
 extern "C" void rlc_blas_destroy(rlc_blas *h) { delete h; }
-extern "C" void rlc_blas_set_stream(rlc_blas *, void *) {}
+extern "C" void rlc_blas_set_stream(rlc_blas *h, void *stream) { h->stream = (cudaStream_t)stream; }
 
 // Copies a row-major bf16 matrix (rows, cols, stride ld) to a dense float matrix.
 static std::vector<float> widen(const void *p, int rows, int cols, int ld) {
@@ -29,9 +30,8 @@ static std::vector<float> widen(const void *p, int rows, int cols, int ld) {
     return f;
 }
 
-extern "C" int rlc_blas_gemm_bf16(rlc_blas *, int trans_a, int trans_b, int M, int N, int K, float alpha,
-                                  const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
-                                  int c_bf16) {
+static void gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A, int lda,
+                      const void *B, int ldb, float beta, void *C, int ldc, int c_bf16) {
     std::vector<float> a = trans_a ? widen(A, K, M, lda) : widen(A, M, K, lda);
     std::vector<float> b = trans_b ? widen(B, N, K, ldb) : widen(B, K, N, ldb);
     std::vector<float> c((size_t)M * N);
@@ -47,12 +47,17 @@ extern "C" int rlc_blas_gemm_bf16(rlc_blas *, int trans_a, int trans_b, int M, i
             if (c_bf16) ((__nv_bfloat16 *)C)[(size_t)i * ldc + j] = __float2bfloat16(c[(size_t)i * N + j]);
             else ((float *)C)[(size_t)i * ldc + j] = c[(size_t)i * N + j];
         }
+}
+
+extern "C" int rlc_blas_gemm_bf16(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                  const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+                                  int c_bf16) {
+    emu::enqueue(h->stream, [=] { gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c_bf16); });
     return 0;
 }
 
-extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *, int trans_a, int trans_b, int M, int N, int K, float alpha,
-                                       const void *A, int lda, const void *B, int ldb, const void *bias, void *C,
-                                       int ldc) {
+static void gemm_bf16_bias(int trans_a, int trans_b, int M, int N, int K, float alpha, const void *A, int lda,
+                           const void *B, int ldb, const void *bias, void *C, int ldc) {
     std::vector<float> a = trans_a ? widen(A, K, M, lda) : widen(A, M, K, lda);
     std::vector<float> b = trans_b ? widen(B, N, K, ldb) : widen(B, K, N, ldb);
     std::vector<float> bs = widen(bias, 1, N, N), c((size_t)M * N);
@@ -61,13 +66,21 @@ extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *, int trans_a, int trans_b, int
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++)
             ((__nv_bfloat16 *)C)[(size_t)i * ldc + j] = __float2bfloat16(c[(size_t)i * N + j] + bs[j]);
+}
+
+extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                                       const void *A, int lda, const void *B, int ldb, const void *bias, void *C,
+                                       int ldc) {
+    emu::enqueue(h->stream, [=] { gemm_bf16_bias(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, bias, C, ldc); });
     return 0;
 }
 
-extern "C" int rlc_blas_sgemm(rlc_blas *, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+extern "C" int rlc_blas_sgemm(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                alpha, A, lda, B, ldb, beta, C, ldc);
+    emu::enqueue(h->stream, [=] {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
+                    K, alpha, A, lda, B, ldb, beta, C, ldc);
+    });
     return 0;
 }
 

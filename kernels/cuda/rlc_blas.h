@@ -12,7 +12,7 @@
 extern "C" {
 #endif
 
-typedef struct rlc_blas rlc_blas; // a cuBLAS handle plus its stream (emulated: nothing)
+typedef struct rlc_blas rlc_blas; // a cuBLAS handle plus its stream (emulated: only the stream)
 
 // NULL on failure, with a message on stderr.
 rlc_blas *rlc_blas_create(void);

@@ -253,8 +253,8 @@ extern "C" int rlc_comm_wait(rlc_comm *c, void *event) {
 #include <vector>
 
 // A collective enqueued on an emulated communicator of several ranks: MPI's non-blocking collective on staging
-// buffers, and what rlc_comm_wait does with its result. The input is copied at the enqueue (when the stream would
-// have read it: the emulator has already run the work before the ready event) and the output written to its
+// buffers, and what rlc_comm_wait does with its result. The input is copied at the enqueue (after the stream's
+// queued work has run: what the stream would have done before the collective read it) and the output written to its
 // destination at completion, in enqueue order. MPI keeps pointers into the buffers and count arrays until
 // completion; each collective is heap-allocated once so that they never move.
 struct EmuCollective {
@@ -297,8 +297,11 @@ struct rlc_comm {
 // (all-gather, or all-to-all for reduce-scatter) and sums them in rank order, s = ((x_0 + x_1) + x_2) + ..., in
 // fp32; bf16 data is summed in fp32 and rounded to bf16 (nearest even) once. NCCL's ring/tree orders differ, so
 // results match a GPU run within rounding, not bit for bit.
-// Not emulated: streams and events (rlc_comm_wait completes every collective of the communicator, whatever the
-// event: the emulated compute work has already run), a true abort (MPI cannot cancel a pending collective: it is
+// Streams: a collective is a synchronisation point of its own stream: the stream's queued work (the emulator's
+// deferred mode, with what that work waits for) runs at the enqueue, before the input is read. Not emulated: the
+// collective's place in its stream's order after that (rlc_comm_wait completes every collective of the
+// communicator, whatever the event, and then waits for the event; work queued on the stream behind a collective
+// and run before rlc_comm_wait would not see its result), a true abort (MPI cannot cancel a pending collective: it is
 // left pending, and the caller is expected to end the job, as host/comm_nccl.c does with MPI_Abort), NCCL's
 // in-place and alignment rules, and enqueue-time timeouts (an enqueue never blocks, except that a collective
 // whose input overlaps the output of one still pending first completes that one, so that collectives on the same
@@ -663,34 +666,40 @@ static int comm_copy(rlc_comm *c, void *dst, const void *src, size_t bytes, void
 }
 
 #ifdef RLC_COMM_MPI
-#define EMU_MPI(c, call) \
-    if ((c)->nranks > 1) return call
+// Several ranks: the stream's queued work (the emulator's deferred mode), with what it waits for, runs first, since
+// the collective reads its input at the call.
+#define EMU_MPI(c, stream, call)                                                                                 \
+    if ((c)->nranks > 1) {                                                                                     \
+        emu::run_stream((cudaStream_t)(stream));                                                               \
+        return call;                                                                                           \
+    }
 #else
-#define EMU_MPI(c, call)
+#define EMU_MPI(c, stream, call)
 #endif
 
 extern "C" int rlc_comm_allreduce_sum_f32(rlc_comm *c, const float *send, float *recv, size_t n, void *stream) {
-    EMU_MPI(c, emu_allreduce(c, send, recv, n, 4, "all-reduce"));
+    EMU_MPI(c, stream, emu_allreduce(c, send, recv, n, 4, "all-reduce"));
     return comm_copy(c, recv, send, n * 4, stream);
 }
 extern "C" int rlc_comm_allreduce_sum_bf16(rlc_comm *c, const void *send, void *recv, size_t n, void *stream) {
-    EMU_MPI(c, emu_allreduce(c, send, recv, n, 2, "all-reduce (bf16)"));
+    EMU_MPI(c, stream, emu_allreduce(c, send, recv, n, 2, "all-reduce (bf16)"));
     return comm_copy(c, recv, send, n * 2, stream);
 }
 extern "C" int rlc_comm_broadcast(rlc_comm *c, void *buf, size_t bytes, int root, void *stream) {
-    EMU_MPI(c, emu_broadcast(c, buf, bytes, root));
+    EMU_MPI(c, stream, emu_broadcast(c, buf, bytes, root));
     (void)buf, (void)bytes, (void)stream;
     if (root == 0) return 0;
     snprintf(c->err, sizeof c->err, "broadcast: root %d out of range (1 rank)", root);
     return -1;
 }
 extern "C" int rlc_comm_allgather(rlc_comm *c, const void *send, void *recv, size_t bytes, void *stream) {
-    EMU_MPI(c, emu_allgather(c, send, recv, bytes));
+    EMU_MPI(c, stream, emu_allgather(c, send, recv, bytes));
     return comm_copy(c, recv, send, bytes, stream);
 }
 extern "C" int rlc_comm_reduce_scatter_sum_f32(rlc_comm *c, const float *send, float *recv, size_t n, void *stream) {
 #ifdef RLC_COMM_MPI
     if (c->nranks > 1) { // rank q's slice is send[q n, (q + 1) n)
+        emu::run_stream((cudaStream_t)stream);
         std::vector<size_t> lo((size_t)c->nranks), cnt((size_t)c->nranks, n);
         for (int q = 0; q < c->nranks; q++) lo[(size_t)q] = (size_t)q * n;
         return emu_reduce_scatter(c, send, n * (size_t)c->nranks, lo.data(), cnt.data(), recv, "reduce-scatter");
@@ -702,6 +711,7 @@ extern "C" int rlc_comm_reduce_scatter_range_f32(rlc_comm *c, const float *x, fl
                                                  size_t lo, size_t hi, void *stream) {
 #ifdef RLC_COMM_MPI
     if (c->nranks > 1) { // each rank's part of [lo, hi): [a_q, b_q), read from x + lo at offset a_q - lo
+        emu::run_stream((cudaStream_t)stream);
         std::vector<size_t> off((size_t)c->nranks), cnt((size_t)c->nranks);
         for (int q = 0; q < c->nranks; q++) {
             const size_t a = lo > starts[q] ? lo : starts[q], b = hi < starts[q + 1] ? hi : starts[q + 1];
@@ -719,13 +729,18 @@ extern "C" int rlc_comm_reduce_scatter_range_f32(rlc_comm *c, const float *x, fl
     return b > a ? comm_copy(c, out + (a - starts[0]), x + a, (b - a) * 4, stream) : 0;
 }
 extern "C" int rlc_comm_allgather_shards_f32(rlc_comm *c, float *x, const size_t *starts, void *stream) {
-    EMU_MPI(c, emu_allgather_shards(c, x, starts));
+    EMU_MPI(c, stream, emu_allgather_shards(c, x, starts));
     (void)c, (void)x, (void)starts, (void)stream; // one rank: every shard is already in place
     return 0;
 }
 extern "C" int rlc_comm_wait(rlc_comm *c, void *event) {
-    EMU_MPI(c, emu_complete(c)); // every collective of the communicator (see above: events are not emulated)
-    cudaError_t e = cudaEventSynchronize((cudaEvent_t)event); // one rank: nothing to wait for but the GPU
+#ifdef RLC_COMM_MPI // every collective of the communicator (see above: the event orders nothing on MPI's side)
+    if (c->nranks > 1) {
+        const int rc = emu_complete(c);
+        if (rc != 0) return rc; // -1, or RLC_COMM_TIMEOUT
+    }
+#endif
+    cudaError_t e = cudaEventSynchronize((cudaEvent_t)event); // the GPU's (the emulator's queued) work up to it
     if (e == cudaSuccess) return 0;
     snprintf(c->err, sizeof c->err, "cudaEventSynchronize: %s", cudaGetErrorString(e));
     return -1;

@@ -159,11 +159,13 @@ int main() {
         int *p;
         cudaMalloc((void **)&p, 32 * 4);
         RLC_LAUNCH(bad_width_kernel, 1, 32, 0, 0, p);
+        cudaDeviceSynchronize(); // queued work runs (and fails) here
     }, "not a power of two");
     emu_test::expect_death("warp_vs_barrier_deadlock", [] {
         int *p;
         cudaMalloc((void **)&p, 32 * 4);
         RLC_LAUNCH(warp_deadlock_kernel, 1, 32, 0, 0, p);
+        cudaDeviceSynchronize(); // queued work runs (and fails) here
     }, "deadlock");
     // ---- events and streams ----
     {
@@ -208,6 +210,7 @@ int main() {
                     else cudaMemcpy(dC, C0.data(), M * N * 4, cudaMemcpyHostToDevice);
                     int rc = rlc_blas_gemm_bf16(h, ta, tb, M, N, K, 0.5f, dA, ta ? M : K, dB, tb ? K : N, 2.0f, dC, N, cb);
                     CHECK(rc == 0, "gemm_bf16 rc");
+                    cudaDeviceSynchronize(); // the GEMM is queued on the handle's stream; dC is read by the host below
                     for (int m = 0; m < M; m++)
                         for (int n = 0; n < N; n++) {
                             double s = 0;
@@ -221,6 +224,7 @@ int main() {
                     std::vector<float> Cf = C0;
                     float *dAf = emu_test::to_device(Af), *dBf = emu_test::to_device(Bf), *dCf = emu_test::to_device(Cf);
                     CHECK(rlc_blas_sgemm(h, ta, tb, M, N, K, 1.0f, dAf, ta ? M : K, dBf, tb ? K : N, 0.0f, dCf, N) == 0, "sgemm rc");
+                    cudaDeviceSynchronize();
                     for (int m = 0; m < M; m++)
                         for (int n = 0; n < N; n++) {
                             double s = 0;

@@ -10,7 +10,8 @@
 // repeated tokens, odd head dims, head dims padded to the attention kernels' 64 / 128, empty sequences and
 // cache rows, decode rows sharing a slot; KV appends of one scalar, of a decode step, of a prefill, of more rows
 // than a block's threads); alloc's zero fill; the out-of-memory messages (device and cap); the memory accounting
-// (in use, peak, free, the cap on alloc / try_alloc / the workspace); the bf16 GEMM probe; a restart after
+// (in use, peak, free, the cap on alloc / try_alloc / the workspace); small uploads through the pinned staging ring
+// wrapping round with no synchronisation between them; the bf16 GEMM probe; a restart after
 // rlc_ops_cuda_release keeps the precision mode; act_bytes per mode, act_from_f / act_to_f.
 // Every entry that takes or returns an activation (rlc_act) has one case function taking the precision mode
 // (struct Act): it runs with fp32 activations, then again in mixed precision (RLC_CUDA_MIXED: bf16 activations;
@@ -267,6 +268,34 @@ static void test_memory() {
         o.add("b", hb);
         GPU->free(a);
         GPU->free(b);
+    });
+}
+
+// Small uploads go through the pinned staging ring without synchronising (ops_cuda.cu, oc_upload_staged): 40 of
+// them, more than the ring's 16 slots, from one host buffer rewritten before each, and no synchronisation until the
+// downloads. A slot refilled before its copy ran (a GPU still behind the host) would deliver a later upload's bytes;
+// under the emulator's deferred mode the copies run only at the first download, so that would show here.
+static void test_staged_uploads() {
+    run_case("staged uploads", [&](Outputs &o) {
+        const int K = 40;
+        const size_t n = 33;
+        std::vector<float *> d(K);
+        for (int k = 0; k < K; k++) d[k] = (float *)GPU->alloc(n * sizeof(float));
+        std::vector<float> h(n);
+        for (int k = 0; k < K; k++) {
+            for (size_t i = 0; i < n; i++) h[i] = (float)(k * 1000 + (int)i);
+            GPU->upload(d[k], h.data(), n * sizeof(float));
+        }
+        std::vector<float> all;
+        for (int k = 0; k < K; k++) {
+            std::vector<float> got = host(d[k], n);
+            bool ok = true;
+            for (size_t i = 0; i < n; i++) ok &= got[i] == (float)(k * 1000 + (int)i);
+            CHECK(ok, "staged upload %d of %d: the device holds %g..., not %d...", k, K, got[0], k * 1000);
+            all.insert(all.end(), got.begin(), got.end());
+            GPU->free(d[k]);
+        }
+        o.add("uploads", all);
     });
 }
 
@@ -1078,6 +1107,7 @@ int main() {
 
     const auto t0 = std::chrono::steady_clock::now();
     test_memory();
+    test_staged_uploads();
     test_memory_accounting();
     // the entries on fp32 tensors only
     for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_scale_sumsq_adamw(n);

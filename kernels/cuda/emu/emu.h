@@ -6,11 +6,13 @@
 //   emu_fiber.h    context switch (x86-64 assembly), guard-paged stacks, sanitizer fiber annotations
 //   emu_core.h     configuration, scheduler, barriers, warp-collective rendezvous, shared memory, launch
 //   emu_device.h   __syncthreads*, shuffles/votes, ldmatrix/mma/cp.async, atomics, fences, math intrinsics
-//   emu_runtime.h  cudaMalloc/Memcpy/..., streams, events, errors, launch checks
+//   emu_runtime.h  cudaMalloc/Memcpy/..., stream queues (deferred mode), events, errors, launch checks
 //
 // Environment: RLC_EMU_SCHEDULE=forward|reverse|random[:seed] (order in which threads resume at each barrier
 // and blocks are taken), RLC_EMU_WORKERS=n (OS threads running blocks, default 2), RLC_EMU_STACK_KB=n (stack
-// per CUDA thread, default 64; 256 under ASan/TSan). The same can be set with emu::set_schedule/set_workers.
+// per CUDA thread, default 64; 256 under ASan/TSan), RLC_EMU_DEFER=0 (eager mode: every stream operation runs at
+// the call; default: deferred, queued on its stream until the program synchronises, emu_runtime.h). The same can
+// be set with emu::set_schedule/set_workers/set_defer.
 #pragma once
 #ifndef RLC_EMU
 #define RLC_EMU 1

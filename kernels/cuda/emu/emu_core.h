@@ -593,8 +593,8 @@ inline void worker_run(const LaunchInfo &L, unsigned k, unsigned nw, const std::
     free(dyn);
 }
 
-// Runs a launch to completion (the emulator executes launches synchronously: streams are in-order, so this
-// is one valid execution of any correct program).
+// Runs a launch to completion, when its stream's queue reaches it (emu_runtime.h), or at the call in the eager
+// mode.
 inline void run_launch(const LaunchInfo &L) {
     unsigned nb = L.grid.x * L.grid.y * L.grid.z;
     std::vector<unsigned> order(nb);

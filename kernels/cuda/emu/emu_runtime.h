@@ -1,8 +1,39 @@
 // kernels/cuda/emu/emu_runtime.h: the host side of the CUDA emulator. Owns the CUDA runtime stubs (device
 // memory is host memory from posix_memalign, filled with 0xFF on allocation so that reads of unwritten device
-// memory show NaN; streams and events; the per-thread last error) and kernel launch with CUDA's launch checks:
-// at most 1024 threads per block (x, y <= 1024, z <= 64), grid y, z <= 65535, dynamic shared memory above
-// 48 KiB only after cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize), never above 227 KiB.
+// memory show NaN; pinned host memory; streams and events; the per-thread last error), the stream queues of the
+// deferred mode, and kernel launch with CUDA's launch checks: at most 1024 threads per block (x, y <= 1024,
+// z <= 64), grid y, z <= 65535, dynamic shared memory above 48 KiB only after
+// cudaFuncSetAttribute(cudaFuncAttributeMaxDynamicSharedMemorySize), never above 227 KiB.
+//
+// Deferred mode (the default; RLC_EMU_DEFER=0 in the environment, or emu::set_defer(false), gives the eager mode
+// where every stream operation runs at the call). A GPU runs stream work after the call that enqueues it returns;
+// a program that reads or reuses a buffer before synchronising, or that orders two streams without an event, is
+// wrong there, and the deferred mode makes it wrong here too, deterministically: every stream operation (kernel
+// launch, cudaMemcpyAsync, cudaMemsetAsync, cudaEventRecord, cudaStreamWaitEvent, cudaFreeAsync, and the
+// emulated cuBLAS of rlc_blas.cu through emu::enqueue) is queued on its stream, and runs only when the program
+// must observe it, and then only what is needed:
+//   cudaStreamSynchronize(s)   runs s's queue (each operation first runs what it depends on: the source stream
+//                              of a cudaStreamWaitEvent up to the recorded event, the implicit ones below)
+//   cudaEventSynchronize(e)    runs e's stream up to e's marker
+//   cudaEventQuery(e), cudaStreamQuery(s)   with work pending, the first query of it answers cudaErrorNotReady
+//                              (as a GPU may); the next runs the work and answers cudaSuccess, so a poll ends
+//   cudaDeviceSynchronize, cudaFree, cudaFreeHost, cudaStreamDestroy (its own stream), switching modes   run
+//                              everything (cudaFree and cudaFreeHost synchronise the device, as in CUDA)
+// The launch checks still run, and set the last error, at the call; the kernel's parameters are moved into the
+// queued operation. Events take their time when their marker runs (cudaEventElapsedTime answers
+// cudaErrorNotReady before that). The NULL (legacy default) stream is modelled as CUDA does: an operation on it
+// waits for all work issued before it on blocking streams (cudaStreamCreate, flags 0), and an operation on a
+// blocking stream waits for the work issued before it on the NULL stream; streams created with
+// cudaStreamNonBlocking have no implicit order. cudaMemcpy is a NULL-stream copy that returns when it is done;
+// cudaMemset a NULL-stream operation (asynchronous, as CUDA's is for device memory); cudaMemcpyToSymbol /
+// FromSymbol like cudaMemcpy. Host memory is pinned (cudaMallocHost, cudaHostAlloc) or pageable (anything
+// else), as on a GPU: cudaMemcpyAsync reads a pinned source and writes a pinned destination when it runs; from a
+// pageable source it takes a copy of the bytes at the call (CUDA stages them; the caller may reuse the buffer),
+// and to a pageable destination it runs the stream up to the copy before returning (CUDA returns when it is done).
+// No background threads: queued work runs on the thread that waits for it, in the order of the dependencies
+// (seeded by issue order), one operation at a time, under one recursive mutex.
+// RLC_EMU_DEFER_STATS=1 prints at exit how much was deferred (operations queued, the most pending at once, and
+// those never run because nothing waited for them).
 //
 // The runtime functions are defined `weak` with C linkage, matching the declarations of the toolkit's
 // cuda_runtime_api.h, so that every translation unit may include this header.
@@ -11,16 +42,29 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "emu_core.h"
 
 struct CUstream_st {
     int flags;
+    uint64_t id; // its queue in emu::queues() (0: the NULL stream, which has no CUstream_st)
 };
+namespace emu {
+struct EventState {
+    double t_ms = 0;          // when the marker ran
+    uint64_t stream = 0, seq = 0; // the last record: its stream and its marker's sequence number
+    uint64_t gen = 0;         // records so far (a marker of an older record does not complete a newer one)
+    bool recorded = false, done = false, queried = false;
+};
+} // namespace emu
 struct CUevent_st {
-    double t_ms;
+    std::shared_ptr<emu::EventState> st; // shared with queued markers (an event may be destroyed before they run)
 };
 
 namespace emu {
@@ -30,8 +74,9 @@ constexpr size_t smem_optin_limit = 227 * 1024;
 
 struct Runtime {
     std::mutex mu;
-    std::unordered_map<void *, size_t> allocs;       // device allocations
-    std::unordered_map<const void *, int> max_dyn;   // per kernel: cudaFuncAttributeMaxDynamicSharedMemorySize
+    std::map<uintptr_t, size_t> allocs;            // device allocations: start -> bytes
+    std::map<uintptr_t, size_t> pinned;            // pinned host allocations: start -> bytes
+    std::unordered_map<const void *, int> max_dyn; // per kernel: cudaFuncAttributeMaxDynamicSharedMemorySize
     int device = 0;
 };
 inline Runtime &runtime() {
@@ -47,6 +92,147 @@ inline cudaError_t set_error(cudaError_t e) {
 
 inline double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Whether [p, p + n) lies in pinned host memory (cudaMallocHost / cudaHostAlloc).
+inline bool is_pinned(const void *p, size_t n) {
+    std::lock_guard<std::mutex> lk(runtime().mu);
+    auto &m = runtime().pinned;
+    auto it = m.upper_bound((uintptr_t)p);
+    if (it == m.begin()) return false;
+    --it;
+    return (uintptr_t)p + n <= it->first + (it->second ? it->second : 1);
+}
+
+// Whether p points into device memory (cudaMalloc).
+inline bool is_device(const void *p) {
+    std::lock_guard<std::mutex> lk(runtime().mu);
+    auto &m = runtime().allocs;
+    auto it = m.upper_bound((uintptr_t)p);
+    if (it == m.begin()) return false;
+    --it;
+    return (uintptr_t)p < it->first + (it->second ? it->second : 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Stream queues (the deferred mode)
+
+inline bool load_defer() {
+    const char *s = getenv("RLC_EMU_DEFER");
+    return !(s && s[0] == '0' && s[1] == 0);
+}
+
+struct Dep {
+    uint64_t stream, seq; // run `stream` up to the operation numbered `seq` first
+};
+struct Op {
+    uint64_t seq;
+    std::vector<Dep> deps;
+    std::function<void()> fn;
+};
+struct StreamQueue {
+    bool blocking = true; // synchronises implicitly with the NULL stream
+    std::deque<Op> q;
+    uint64_t queried = 0; // the last operation a cudaStreamQuery answered cudaErrorNotReady for
+};
+struct Queues {
+    std::recursive_mutex mu;
+    bool defer = load_defer();
+    uint64_t next_seq = 1, next_stream = 1;
+    std::map<uint64_t, StreamQueue> streams; // 0: the NULL stream; std::map: references stay valid
+    // RLC_EMU_DEFER_STATS=1: at exit, how much was deferred (operations queued, the most pending at once)
+    size_t pending = 0, max_pending = 0, queued = 0;
+    Queues() {
+        streams[0];
+        if (const char *s = getenv("RLC_EMU_DEFER_STATS"))
+            if (s[0] == '1') atexit([] {
+                Queues &Q = queues_stats();
+                fprintf(stderr, "rlc-emu: deferred mode: %zu operations queued, at most %zu pending at once, %zu "
+                                "never run\n", Q.queued, Q.max_pending, Q.pending);
+            });
+    }
+    static Queues &queues_stats();
+};
+// Never destroyed: the stats at exit, and CUDA calls from other static destructors, may still use it.
+inline Queues &queues() {
+    static Queues &q = *new Queues;
+    return q;
+}
+inline Queues &Queues::queues_stats() { return queues(); }
+
+inline uint64_t stream_id(cudaStream_t s) {
+    // cudaStreamLegacy and cudaStreamPerThread (handles 1, 2) are the NULL stream here (one host thread enqueues)
+    return (uintptr_t)s <= 2 ? 0 : s->id;
+}
+
+// Runs stream `sid` up to and including operation `seq` (each operation after what it depends on). The
+// dependencies of an operation are older than it, so the recursion ends.
+inline void run_until(uint64_t sid, uint64_t seq) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    auto it = Q.streams.find(sid);
+    if (it == Q.streams.end()) return; // destroyed: its work has run
+    StreamQueue &sq = it->second;
+    while (!sq.q.empty() && sq.q.front().seq <= seq) {
+        std::vector<Dep> deps = std::move(sq.q.front().deps);
+        for (const Dep &d : deps) run_until(d.stream, d.seq);
+        Op op = std::move(sq.q.front());
+        sq.q.pop_front();
+        Q.pending--;
+        op.fn();
+    }
+}
+
+inline void run_stream(cudaStream_t s) { run_until(stream_id(s), UINT64_MAX); }
+
+inline void run_all() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    for (auto &kv : Q.streams) run_until(kv.first, UINT64_MAX);
+}
+
+// Queues fn on stream s (eager mode: runs it now). Returns the operation's sequence number (0 when it ran).
+inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<Dep> deps = {}) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (!Q.defer) {
+        fn();
+        return 0;
+    }
+    const uint64_t sid = stream_id(s);
+    auto it = Q.streams.find(sid);
+    if (it == Q.streams.end()) fail("an operation was enqueued on a destroyed stream");
+    StreamQueue &sq = it->second;
+    if (sid == 0) { // the legacy NULL stream waits for every blocking stream
+        for (auto &kv : Q.streams)
+            if (kv.first != 0 && kv.second.blocking && !kv.second.q.empty())
+                deps.push_back(Dep{kv.first, kv.second.q.back().seq});
+    } else if (sq.blocking) { // and blocking streams wait for it
+        StreamQueue &nq = Q.streams[0];
+        if (!nq.q.empty()) deps.push_back(Dep{0, nq.q.back().seq});
+    }
+    const uint64_t seq = Q.next_seq++;
+    sq.q.push_back(Op{seq, std::move(deps), std::move(fn)});
+    Q.queued++;
+    if (++Q.pending > Q.max_pending) Q.max_pending = Q.pending;
+    return seq;
+}
+
+// Runs fn as an operation of stream s and returns when it has run (a synchronous call in stream order).
+inline void enqueue_and_wait(cudaStream_t s, std::function<void()> fn) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const uint64_t seq = enqueue(s, std::move(fn));
+    if (seq) run_until(stream_id(s), seq);
+}
+
+inline bool defer_enabled() { return queues().defer; }
+// API for tests: switch between the deferred and the eager mode (pending work runs first).
+inline void set_defer(bool on) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    run_all();
+    Q.defer = on;
 }
 
 // A launch that fails a check does not run; like CUDA it sets the last error. The emulator also says why on
@@ -94,13 +280,18 @@ template <class... P, class... A>
 inline void launch(const char *name, const char *file, int line, void (*kernel)(P...), dim3 grid, dim3 block,
                    size_t smem, cudaStream_t stream, A &&...args) {
     static_assert(sizeof...(P) == sizeof...(A), "RLC_LAUNCH: wrong number of kernel arguments");
-    (void)stream; // launches run synchronously, in issue order: a valid schedule for any stream use
-    // Kernel parameters are copied once here; each CUDA thread gets its own copy when it calls the kernel.
+    {
+        LaunchInfo L{name, file, line, grid, block, smem, nullptr};
+        if (!launch_check(L, (const void *)kernel)) return;
+    }
+    // Kernel parameters are copied once here, into the queued operation; each CUDA thread gets its own copy
+    // when it calls the kernel.
     std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
-    std::function<void()> body = [&params, kernel]() { std::apply(kernel, params); };
-    LaunchInfo L{name, file, line, grid, block, smem, &body};
-    if (!launch_check(L, (const void *)kernel)) return;
-    run_launch(L);
+    enqueue(stream, [name, file, line, grid, block, smem, kernel, params = std::move(params)]() {
+        std::function<void()> body = [&params, kernel]() { std::apply(kernel, params); };
+        LaunchInfo L{name, file, line, grid, block, smem, &body};
+        run_launch(L);
+    });
 }
 
 } // namespace emu
@@ -110,13 +301,13 @@ template <class T> inline cudaError_t cudaMallocHost(T **p, size_t n) { return c
 template <class T>
 inline cudaError_t cudaMemcpyToSymbol(const T &symbol, const void *src, size_t count, size_t offset = 0,
                                       cudaMemcpyKind = cudaMemcpyHostToDevice) {
-    memcpy((char *)&symbol + offset, src, count);
+    emu::enqueue_and_wait(nullptr, [&] { memcpy((char *)&symbol + offset, src, count); });
     return cudaSuccess;
 }
 template <class T>
 inline cudaError_t cudaMemcpyFromSymbol(void *dst, const T &symbol, size_t count, size_t offset = 0,
                                         cudaMemcpyKind = cudaMemcpyDeviceToHost) {
-    memcpy(dst, (const char *)&symbol + offset, count);
+    emu::enqueue_and_wait(nullptr, [&] { memcpy(dst, (const char *)&symbol + offset, count); });
     return cudaSuccess;
 }
 template <class T> inline cudaError_t cudaFuncSetAttribute(T *kernel, cudaFuncAttribute attr, int value) {
@@ -135,46 +326,97 @@ RLC_EMU_API cudaError_t cudaMalloc(void **p, size_t n) {
     memset(q, 0xFF, n);
     {
         std::lock_guard<std::mutex> lk(emu::runtime().mu);
-        emu::runtime().allocs[q] = n;
+        emu::runtime().allocs[(uintptr_t)q] = n;
     }
     *p = q;
     return cudaSuccess;
 }
+namespace emu {
+inline cudaError_t free_now(void *p) {
+    {
+        std::lock_guard<std::mutex> lk(runtime().mu);
+        if (!runtime().allocs.erase((uintptr_t)p)) {
+            fprintf(stderr, "rlc-emu: cudaFree(%p): not a pointer returned by cudaMalloc\n", p);
+            return set_error(cudaErrorInvalidValue);
+        }
+    }
+    free(p);
+    return cudaSuccess;
+}
+} // namespace emu
 RLC_EMU_API cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    emu::run_all(); // cudaFree synchronises the device: queued work may still use p
+    return emu::free_now(p);
+}
+RLC_EMU_API cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
+RLC_EMU_API cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
     if (!p) return cudaSuccess;
     {
         std::lock_guard<std::mutex> lk(emu::runtime().mu);
-        if (!emu::runtime().allocs.erase(p)) {
-            fprintf(stderr, "rlc-emu: cudaFree(%p): not a pointer returned by cudaMalloc\n", p);
+        if (!emu::runtime().allocs.count((uintptr_t)p)) {
+            fprintf(stderr, "rlc-emu: cudaFreeAsync(%p): not a pointer returned by cudaMalloc\n", p);
+            return emu::set_error(cudaErrorInvalidValue);
+        }
+    }
+    emu::enqueue(s, [p] { emu::free_now(p); }); // freed in stream order
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaMallocHost(void **p, size_t n) {
+    *p = malloc(n ? n : 1);
+    if (!*p) return emu::set_error(cudaErrorMemoryAllocation);
+    std::lock_guard<std::mutex> lk(emu::runtime().mu);
+    emu::runtime().pinned[(uintptr_t)*p] = n;
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) { return cudaMallocHost(p, n); }
+RLC_EMU_API cudaError_t cudaFreeHost(void *p) {
+    if (!p) return cudaSuccess;
+    emu::run_all(); // as cudaFree: queued copies may still read or write it
+    {
+        std::lock_guard<std::mutex> lk(emu::runtime().mu);
+        if (!emu::runtime().pinned.erase((uintptr_t)p)) {
+            fprintf(stderr, "rlc-emu: cudaFreeHost(%p): not a pointer returned by cudaMallocHost\n", p);
             return emu::set_error(cudaErrorInvalidValue);
         }
     }
     free(p);
     return cudaSuccess;
 }
-RLC_EMU_API cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
-RLC_EMU_API cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
-RLC_EMU_API cudaError_t cudaMallocHost(void **p, size_t n) {
-    *p = malloc(n ? n : 1);
-    return *p ? cudaSuccess : emu::set_error(cudaErrorMemoryAllocation);
-}
-RLC_EMU_API cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) { return cudaMallocHost(p, n); }
-RLC_EMU_API cudaError_t cudaFreeHost(void *p) {
-    free(p);
+RLC_EMU_API cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
+    if (!n) return cudaSuccess;
+    if (!emu::defer_enabled()) {
+        memcpy(dst, src, n);
+        return cudaSuccess;
+    }
+    // Which sides are pageable host memory (accessed at the call); pinned host memory and device memory are
+    // accessed when the copy runs. cudaMemcpyDefault: whatever cudaMalloc did not return is host memory.
+    const bool src_host = k == cudaMemcpyDefault ? !emu::is_device(src) : k == cudaMemcpyHostToDevice ||
+                                                                               k == cudaMemcpyHostToHost;
+    const bool dst_host = k == cudaMemcpyDefault ? !emu::is_device(dst) : k == cudaMemcpyDeviceToHost ||
+                                                                               k == cudaMemcpyHostToHost;
+    const bool src_pageable = src_host && !emu::is_pinned(src, n), dst_pageable = dst_host && !emu::is_pinned(dst, n);
+    if (src_pageable) { // staged at the call
+        std::shared_ptr<std::vector<unsigned char>> st =
+            std::make_shared<std::vector<unsigned char>>((const unsigned char *)src, (const unsigned char *)src + n);
+        if (dst_pageable) emu::enqueue_and_wait(s, [dst, st] { memcpy(dst, st->data(), st->size()); });
+        else emu::enqueue(s, [dst, st] { memcpy(dst, st->data(), st->size()); });
+    } else if (dst_pageable) {
+        emu::enqueue_and_wait(s, [dst, src, n] { memcpy(dst, src, n); });
+    } else {
+        emu::enqueue(s, [dst, src, n] { memcpy(dst, src, n); });
+    }
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
-    if (n) memcpy(dst, src, n);
+    if (n) emu::enqueue_and_wait(nullptr, [dst, src, n] { memcpy(dst, src, n); }); // a NULL-stream copy, waited for
     return cudaSuccess;
 }
-RLC_EMU_API cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t) {
-    return cudaMemcpy(dst, src, n, k);
-}
-RLC_EMU_API cudaError_t cudaMemset(void *p, int v, size_t n) {
-    if (n) memset(p, v, n);
+RLC_EMU_API cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    if (n) emu::enqueue(s, [p, v, n] { memset(p, v, n); });
     return cudaSuccess;
 }
-RLC_EMU_API cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) { return cudaMemset(p, v, n); }
+RLC_EMU_API cudaError_t cudaMemset(void *p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
 // An 80 GiB device of which 64 GiB are free before the program's own allocations, which then count against it.
 RLC_EMU_API cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
     size_t used = 0;
@@ -188,42 +430,105 @@ RLC_EMU_API cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
     return cudaSuccess;
 }
 
-RLC_EMU_API cudaError_t cudaStreamCreate(cudaStream_t *s) {
-    *s = new CUstream_st{0};
-    return cudaSuccess;
-}
 RLC_EMU_API cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
-    *s = new CUstream_st{(int)flags};
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const uint64_t id = Q.next_stream++;
+    Q.streams[id].blocking = !(flags & cudaStreamNonBlocking);
+    *s = new CUstream_st{(int)flags, id};
     return cudaSuccess;
 }
+RLC_EMU_API cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
 RLC_EMU_API cudaError_t cudaStreamCreateWithPriority(cudaStream_t *s, unsigned flags, int) {
     return cudaStreamCreateWithFlags(s, flags);
 }
 RLC_EMU_API cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if ((uintptr_t)s <= 2) return emu::set_error(cudaErrorInvalidResourceHandle);
+    emu::Queues &Q = emu::queues();
+    {
+        std::lock_guard<std::recursive_mutex> lk(Q.mu);
+        emu::run_stream(s); // CUDA completes a destroyed stream's work
+        Q.streams.erase(s->id);
+    }
     delete s;
     return cudaSuccess;
 }
-RLC_EMU_API cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-RLC_EMU_API cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-RLC_EMU_API cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
-RLC_EMU_API cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+RLC_EMU_API cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    emu::run_stream(s);
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaStreamQuery(cudaStream_t s) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    auto it = Q.streams.find(emu::stream_id(s));
+    if (it == Q.streams.end() || it->second.q.empty()) return cudaSuccess;
+    emu::StreamQueue &sq = it->second;
+    if (sq.queried != sq.q.back().seq) { // not ready, once; a poll that asks again gets the work run
+        sq.queried = sq.q.back().seq;
+        return cudaErrorNotReady;
+    }
+    emu::run_stream(s);
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaDeviceSynchronize(void) {
+    emu::run_all();
+    return cudaSuccess;
+}
 RLC_EMU_API cudaError_t cudaEventCreate(cudaEvent_t *e) {
-    *e = new CUevent_st{0.0};
+    *e = new CUevent_st{std::make_shared<emu::EventState>()};
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
 RLC_EMU_API cudaError_t cudaEventDestroy(cudaEvent_t e) {
-    delete e;
+    delete e; // a queued marker keeps the state alive
     return cudaSuccess;
 }
-RLC_EMU_API cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-    e->t_ms = emu::now_ms();
+RLC_EMU_API cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    std::shared_ptr<emu::EventState> st = e->st;
+    const uint64_t gen = ++st->gen;
+    st->recorded = true;
+    st->done = false;
+    st->queried = false;
+    st->stream = emu::stream_id(s);
+    st->seq = emu::enqueue(s, [st, gen] {
+        if (st->gen != gen) return; // recorded again since: the newer marker completes it
+        st->t_ms = emu::now_ms();
+        st->done = true;
+    });
     return cudaSuccess;
 }
-RLC_EMU_API cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-RLC_EMU_API cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
+RLC_EMU_API cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const emu::EventState &st = *e->st;
+    // the record as it is now (a later record does not change what s waits for); nothing if never recorded
+    if (Q.defer && st.recorded && !st.done) emu::enqueue(s, [] {}, {emu::Dep{st.stream, st.seq}});
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    std::lock_guard<std::recursive_mutex> lk(emu::queues().mu);
+    const emu::EventState &st = *e->st;
+    if (st.recorded && !st.done) emu::run_until(st.stream, st.seq);
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaEventQuery(cudaEvent_t e) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    emu::EventState &st = *e->st;
+    if (!st.recorded || st.done) return cudaSuccess;
+    if (!st.queried) { // not ready, once; a poll that asks again gets the work run
+        st.queried = true;
+        return cudaErrorNotReady;
+    }
+    emu::run_until(st.stream, st.seq);
+    return cudaSuccess;
+}
 RLC_EMU_API cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
-    *ms = (float)(b->t_ms - a->t_ms);
+    std::lock_guard<std::recursive_mutex> lk(emu::queues().mu);
+    if (!a->st->done || !b->st->done) return cudaErrorNotReady; // CUDA: not recorded, or not yet completed
+    *ms = (float)(b->st->t_ms - a->st->t_ms);
     return cudaSuccess;
 }
 
@@ -240,6 +545,8 @@ RLC_EMU_API const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     default: return "cudaErrorUnknown";
     }
 }
@@ -250,6 +557,8 @@ RLC_EMU_API const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     default: return "unknown error";
     }
 }
