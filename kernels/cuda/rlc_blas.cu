@@ -71,6 +71,7 @@ static void gemm_bf16_bias(int trans_a, int trans_b, int M, int N, int K, float 
 extern "C" int rlc_blas_gemm_bf16_bias(rlc_blas *h, int trans_a, int trans_b, int M, int N, int K, float alpha,
                                        const void *A, int lda, const void *B, int ldb, const void *bias, void *C,
                                        int ldc) {
+    if ((uintptr_t)bias % RLC_BLAS_BIAS_ALIGN) return 1; // as on a GPU (rlc_blas.h)
     emu::enqueue(h->stream, [=] { gemm_bf16_bias(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, bias, C, ldc); });
     return 0;
 }
