@@ -18,6 +18,9 @@
 //      shapes).
 //   3. rlc_ops_cuda_release keeps the precision mode: a model allocated in fp32 mode still runs its forward after
 //      a release and a restart (the restart used to reset the mode to the default, mixed).
+//   4. (emulator only) A decode step in mixed precision never waits for the device: rlc_model_decode returns with
+//      all of its work still queued (the emulator's deferred mode runs no queued operation during the call), so on
+//      a GPU the host enqueues the next step while the device runs this one. Its logits equal an eager run's.
 // The model has head dim 64 (dim 128, 2 query heads, 1 KV head, MLP 200, q/k/v biases, untied LM head, a value
 // head: every buffer of rlc_model_init), max_tokens 100, a KV cache of 3 slots of 40 tokens.
 #define _Noreturn [[noreturn]] // C11 spelling in the C headers below
@@ -34,6 +37,9 @@ extern "C" {
 #include <vector>
 
 #include "ops_cuda.h"
+#ifdef RLC_EMU
+#include "rlc_cuda.h"
+#endif
 #include "test_common.h"
 #include "test_util.h"
 
@@ -198,6 +204,51 @@ static void test_release_keeps_mode() {
     rlc_model_free(&m);
 }
 
+#ifdef RLC_EMU
+// ------------------------------------------------------------------------------------------------ 4. decode, no sync
+
+// The logits of one decode step of SLOTS rows after a 5-token prefill per slot (a warm-up step first: the logits
+// buffer and the workspace are allocated there, and a cudaFree synchronises). *ran_during: queued operations run
+// while rlc_model_decode was running; *queued_by: operations it left queued.
+static std::vector<float> decode_logits(bool defer, size_t *ran_during, size_t *queued_by) {
+    emu::set_defer(defer);
+    rlc_model m;
+    model_in_mode(&m, RLC_CUDA_MIXED);
+    rlc_kv_cache kv;
+    CHECK(rlc_kv_cache_init(&kv, &m, SLOTS, CAP) == 0, "KV cache init");
+    const int tok[5] = {1, 5, 9, 2, 7};
+    int slots[SLOTS], toks[SLOTS];
+    for (int s = 0; s < SLOTS; s++) {
+        rlc_model_prefill(&m, &kv, s, tok + s, 5 - s, NULL);
+        slots[s] = s;
+        toks[s] = 11 + s;
+    }
+    rlc_model_decode(&m, &kv, slots, toks, SLOTS, NULL); // warm-up
+    RLC_CUDA_CHECK(cudaDeviceSynchronize());
+    for (int s = 0; s < SLOTS; s++) toks[s] = 20 + 3 * s;
+    const size_t ran0 = emu::ops_run(), pend0 = emu::ops_pending();
+    const rlc_f *lg = rlc_model_decode(&m, &kv, slots, toks, SLOTS, NULL);
+    *ran_during = emu::ops_run() - ran0;
+    *queued_by = emu::ops_pending() - pend0;
+    std::vector<float> out((size_t)SLOTS * m.cfg.vocab_size);
+    GPU->download(out.data(), lg, out.size() * sizeof(float));
+    rlc_kv_cache_free(&kv, &m);
+    rlc_model_free(&m);
+    return out;
+}
+
+static void test_decode_no_sync() {
+    size_t ran, queued, ran_e, queued_e;
+    std::vector<float> eager = decode_logits(false, &ran_e, &queued_e);
+    std::vector<float> deferred = decode_logits(true, &ran, &queued);
+    printf("decode step (mixed, head dim 64, %d rows): %zu operations left queued, %zu run during the call\n", SLOTS,
+           queued, ran);
+    CHECK(ran == 0, "rlc_model_decode waited for the device: %zu queued operations ran during the call", ran);
+    CHECK(queued >= (size_t)(10 * model_cfg().n_layers), "rlc_model_decode left only %zu operations queued", queued);
+    CHECK(eager == deferred, "a decode step's logits differ between the eager and the deferred mode");
+}
+#endif
+
 int main() {
     // first, before this process touches the device
     test_deaths();
@@ -215,6 +266,9 @@ int main() {
     printf("activations for %d tokens: %zu bytes in mixed precision, %zu in fp32 (%.1f%%); KV cache %zu vs %zu\n",
            T_MAX, b[2].acts, b[0].acts, 100.0 * (double)b[2].acts / (double)b[0].acts, b[2].kv, b[0].kv);
     test_release_keeps_mode();
+#ifdef RLC_EMU
+    test_decode_no_sync();
+#endif
     rlc_ops_cuda_set_precision(RLC_CUDA_FP32);
     rlc_ops_cuda_release();
     return test_finish("test_mixed_model");

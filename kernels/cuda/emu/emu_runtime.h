@@ -142,6 +142,7 @@ struct Queues {
     std::map<uint64_t, StreamQueue> streams; // 0: the NULL stream; std::map: references stay valid
     // RLC_EMU_DEFER_STATS=1: at exit, how much was deferred (operations queued, the most pending at once)
     size_t pending = 0, max_pending = 0, queued = 0;
+    size_t ran = 0; // queued operations run so far (ops_run: a test can tell that a call never waited for the device)
     Queues() {
         streams[0];
         if (const char *s = getenv("RLC_EMU_DEFER_STATS"))
@@ -179,6 +180,7 @@ inline void run_until(uint64_t sid, uint64_t seq) {
         Op op = std::move(sq.q.front());
         sq.q.pop_front();
         Q.pending--;
+        Q.ran++;
         op.fn();
     }
 }
@@ -227,6 +229,18 @@ inline void enqueue_and_wait(cudaStream_t s, std::function<void()> fn) {
 }
 
 inline bool defer_enabled() { return queues().defer; }
+// API for tests: queued operations run so far. Unchanged across a call in the deferred mode = the call never waited
+// for the device (on a GPU the host would have run ahead of it).
+inline size_t ops_run() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    return Q.ran;
+}
+inline size_t ops_pending() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    return Q.pending;
+}
 // API for tests: switch between the deferred and the eager mode (pending work runs first).
 inline void set_defer(bool on) {
     Queues &Q = queues();
