@@ -469,9 +469,12 @@ static rlc_comm *emu_create(int nranks, int rank, const unsigned char *id, doubl
     return c;
 }
 
-// The common start of an enqueue: a usable communicator, the fault injection, and the order of collectives on
-// the stream: an input that overlaps a pending collective's output waits for it.
-static int emu_begin(rlc_comm *c, const char *what, const void *in, size_t in_bytes) {
+// The common start of an enqueue: the stream's queued work (the emulator's deferred mode), with what it waits
+// for, runs first, since the collective reads its input at the call; then a usable communicator, the fault
+// injection, and the order of collectives on the stream: an input that overlaps a pending collective's output
+// waits for it.
+static int emu_begin(rlc_comm *c, const char *what, const void *in, size_t in_bytes, void *stream) {
+    emu::run_stream((cudaStream_t)stream);
     if (c->aborted) return comm_fail(c, "%s: the communicator was aborted after an earlier error", what);
     c->calls++;
     if (c->calls == c->fail_at) {
@@ -519,9 +522,10 @@ static int emu_started(rlc_comm *c, std::unique_ptr<EmuCollective> op, int rc, c
 }
 
 // recv (n) = sum over ranks of send (n); esize 4 (fp32) or 2 (bf16).
-static int emu_allreduce(rlc_comm *c, const void *send, void *recv, size_t n, size_t esize, const char *what) {
+static int emu_allreduce(rlc_comm *c, const void *send, void *recv, size_t n, size_t esize, const char *what,
+                         void *stream) {
     int cnt = 0, total = 0; // total: the receive buffer must be addressable with int offsets too
-    if (emu_begin(c, what, send, n * esize) != 0 || emu_int(c, n * esize, &cnt, what) != 0 ||
+    if (emu_begin(c, what, send, n * esize, stream) != 0 || emu_int(c, n * esize, &cnt, what) != 0 ||
         emu_int(c, n * esize * (size_t)c->nranks, &total, what) != 0)
         return -1;
     std::unique_ptr<EmuCollective> op(new EmuCollective());
@@ -535,10 +539,10 @@ static int emu_allreduce(rlc_comm *c, const void *send, void *recv, size_t n, si
     return emu_started(c, std::move(op), rc, "MPI_Iallgather", what);
 }
 
-static int emu_broadcast(rlc_comm *c, void *buf, size_t bytes, int root) {
+static int emu_broadcast(rlc_comm *c, void *buf, size_t bytes, int root, void *stream) {
     const char *what = "broadcast";
     int cnt = 0;
-    if (emu_begin(c, what, buf, bytes) != 0 || emu_int(c, bytes, &cnt, what) != 0) return -1;
+    if (emu_begin(c, what, buf, bytes, stream) != 0 || emu_int(c, bytes, &cnt, what) != 0) return -1;
     if (root < 0 || root >= c->nranks) {
         c->aborted = 1;
         return comm_fail(c, "broadcast: root %d out of range (%d ranks)", root, c->nranks);
@@ -553,10 +557,10 @@ static int emu_broadcast(rlc_comm *c, void *buf, size_t bytes, int root) {
     return emu_started(c, std::move(op), rc, "MPI_Ibcast", what);
 }
 
-static int emu_allgather(rlc_comm *c, const void *send, void *recv, size_t bytes) {
+static int emu_allgather(rlc_comm *c, const void *send, void *recv, size_t bytes, void *stream) {
     const char *what = "all-gather";
     int cnt = 0, total = 0;
-    if (emu_begin(c, what, send, bytes) != 0 || emu_int(c, bytes, &cnt, what) != 0 ||
+    if (emu_begin(c, what, send, bytes, stream) != 0 || emu_int(c, bytes, &cnt, what) != 0 ||
         emu_int(c, bytes * (size_t)c->nranks, &total, what) != 0)
         return -1;
     std::unique_ptr<EmuCollective> op(new EmuCollective());
@@ -572,10 +576,10 @@ static int emu_allgather(rlc_comm *c, const void *send, void *recv, size_t bytes
 // Reduce-scatter by all-to-all: rank q's part of send (send_n) is send[part_lo[q], part_lo[q] + part_n[q]) on
 // every rank; each rank receives its part from every rank, and sums them in rank order into out (part_n[rank]).
 static int emu_reduce_scatter(rlc_comm *c, const float *send, size_t send_n, const size_t *part_lo,
-                              const size_t *part_n, float *out, const char *what) {
+                              const size_t *part_n, float *out, const char *what, void *stream) {
     const int R = c->nranks;
     const size_t mine = part_n[c->rank];
-    if (emu_begin(c, what, send, send_n * 4) != 0) return -1;
+    if (emu_begin(c, what, send, send_n * 4, stream) != 0) return -1;
     std::unique_ptr<EmuCollective> op(new EmuCollective());
     op->finish = EmuCollective::SUM_F32;
     op->send.assign((const unsigned char *)send, (const unsigned char *)(send + send_n));
@@ -594,11 +598,11 @@ static int emu_reduce_scatter(rlc_comm *c, const float *send, size_t send_n, con
     return emu_started(c, std::move(op), rc, "MPI_Ialltoallv", what);
 }
 
-static int emu_allgather_shards(rlc_comm *c, float *x, const size_t *starts) {
+static int emu_allgather_shards(rlc_comm *c, float *x, const size_t *starts, void *stream) {
     const char *what = "all-gather of shards";
     const int R = c->nranks;
     const size_t lo = starts[c->rank], hi = starts[c->rank + 1], n = starts[R];
-    if (emu_begin(c, what, x + lo, (hi - lo) * 4) != 0) return -1;
+    if (emu_begin(c, what, x + lo, (hi - lo) * 4, stream) != 0) return -1;
     std::unique_ptr<EmuCollective> op(new EmuCollective());
     op->finish = EmuCollective::COPY;
     op->send.assign((const unsigned char *)(x + lo), (const unsigned char *)(x + hi));
@@ -666,43 +670,37 @@ static int comm_copy(rlc_comm *c, void *dst, const void *src, size_t bytes, void
 }
 
 #ifdef RLC_COMM_MPI
-// Several ranks: the stream's queued work (the emulator's deferred mode), with what it waits for, runs first, since
-// the collective reads its input at the call.
-#define EMU_MPI(c, stream, call)                                                                                 \
-    if ((c)->nranks > 1) {                                                                                     \
-        emu::run_stream((cudaStream_t)(stream));                                                               \
-        return call;                                                                                           \
-    }
+#define EMU_MPI(c, call) \
+    if ((c)->nranks > 1) return call
 #else
-#define EMU_MPI(c, stream, call)
+#define EMU_MPI(c, call)
 #endif
 
 extern "C" int rlc_comm_allreduce_sum_f32(rlc_comm *c, const float *send, float *recv, size_t n, void *stream) {
-    EMU_MPI(c, stream, emu_allreduce(c, send, recv, n, 4, "all-reduce"));
+    EMU_MPI(c, emu_allreduce(c, send, recv, n, 4, "all-reduce", stream));
     return comm_copy(c, recv, send, n * 4, stream);
 }
 extern "C" int rlc_comm_allreduce_sum_bf16(rlc_comm *c, const void *send, void *recv, size_t n, void *stream) {
-    EMU_MPI(c, stream, emu_allreduce(c, send, recv, n, 2, "all-reduce (bf16)"));
+    EMU_MPI(c, emu_allreduce(c, send, recv, n, 2, "all-reduce (bf16)", stream));
     return comm_copy(c, recv, send, n * 2, stream);
 }
 extern "C" int rlc_comm_broadcast(rlc_comm *c, void *buf, size_t bytes, int root, void *stream) {
-    EMU_MPI(c, stream, emu_broadcast(c, buf, bytes, root));
+    EMU_MPI(c, emu_broadcast(c, buf, bytes, root, stream));
     (void)buf, (void)bytes, (void)stream;
     if (root == 0) return 0;
     snprintf(c->err, sizeof c->err, "broadcast: root %d out of range (1 rank)", root);
     return -1;
 }
 extern "C" int rlc_comm_allgather(rlc_comm *c, const void *send, void *recv, size_t bytes, void *stream) {
-    EMU_MPI(c, stream, emu_allgather(c, send, recv, bytes));
+    EMU_MPI(c, emu_allgather(c, send, recv, bytes, stream));
     return comm_copy(c, recv, send, bytes, stream);
 }
 extern "C" int rlc_comm_reduce_scatter_sum_f32(rlc_comm *c, const float *send, float *recv, size_t n, void *stream) {
 #ifdef RLC_COMM_MPI
     if (c->nranks > 1) { // rank q's slice is send[q n, (q + 1) n)
-        emu::run_stream((cudaStream_t)stream);
         std::vector<size_t> lo((size_t)c->nranks), cnt((size_t)c->nranks, n);
         for (int q = 0; q < c->nranks; q++) lo[(size_t)q] = (size_t)q * n;
-        return emu_reduce_scatter(c, send, n * (size_t)c->nranks, lo.data(), cnt.data(), recv, "reduce-scatter");
+        return emu_reduce_scatter(c, send, n * (size_t)c->nranks, lo.data(), cnt.data(), recv, "reduce-scatter", stream);
     }
 #endif
     return comm_copy(c, recv, send, n * 4, stream);
@@ -711,7 +709,6 @@ extern "C" int rlc_comm_reduce_scatter_range_f32(rlc_comm *c, const float *x, fl
                                                  size_t lo, size_t hi, void *stream) {
 #ifdef RLC_COMM_MPI
     if (c->nranks > 1) { // each rank's part of [lo, hi): [a_q, b_q), read from x + lo at offset a_q - lo
-        emu::run_stream((cudaStream_t)stream);
         std::vector<size_t> off((size_t)c->nranks), cnt((size_t)c->nranks);
         for (int q = 0; q < c->nranks; q++) {
             const size_t a = lo > starts[q] ? lo : starts[q], b = hi < starts[q + 1] ? hi : starts[q + 1];
@@ -721,7 +718,7 @@ extern "C" int rlc_comm_reduce_scatter_range_f32(rlc_comm *c, const float *x, fl
         const size_t a = lo > starts[c->rank] ? lo : starts[c->rank];
         return emu_reduce_scatter(c, x + lo, hi > lo ? hi - lo : 0, off.data(), cnt.data(),
                                   out + (cnt[(size_t)c->rank] ? a - starts[c->rank] : 0),
-                                  "reduce-scatter (range)");
+                                  "reduce-scatter (range)", stream);
     }
 #endif
     // one rank owns [starts[0], starts[1]): the part of [lo, hi) inside it, at shard-local offsets
@@ -729,7 +726,7 @@ extern "C" int rlc_comm_reduce_scatter_range_f32(rlc_comm *c, const float *x, fl
     return b > a ? comm_copy(c, out + (a - starts[0]), x + a, (b - a) * 4, stream) : 0;
 }
 extern "C" int rlc_comm_allgather_shards_f32(rlc_comm *c, float *x, const size_t *starts, void *stream) {
-    EMU_MPI(c, stream, emu_allgather_shards(c, x, starts));
+    EMU_MPI(c, emu_allgather_shards(c, x, starts, stream));
     (void)c, (void)x, (void)starts, (void)stream; // one rank: every shard is already in place
     return 0;
 }
