@@ -94,25 +94,17 @@ inline double now_ms() {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Whether [p, p + n) lies in pinned host memory (cudaMallocHost / cudaHostAlloc).
-inline bool is_pinned(const void *p, size_t n) {
+// Whether [p, p + n) lies inside one block of `blocks` (start -> bytes; an empty block holds its first byte).
+inline bool in_block(const std::map<uintptr_t, size_t> &blocks, const void *p, size_t n) {
     std::lock_guard<std::mutex> lk(runtime().mu);
-    auto &m = runtime().pinned;
-    auto it = m.upper_bound((uintptr_t)p);
-    if (it == m.begin()) return false;
+    auto it = blocks.upper_bound((uintptr_t)p);
+    if (it == blocks.begin()) return false;
     --it;
     return (uintptr_t)p + n <= it->first + (it->second ? it->second : 1);
 }
-
-// Whether p points into device memory (cudaMalloc).
-inline bool is_device(const void *p) {
-    std::lock_guard<std::mutex> lk(runtime().mu);
-    auto &m = runtime().allocs;
-    auto it = m.upper_bound((uintptr_t)p);
-    if (it == m.begin()) return false;
-    --it;
-    return (uintptr_t)p < it->first + (it->second ? it->second : 1);
-}
+// Pinned host memory (cudaMallocHost / cudaHostAlloc), and device memory (cudaMalloc).
+inline bool is_pinned(const void *p, size_t n) { return in_block(runtime().pinned, p, n); }
+inline bool is_device(const void *p) { return in_block(runtime().allocs, p, 1); }
 
 // ---------------------------------------------------------------------------------------------------------
 // Stream queues (the deferred mode)
