@@ -69,13 +69,11 @@ int main(int argc, char **argv) {
             float *y;
             cudaMalloc((void **)&y, 64 * 4);
             RLC_LAUNCH(bug_divergent_barrier, 1, 64, 0, 0, y);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "barrier divergence");
         emu_test::expect_death("exit_before_barrier", [] {
             float *y;
             cudaMalloc((void **)&y, 64 * 4);
             RLC_LAUNCH(bug_exit_before_barrier, 1, 64, 0, 0, y, 40);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "have exited");
     }
     if (want("wrong_mask")) {
@@ -83,13 +81,11 @@ int main(int argc, char **argv) {
             float *y;
             cudaMalloc((void **)&y, 32 * 4);
             RLC_LAUNCH(bug_wrong_mask, 1, 32, 0, 0, y);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "mask 0x0000ffff"); // lane 15 reads lane 16 outside the mask, or lane 16 is not in its own mask
         emu_test::expect_death("mask_mismatch", [] {
             float *y;
             cudaMalloc((void **)&y, 32 * 4);
             RLC_LAUNCH(bug_mask_mismatch, 1, 32, 0, 0, y);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "warp collective mismatch");
     }
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
@@ -99,7 +95,6 @@ int main(int argc, char **argv) {
             cudaMalloc((void **)&y, 32 * 4);
             cudaMemset(y, 0, 32 * 4);
             RLC_LAUNCH(bug_stack_overflow, 1, 32, 0, 0, y);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "stack overflow");
     }
 #endif
@@ -109,7 +104,6 @@ int main(int argc, char **argv) {
             float *y;
             cudaMalloc((void **)&y, 100 * 4);
             RLC_LAUNCH(bug_oob_write, 4, 32, 0, 0, y, 100);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "heap-buffer-overflow");
     }
 #else
@@ -123,7 +117,6 @@ int main(int argc, char **argv) {
             cudaMalloc((void **)&c, 4);
             cudaMemset(c, 0, 4);
             RLC_LAUNCH(bug_block_race, 8, 32, 0, 0, c);
-            cudaDeviceSynchronize(); // queued work runs (and fails) here
         }, "data race");
     }
 #else
