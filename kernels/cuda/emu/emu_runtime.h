@@ -127,6 +127,8 @@ struct StreamQueue {
     std::deque<Op> q;
     uint64_t queried = 0; // the last operation a cudaStreamQuery answered cudaErrorNotReady for
 };
+struct Queues;
+inline Queues &queues();
 struct Queues {
     std::recursive_mutex mu;
     bool defer = load_defer();
@@ -139,19 +141,17 @@ struct Queues {
         streams[0];
         if (const char *s = getenv("RLC_EMU_DEFER_STATS"))
             if (s[0] == '1') atexit([] {
-                Queues &Q = queues_stats();
+                Queues &Q = queues();
                 fprintf(stderr, "rlc-emu: deferred mode: %zu operations queued, at most %zu pending at once, %zu "
                                 "never run\n", Q.queued, Q.max_pending, Q.pending);
             });
     }
-    static Queues &queues_stats();
 };
 // Never destroyed: the stats at exit, and CUDA calls from other static destructors, may still use it.
 inline Queues &queues() {
     static Queues &q = *new Queues;
     return q;
 }
-inline Queues &Queues::queues_stats() { return queues(); }
 
 inline uint64_t stream_id(cudaStream_t s) {
     // cudaStreamLegacy and cudaStreamPerThread (handles 1, 2) are the NULL stream here (one host thread enqueues)
