@@ -56,13 +56,6 @@
 
 #include "rlc_cuda.h"
 
-// nvcc unrolls these loops fully (register arrays indexed by the loop variable must not go to local memory);
-// g++ (the emulator) would warn about an unknown pragma.
-#if defined(__CUDACC__)
-#define ATT_UNROLL _Pragma("unroll")
-#else
-#define ATT_UNROLL
-#endif
 
 #define ATT_THREADS 128 // 4 warps: the decode and the D kernel of the backward
 #define ATT_BM 64       // rows per tile of the early return of forward / backward on an empty batch
@@ -200,7 +193,7 @@ __device__ __forceinline__ void att_load_rows(bf16 *s, const bf16 *g, int ld, in
     constexpr int CPR = HD / 8, TOTAL = ROWS * CPR, ITERS = (TOTAL + NTHR - 1) / NTHR, RSTEP = NTHR / CPR;
     static_assert(NTHR % CPR == 0, "threads must cover whole rows");
     const int r0 = i / CPR, cc = (i % CPR) * 8;
-    ATT_UNROLL
+    RLC_UNROLL
     for (int it = 0; it < ITERS; it++) {
         const int r = r0 + it * RSTEP;
         if (TOTAL % NTHR != 0 && r >= ROWS) break;
@@ -255,10 +248,10 @@ template <int MT, int SN, int NT, bool LAZY>
 __device__ __forceinline__ void att_softmax(float (&s)[MT][SN][4], float (&o)[MT][NT][4], float (&m)[MT][2],
                                             float (&l)[MT][2], float sl2) {
     float mx[MT][2];
-    ATT_UNROLL
+    RLC_UNROLL
     for (int mt = 0; mt < MT; mt++) {
         float a = -INFINITY, c = -INFINITY;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < SN; nt++) {
             a = fmaxf(a, fmaxf(s[mt][nt][0], s[mt][nt][1]));
             c = fmaxf(c, fmaxf(s[mt][nt][2], s[mt][nt][3]));
@@ -269,31 +262,31 @@ __device__ __forceinline__ void att_softmax(float (&s)[MT][SN][4], float (&o)[MT
     bool rescale = true;
     if (LAZY) {
         bool need = false;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int mt = 0; mt < MT; mt++)
-            ATT_UNROLL
+            RLC_UNROLL
             for (int r = 0; r < 2; r++) need = need || mx[mt][r] > m[mt][r] + ATT_LAZY_SLACK; // false while -inf
         rescale = __any_sync(ATT_FULL, need);
     }
     if (rescale) {
-        ATT_UNROLL
+        RLC_UNROLL
         for (int mt = 0; mt < MT; mt++) {
-            ATT_UNROLL
+            RLC_UNROLL
             for (int r = 0; r < 2; r++) {
                 const float mn = fmaxf(m[mt][r], mx[mt][r]);
                 const float alpha = att_exp2(m[mt][r] - (mn == -INFINITY ? 0.0f : mn)); // 0 from -inf
                 m[mt][r] = mn;
                 l[mt][r] *= alpha;
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int nt = 0; nt < NT; nt++) o[mt][nt][2 * r] *= alpha, o[mt][nt][2 * r + 1] *= alpha;
             }
         }
     }
-    ATT_UNROLL
+    RLC_UNROLL
     for (int mt = 0; mt < MT; mt++) {
         // a row with every key masked so far keeps its probabilities at exp2(-inf) = 0
         const float mu0 = m[mt][0] == -INFINITY ? 0.0f : m[mt][0], mu1 = m[mt][1] == -INFINITY ? 0.0f : m[mt][1];
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < SN; nt++) {
             s[mt][nt][0] = att_exp2(fmaf(s[mt][nt][0], sl2, -mu0));
             s[mt][nt][1] = att_exp2(fmaf(s[mt][nt][1], sl2, -mu0));
@@ -310,16 +303,16 @@ __device__ __forceinline__ void att_softmax(float (&s)[MT][SN][4], float (&o)[MT
 template <int MT, int SN, int NT>
 __device__ __forceinline__ void att_pv(float (&o)[MT][NT][4], const float (&s)[MT][SN][4], const bf16 *sV, int lds,
                                        int lane) {
-    ATT_UNROLL
+    RLC_UNROLL
     for (int kk = 0; kk < SN / 2; kk++) {
         uint32_t a[MT][4];
-        ATT_UNROLL
+        RLC_UNROLL
         for (int mt = 0; mt < MT; mt++) att_acc_to_a(a[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
-        ATT_UNROLL
+        RLC_UNROLL
         for (int np = 0; np < NT / 2; np++) {
             uint32_t b0[2], b1[2];
             att_ldm_b(b0, b1, sV, lds, kk * 16, np * 16, lane);
-            ATT_UNROLL
+            RLC_UNROLL
             for (int mt = 0; mt < MT; mt++) {
                 rlc_mma_m16n8k16_bf16(o[mt][2 * np], a[mt], b0, o[mt][2 * np]);
                 rlc_mma_m16n8k16_bf16(o[mt][2 * np + 1], a[mt], b1, o[mt][2 * np + 1]);
@@ -368,10 +361,10 @@ __global__ void __launch_bounds__(NW * 32, MINB)
     const bool live = wq0 < L;            // some row of the warp is in the sequence
     const int r0 = wq0 + g4;              // this lane's rows: r0 + 16 mt + 8 half
     float o[MT][NT][4], m[MT][2], l[MT][2];
-    ATT_UNROLL
+    RLC_UNROLL
     for (int mt = 0; mt < MT; mt++) {
         m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < NT; nt++) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.0f;
     }
     uint32_t qf[QREG ? MT : 1][QREG ? KS : 1][4];
@@ -390,40 +383,40 @@ __global__ void __launch_bounds__(NW * 32, MINB)
         const int kb = j * BN;
         if (!live || kb > wq1) continue; // every key of the tile is after every row of the warp (warp-uniform)
         if (QREG && j == 0) {
-            ATT_UNROLL
+            RLC_UNROLL
             for (int mt = 0; mt < MT; mt++)
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int kk = 0; kk < KS; kk++) att_ldm_a(qf[QREG ? mt : 0][QREG ? kk : 0], sQ, LDS, wr + 16 * mt, kk * 16, lane);
         }
         // The tile in steps of BS keys (BS < BN when the scores of a whole tile would not fit in registers next
         // to the accumulator: HD 128 with 32 rows per warp).
-        ATT_UNROLL
+        RLC_UNROLL
         for (int hs = 0; hs < BN / BS; hs++) {
             const int kh = kb + hs * BS;
             if (hs > 0 && kh > wq1) break; // the rest of the tile is after every row of the warp
             const bf16 *sKj = sK + ((j & 1) * BN + hs * BS) * LDS, *sVj = sV + ((j & 1) * BN + hs * BS) * LDS;
             float s[MT][SN][4];
-            ATT_UNROLL
+            RLC_UNROLL
             for (int mt = 0; mt < MT; mt++)
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int nt = 0; nt < SN; nt++) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kk = 0; kk < KS; kk++) {
                 uint32_t qa[MT][4];
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int mt = 0; mt < MT; mt++) {
                     if (QREG) {
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int e = 0; e < 4; e++) qa[mt][e] = qf[QREG ? mt : 0][QREG ? kk : 0][e];
                     } else {
                         att_ldm_a(qa[mt], sQ, LDS, wr + 16 * mt, kk * 16, lane);
                     }
                 }
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int np = 0; np < SN / 2; np++) {
                     uint32_t b0[2], b1[2];
                     att_ldm_bt(b0, b1, sKj, LDS, np * 16, kk * 16, lane);
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int mt = 0; mt < MT; mt++) {
                         rlc_mma_m16n8k16_bf16(s[mt][2 * np], qa[mt], b0, s[mt][2 * np]);
                         rlc_mma_m16n8k16_bf16(s[mt][2 * np + 1], qa[mt], b1, s[mt][2 * np + 1]);
@@ -434,11 +427,11 @@ __global__ void __launch_bounds__(NW * 32, MINB)
             // no mask of their own: they come after every row in it (rows past the end are never stored; their
             // keys there are zero-filled, so everything stays finite).
             if (kh + BS - 1 > wq0) {
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int mt = 0; mt < MT; mt++)
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int nt = 0; nt < SN; nt++)
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int e = 0; e < 4; e++)
                             if (kh + nt * 8 + 2 * t4 + (e & 1) > r0 + 16 * mt + (e >> 1) * 8) s[mt][nt][e] = -INFINITY;
             }
@@ -451,12 +444,12 @@ __global__ void __launch_bounds__(NW * 32, MINB)
     // Normalise, stage this warp's rows in its own rows of sQ (only this warp ever read them), then store
     // 16-byte chunks of whole rows.
     bf16 *sO = sQ + wr * LDS;
-    ATT_UNROLL
+    RLC_UNROLL
     for (int mt = 0; mt < MT; mt++) {
         l[mt][0] = att_quad_sum(l[mt][0]);
         l[mt][1] = att_quad_sum(l[mt][1]);
         const float inv0 = 1.0f / l[mt][0], inv1 = 1.0f / l[mt][1];
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < NT; nt++) {
             *reinterpret_cast<uint32_t *>(&sO[(16 * mt + g4) * LDS + nt * 8 + 2 * t4]) =
                 att_pack_bf16(o[mt][nt][0] * inv0, o[mt][nt][1] * inv0);
@@ -468,7 +461,7 @@ __global__ void __launch_bounds__(NW * 32, MINB)
     // rows of (out, lse) from the warp's first: (s0 + wq0) * NH + h, then NH apart; nrow of them in the sequence
     const int nrow = L - wq0;
     const size_t row0 = (size_t)(s0 + wq0) * NH + h;
-    ATT_UNROLL
+    RLC_UNROLL
     for (int c = lane; c < 16 * MT * HD / 8; c += 32) {
         const int r = c / (HD / 8), cc = c % (HD / 8);
         if (r < nrow)
@@ -476,9 +469,9 @@ __global__ void __launch_bounds__(NW * 32, MINB)
                 *reinterpret_cast<const uint4 *>(&sO[r * LDS + cc * 8]);
     }
     if (t4 == 0) {
-        ATT_UNROLL
+        RLC_UNROLL
         for (int mt = 0; mt < MT; mt++)
-            ATT_UNROLL
+            RLC_UNROLL
             for (int half = 0; half < 2; half++) {
                 const int r = g4 + 16 * mt + 8 * half;
                 if (r < nrow) lse[row0 + (size_t)r * NH] = (m[mt][half] + log2f(l[mt][half])) * ATT_LN2;
@@ -551,9 +544,9 @@ __global__ void __launch_bounds__(NW * 32, 1)
     rlc_cp_async_commit();
 
     float dka[NT][4], dva[NT][4];
-    ATT_UNROLL
+    RLC_UNROLL
     for (int nt = 0; nt < NT; nt++)
-        ATT_UNROLL
+        RLC_UNROLL
         for (int e = 0; e < 4; e++) dka[nt][e] = dva[nt][e] = 0.0f;
     const int kw0 = j0 + 16 * warp, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 and kr0 + 8
     const bool live = kw0 < L;
@@ -574,7 +567,7 @@ __global__ void __launch_bounds__(NW * 32, 1)
         const int cb = it & 1, qi = (qt0 + cq) * BQ;
         if (++cq == nqt) cq = 0;
         if (!live) continue;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int hs = 0; hs < BQ / BQS; hs++) {
             const int qs = qi + hs * BQS;
             if (qs + BQS - 1 < kw0) continue; // every query of the step is before every key of the warp
@@ -583,16 +576,16 @@ __global__ void __launch_bounds__(NW * 32, 1)
 
             // S^T = K Q^T and dP^T = V dO^T for this warp's 16 keys x BQS queries.
             float st[QN][4], dp[QN][4];
-            ATT_UNROLL
+            RLC_UNROLL
             for (int nt = 0; nt < QN; nt++)
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int e = 0; e < 4; e++) st[nt][e] = dp[nt][e] = 0.0f;
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kk = 0; kk < KS; kk++) {
                 uint32_t ka[4], va[4];
                 att_ldm_a(ka, sK, LDS, 16 * warp, kk * 16, lane);
                 att_ldm_a(va, sV, LDS, 16 * warp, kk * 16, lane);
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int np = 0; np < QN / 2; np++) {
                     uint32_t b0[2], b1[2];
                     att_ldm_bt(b0, b1, sQb, LDS, np * 16, kk * 16, lane);
@@ -605,11 +598,11 @@ __global__ void __launch_bounds__(NW * 32, 1)
             }
             // P^T = exp2(S^T * scale * log2 e - lse * log2 e) (0 where key > query), dS^T = P^T * (dP^T - D).
             const bool diag = qs < kw0 + 15; // some query of the step is before some key of the warp
-            ATT_UNROLL
+            RLC_UNROLL
             for (int nt = 0; nt < QN; nt++) {
                 const float2 lq = *reinterpret_cast<const float2 *>(&sLb[nt * 8 + 2 * t4]);
                 const float2 dq2 = *reinterpret_cast<const float2 *>(&sDb[nt * 8 + 2 * t4]);
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int e = 0; e < 4; e++) {
                     const int c = nt * 8 + 2 * t4 + (e & 1), kr = kr0 + (e >> 1) * 8;
                     float p = att_exp2(fmaf(st[nt][e], sl2, -((e & 1) ? lq.y : lq.x)));
@@ -619,12 +612,12 @@ __global__ void __launch_bounds__(NW * 32, 1)
                 }
             }
             // dV += P^T dO, dK += dS^T Q (k = the BQS queries).
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kq = 0; kq < BQS / 16; kq++) {
                 uint32_t pa[4], da[4];
                 att_acc_to_a(pa, st[2 * kq], st[2 * kq + 1]);
                 att_acc_to_a(da, dp[2 * kq], dp[2 * kq + 1]);
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int np = 0; np < NT / 2; np++) {
                     uint32_t b0[2], b1[2];
                     att_ldm_b(b0, b1, sOb, LDS, kq * 16, np * 16, lane);
@@ -639,12 +632,12 @@ __global__ void __launch_bounds__(NW * 32, 1)
     }
 
     dk += split * split_stride, dv += split * split_stride;
-    ATT_UNROLL
+    RLC_UNROLL
     for (int half = 0; half < 2; half++) {
         const int kr = kr0 + 8 * half;
         if (kr >= L) continue;
         const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + 2 * t4;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < NT; nt++) {
             *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
                 make_float2(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
@@ -703,11 +696,11 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
     rlc_cp_async_commit();
 
     float dka[2][NT][4], dva[2][NT][4];
-    ATT_UNROLL
+    RLC_UNROLL
     for (int mt = 0; mt < 2; mt++)
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < NT; nt++)
-            ATT_UNROLL
+            RLC_UNROLL
             for (int e = 0; e < 4; e++) dka[mt][nt][e] = dva[mt][nt][e] = 0.0f;
     const int kw0 = j0 + 32 * wk, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 + 16 mt + 8 half
     const bool live = kw0 < L;                   // (warps (wk, *) read only the rows of sP / sS that they wrote)
@@ -736,31 +729,31 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
             float st[2][QN][4], dp[2][QN][4];
             const bool any = q0 + QW - 1 >= kw0;
             if (any) {
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int mt = 0; mt < 2; mt++)
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int nt = 0; nt < QN; nt++)
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int e = 0; e < 4; e++) st[mt][nt][e] = dp[mt][nt][e] = 0.0f;
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int kk = 0; kk < KS; kk++) {
                     uint32_t ka[2][4], va[2][4];
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int mt = 0; mt < 2; mt++) {
                         att_ldm_a(ka[mt], sK, LDS, 32 * wk + 16 * mt, kk * 16, lane);
                         att_ldm_a(va[mt], sV, LDS, 32 * wk + 16 * mt, kk * 16, lane);
                     }
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int np = 0; np < QN / 2; np++) {
                         uint32_t b0[2], b1[2];
                         att_ldm_bt(b0, b1, sQb, LDS, QW * wj + np * 16, kk * 16, lane);
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int mt = 0; mt < 2; mt++) {
                             rlc_mma_m16n8k16_bf16(st[mt][2 * np], ka[mt], b0, st[mt][2 * np]);
                             rlc_mma_m16n8k16_bf16(st[mt][2 * np + 1], ka[mt], b1, st[mt][2 * np + 1]);
                         }
                         att_ldm_bt(b0, b1, sOb, LDS, QW * wj + np * 16, kk * 16, lane);
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int mt = 0; mt < 2; mt++) {
                             rlc_mma_m16n8k16_bf16(dp[mt][2 * np], va[mt], b0, dp[mt][2 * np]);
                             rlc_mma_m16n8k16_bf16(dp[mt][2 * np + 1], va[mt], b1, dp[mt][2 * np + 1]);
@@ -770,13 +763,13 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
                 // P^T = exp2(S^T * scale * log2 e - lse * log2 e) (0 where key > query), dS^T = P^T (dP^T - D).
                 const bool diag = q0 < kw0 + 31; // some query of the range is before some key of the warp
                 const float *sLb = sL + cb * BQ + QW * wj, *sDb = sD + cb * BQ + QW * wj;
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int nt = 0; nt < QN; nt++) {
                     const float2 lq = *reinterpret_cast<const float2 *>(&sLb[nt * 8 + 2 * t4]);
                     const float2 dq2 = *reinterpret_cast<const float2 *>(&sDb[nt * 8 + 2 * t4]);
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int mt = 0; mt < 2; mt++)
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int e = 0; e < 4; e++) {
                             const int c = nt * 8 + 2 * t4 + (e & 1), kr = kr0 + 16 * mt + (e >> 1) * 8;
                             float p = att_exp2(fmaf(st[mt][nt][e], sl2, -((e & 1) ? lq.y : lq.x)));
@@ -786,16 +779,16 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
                         }
                 }
             } else {
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int mt = 0; mt < 2; mt++)
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int nt = 0; nt < QN; nt++)
-                        ATT_UNROLL
+                        RLC_UNROLL
                         for (int e = 0; e < 4; e++) st[mt][nt][e] = dp[mt][nt][e] = 0.0f;
             }
-            ATT_UNROLL
+            RLC_UNROLL
             for (int mt = 0; mt < 2; mt++)
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int nt = 0; nt < QN; nt++) {
                     const int o0 = (32 * wk + 16 * mt + g4) * LDP + QW * wj + nt * 8 + 2 * t4, o1 = o0 + 8 * LDP;
                     *reinterpret_cast<uint32_t *>(&sP[o0]) = att_pack_bf16(st[mt][nt][0], st[mt][nt][1]);
@@ -808,25 +801,25 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
 
         // Phase 2: dV += P^T dO, dK += dS^T Q for the warp's 32 keys x HW columns (k = the BQ queries).
         if (live && qi + BQ - 1 >= kw0) {
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kq = 0; kq < BQ / 16; kq++) {
                 uint32_t pa[2][4], da[2][4];
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int mt = 0; mt < 2; mt++) {
                     att_ldm_a(pa[mt], sP, LDP, 32 * wk + 16 * mt, kq * 16, lane);
                     att_ldm_a(da[mt], sS, LDP, 32 * wk + 16 * mt, kq * 16, lane);
                 }
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int np = 0; np < NT / 2; np++) {
                     uint32_t b0[2], b1[2];
                     att_ldm_b(b0, b1, sOb, LDS, kq * 16, HW * wj + np * 16, lane);
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int mt = 0; mt < 2; mt++) {
                         rlc_mma_m16n8k16_bf16(dva[mt][2 * np], pa[mt], b0, dva[mt][2 * np]);
                         rlc_mma_m16n8k16_bf16(dva[mt][2 * np + 1], pa[mt], b1, dva[mt][2 * np + 1]);
                     }
                     att_ldm_b(b0, b1, sQb, LDS, kq * 16, HW * wj + np * 16, lane);
-                    ATT_UNROLL
+                    RLC_UNROLL
                     for (int mt = 0; mt < 2; mt++) {
                         rlc_mma_m16n8k16_bf16(dka[mt][2 * np], da[mt], b0, dka[mt][2 * np]);
                         rlc_mma_m16n8k16_bf16(dka[mt][2 * np + 1], da[mt], b1, dka[mt][2 * np + 1]);
@@ -837,14 +830,14 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
     }
 
     dk += split * split_stride, dv += split * split_stride;
-    ATT_UNROLL
+    RLC_UNROLL
     for (int mt = 0; mt < 2; mt++)
-        ATT_UNROLL
+        RLC_UNROLL
         for (int half = 0; half < 2; half++) {
             const int kr = kr0 + 16 * mt + 8 * half;
             if (kr >= L) continue;
             const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + HW * wj + 2 * t4;
-            ATT_UNROLL
+            RLC_UNROLL
             for (int nt = 0; nt < NT; nt++) {
                 *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
                     make_float2(dka[mt][nt][2 * half] * scale, dka[mt][nt][2 * half + 1] * scale);
@@ -910,7 +903,7 @@ __global__ void __launch_bounds__(NW * 32, 1)
     const int wq0 = i0 + 16 * warp, wq1 = wq0 + 15, r0 = wq0 + g4; // this lane's query rows r0, r0 + 8
     const bool live = wq0 < L;
     float lrow[2], drow[2]; // lse * log2(e) and D of the two rows (+inf / 0 past the end: probability 0)
-    ATT_UNROLL
+    RLC_UNROLL
     for (int half = 0; half < 2; half++) {
         const int r = r0 + 8 * half;
         const size_t i = (size_t)(s0 + r) * NH + h;
@@ -918,7 +911,7 @@ __global__ void __launch_bounds__(NW * 32, 1)
         drow[half] = r < L ? Drow[i] : 0.0f;
     }
     float dqa[NT][4];
-    ATT_UNROLL
+    RLC_UNROLL
     for (int nt = 0; nt < NT; nt++) dqa[nt][0] = dqa[nt][1] = dqa[nt][2] = dqa[nt][3] = 0.0f;
     uint32_t qf[KS][4], of[KS][4];
 
@@ -934,13 +927,13 @@ __global__ void __launch_bounds__(NW * 32, 1)
         const int kt = j * BK;
         if (!live || kt > wq1) continue; // every key of the tile is after every row of the warp
         if (j == 0) {
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kk = 0; kk < KS; kk++) {
                 att_ldm_a(qf[kk], sQ, LDS, 16 * warp, kk * 16, lane);
                 att_ldm_a(of[kk], sO, LDS, 16 * warp, kk * 16, lane);
             }
         }
-        ATT_UNROLL
+        RLC_UNROLL
         for (int hs = 0; hs < BK / BKS; hs++) {
             const int kb = kt + hs * BKS;
             if (hs > 0 && kb > wq1) break;
@@ -948,13 +941,13 @@ __global__ void __launch_bounds__(NW * 32, 1)
 
             // S = Q K^T, dP = dO V^T (16 queries x BKS keys per warp).
             float s[SN][4], dp[SN][4];
-            ATT_UNROLL
+            RLC_UNROLL
             for (int nt = 0; nt < SN; nt++)
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kk = 0; kk < KS; kk++) {
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int np = 0; np < SN / 2; np++) {
                     uint32_t b0[2], b1[2];
                     att_ldm_bt(b0, b1, sKj, LDS, np * 16, kk * 16, lane);
@@ -966,9 +959,9 @@ __global__ void __launch_bounds__(NW * 32, 1)
                 }
             }
             const bool edge = kb + BKS - 1 > wq0; // the step reaches past the warp's first row
-            ATT_UNROLL
+            RLC_UNROLL
             for (int nt = 0; nt < SN; nt++) {
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int e = 0; e < 4; e++) {
                     const int c = kb + nt * 8 + 2 * t4 + (e & 1), half = e >> 1;
                     float p = att_exp2(fmaf(s[nt][e], sl2, -lrow[half]));
@@ -977,11 +970,11 @@ __global__ void __launch_bounds__(NW * 32, 1)
                 }
             }
             // dQ += dS K (k = the BKS keys).
-            ATT_UNROLL
+            RLC_UNROLL
             for (int kk = 0; kk < BKS / 16; kk++) {
                 uint32_t da[4];
                 att_acc_to_a(da, dp[2 * kk], dp[2 * kk + 1]);
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int np = 0; np < NT / 2; np++) {
                     uint32_t b0[2], b1[2];
                     att_ldm_b(b0, b1, sKj, LDS, kk * 16, np * 16, lane);
@@ -992,12 +985,12 @@ __global__ void __launch_bounds__(NW * 32, 1)
         }
     }
 
-    ATT_UNROLL
+    RLC_UNROLL
     for (int half = 0; half < 2; half++) {
         const int r = r0 + 8 * half;
         if (r >= L) continue;
         float *d = dq + ((size_t)(s0 + r) * NH + h) * HD + 2 * t4;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < NT; nt++)
             *reinterpret_cast<float2 *>(&d[nt * 8]) = make_float2(dqa[nt][2 * half] * scale, dqa[nt][2 * half + 1] * scale);
     }
@@ -1040,7 +1033,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
 
     att_load_rows<HD, 16, ATT_THREADS>(sQ, q + ((size_t)b * NH + h0) * HD, HD, nh, tid);
     rlc_cp_async_commit();
-    ATT_UNROLL
+    RLC_UNROLL
     for (int p = 0; p < NS - 1; p++) {
         if (p < nmy) {
             const int k0 = (warp + NW * p) * KT;
@@ -1052,11 +1045,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
     rlc_cp_async_wait<NS - 1>(); // the query rows have landed
     __syncthreads();
     uint32_t qf[KS][4];
-    ATT_UNROLL
+    RLC_UNROLL
     for (int kk = 0; kk < KS; kk++) att_ldm_a(qf[kk], sQ, LDS, 0, kk * 16, lane);
 
     float o[1][NT][4], m[1][2] = {{-INFINITY, -INFINITY}}, l[1][2] = {{0.0f, 0.0f}};
-    ATT_UNROLL
+    RLC_UNROLL
     for (int nt = 0; nt < NT; nt++) o[0][nt][0] = o[0][nt][1] = o[0][nt][2] = o[0][nt][3] = 0.0f;
     int cur = 0; // stage of tile i
     for (int i = 0; i < nmy; i++) {
@@ -1075,11 +1068,11 @@ __global__ void __launch_bounds__(ATT_THREADS)
         const bf16 *sK = sW + cur * STAGE, *sV = sK + KT * LDS;
         cur = cur + 1 == NS ? 0 : cur + 1;
         float sc[1][SN][4];
-        ATT_UNROLL
+        RLC_UNROLL
         for (int nt = 0; nt < SN; nt++) sc[0][nt][0] = sc[0][nt][1] = sc[0][nt][2] = sc[0][nt][3] = 0.0f;
-        ATT_UNROLL
+        RLC_UNROLL
         for (int kk = 0; kk < KS; kk++) {
-            ATT_UNROLL
+            RLC_UNROLL
             for (int np = 0; np < SN / 2; np++) {
                 uint32_t b0[2], b1[2];
                 att_ldm_bt(b0, b1, sK, LDS, np * 16, kk * 16, lane);
@@ -1088,9 +1081,9 @@ __global__ void __launch_bounds__(ATT_THREADS)
             }
         }
         if ((u + 1) * KT > nk) {
-            ATT_UNROLL
+            RLC_UNROLL
             for (int nt = 0; nt < SN; nt++)
-                ATT_UNROLL
+                RLC_UNROLL
                 for (int e = 0; e < 4; e++)
                     if (u * KT + nt * 8 + 2 * t4 + (e & 1) >= nk) sc[0][nt][e] = -INFINITY;
         }
@@ -1105,7 +1098,7 @@ __global__ void __launch_bounds__(ATT_THREADS)
     __syncthreads();
     float *sOw = reinterpret_cast<float *>(sKV); // (NW, 16, HD)
     float *sM = sOw + NW * 16 * HD, *sL = sM + NW * 16;
-    ATT_UNROLL
+    RLC_UNROLL
     for (int nt = 0; nt < NT; nt++) {
         *reinterpret_cast<float2 *>(&sOw[(warp * 16 + g4) * HD + nt * 8 + 2 * t4]) = make_float2(o[0][nt][0], o[0][nt][1]);
         *reinterpret_cast<float2 *>(&sOw[(warp * 16 + g4 + 8) * HD + nt * 8 + 2 * t4]) = make_float2(o[0][nt][2], o[0][nt][3]);

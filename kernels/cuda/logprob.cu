@@ -2,28 +2,43 @@
 // formulas in logprob.h. Per (token chunk, vocabulary chunk):
 //   forward:  GEMM U (tb, vc) = hidden[t0:] @ w[v0:]^T * log2(e) / tau (fp32 scratch, row stride ldu): the
 //             logits in base-2 units, u2 = u / ln 2, so that every exponential below is one MUFU ex2
-//             (rlc_exp2_ftz) after one add (expf adds a range reduction per element; at C = 896 the statistics
-//             kernel took about as long as the GEMM on an H200, bench/results/gpu_h200_kernels.md);
-//             lp_online_kernel: one block per row folds the chunk into (m, s, a, u_y) with
+//             (rlc_exp2_ftz) after one add;
+//             a statistics kernel, one block per row, folds the chunk into (m, s, a, u_y) with
 //               m = running max of u2, s = sum 2^(u2 - m), a = sum 2^(u2 - m) (u2 - m), u_y = the target's
 //               logit (natural units);
 //   then lp_finalize_kernel: lse = m ln 2 + log s, H = log s - (a/s) ln 2 (both terms >= 0: no cancellation),
 //   logp.
-//   backward: the same GEMM, lp_dz_kernel overwrites each fp32 row with its bf16 dz (in place: the bf16 row r
+//   backward: the same GEMM, a dz kernel overwrites each fp32 row with its bf16 dz (in place: the bf16 row r
 //             occupies the first half of fp32 row r, so the bf16 matrix has row stride 2*ldu), then
 //             dhidden[t0:] += dz @ w[v0:] and dw[v0:] += dz^T @ hidden[t0:].
-// Statistics are fp32 (the online rescaling keeps every exponent <= 0); reductions are fixed warp butterflies
-// and a fixed order over warps, so the result does not depend on scheduling.
+// The statistics and dz kernels only stream the fp32 chunk (the GEMM writes it, they read it once), so they
+// are written to keep DRAM busy (variant 0, the default): each thread loads its LP_VPT values of a batch with
+// 16-byte loads all in flight at once, the block takes the batch's max first and then sums 2^(u2 - max) with
+// no dependency between elements (no per-element rescaling), and the row's saved state is loaded before the
+// batch, not after it. Variant 1 keeps the first kernels (a running max and a rescale per element, one load in
+// flight per thread), which ran the statistics at ~1.6 TB/s on an H200 (bench/results/gpu_h200_kernels.md):
+// rlc_cuda_logprob_set_variant / RLC_LP_VARIANT select it, for bench_logprob_gpu --variants.
+// Statistics are fp32 (every exponent is <= 0); reductions are fixed warp butterflies and a fixed order over
+// warps, so the result does not depend on scheduling.
 #include "rlc_cuda.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mutex>
 
 #include "logprob.h"
 
 #define LP_THREADS 256 // threads per row block
 #define LP_WARPS (LP_THREADS / 32)
-#define LP_SEG 8       // elements per thread per in-place segment of the dz kernel
+#define LP_SEG 8       // variant 1: elements per thread per in-place segment of the dz kernel
+#define LP_VPT 32      // variant 0: values per thread per batch (8 float4 loads in flight)
+#define LP_BATCH (LP_THREADS * LP_VPT) // variant 0: row elements per batch (8192: one batch per default chunk)
+// variant 0: exponents are clamped at this (2^-128 is below the smallest normal float, so ex2.approx.ftz gives 0
+// either way); it keeps a masked element (-inf, past the row's end) from contributing 0 * -inf to a
+#define LP_D_MIN -128.0f
 
 // Online softmax state of a set of base-2 values relative to its max m: s = sum 2^(u - m), a = sum 2^(u - m)(u - m).
 struct LpState {
@@ -46,8 +61,7 @@ __device__ __forceinline__ LpState lp_merge(LpState x, LpState y) {
 }
 
 // Block-wide merge in a fixed order; the result is valid in thread 0.
-__device__ __forceinline__ LpState lp_block_merge(LpState st) {
-    __shared__ LpState sh[LP_WARPS];
+__device__ __forceinline__ LpState lp_block_merge(LpState st, LpState *sh /* LP_WARPS */) {
     for (int o = 16; o > 0; o >>= 1) {
         LpState y;
         y.m = __shfl_xor_sync(0xffffffffu, st.m, o);
@@ -77,11 +91,12 @@ __device__ __forceinline__ void lp_fold(LpState &st, float u) {
     st.a += e * d;
 }
 
-// One block per row r of the chunk U (tb, vc), row stride ldu. Folds the row into the token's state
+// Variant 1. One block per row r of the chunk U (tb, vc), row stride ldu. Folds the row into the token's state
 // (m, s, a, uy at index r; `first` = first vocabulary chunk: the state starts empty).
 __global__ void __launch_bounds__(LP_THREADS)
     lp_online_kernel(const float *U, int vc, int ldu, int v0, const int *targets, float *m, float *s, float *a,
                      float *uy, int first) {
+    __shared__ LpState sh_merge[LP_WARPS];
     const int r = blockIdx.x;
     const float *row = U + (size_t)r * ldu;
     LpState st = {-INFINITY, 0.0f, 0.0f};
@@ -96,7 +111,7 @@ __global__ void __launch_bounds__(LP_THREADS)
         lp_fold(st, q.w);
     }
     for (int j = (n4 << 2) + threadIdx.x; j < vc; j += LP_THREADS) lp_fold(st, row[j]);
-    st = lp_block_merge(st);
+    st = lp_block_merge(st, sh_merge);
     if (threadIdx.x == 0) {
         if (!first) st = lp_merge(LpState{m[r], s[r], a[r]}, st);
         m[r] = st.m, s[r] = st.s, a[r] = st.a;
@@ -116,8 +131,8 @@ __global__ void lp_finalize_kernel(int tb, const int *targets, const float *m, c
     logp[r] = targets[r] >= 0 ? uy[r] - l : 0.0f;
 }
 
-// One block per row r of the chunk U (tb, vc), row stride ldu (fp32): overwrites it with bf16 dz, row stride
-// 2*ldu (bf16 elements). Segments of LP_THREADS*LP_SEG elements are read in order; the bf16 writes of segment k
+// Variant 1. One block per row r of the chunk U (tb, vc), row stride ldu (fp32): overwrites it with bf16 dz, row
+// stride 2*ldu (bf16 elements). Segments of LP_THREADS*LP_SEG elements are read in order; the bf16 writes of segment k
 // land on fp32 elements < (k+1)*LP_THREADS*LP_SEG, all read before this segment's barrier, and never on
 // elements of later segments.
 __global__ void __launch_bounds__(LP_THREADS)
@@ -148,6 +163,137 @@ __global__ void __launch_bounds__(LP_THREADS)
     }
 }
 
+// ------------------------------------------------------------------------------------- variant 0 kernels
+
+// Loads batch `base` (a multiple of LP_BATCH) of a row with vc valid values: u[4i + k] = row[base + 4 (i
+// LP_THREADS + threadIdx.x) + k], -inf past vc. All LP_VPT / 4 loads are issued before any value is used. A
+// float4 may cover up to 3 floats past vc: rows are padded to ldu (a multiple of 8) and 32-byte aligned.
+__device__ __forceinline__ void lp_load_batch(const float *row, int vc, int base, float (&u)[LP_VPT]) {
+    const float4 *row4 = reinterpret_cast<const float4 *>(row + base);
+    const int n = vc - base; // valid values from base, > 0
+    float4 q[LP_VPT / 4];
+RLC_UNROLL
+    for (int i = 0; i < LP_VPT / 4; i++) {
+        const int j4 = i * LP_THREADS + threadIdx.x;
+        q[i] = 4 * j4 < n ? row4[j4] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    }
+RLC_UNROLL
+    for (int i = 0; i < LP_VPT / 4; i++) {
+        const int j = 4 * (i * LP_THREADS + threadIdx.x);
+        u[4 * i + 0] = j + 0 < n ? q[i].x : -INFINITY;
+        u[4 * i + 1] = j + 1 < n ? q[i].y : -INFINITY;
+        u[4 * i + 2] = j + 2 < n ? q[i].z : -INFINITY;
+        u[4 * i + 3] = j + 3 < n ? q[i].w : -INFINITY;
+    }
+}
+
+// Max of x over the block, returned to every thread (fmaxf is exact: any order gives the same bits).
+__device__ __forceinline__ float lp_block_max(float x, float *sh /* LP_WARPS */) {
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float r = sh[0];
+    for (int w = 1; w < LP_WARPS; w++) r = fmaxf(r, sh[w]);
+    return r;
+}
+
+// Sums of x and y over the block in a fixed order, valid in thread 0. The barrier orders this call's shared
+// writes after every thread's reads of the previous lp_block_max (each thread reads it before calling this).
+__device__ __forceinline__ void lp_block_sum2(float &x, float &y, float2 *sh /* LP_WARPS */) {
+    for (int o = 16; o > 0; o >>= 1) {
+        x += __shfl_xor_sync(0xffffffffu, x, o);
+        y += __shfl_xor_sync(0xffffffffu, y, o);
+    }
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = make_float2(x, y);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        x = sh[0].x, y = sh[0].y;
+        for (int w = 1; w < LP_WARPS; w++) x += sh[w].x, y += sh[w].y;
+    }
+}
+
+// One block per row r of the chunk U (tb, vc), row stride ldu: as lp_online_kernel, batch by batch. A batch's
+// state is (M, sum 2^(u - M), sum 2^(u - M)(u - M)) with M its max, so each element costs one subtraction, one
+// ex2 and two adds, independent of the others; only the batches' states are merged with rescaling.
+__global__ void __launch_bounds__(LP_THREADS)
+    lp_stats_kernel(const float *U, int vc, int ldu, int v0, const int *targets, float *m, float *s, float *a,
+                    float *uy, int first) {
+    __shared__ float sh_max[LP_WARPS];
+    __shared__ float2 sh_sum[LP_WARPS];
+    const int r = blockIdx.x;
+    const float *row = U + (size_t)r * ldu;
+    // thread 0 issues the row's scalar loads first, so that their latency hides behind the batch's loads
+    LpState prev = {-INFINITY, 0.0f, 0.0f}, st = {-INFINITY, 0.0f, 0.0f};
+    if (threadIdx.x == 0) {
+        const int yj = targets[r] - v0;
+        if (yj >= 0 && yj < vc) uy[r] = row[yj] * RLC_LN2;
+        else if (first) uy[r] = 0.0f;
+        if (!first) prev = LpState{m[r], s[r], a[r]};
+    }
+    for (int base = 0; base < vc; base += LP_BATCH) {
+        float u[LP_VPT];
+        lp_load_batch(row, vc, base, u);
+        float mx = u[0];
+RLC_UNROLL
+        for (int i = 1; i < LP_VPT; i++) mx = fmaxf(mx, u[i]);
+        const float M = lp_block_max(mx, sh_max);
+        float s0 = 0.0f, s1 = 0.0f, a0 = 0.0f, a1 = 0.0f; // two chains for instruction-level parallelism
+RLC_UNROLL
+        for (int i = 0; i < LP_VPT; i += 2) {
+            const float d0 = fmaxf(u[i] - M, LP_D_MIN), d1 = fmaxf(u[i + 1] - M, LP_D_MIN);
+            const float e0 = rlc_exp2_ftz(d0), e1 = rlc_exp2_ftz(d1);
+            s0 += e0, s1 += e1;
+            a0 = fmaf(e0, d0, a0), a1 = fmaf(e1, d1, a1);
+        }
+        float bs = s0 + s1, ba = a0 + a1;
+        lp_block_sum2(bs, ba, sh_sum);
+        if (threadIdx.x == 0) st = lp_merge(st, LpState{M, bs, ba});
+    }
+    if (threadIdx.x == 0) {
+        if (!first) st = lp_merge(prev, st);
+        m[r] = st.m, s[r] = st.s, a[r] = st.a;
+    }
+}
+
+// One block per row r of the chunk U (tb, vc), row stride ldu (fp32): overwrites it with bf16 dz, row stride
+// 2*ldu (bf16 elements), as lp_dz_kernel, batch by batch. A batch's bf16 writes land on fp32 elements
+// < (base + LP_BATCH) / 2, all read before the batch's barrier, and never on later batches' elements.
+__global__ void __launch_bounds__(LP_THREADS)
+    lp_dz_batch_kernel(float *U, int vc, int ldu, int v0, const int *targets, const float *dlogp, const float *dent,
+                       const float *lse, const float *entropy, float inv_tau) {
+    const int r = blockIdx.x, y = targets[r];
+    float *row = U + (size_t)r * ldu;
+    __nv_bfloat16 *out = reinterpret_cast<__nv_bfloat16 *>(row);
+    const float c = (dlogp && y >= 0) ? dlogp[r] * inv_tau : 0.0f;
+    const float e = dent ? dent[r] * inv_tau : 0.0f;
+    const float l = lse[r], l2 = l * RLC_LOG2E, H = entropy[r];
+    const int yj = y - v0; // the target's column in this chunk (may be outside)
+    for (int base = 0; base < vc; base += LP_BATCH) {
+        float z[LP_VPT];
+        lp_load_batch(row, vc, base, z);
+        __syncthreads(); // every value of the batch is in registers before any thread overwrites it
+RLC_UNROLL
+        for (int i = 0; i < LP_VPT / 4; i++) {
+            const int j = base + 4 * (i * LP_THREADS + threadIdx.x);
+            if (j >= vc) continue;
+            float dz[4];
+RLC_UNROLL
+            for (int k = 0; k < 4; k++) {
+                const float zk = z[4 * i + k]; // base-2 units
+                const float lp = zk * RLC_LN2 - l, p = rlc_exp2_ftz(zk - l2);
+                float d = -c * p - e * p * (lp + H);
+                if (j + k == yj) d += c;
+                dz[k] = j + k < vc ? d : 0.0f; // past vc: padding the GEMMs never read
+            }
+            const __nv_bfloat162 lo = __floats2bfloat162_rn(dz[0], dz[1]), hi = __floats2bfloat162_rn(dz[2], dz[3]);
+            uint2 v;
+            memcpy(&v.x, &lo, 4);
+            memcpy(&v.y, &hi, 4);
+            *reinterpret_cast<uint2 *>(out + j) = v; // 8-byte aligned: j is a multiple of 4
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------- host
 
 struct LpPlan {
@@ -157,6 +303,40 @@ struct LpPlan {
 };
 
 static int lp_round8(int n) { return (n + 7) & ~7; }
+
+// Kernel variants (see the header), for bench_logprob_gpu --variants. Variant 0 is the default.
+static const char *const lp_variant_names[] = {
+    "v0: batched (32 values per thread, 8 loads in flight; block max, then sums)",
+    "v1: per-element online state, 8-element dz segments (H200, 2026-11-27)",
+};
+#define LP_NV ((int)(sizeof(lp_variant_names) / sizeof(lp_variant_names[0])))
+static int g_lp_variant = -1; // -1: not chosen yet (RLC_LP_VARIANT or 0)
+
+static int lp_variant() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        int v = 0;
+        const char *e = getenv("RLC_LP_VARIANT");
+        if (e) {
+            char *end = NULL;
+            const long x = strtol(e, &end, 10);
+            if (end != e && *end == '\0' && x >= 0 && x < LP_NV) v = (int)x;
+            else fprintf(stderr, "rlc logprob: ignoring RLC_LP_VARIANT=%s (want 0..%d)\n", e, LP_NV - 1);
+        }
+        if (g_lp_variant < 0) g_lp_variant = v;
+    });
+    return g_lp_variant;
+}
+
+extern "C" int rlc_cuda_logprob_variant_count(void) { return LP_NV; }
+extern "C" const char *rlc_cuda_logprob_variant_name(int v) { return v >= 0 && v < LP_NV ? lp_variant_names[v] : NULL; }
+extern "C" int rlc_cuda_logprob_set_variant(int v) {
+    if (v < 0 || v >= LP_NV) return -1;
+    lp_variant(); // the environment is read first, so that it cannot override this call later
+    g_lp_variant = v;
+    return 0;
+}
+extern "C" int rlc_cuda_logprob_get_variant(void) { return lp_variant(); }
 
 static size_t lp_align(size_t n) { return (n + 255) & ~(size_t)255; }
 
@@ -229,13 +409,18 @@ extern "C" int rlc_cuda_logprob_forward(rlc_blas *blas, float *logp, float *entr
     rlc_blas_set_stream(blas, stream);
     const LpPlan p = lp_plan(T, V, t_chunk, v_chunk, workspace, NULL);
     const float inv_tau = (float)(1.0 / (double)tau);
+    const int variant = lp_variant();
     for (int t0 = 0; t0 < T; t0 += p.tc) {
         const int tb = T - t0 < p.tc ? T - t0 : p.tc;
         for (int v0 = 0; v0 < V; v0 += p.vc) {
             const int vc = V - v0 < p.vc ? V - v0 : p.vc, ldu = lp_round8(vc);
             if (lp_logits(blas, p, hidden, w, t0, tb, v0, vc, ldu, C, inv_tau)) return -1;
-            RLC_LAUNCH(lp_online_kernel, tb, LP_THREADS, 0, st, (const float *)p.U, vc, ldu, v0, targets + t0, p.m,
-                       p.s, p.a, p.uy, (int)(v0 == 0));
+            if (variant == 0)
+                RLC_LAUNCH(lp_stats_kernel, tb, LP_THREADS, 0, st, (const float *)p.U, vc, ldu, v0, targets + t0,
+                           p.m, p.s, p.a, p.uy, (int)(v0 == 0));
+            else
+                RLC_LAUNCH(lp_online_kernel, tb, LP_THREADS, 0, st, (const float *)p.U, vc, ldu, v0, targets + t0,
+                           p.m, p.s, p.a, p.uy, (int)(v0 == 0));
             if (!lp_launch_ok(what)) return -1;
         }
         RLC_LAUNCH(lp_finalize_kernel, (tb + 127) / 128, 128, 0, st, tb, targets + t0, (const float *)p.m,
@@ -261,15 +446,20 @@ extern "C" int rlc_cuda_logprob_backward(rlc_blas *blas, float *dhidden, float *
     rlc_blas_set_stream(blas, stream);
     const LpPlan p = lp_plan(T, V, t_chunk, v_chunk, workspace, NULL);
     const float inv_tau = (float)(1.0 / (double)tau);
+    const int variant = lp_variant();
     const __nv_bfloat16 *hid = (const __nv_bfloat16 *)hidden, *wt = (const __nv_bfloat16 *)w;
     for (int t0 = 0; t0 < T; t0 += p.tc) {
         const int tb = T - t0 < p.tc ? T - t0 : p.tc;
         for (int v0 = 0; v0 < V; v0 += p.vc) {
             const int vc = V - v0 < p.vc ? V - v0 : p.vc, ldu = lp_round8(vc);
             if (lp_logits(blas, p, hidden, w, t0, tb, v0, vc, ldu, C, inv_tau)) return -1;
-            RLC_LAUNCH(lp_dz_kernel, tb, LP_THREADS, 0, st, p.U, vc, ldu, v0, targets + t0,
-                       dlogp ? dlogp + t0 : (const float *)NULL, dent ? dent + t0 : (const float *)NULL, lse + t0,
-                       entropy + t0, inv_tau);
+            const float *dl = dlogp ? dlogp + t0 : (const float *)NULL, *de = dent ? dent + t0 : (const float *)NULL;
+            if (variant == 0)
+                RLC_LAUNCH(lp_dz_batch_kernel, tb, LP_THREADS, 0, st, p.U, vc, ldu, v0, targets + t0, dl, de, lse + t0,
+                           entropy + t0, inv_tau);
+            else
+                RLC_LAUNCH(lp_dz_kernel, tb, LP_THREADS, 0, st, p.U, vc, ldu, v0, targets + t0, dl, de, lse + t0,
+                           entropy + t0, inv_tau);
             if (!lp_launch_ok(what)) return -1;
             const __nv_bfloat16 *dz = (const __nv_bfloat16 *)p.U; // (tb, vc), row stride 2*ldu
             // dhidden[t0:] (tb, C) += dz (tb, vc) @ w[v0:] (vc, C)

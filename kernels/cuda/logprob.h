@@ -28,6 +28,16 @@
 extern "C" {
 #endif
 
+// Kernel variants of the statistics and dz kernels (logprob.cu's header), for benchmarking
+// (bench_logprob_gpu --variants): 0, the default, streams each row in batches with 8 loads in flight per thread;
+// 1 is the first version (an online state updated per element). The environment variable RLC_LP_VARIANT
+// overrides the default (read at the first call); set_variant overrides both. Both compute the same function
+// within the tolerances of tests/emu/test_logprob.cpp.
+int rlc_cuda_logprob_variant_count(void);
+const char *rlc_cuda_logprob_variant_name(int v); // NULL if out of range
+int rlc_cuda_logprob_set_variant(int v);          // 0, or -1 if out of range
+int rlc_cuda_logprob_get_variant(void);
+
 // Workspace bytes for the forward and the backward at this shape and chunking (one fp32 chunk plus O(t_chunk)
 // row statistics).
 size_t rlc_cuda_logprob_workspace_bytes(int T, int V, int t_chunk, int v_chunk);

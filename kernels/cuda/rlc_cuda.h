@@ -150,6 +150,14 @@ __device__ __forceinline__ float rlc_exp2_ftz(float x) {
     return exp2f(x); // the emulator, and nvcc's host pass (which never runs it)
 #endif
 }
+// Before a loop that nvcc must unroll fully (register arrays indexed by the loop variable must not go to local
+// memory); g++ (the emulator) would warn about an unknown pragma.
+#if defined(__CUDACC__)
+#define RLC_UNROLL _Pragma("unroll")
+#else
+#define RLC_UNROLL
+#endif
+
 #define RLC_LOG2E 1.4426950408889634f // log2(e)
 #define RLC_LN2 0.6931471805599453f   // ln(2)
 

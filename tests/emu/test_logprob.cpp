@@ -1,6 +1,6 @@
 // tests/emu/test_logprob.cpp: the fused LM-head log-prob / entropy kernels (kernels/cuda/logprob.cu) under the
 // emulator, against the CPU twin rlc_ops_cpu()->logprob_forward / logprob_backward, in all three schedule
-// orders (bitwise-identical outputs required).
+// orders (bitwise-identical outputs required), for each kernel variant (rlc_cuda_logprob_set_variant).
 // Shapes: T = 1; T not a multiple of the token chunk; V not a multiple of the vocabulary chunk; C not a
 // multiple of 8 or 16; targets < 0 (ignored), on chunk edges and at V-1; a wide logit spread at a low
 // temperature (the online rescaling across chunks).
@@ -188,7 +188,17 @@ int main() {
         {"ragged chunks, C=100", 37, 100, 1000, 16, 384, 0.7f, 3.0f},
         {"three chunks, C=136", 130, 136, 3001, 64, 1024, 1.0f, 2.0f},
         {"wide logits, tau 0.5", 45, 24, 777, 32, 200, 0.5f, 12.0f},
+        // a vocabulary chunk longer than one batch of the batched kernels (8192 values per row): 10001 = 8192 +
+        // 1809 (not a multiple of 4), then a one-batch chunk of 9999 - 8192
+        {"rows over two batches", 5, 40, 20000, 0, 10001, 0.9f, 4.0f},
     };
-    for (const Case &k : cases) run_case(k);
+    for (int v = 0; v < rlc_cuda_logprob_variant_count(); v++) {
+        CHECK(rlc_cuda_logprob_set_variant(v) == 0, "set_variant(%d)", v);
+        CHECK(rlc_cuda_logprob_get_variant() == v, "get_variant after set_variant(%d)", v);
+        printf("variant %s\n", rlc_cuda_logprob_variant_name(v));
+        for (const Case &k : cases) run_case(k);
+    }
+    CHECK(rlc_cuda_logprob_set_variant(rlc_cuda_logprob_variant_count()) == -1, "an out-of-range variant is refused");
+    CHECK(rlc_cuda_logprob_variant_name(-1) == nullptr, "no name for variant -1");
     return test_finish("test_logprob");
 }
