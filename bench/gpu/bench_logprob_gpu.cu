@@ -8,7 +8,11 @@
 // Before timing, a small shape (T 100, C 136, V 3001, chunks 64 x 1024) is checked against the CPU twin with
 // the tolerances of tests/emu/test_logprob.cpp (forward 1e-4 (1 + |ref|); gradients 2^-7 sum |dz x|, the
 // effect of the bf16 dz): the emulator's comparison, on the GPU. Exit status 1 on a mismatch.
-//   bench_logprob_gpu [--reps 3] [--max-tokens 32768] [--tchunk 0] [--vchunk 0]
+// The statistics / dz kernels have variants (logprob.h): --variant N times one (default: the library's default,
+// variant 0 unless RLC_LP_VARIANT says otherwise), --variants times each in turn on every shape (rows tagged
+// v0, v1, ...; the GEMM baseline is timed once per shape), and the correctness check runs for each. --tiny
+// replaces the shapes by one tiny one (T 50, C 72, V 1003): the emulator's run of the whole program (ctest).
+//   bench_logprob_gpu [--reps 3] [--max-tokens 32768] [--tchunk 0] [--vchunk 0] [--variant N | --variants] [--tiny]
 #include "rlc_cuda.h"
 
 #include <stdio.h>
@@ -164,36 +168,64 @@ static int check_vs_cpu(rlc_blas *blas) {
 }
 
 int main(int argc, char **argv) {
-    int reps = 3, max_tokens = 32768, tchunk = 0, vchunk = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    int reps = 3, max_tokens = 32768, tchunk = 0, vchunk = 0, variant = -1;
+    bool all_variants = false, tiny_run = false;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--variants") || !strcmp(argv[i], "--tiny")) {
+            (argv[i][2] == 'v' ? all_variants : tiny_run) = true;
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_logprob_gpu: %s needs a value\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--variant")) variant = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--max-tokens")) max_tokens = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tchunk")) tchunk = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--vchunk")) vchunk = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "bench_logprob_gpu: unknown option %s (expected --reps, --max-tokens, --tchunk, --vchunk)\n",
+            fprintf(stderr,
+                    "bench_logprob_gpu: unknown option %s (expected --reps, --max-tokens, --tchunk, --vchunk, "
+                    "--variant N, --variants, --tiny)\n",
                     argv[i]);
             return 2;
         }
     }
+    if (variant >= 0 && rlc_cuda_logprob_set_variant(variant)) {
+        fprintf(stderr, "bench_logprob_gpu: no variant %d (0..%d)\n", variant, rlc_cuda_logprob_variant_count() - 1);
+        return 2;
+    }
+    std::vector<int> variants;
+    if (all_variants)
+        for (int v = 0; v < rlc_cuda_logprob_variant_count(); v++) variants.push_back(v);
+    else
+        variants.push_back(rlc_cuda_logprob_get_variant());
     if (reps < 1) reps = 1;
     cudaDeviceProp prop;
     RLC_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     rlc_blas *blas = rlc_blas_create();
     if (!blas) return 1;
     printf("bench_logprob_gpu on %s: fused log-prob + entropy vs the cuBLAS LM-head GEMM alone\n", prop.name);
-    int rc = check_vs_cpu(blas) ? 1 : 0;
-    printf("%-13s %6s %5s %7s | %8s %7s | %8s %7s | %8s %7s | %9s %10s | %s\n", "shape", "T", "C", "V", "fwd ms",
+    int rc = 0;
+    for (int v : variants) {
+        rlc_cuda_logprob_set_variant(v);
+        printf("variant %s\n", rlc_cuda_logprob_variant_name(v));
+        rc |= check_vs_cpu(blas) ? 1 : 0;
+    }
+    printf("%-16s %6s %5s %7s | %8s %7s | %8s %7s | %8s %7s | %9s %10s | %s\n", "shape", "T", "C", "V", "fwd ms",
            "TFLOP/s", "bwd ms", "TFLOP/s", "gemm ms", "TFLOP/s", "extra MiB", "logits MiB", "fwd/gemm");
     struct {
         const char *name;
         int C, V;
-    } shapes[2] = {{"qwen2.5-0.5b", 896, 151936}, {"qwen2.5-7b", 3584, 152064}};
+    } shapes[2] = {{"qwen2.5-0.5b", 896, 151936}, {"qwen2.5-7b", 3584, 152064}}, tiny = {"tiny", 72, 1003};
     const int Ts[3] = {4096, 16384, 32768};
-    for (int si = 0; si < 2; si++) {
+    for (int si = 0; si < (tiny_run ? 1 : 2); si++) {
+        if (tiny_run) shapes[si] = tiny;
         const int C = shapes[si].C, V = shapes[si].V;
-        for (int ti = 0; ti < 3; ti++) {
-            const int T = Ts[ti];
+        for (int ti = 0; ti < (tiny_run ? 1 : 3); ti++) {
+            const int T = tiny_run ? 50 : Ts[ti];
             if (T > max_tokens) continue;
             __nv_bfloat16 *hid, *w, *logits;
             float *logp, *ent, *lse, *dlogp, *dent, *dh, *dw;
@@ -220,21 +252,7 @@ int main(int argc, char **argv) {
             RLC_CUDA_CHECK(cudaMemset(dw, 0, (size_t)V * C * 4));
             RLC_CUDA_CHECK(cudaGetLastError());
             int err = 0;
-            const float f_ms = time_best(reps, [&] {
-                err |= rlc_cuda_logprob_forward(blas, logp, ent, lse, hid, w, tgt, T, C, V, 1.0f, tchunk, vchunk, ws,
-                                                NULL);
-            });
-            const float b_ms = time_best(reps, [&] {
-                err |= rlc_cuda_logprob_backward(blas, dh, dw, dlogp, dent, hid, w, tgt, lse, ent, T, C, V, 1.0f,
-                                                 tchunk, vchunk, ws, NULL);
-            });
-            // sanity: log-probs are finite and <= 0, entropies finite and >= 0
-            float h_lp[4], h_en[4];
-            RLC_CUDA_CHECK(cudaMemcpy(h_lp, logp + T / 2, sizeof h_lp, cudaMemcpyDeviceToHost));
-            RLC_CUDA_CHECK(cudaMemcpy(h_en, ent + T / 2, sizeof h_en, cudaMemcpyDeviceToHost));
-            for (int k = 0; k < 4; k++)
-                if (!(h_lp[k] <= 1e-4f && h_en[k] >= -1e-4f && h_en[k] < 20.0f)) err = 1;
-            // baseline: the LM-head GEMM alone, bf16 logits (T, V)
+            // baseline first (once per shape): the LM-head GEMM alone, bf16 logits (T, V)
             float g_ms = -1;
             if (cudaMalloc(&logits, (size_t)T * V * 2) == cudaSuccess) {
                 g_ms = time_best(reps, [&] {
@@ -244,12 +262,34 @@ int main(int argc, char **argv) {
             } else {
                 (void)cudaGetLastError();
             }
-            RLC_CUDA_CHECK(cudaDeviceSynchronize());
             const double fl = 2.0 * T * (double)V * C;
-            printf("%-13s %6d %5d %7d | %8.2f %7.1f | %8.2f %7.1f | %8.2f %7.1f | %9.1f %10.1f | %.2fx%s\n",
-                   shapes[si].name, T, C, V, f_ms, fl / f_ms / 1e9, b_ms, 3 * fl / b_ms / 1e9, g_ms,
-                   g_ms > 0 ? fl / g_ms / 1e9 : 0.0, wsb / 1048576.0, (double)T * V * 4 / 1048576.0,
-                   g_ms > 0 ? f_ms / g_ms : 0.0, err ? "  (ERROR or implausible output)" : "");
+            for (int v : variants) {
+                rlc_cuda_logprob_set_variant(v);
+                int verr = 0;
+                const float f_ms = time_best(reps, [&] {
+                    verr |= rlc_cuda_logprob_forward(blas, logp, ent, lse, hid, w, tgt, T, C, V, 1.0f, tchunk, vchunk,
+                                                     ws, NULL);
+                });
+                const float b_ms = time_best(reps, [&] {
+                    verr |= rlc_cuda_logprob_backward(blas, dh, dw, dlogp, dent, hid, w, tgt, lse, ent, T, C, V, 1.0f,
+                                                      tchunk, vchunk, ws, NULL);
+                });
+                // sanity: log-probs are finite and <= 0, entropies finite and >= 0
+                float h_lp[4], h_en[4];
+                RLC_CUDA_CHECK(cudaMemcpy(h_lp, logp + T / 2, sizeof h_lp, cudaMemcpyDeviceToHost));
+                RLC_CUDA_CHECK(cudaMemcpy(h_en, ent + T / 2, sizeof h_en, cudaMemcpyDeviceToHost));
+                for (int k = 0; k < 4; k++)
+                    if (!(h_lp[k] <= 1e-4f && h_en[k] >= -1e-4f && h_en[k] < 20.0f)) verr = 1;
+                RLC_CUDA_CHECK(cudaDeviceSynchronize());
+                char tag[32];
+                snprintf(tag, sizeof tag, "%s v%d", shapes[si].name, v);
+                printf("%-16s %6d %5d %7d | %8.2f %7.1f | %8.2f %7.1f | %8.2f %7.1f | %9.1f %10.1f | %.2fx%s\n", tag,
+                       T, C, V, f_ms, fl / f_ms / 1e9, b_ms, 3 * fl / b_ms / 1e9, g_ms, g_ms > 0 ? fl / g_ms / 1e9 : 0.0,
+                       wsb / 1048576.0, (double)T * V * 4 / 1048576.0, g_ms > 0 ? f_ms / g_ms : 0.0,
+                       err | verr ? "  (ERROR or implausible output)" : "");
+                fflush(stdout);
+                err |= verr;
+            }
             rc |= err;
             for (void *p : {(void *)hid, (void *)w, (void *)tgt, (void *)logp, (void *)ent, (void *)lse, (void *)dlogp,
                             (void *)dent, (void *)dh, (void *)dw, ws})

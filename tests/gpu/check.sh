@@ -21,8 +21,8 @@
 #   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_ARGS_<program> (its arguments; default
-# --variants for bench_attention_gpu, none for the others), RLC_GPU_EMU_CTEST (0 skips step 4's emulator suite,
-# which CI runs anyway, to save device time), RLC_GPU_BENCH_STEP (0 skips step 5), RLC_GPU_BENCH_STEP_ARGS and
+# --variants for bench_attention_gpu and bench_logprob_gpu, none for the others), RLC_GPU_EMU_CTEST (0 skips
+# step 4's emulator suite, which CI runs anyway, to save device time), RLC_GPU_BENCH_STEP (0 skips step 5), RLC_GPU_BENCH_STEP_ARGS and
 # _TIMEOUT (the small run's size flags, default 90 s), RLC_GPU_BENCH_FULL (0 skips the full-size run),
 # RLC_GPU_BENCH_FULL_ARGS and _TIMEOUT (default 240 s), RLC_GPU_BUDGET_S (the elapsed seconds the full run must fit
 # in, default 480), RLC_GPU_TRAIN (0 skips step 6; its own knobs: train_compare.sh), RLC_GPU_NCCL (0 skips step 7).
@@ -83,13 +83,14 @@ if [ $build_ok = 1 ]; then
 fi
 
 # ---- 4. every GPU test and bench program, then the emulator suite
-# Arguments per program: the attention bench times every kernel variant (the backward candidates 1 and 2 have
-# not run on a GPU yet); RLC_GPU_ARGS_<program> overrides.
+# Arguments per program: the attention and log-prob benches time every kernel variant (the attention backward
+# candidates 1 and 2 and the log-prob variant 0 have not run on a GPU yet); RLC_GPU_ARGS_<program> overrides.
 prog_args() {
     local v="RLC_GPU_ARGS_$1"
     if [ -n "${!v+x}" ]; then echo "${!v}"; return; fi
     case "$1" in
         bench_attention_gpu) echo "--variants" ;;
+        bench_logprob_gpu) echo "--variants" ;;
     esac
 }
 prog_rows=""
