@@ -131,6 +131,36 @@ __global__ void lp_finalize_kernel(int tb, const int *targets, const float *m, c
     logp[r] = targets[r] >= 0 ? uy[r] - l : 0.0f;
 }
 
+// The dz kernels' row (blockIdx.x) of U, read as fp32 and overwritten as bf16, and its constants: c = dL/dlogp /
+// tau (0 without a target), e = dL/dH / tau, lse l (and in base-2 units l2), entropy H, and the target's column yj
+// in this chunk (may be outside it).
+struct LpDzRow {
+    const float *row;
+    __nv_bfloat16 *out;
+    float c, e, l, l2, H;
+    int yj;
+};
+__device__ __forceinline__ LpDzRow lp_dz_row(float *U, int ldu, int v0, const int *targets, const float *dlogp,
+                                             const float *dent, const float *lse, const float *entropy,
+                                             float inv_tau) {
+    const int r = blockIdx.x, y = targets[r];
+    LpDzRow q;
+    q.row = U + (size_t)r * ldu;
+    q.out = reinterpret_cast<__nv_bfloat16 *>(U + (size_t)r * ldu);
+    q.c = (dlogp && y >= 0) ? dlogp[r] * inv_tau : 0.0f;
+    q.e = dent ? dent[r] * inv_tau : 0.0f;
+    q.l = lse[r], q.l2 = q.l * RLC_LOG2E, q.H = entropy[r];
+    q.yj = y - v0;
+    return q;
+}
+// dz of column j from its base-2 logit z: (c (1[j == y] - p) - e p (log p + H)) with log p = z ln 2 - l.
+__device__ __forceinline__ float lp_dz(const LpDzRow &q, float z, int j) {
+    const float lp = z * RLC_LN2 - q.l, p = rlc_exp2_ftz(z - q.l2);
+    float dz = -q.c * p - q.e * p * (lp + q.H);
+    if (j == q.yj) dz += q.c;
+    return dz;
+}
+
 // Variant 1. One block per row r of the chunk U (tb, vc), row stride ldu (fp32): overwrites it with bf16 dz, row
 // stride 2*ldu (bf16 elements). Segments of LP_THREADS*LP_SEG elements are read in order; the bf16 writes of segment k
 // land on fp32 elements < (k+1)*LP_THREADS*LP_SEG, all read before this segment's barrier, and never on
@@ -138,13 +168,9 @@ __global__ void lp_finalize_kernel(int tb, const int *targets, const float *m, c
 __global__ void __launch_bounds__(LP_THREADS)
     lp_dz_kernel(float *U, int vc, int ldu, int v0, const int *targets, const float *dlogp, const float *dent,
                  const float *lse, const float *entropy, float inv_tau) {
-    const int r = blockIdx.x, y = targets[r];
-    float *row = U + (size_t)r * ldu;
-    __nv_bfloat16 *out = reinterpret_cast<__nv_bfloat16 *>(row);
-    const float c = (dlogp && y >= 0) ? dlogp[r] * inv_tau : 0.0f;
-    const float e = dent ? dent[r] * inv_tau : 0.0f;
-    const float l = lse[r], l2 = l * RLC_LOG2E, H = entropy[r];
-    const int yj = y - v0; // the target's column in this chunk (may be outside)
+    const LpDzRow q = lp_dz_row(U, ldu, v0, targets, dlogp, dent, lse, entropy, inv_tau);
+    const float *row = q.row;
+    __nv_bfloat16 *out = q.out;
     for (int base = 0; base < vc; base += LP_THREADS * LP_SEG) {
         float z[LP_SEG];
         for (int k = 0; k < LP_SEG; k++) {
@@ -155,9 +181,7 @@ __global__ void __launch_bounds__(LP_THREADS)
         for (int k = 0; k < LP_SEG; k++) {
             const int j = base + k * LP_THREADS + threadIdx.x;
             if (j >= vc) continue;
-            const float lp = z[k] * RLC_LN2 - l, p = rlc_exp2_ftz(z[k] - l2); // z in base-2 units
-            float dz = -c * p - e * p * (lp + H);
-            if (j == yj) dz += c;
+            const float dz = lp_dz(q, z[k], j);
             out[j] = __float2bfloat16(dz);
         }
     }
@@ -261,13 +285,9 @@ RLC_UNROLL
 __global__ void __launch_bounds__(LP_THREADS)
     lp_dz_batch_kernel(float *U, int vc, int ldu, int v0, const int *targets, const float *dlogp, const float *dent,
                        const float *lse, const float *entropy, float inv_tau) {
-    const int r = blockIdx.x, y = targets[r];
-    float *row = U + (size_t)r * ldu;
-    __nv_bfloat16 *out = reinterpret_cast<__nv_bfloat16 *>(row);
-    const float c = (dlogp && y >= 0) ? dlogp[r] * inv_tau : 0.0f;
-    const float e = dent ? dent[r] * inv_tau : 0.0f;
-    const float l = lse[r], l2 = l * RLC_LOG2E, H = entropy[r];
-    const int yj = y - v0; // the target's column in this chunk (may be outside)
+    const LpDzRow q = lp_dz_row(U, ldu, v0, targets, dlogp, dent, lse, entropy, inv_tau);
+    const float *row = q.row;
+    __nv_bfloat16 *out = q.out;
     for (int base = 0; base < vc; base += LP_BATCH) {
         float z[LP_VPT];
         lp_load_batch(row, vc, base, z);
@@ -279,11 +299,7 @@ RLC_UNROLL
             float dz[4];
 RLC_UNROLL
             for (int k = 0; k < 4; k++) {
-                const float zk = z[4 * i + k]; // base-2 units
-                const float lp = zk * RLC_LN2 - l, p = rlc_exp2_ftz(zk - l2);
-                float d = -c * p - e * p * (lp + H);
-                if (j + k == yj) d += c;
-                dz[k] = j + k < vc ? d : 0.0f; // past vc: padding the GEMMs never read
+                dz[k] = j + k < vc ? lp_dz(q, z[4 * i + k], j + k) : 0.0f; // past vc: padding no GEMM reads
             }
             const __nv_bfloat162 lo = __floats2bfloat162_rn(dz[0], dz[1]), hi = __floats2bfloat162_rn(dz[2], dz[3]);
             uint2 v;
