@@ -42,6 +42,8 @@
 //   the calls have returned (on a device: the host's cost of launching a step; when it nears the step time, the step
 //   is bound by launches, not by memory; on the CPU it is the step); rollout_bw_frac = the same bound summed over
 //   every decode step of the rollouts / the rollout time (which also holds prefill and sampling).
+//   sample_ms = ops->sample_tokens on those B rows of logits with the run's sampler (temperature, top-k, top-p),
+//   per step: on a device its passes over the (B, V) fp32 logits, which the bound above does not count.
 // - peak backend memory (rlc_mem_info.peak) over the model, the steps and the rollouts.
 // Exit status: 0, 1 on an error, 3 when a reported number is not finite (the smoke test's check).
 #include <math.h>
@@ -330,7 +332,7 @@ int main(int argc, char **argv) {
     int B = (wave_groups > 0 ? wave_groups : 1) * o.samples, ctx = (int)(prompt_len + resp_len / 2.0 + 0.5);
     if (ctx >= mc->max_seq_len - 8) ctx = mc->max_seq_len - 8;
     rlc_kv_cache kv;
-    double dec_s = NAN, enq_s = NAN;
+    double dec_s = NAN, enq_s = NAN, smp_s = NAN;
     if (rlc_kv_cache_init(&kv, &rl.model, B, mc->max_seq_len) == 0) {
         int *slots = rlc_malloc((size_t)B * sizeof(int)), *toks = rlc_malloc((size_t)B * sizeof(int));
         for (int i = 0; i < B; i++) {
@@ -350,6 +352,23 @@ int main(int argc, char **argv) {
         ops->download(&probe, lg, sizeof probe);
         dec_s = (rlc_now() - t0) / reps;
         enq_s = (t_enq - t0) / reps;
+        // sampling those B rows with the run's sampler (synchronous: only the B results come back)
+        const rlc_rollout_config *rc = &cfg.rollout;
+        rlc_sampling sm = {.temperature = rc->temperature, .top_k = rc->top_k, .top_p = rc->top_p};
+        rlc_sample_key *keys = rlc_malloc((size_t)B * sizeof *keys);
+        int *stok = rlc_malloc((size_t)B * sizeof(int));
+        float *slp = rlc_malloc((size_t)B * sizeof(float)), *sent = rlc_malloc((size_t)B * sizeof(float));
+        for (int i = 0; i < B; i++) keys[i] = (rlc_sample_key){i / o.samples, i % o.samples, ctx};
+        ops->sample_tokens(stok, slp, sent, lg, (size_t)mc->vocab_size, B, mc->vocab_size, &sm, keys, o.seed, 0);
+        t0 = rlc_now();
+        for (int r = 0; r < reps; r++)
+            ops->sample_tokens(stok, slp, sent, lg, (size_t)mc->vocab_size, B, mc->vocab_size, &sm, keys, o.seed,
+                               (uint64_t)r + 1);
+        smp_s = (rlc_now() - t0) / reps;
+        free(keys);
+        free(stok);
+        free(slp);
+        free(sent);
         free(slots);
         free(toks);
         rlc_kv_cache_free(&kv, &rl.model);
@@ -401,13 +420,17 @@ int main(int argc, char **argv) {
            100 * enq_s / dec_s,
            is_cuda ? "the launches' cost on the host; near 100% the step is bound by launching, not by the device"
                    : "the CPU backend runs synchronously");
+    printf("sampling (ops->sample_tokens, the same %d rows, temperature %g, top-k %d, top-p %g): %.3g ms/step = %.0f%% "
+           "of the decode step (logits %.3g GB: %.3g ms at the copy bandwidth)\n",
+           B, cfg.rollout.temperature, cfg.rollout.top_k, cfg.rollout.top_p, smp_s * 1e3, 100 * smp_s / dec_s,
+           gb((double)B * mc->vocab_size * sizeof(rlc_f)), (double)B * mc->vocab_size * sizeof(rlc_f) / (bw * 1e9) * 1e3);
     printf("rollout vs the bandwidth bound of its decode steps: %.3f s of %.3f s = %.2f%% (the rest: prefill and "
            "sampling)\n",
            roll_bound, t_roll / o.steps, 100 * roll_bound / (t_roll / o.steps));
     printf("peak backend memory: %.3g GB (of %.3g GB)\n", gb((double)mi.peak), gb((double)mi.total));
 
     double nums[] = {t_roll, t_lp, t_upd, t_step, roll_tps, train_tps, train_flops, mm_peak, mfu_mm, bw,
-                     dec_s, enq_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
+                     dec_s, enq_s, smp_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
     int finite = 1;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) finite &= isfinite(nums[i]) && nums[i] > 0;
     printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"precision\":\"%s\",\"small\":%d,\"params\":%zu,"
@@ -415,12 +438,13 @@ int main(int argc, char **argv) {
            "\"prompt_len\":%.4g,\"response_len\":%.4g,\"rollout_s\":%.6g,\"logprob_s\":%.6g,\"update_s\":%.6g,"
            "\"step_s\":%.6g,\"rollout_tokens_per_s\":%.6g,\"train_tokens_per_s\":%.6g,\"train_tflops\":%.6g,"
            "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
-           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_enqueue_ms\":%.6g,\"decode_bound_ms\":%.6g,"
+           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,"
+           "\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
            ops->name, prec, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
-           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),
+           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),
            mi.peak, mi.total);
     if (!finite) {
         fprintf(stderr, "bench_step: a reported number is not finite or not positive\n");
