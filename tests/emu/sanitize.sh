@@ -12,8 +12,9 @@ for san in address thread; do
     b=$root/$san
     echo "== emu tests with -fsanitize=$san ($b)"
     t0=$(date +%s)
-    cmake -S "$src" -B "$b" -DRLC_EMU_SANITIZE=$san -DRLC_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$root.$san.cmake.log" 2>&1 ||
-        { cat "$root.$san.cmake.log"; exit 1; }
+    mkdir -p "$b" # the configure log goes inside the build dir (git-ignored), not next to it in the repository
+    cmake -S "$src" -B "$b" -DRLC_EMU_SANITIZE=$san -DRLC_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$b/cmake.log" 2>&1 ||
+        { cat "$b/cmake.log"; exit 1; }
     if [ $san = address ]; then # every emulated test, kernel tests of other issues included
         cmake --build "$b" -j"$jobs" --target emu_all
         (cd "$b" && ctest -L emu --output-on-failure -j"$jobs") || status=1
