@@ -139,10 +139,8 @@ size_t rlc_rollout_seq_bytes(const rlc_model *m) {
     if (rlc_backend_is_host(m->ops)) {
         b += 2 * (size_t)c->vocab_size * sizeof(float); // per-sequence host scratch, bounded by two logits rows
     } else {
-        // the device backend's decode staging of one layer's cache rows and the query/output rows (the CUDA
-        // adapter's bf16 copies, head dim padded: below this for head dims >= 32)
-        b += 2 * (size_t)c->max_seq_len * c->n_kv_heads * c->head_dim * sizeof(rlc_f) +
-             2 * (size_t)c->n_heads * c->head_dim * sizeof(rlc_f);
+        // the device backend's decode scratch per row (staging copies, split partials): its own figure
+        b += m->ops->attention_decode_scratch(c->max_seq_len, c->n_heads, c->n_kv_heads, c->head_dim);
     }
     return b;
 }

@@ -141,6 +141,10 @@ typedef struct rlc_ops {
     // different kv_len (prefill of a prompt). slot and kv_len are backend int arrays.
     void (*attention_decode)(rlc_act *out, const rlc_act *q, const rlc_act *k_cache, const rlc_act *v_cache,
                              const int *slot, const int *kv_len, int B, int cap, int NH, int NKV, int HD);
+    // Bytes of backend memory attention_decode may take per query row, beyond the cache, when rows read up to
+    // cap positions (a call with B rows takes at most B times this): staging copies and split partials. The
+    // rollout engine sizes its waves with it (host/rollout.c, rlc_rollout_seq_bytes).
+    size_t (*attention_decode_scratch)(int cap, int NH, int NKV, int HD);
     // KV-cache append for one layer: row i of k_new, v_new (n, NKV, HD) goes to position pos[i] of slot slot[i] of
     // k_cache, v_cache (n_slots, cap, NKV, HD), 0 <= pos[i] < cap (the caller checks). slot and pos are backend int
     // arrays (n); no two rows name the same (slot, pos). One launch for a whole decode step or prefill.

@@ -43,10 +43,11 @@ int rlc_rollout_generate(rlc_model *m, const rlc_rollout_config *rc, const rlc_s
 // ---- memory ----
 // Generation holds, per sequence: a KV-cache slot of max_seq_len tokens (rlc_kv_cache_bytes), a row of LM-head
 // logits in backend memory (the model keeps the largest count it has needed), and on the CPU backend two host
-// rows of logits staging (the same RAM), on a device backend the decode staging of one layer's cache rows. A wave
-// takes the most whole groups whose bytes fit in the backend's free memory (rlc_mem_info.free) less the safety
-// margin: 1/16 of the free memory, plus RLC_ROLLOUT_DEVICE_RESERVE_MB on a device backend for what the backend
-// does not count (cuBLAS's workspace, the CUDA runtime, its own workspace growing beyond the staging estimate).
+// rows of logits staging (the same RAM), on a device backend its attention_decode_scratch per row (the CUDA
+// backend: split partials, and in fp32 mode or at padded head dims the bf16 staging of one layer's cache rows).
+// A wave takes the most whole groups whose bytes fit in the backend's free memory (rlc_mem_info.free) less the
+// safety margin: 1/16 of the free memory, plus RLC_ROLLOUT_DEVICE_RESERVE_MB on a device backend for what the
+// backend does not count (cuBLAS's workspace, the CUDA runtime, its workspace's growth margin).
 #define RLC_ROLLOUT_DEVICE_RESERVE_MB 64
 // Bytes of one sequence's KV slot and staging (not the logits row).
 size_t rlc_rollout_seq_bytes(const rlc_model *m);

@@ -287,6 +287,13 @@ void cpu_attention_backward(rlc_act *dq_, rlc_act *dk_, rlc_act *dv_, const rlc_
     free(D);
 }
 
+// Nothing per row: the scores of one (row, kv head) unit, rep x cap floats, are a transient allocation of the
+// thread that computes it.
+size_t cpu_attention_decode_scratch(int cap, int NH, int NKV, int HD) {
+    (void)cap, (void)NH, (void)NKV, (void)HD;
+    return 0;
+}
+
 // One query per (row b, head h) against rows 0..kv_len[b]-1 of cache slot slot[b]. One unit per (row, kv head):
 // the group's rep query heads are one (rep, HD) block, so scores and output are two gemm calls.
 void cpu_attention_decode(rlc_act *out_, const rlc_act *q_, const rlc_act *k_cache_, const rlc_act *v_cache_, const int *slot,

@@ -81,6 +81,7 @@ void cpu_attention_backward(rlc_act *dq, rlc_act *dk, rlc_act *dv, const rlc_act
                             int NH, int NKV, int HD);
 void cpu_attention_decode(rlc_act *out, const rlc_act *q, const rlc_act *k_cache, const rlc_act *v_cache, const int *slot,
                           const int *kv_len, int B, int cap, int NH, int NKV, int HD);
+size_t cpu_attention_decode_scratch(int cap, int NH, int NKV, int HD);
 
 void cpu_kv_append(rlc_act *k_cache, rlc_act *v_cache, const rlc_act *k_new, const rlc_act *v_new, const int *slot,
                    const int *pos, int n, int cap, int NKV, int HD);

@@ -488,6 +488,7 @@ static const rlc_ops cpu_ops = {
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
     .attention_decode = cpu_attention_decode,
+    .attention_decode_scratch = cpu_attention_decode_scratch,
     .kv_append = cpu_kv_append,
     .swiglu_forward = cpu_swiglu_forward,
     .swiglu_backward = cpu_swiglu_backward,

@@ -61,6 +61,7 @@ struct OpsCuda {
     rlc_blas *blas;
     char *ws;        // workspace (device), ws_bytes long
     size_t ws_bytes;
+    size_t ws_request_max; // the largest request (rlc_ops_cuda_workspace_request_max)
     int prec;        // RLC_CUDA_FP32 / _BF16_GEMM / _MIXED (ops_cuda.h)
     int prec_ready;  // prec chosen (default / RLC_CUDA_PRECISION at the first start, or set_precision); kept by
                      // release, since activation buffers allocated under it stay valid
@@ -335,6 +336,7 @@ static void oc_copy(void *dst, const void *src, size_t bytes) {
 static size_t oc_al(size_t b) { return (b + 255) & ~(size_t)255; }
 
 static char *oc_workspace(size_t bytes) {
+    if (bytes > oc.ws_request_max) oc.ws_request_max = bytes;
     if (bytes <= oc.ws_bytes) return oc.ws;
     oc_check(cudaStreamSynchronize(oc.stream), "workspace: cudaStreamSynchronize"); // kernels may still read it
     const size_t grown = oc.ws_bytes + oc.ws_bytes / 2;
@@ -769,6 +771,16 @@ static void oc_attention_decode(rlc_act *out, const rlc_act *q, const rlc_act *k
     }
 }
 
+// Per row: the split partials of the kernel (their count is largest for one row) and, on the gather path, the row's
+// share of the carve: its plan entries, the gathered bf16 K and V rows of up to cap positions, the bf16 query and
+// output rows; plus each carve piece's 256-byte alignment.
+static size_t oc_attention_decode_scratch(int cap, int NH, int NKV, int HD) {
+    const int HDp = oc_att_hdp("attention_decode_scratch", NH, NKV, HD);
+    const size_t part = rlc_cuda_attention_decode_workspace_bytes(1, cap > 0 ? cap : 1, NH, NKV, HDp, 0) + 256;
+    if (oc_a16() && HD == HDp) return part;
+    return part + 3 * sizeof(int) + 2 * (size_t)cap * NKV * HDp * 2 + 2 * (size_t)NH * HDp * 2 + 4 * 256;
+}
+
 static void oc_kv_append(rlc_act *k_cache, rlc_act *v_cache, const rlc_act *k_new, const rlc_act *v_new,
                          const int *slot, const int *pos, int n, int cap, int NKV, int HD) {
     oc_ok(rlc_cuda_kv_append(k_cache, v_cache, k_new, v_new, oc_a16(), slot, pos, n, cap, NKV, HD, oc.stream),
@@ -911,6 +923,7 @@ static void oc_init(void) {
     t.attention_forward = oc_attention_forward;
     t.attention_backward = oc_attention_backward;
     t.attention_decode = oc_attention_decode;
+    t.attention_decode_scratch = oc_attention_decode_scratch;
     t.kv_append = oc_kv_append;
     t.swiglu_forward = oc_swiglu_forward;
     t.swiglu_backward = oc_swiglu_backward;
@@ -960,6 +973,11 @@ extern "C" int rlc_ops_cuda_precision(void) {
 }
 
 extern "C" size_t rlc_ops_cuda_workspace_bytes(void) { return oc.ws_bytes; }
+extern "C" size_t rlc_ops_cuda_workspace_request_max(int reset) {
+    const size_t r = oc.ws_request_max;
+    if (reset) oc.ws_request_max = 0;
+    return r;
+}
 
 extern "C" const void *rlc_ops_cuda_params_bf16(const float *p, size_t n) { return oc_params_bf16(p, n); }
 

@@ -74,6 +74,9 @@ const char *rlc_ops_cuda_precision_name(int mode);
 // Current workspace size in bytes (grows to the largest need seen; the attention and log-prob adapters' bf16
 // copies live there).
 size_t rlc_ops_cuda_workspace_bytes(void);
+// The largest workspace an entry has asked for since the last reset (reset != 0 starts again from 0): what an op
+// needs, without the growth margin (tests of the ops' scratch estimates, attention_decode_scratch).
+size_t rlc_ops_cuda_workspace_request_max(int reset);
 // The device's bf16 GEMM rate in TFLOP/s, measured now: reps cuBLAS GEMMs (n,n) x (n,n) with bf16 operands and
 // fp32 accumulation and output, after one warm-up call, timed with events on the backend's stream (the
 // reference peak of bench/bench_step's MFU). Allocates and frees 8 n^2 bytes.

@@ -737,7 +737,13 @@ static void test_decode(int NH, int NKV, int HD, int cap, int n_slots, std::vect
     run_case(name, [&](Outputs &o) {
         int *ds = dev(slot), *dl = dev(kv_len);
         void *dq = act.dev(q), *dk = act.dev(kc), *dv = act.dev(vc), *dout_ = act.dev(nans(nq));
+        rlc_ops_cuda_workspace_request_max(1);
         GPU->attention_decode(dout_, dq, dk, dv, ds, dl, B, cap, NH, NKV, HD);
+        // the rollout engine budgets decode with the backend's per-row scratch estimate: it must cover the call
+        const size_t need = rlc_ops_cuda_workspace_request_max(0),
+                     est = (size_t)B * GPU->attention_decode_scratch(cap, NH, NKV, HD);
+        CHECK(need <= est, "%s: the call asked for %zu workspace bytes, over B x attention_decode_scratch = %zu",
+              name, need, est);
         std::vector<float> out_g = act.host(dout_, nq);
         cmp(act.entry("attention_decode"), "out", out_g, out_c, act.tol(Tol{ATT_TOL}));
         o.add("out", out_g);
