@@ -1,14 +1,19 @@
 // host/metrics.c: JSON-lines metrics and console progress (see include/rlc/metrics.h).
+#define _POSIX_C_SOURCE 200809L // isatty, fileno
 #include "rlc/metrics.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rlc/util.h"
 
 int rlc_metrics_open(rlc_metrics *mt, const char *path) {
     memset(mt, 0, sizeof *mt);
     mt->t_start = rlc_now();
+    const char *pm = getenv("RLC_PROGRESS");
+    mt->lines = pm && strcmp(pm, "lines") == 0 ? 1 : pm && strcmp(pm, "tty") == 0 ? 0 : !isatty(fileno(stderr));
     if (!path) return 0;
     mt->f = fopen(path, "a");
     return mt->f ? 0 : -1;
@@ -52,14 +57,16 @@ void rlc_metrics_write(rlc_metrics *mt, const char *phase) {
 
 void rlc_metrics_progress(rlc_metrics *mt, const char *phase, int step, int total, const char *const *keys, int nk) {
     if (mt->quiet) return;
+    int every = total / 20 > 1 ? total / 20 : 1;
+    if (mt->lines && step != 1 && step < total && step % every != 0) return;
     double el = rlc_now() - mt->t_start;
     double eta = step > 0 ? el / step * (total - step) : 0;
-    fprintf(stderr, "\r[%s] step %d/%d", phase, step, total);
+    fprintf(stderr, "%s[%s] step %d/%d", mt->lines ? "" : "\r", phase, step, total);
     for (int i = 0; i < nk; i++) {
         double v = rlc_metrics_get(mt, keys[i], NAN);
         if (!isnan(v)) fprintf(stderr, "  %s %.4g", keys[i], v);
     }
-    fprintf(stderr, "  ETA %.0fs   ", eta);
-    if (step >= total) fprintf(stderr, "\n");
+    fprintf(stderr, "  ETA %.0fs%s", eta, mt->lines ? "\n" : "   ");
+    if (!mt->lines && step >= total) fprintf(stderr, "\n");
     fflush(stderr);
 }
