@@ -37,7 +37,7 @@
 #define LP_VPT 32      // variant 0: values per thread per batch (8 float4 loads in flight)
 #define LP_BATCH (LP_THREADS * LP_VPT) // variant 0: row elements per batch (8192: one batch per default chunk)
 // variant 0: exponents are clamped at this (2^-128 is below the smallest normal float, so ex2.approx.ftz gives 0
-// either way); it keeps a masked element (-inf, past the row's end) from contributing 0 * -inf to a
+// either way); it keeps a masked element (-inf, past the row's end) from adding 0 * -inf to the sum a
 #define LP_D_MIN -128.0f
 
 // Online softmax state of a set of base-2 values relative to its max m: s = sum 2^(u - m), a = sum 2^(u - m)(u - m).
