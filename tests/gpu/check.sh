@@ -6,8 +6,8 @@
 #   2. configure with RLC_CUDA=ON and build everything (CUDA library, GPU programs, the emulator tests)
 #   3. run the known-answer kernels (tests/emu/kat_*.cu) under the emulator and on the GPU, dump both
 #      outputs and compare them (mma, ldmatrix, shuffles, scans, atomics, ...): emulator vs hardware
-#   4. run every GPU test and bench program in <build>/gpu/ (tests/gpu/test_*, bench/bench_*.cu), then the
-#      emulator's own ctest label "emu" on that machine
+#   4. run every GPU test and bench program in <build>/gpu/ (tests/gpu/test_*, bench/bench_*.cu), a few bench runs
+#      with other settings (extra_runs), the torch baselines, then the emulator's own ctest label "emu"
 #   5. one GRPO step of the trainer on the Qwen2.5-0.5B-like model in the default (mixed) precision
 #      (bench/bench_step): a small smoke run (4 prompts x 4 samples x 64 new tokens after a warm-up step), then
 #      the issue's configuration (64 x 8 x 512) unless the elapsed time plus its timeout would pass the budget:
@@ -21,7 +21,8 @@
 #   8. write OUTDIR/gpu_report.md (default OUTDIR: $OUT, else out/gpu) plus gpu_check.log and both dumps
 # Exit status non-zero if any step failed. Env: RLC_GPU_BUILD (build dir, default build-gpu),
 # RLC_GPU_PROG_TIMEOUT (seconds per program, default 120), RLC_GPU_ARGS_<program> (its arguments; default
-# --variants for bench_attention_gpu and bench_logprob_gpu, none for the others), RLC_GPU_EMU_CTEST (0 skips
+# --variants for bench_attention_gpu and bench_logprob_gpu, none for the others), RLC_GPU_EXTRA (0 skips the extra
+# bench runs with other settings, listed at step 4), RLC_GPU_EMU_CTEST (0 skips
 # step 4's emulator suite, which CI runs anyway, to save device time), RLC_GPU_BENCH_STEP (0 skips step 5), RLC_GPU_BENCH_STEP_ARGS and
 # _TIMEOUT (the small run's size flags, default 90 s), RLC_GPU_BENCH_FULL (0 skips the full-size run),
 # RLC_GPU_BENCH_FULL_ARGS and _TIMEOUT (default 240 s), RLC_GPU_BUDGET_S (the elapsed seconds the full run must fit
@@ -93,24 +94,45 @@ prog_args() {
         bench_logprob_gpu) echo "--variants" ;;
     esac
 }
+# Extra runs of bench programs with other settings, for comparisons a first GPU run should make (RLC_GPU_EXTRA=0
+# skips them): the loss token kernels' grid capped at about one wave of an H100/H200 (132 SMs x 4 blocks) instead
+# of 1024 blocks (two waves, one step per warp at 1M tokens), and the log-prob's default variant with a
+# 1024-token chunk whose 32 MiB fp32 scratch stays in L2.
+extra_runs=(
+    "bench_loss_gpu --min-tokens 1048576 --check 0 --max-blocks 512"
+    "bench_loss_gpu --min-tokens 1048576 --check 0 --max-blocks 256"
+    "bench_logprob_gpu --variant 0 --tchunk 1024 --vchunk 8192"
+)
 prog_rows=""
+# run_prog LABEL PROGRAM [ARGS...]: one program under the per-program timeout, its output into the log, a row in the
+# report (prog_rows), fail=1 unless it exits 0
+run_prog() {
+    local label=$1 p=$2 t0 rc dt last status
+    shift 2
+    t0=$(date +%s%N)
+    echo "---- $label" >>"$log"
+    timeout "$ptimeout" "$p" "$@" >"$out/.prog.txt" 2>&1
+    rc=$?
+    cat "$out/.prog.txt" >>"$log"
+    dt=$(( ($(date +%s%N) - t0) / 1000000 ))
+    last=$(grep -v '^\s*$' "$out/.prog.txt" | tail -1 | cut -c1-120 | tr '|' '/')
+    status=$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; })
+    [ $rc = 0 ] || fail=1
+    prog_rows+="| $label | $status | $dt | $last |"$'\n'
+    say "$label: $status"
+}
 if [ $build_ok = 1 ] && [ -d "$build/gpu" ]; then
     for p in "$build"/gpu/test_* "$build"/gpu/bench_*; do
         [ -x "$p" ] || continue
-        name=$(basename "$p")
-        t0=$(date +%s%N)
-        echo "---- $name" >>"$log"
-        # shellcheck disable=SC2086
-        timeout "$ptimeout" "$p" $(prog_args "$name") >"$out/.prog.txt" 2>&1
-        rc=$?
-        cat "$out/.prog.txt" >>"$log"
-        dt=$(( ($(date +%s%N) - t0) / 1000000 ))
-        last=$(grep -v '^\s*$' "$out/.prog.txt" | tail -1 | cut -c1-120 | tr '|' '/')
-        status=$([ $rc = 0 ] && echo ok || { [ $rc = 124 ] && echo TIMEOUT || echo "FAILED ($rc)"; })
-        [ $rc = 0 ] || fail=1
-        prog_rows+="| $name | $status | $dt | $last |"$'\n'
-        say "$name: $status"
+        # shellcheck disable=SC2046
+        run_prog "$(basename "$p")" "$p" $(prog_args "$(basename "$p")")
     done
+    if [ "${RLC_GPU_EXTRA:-1}" != 0 ]; then
+        for e in "${extra_runs[@]}"; do
+            read -r -a argv <<<"$e"
+            [ -x "$build/gpu/${argv[0]}" ] && run_prog "$e" "$build/gpu/${argv[0]}" "${argv[@]:1}"
+        done
+    fi
     # PyTorch baselines timed on the same card (bench/gpu/*_baseline.py; each skips itself without torch+CUDA)
     for py in "$src"/bench/gpu/*_baseline.py; do
         [ -f "$py" ] || continue
