@@ -31,6 +31,8 @@
 
 #include "attention.h"
 #include "rlc_cuda.h"
+
+#include "gpu/bench_gpu.h"
 extern "C" {
 #include "rlc/ops.h"
 }
@@ -207,27 +209,8 @@ struct Baseline {
     double fwd_ms, bwd_ms;
 };
 
-template <class F> static double time_ms(F f, int reps) {
-    cudaEvent_t a, b;
-    RLC_CUDA_CHECK(cudaEventCreate(&a));
-    RLC_CUDA_CHECK(cudaEventCreate(&b));
-    f();
-    f(); // warm-up
-    std::vector<float> t;
-    for (int r = 0; r < reps; r++) {
-        RLC_CUDA_CHECK(cudaEventRecord(a));
-        f();
-        RLC_CUDA_CHECK(cudaEventRecord(b));
-        RLC_CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        RLC_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        t.push_back(ms);
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-}
+// Median milliseconds of reps runs of f after two warm-up runs.
+template <class F> static double time_ms(F f, int reps) { return bench_time(reps, 2, f).median; }
 
 // Runs bench/gpu/attention_baseline.py for the shapes; parses its "sdpa NH NKV HD T L fwd_ms bwd_ms" lines.
 static std::vector<Baseline> run_baseline(const std::vector<Model> &models, const std::vector<Shape> &shapes) {

@@ -15,6 +15,8 @@
 //   bench_logprob_gpu [--reps 3] [--max-tokens 32768] [--tchunk 0] [--vchunk 0] [--variant N | --variants] [--tiny]
 #include "rlc_cuda.h"
 
+#include "bench_gpu.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,27 +51,8 @@ __global__ void targets_kernel(int *t, int n, int V) {
         t[i] = (int)(((unsigned)i * 7919u) % (unsigned)V);
 }
 
-// Milliseconds of the best of reps runs of fn (after one warm-up run).
-template <class F> static float time_best(int reps, F fn) {
-    cudaEvent_t a, b;
-    RLC_CUDA_CHECK(cudaEventCreate(&a));
-    RLC_CUDA_CHECK(cudaEventCreate(&b));
-    fn();
-    RLC_CUDA_CHECK(cudaDeviceSynchronize());
-    float best = 1e30f;
-    for (int r = 0; r < reps; r++) {
-        RLC_CUDA_CHECK(cudaEventRecord(a));
-        fn();
-        RLC_CUDA_CHECK(cudaEventRecord(b));
-        RLC_CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        RLC_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (ms < best) best = ms;
-    }
-    RLC_CUDA_CHECK(cudaEventDestroy(a));
-    RLC_CUDA_CHECK(cudaEventDestroy(b));
-    return best;
-}
+// Milliseconds of the best of reps runs of fn after one warm-up run.
+template <class F> static float time_best(int reps, F fn) { return bench_time(reps, 1, fn).best; }
 
 // The small-shape comparison with the CPU twin (see the header). Returns the number of failures.
 static int check_vs_cpu(rlc_blas *blas) {

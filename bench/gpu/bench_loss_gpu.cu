@@ -15,6 +15,8 @@
 //     --check 0       skip the comparison with the CPU twin
 #include "rlc_cuda.h"
 
+#include "bench_gpu.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,26 +50,8 @@ __global__ void cu_kernel(int *cu, int B, int L) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i <= B; i += gridDim.x * blockDim.x) cu[i] = i * L;
 }
 
-template <class F> static float time_best(int reps, F fn) {
-    cudaEvent_t a, b;
-    RLC_CUDA_CHECK(cudaEventCreate(&a));
-    RLC_CUDA_CHECK(cudaEventCreate(&b));
-    fn();
-    RLC_CUDA_CHECK(cudaDeviceSynchronize());
-    float best = 1e30f;
-    for (int r = 0; r < reps; r++) {
-        RLC_CUDA_CHECK(cudaEventRecord(a));
-        fn();
-        RLC_CUDA_CHECK(cudaEventRecord(b));
-        RLC_CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        RLC_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        if (ms < best) best = ms;
-    }
-    RLC_CUDA_CHECK(cudaEventDestroy(a));
-    RLC_CUDA_CHECK(cudaEventDestroy(b));
-    return best;
-}
+// Milliseconds of the best of reps runs of fn after one warm-up run.
+template <class F> static float time_best(int reps, F fn) { return bench_time(reps, 1, fn).best; }
 
 // Device copy bandwidth (GB/s, read + write) of `bytes`.
 static double copy_gbs(size_t bytes, int reps) {
