@@ -189,37 +189,34 @@ if [ $build_ok = 1 ] && [ "${RLC_GPU_BENCH_STEP:-1}" != 0 ] && [ -x "$build/benc
     say "bench_step (GRPO step, 0.5B-like, 64 x 8 x 512): $bench_full_status"
 fi
 
+# run_script WHAT OUTFILE PATTERN SCRIPT [ARGS...]: bash SCRIPT ARGS into OUTFILE (and the log), its lines matching
+# PATTERN on the console; its status (ok / FAILED) in rs_status, fail=1 unless it exits 0
+run_script() {
+    local what=$1 outfile=$2 pattern=$3 script=$4 t0
+    shift 4
+    t0=$(date +%s)
+    echo "---- $(basename "$script")" >>"$log"
+    if bash "$script" "$@" >"$outfile" 2>&1; then rs_status=ok; else rs_status=FAILED; fail=1; fi
+    cat "$outfile" >>"$log"
+    grep -E "$pattern" "$outfile"
+    say "$what: $rs_status in $(( $(date +%s) - t0 )) s"
+}
+
 # ---- 6. training on the GPU against the CPU backend
 train_status="not run"
 if [ $build_ok = 1 ] && [ "${RLC_GPU_TRAIN:-1}" != 0 ]; then
-    t0=$(date +%s)
-    echo "---- train_compare.sh" >>"$log"
-    if bash "$src/tests/gpu/train_compare.sh" "$build/rlc" "$out" >"$out/train_compare.txt" 2>&1; then
-        train_status=ok
-    else
-        train_status=FAILED
-        fail=1
-    fi
-    cat "$out/train_compare.txt" >>"$log"
-    grep -E "^train_compare:|^  (ok|FAIL) " "$out/train_compare.txt"
-    say "training, GPU vs CPU: $train_status in $(( $(date +%s) - t0 )) s"
+    run_script "training, GPU vs CPU" "$out/train_compare.txt" "^train_compare:|^  (ok|FAIL) " \
+        "$src/tests/gpu/train_compare.sh" "$build/rlc" "$out"
+    train_status=$rs_status
 fi
 
 # ---- 7. the NCCL gradient path on one GPU
 nccl_status="not run"
 if [ $build_ok = 1 ] && [ "${RLC_GPU_NCCL:-1}" != 0 ]; then
-    t0=$(date +%s)
-    echo "---- nccl_overhead.sh" >>"$log"
-    if bash "$src/tests/gpu/nccl_overhead.sh" "$build" "$out" >"$out/.nccl.txt" 2>&1; then
-        nccl_status=ok
-    else
-        nccl_status=FAILED
-        fail=1
-    fi
-    cat "$out/.nccl.txt" >>"$log"
-    grep -E "^overhead of the NCCL path|^  NCCL:|^metrics agree|FAILED" "$out/.nccl.txt"
+    run_script "NCCL path on one GPU" "$out/.nccl.txt" "^overhead of the NCCL path|^  NCCL:|^metrics agree|FAILED" \
+        "$src/tests/gpu/nccl_overhead.sh" "$build" "$out"
+    nccl_status=$rs_status
     rm -f "$out/.nccl.txt"
-    say "NCCL path on one GPU: $nccl_status in $(( $(date +%s) - t0 )) s"
 fi
 
 # ---- 8. report
