@@ -4,6 +4,11 @@
 //
 //   bench_step [--small] [--device auto|cpu|cuda] [--prompts 64] [--samples 8] [--new-tokens 512] [--steps 1]
 //              [--warmup 1] [--micro-batch-tokens 8192] [--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S]
+//              [--profile]
+//
+// --profile (CUDA): after the measurements, the decode probe and one more GRPO step run again with the backend's
+// op profiler (rlc_ops_cuda_profile_*: device time per op-table entry), whose tables are printed before the
+// results. The profiler's event records slow the host, so none of the reported figures comes from those runs.
 //
 // --precision: the CUDA backend's precision mode (kernels/cuda/ops_cuda.h): mixed (bf16 activations and KV cache,
 // bf16 GEMMs), bf16-gemm (fp32 activations, bf16 GEMM operands) or fp32 (cuBLAS sgemm). Without it the backend's
@@ -63,7 +68,7 @@
 #endif
 
 typedef struct opts {
-    int small;
+    int small, profile;
     char device[8];
     int prompts, samples, new_tokens, steps, warmup, micro, gemm;
     char precision[16]; // "" = the backend's mode
@@ -73,7 +78,7 @@ typedef struct opts {
 static void usage(void) {
     fprintf(stderr, "usage: bench_step [--small] [--device auto|cpu|cuda] [--prompts N] [--samples G] "
                     "[--new-tokens T] [--steps S] [--warmup W] [--micro-batch-tokens M] "
-                    "[--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S]\n");
+                    "[--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S] [--profile]\n");
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -89,6 +94,10 @@ static int parse(int argc, char **argv, opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--small")) continue;
+        if (!strcmp(a, "--profile")) {
+            o->profile = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "bench_step: %s needs a value\n", a);
             return -1;
@@ -232,6 +241,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     int is_cuda = !strcmp(ops->name, "cuda");
+    if (o.profile && !is_cuda) {
+        fprintf(stderr, "bench_step: --profile times the CUDA backend's op table; the %s backend has no profiler "
+                        "(ignored)\n", ops->name);
+        o.profile = 0;
+    }
     const char *prec = "fp32"; // the mode used: the CPU backend's only one
 #ifdef RLC_HAVE_CUDA
     if (is_cuda) {
@@ -265,7 +279,7 @@ int main(int argc, char **argv) {
     OV("rollout.prompts_per_step=%d", o.prompts), OV("rollout.group_size=%d", o.samples);
     OV("rollout.max_new_tokens=%d", o.new_tokens), OV("rollout.temperature=1"), OV("rollout.ignore_eos=true");
     OV("rl.method=grpo"), OV("rl.epochs=1"), OV("rl.mini_batches=1"), OV("rl.micro_batch_tokens=%d", o.micro);
-    OV("rl.kl_beta=0"), OV("rl.steps=%d", o.warmup + o.steps), OV("device=%s", o.device);
+    OV("rl.kl_beta=0"), OV("rl.steps=%d", o.warmup + o.steps + o.profile), OV("device=%s", o.device);
     OV("seed=%llu", o.seed);
 #undef OV
     const char *over[32];
@@ -365,6 +379,19 @@ int main(int argc, char **argv) {
             ops->sample_tokens(stok, slp, sent, lg, (size_t)mc->vocab_size, B, mc->vocab_size, &sm, keys, o.seed,
                                (uint64_t)r + 1);
         smp_s = (rlc_now() - t0) / reps;
+#ifdef RLC_HAVE_CUDA
+        if (o.profile && is_cuda) { // the same steps and draw again, with the op profiler
+            rlc_ops_cuda_profile_enable(1);
+            rlc_ops_cuda_profile_reset();
+            for (int i = 0; i < B; i++) kv.len[i] = ctx;
+            for (int r = 0; r < reps; r++) lg = rlc_model_decode(&rl.model, &kv, slots, toks, B, NULL);
+            ops->sample_tokens(stok, slp, sent, lg, (size_t)mc->vocab_size, B, mc->vocab_size, &sm, keys, o.seed, 0);
+            char title[160];
+            snprintf(title, sizeof title, "%d decode steps of %d rows at context %d, then one draw", reps, B, ctx);
+            rlc_ops_cuda_profile_report(stdout, title);
+            rlc_ops_cuda_profile_enable(0);
+        }
+#endif
         free(keys);
         free(stok);
         free(slp);
@@ -373,6 +400,22 @@ int main(int argc, char **argv) {
         free(toks);
         rlc_kv_cache_free(&kv, &rl.model);
     }
+#ifdef RLC_HAVE_CUDA
+    if (o.profile && is_cuda) { // one more GRPO step with the op profiler
+        rlc_ops_cuda_profile_enable(1);
+        rlc_ops_cuda_profile_reset();
+        rlc_metrics_open(&mt, NULL);
+        mt.quiet = 1;
+        rlc_metrics_begin(&mt);
+        if (rlc_rl_step(&rl, &mt) != 0) {
+            fprintf(stderr, "bench_step: the profiled GRPO step failed\n");
+            return 1;
+        }
+        rlc_metrics_close(&mt);
+        rlc_ops_cuda_profile_report(stdout, "one more GRPO step (rollouts, log-probs, update)");
+        rlc_ops_cuda_profile_enable(0);
+    }
+#endif
     size_t n_params = rl.model.n_params;
     rlc_rl_free(&rl);
 
@@ -420,10 +463,11 @@ int main(int argc, char **argv) {
            100 * enq_s / dec_s,
            is_cuda ? "the launches' cost on the host; near 100% the step is bound by launching, not by the device"
                    : "the CPU backend runs synchronously");
+    double logits_bytes = (double)B * mc->vocab_size * sizeof(rlc_f);
     printf("sampling (ops->sample_tokens, the same %d rows, temperature %g, top-k %d, top-p %g): %.3g ms/step = %.0f%% "
            "of the decode step (logits %.3g GB: %.3g ms at the copy bandwidth)\n",
            B, cfg.rollout.temperature, cfg.rollout.top_k, cfg.rollout.top_p, smp_s * 1e3, 100 * smp_s / dec_s,
-           gb((double)B * mc->vocab_size * sizeof(rlc_f)), (double)B * mc->vocab_size * sizeof(rlc_f) / (bw * 1e9) * 1e3);
+           gb(logits_bytes), logits_bytes / (bw * 1e9) * 1e3);
     printf("rollout vs the bandwidth bound of its decode steps: %.3f s of %.3f s = %.2f%% (the rest: prefill and "
            "sampling)\n",
            roll_bound, t_roll / o.steps, 100 * roll_bound / (t_roll / o.steps));
@@ -438,13 +482,15 @@ int main(int argc, char **argv) {
            "\"prompt_len\":%.4g,\"response_len\":%.4g,\"rollout_s\":%.6g,\"logprob_s\":%.6g,\"update_s\":%.6g,"
            "\"step_s\":%.6g,\"rollout_tokens_per_s\":%.6g,\"train_tokens_per_s\":%.6g,\"train_tflops\":%.6g,"
            "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
-           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,"
+           "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,"
+           "\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,"
            "\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
            ops->name, prec, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
-           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, dec_bound * 1e3, dec_bound / dec_s, roll_bound / (t_roll / o.steps),
+           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, dec_bound * 1e3, dec_bound / dec_s,
+           roll_bound / (t_roll / o.steps),
            mi.peak, mi.total);
     if (!finite) {
         fprintf(stderr, "bench_step: a reported number is not finite or not positive\n");

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +91,23 @@ struct OpsCuda {
     std::vector<rlc_cuda_adamw_tensor> adamw_host;
     rlc_cuda_adamw_tensor *adamw_dev;
     size_t adamw_chunks;
+    // the op profiler (rlc_ops_cuda_profile_*): per entry its calls and device milliseconds; events in flight
+    struct ProfEntry {
+        const char *name;
+        long long calls;
+        double ms;
+    };
+    struct ProfPending {
+        int entry;
+        cudaEvent_t a, b;
+    };
+    struct Prof {
+        int on;          // the table's entries are the timed wrappers
+        int env_ready;   // RLC_CUDA_PROFILE read
+        std::vector<ProfEntry> entries;
+        std::vector<ProfPending> pending;
+        std::vector<cudaEvent_t> spare;
+    } prof;
 };
 static OpsCuda oc;
 static rlc_ops oc_table;
@@ -869,6 +887,133 @@ static void oc_logprob_backward(rlc_act *dhidden, rlc_f *dw, const rlc_f *dlogp,
 
 // ---------------------------------------------------------------------------------------------- table, state
 
+// ---------------------------------------------------------------------------------------------- profiler
+// With the profiler on, each compute entry of the table is a wrapper that records an event on the backend's stream
+// before and after the real entry, so that the device time between the two (its kernels and copies, not the
+// gaps in which the device waited for the host) is added to the entry's total once the events have run. Pending
+// pairs are collected when they pass 1024 (waiting for the oldest) and by report/reset. The wrappers cost two
+// event records per call on the host: a launch-bound step runs slower with the profiler on.
+
+static int oc_prof_register(const char *name) {
+    for (size_t i = 0; i < oc.prof.entries.size(); i++)
+        if (!strcmp(oc.prof.entries[i].name, name)) return (int)i;
+    oc.prof.entries.push_back({name, 0, 0.0});
+    return (int)oc.prof.entries.size() - 1;
+}
+
+static cudaEvent_t oc_prof_event() {
+    if (!oc.prof.spare.empty()) {
+        cudaEvent_t e = oc.prof.spare.back();
+        oc.prof.spare.pop_back();
+        return e;
+    }
+    cudaEvent_t e;
+    oc_check(cudaEventCreate(&e), "profiler: cudaEventCreate");
+    return e;
+}
+
+// Adds the pending pairs' times to their entries, oldest first; all of them (waiting) or only the oldest `keep`
+// less (waiting for those).
+static void oc_prof_collect(size_t keep) {
+    auto &pd = oc.prof.pending;
+    const size_t n = pd.size() > keep ? pd.size() - keep : 0;
+    for (size_t i = 0; i < n; i++) {
+        oc_check(cudaEventSynchronize(pd[i].b), "profiler: cudaEventSynchronize");
+        float ms = 0.0f;
+        oc_check(cudaEventElapsedTime(&ms, pd[i].a, pd[i].b), "profiler: cudaEventElapsedTime");
+        oc.prof.entries[pd[i].entry].ms += ms;
+        oc.prof.spare.push_back(pd[i].a);
+        oc.prof.spare.push_back(pd[i].b);
+    }
+    pd.erase(pd.begin(), pd.begin() + n);
+}
+
+static void oc_prof_destroy_events() {
+    oc_prof_collect(0);
+    for (cudaEvent_t e : oc.prof.spare) cudaEventDestroy(e);
+    oc.prof.spare.clear();
+}
+
+// Times one call of an entry (constructed before it, destroyed after it).
+struct OcProfScope {
+    int entry;
+    cudaEvent_t a;
+    explicit OcProfScope(int id) : entry(id), a(oc_prof_event()) {
+        oc_check(cudaEventRecord(a, oc.stream), "profiler: cudaEventRecord");
+    }
+    ~OcProfScope() {
+        cudaEvent_t b = oc_prof_event();
+        oc_check(cudaEventRecord(b, oc.stream), "profiler: cudaEventRecord");
+        oc.prof.entries[entry].calls++;
+        oc.prof.pending.push_back({entry, a, b});
+        if (oc.prof.pending.size() > 1024) oc_prof_collect(512);
+    }
+};
+
+// The timed wrapper of entry F: the same signature, registered under the table field's name.
+template <auto F> struct OcTimed;
+template <typename R, typename... A, R (*F)(A...)> struct OcTimed<F> {
+    static int id;
+    static R call(A... args) {
+        OcProfScope scope(id);
+        return F(args...);
+    }
+};
+template <typename R, typename... A, R (*F)(A...)> int OcTimed<F>::id = -1;
+
+template <auto F> static auto oc_timed(const char *name) {
+    OcTimed<F>::id = oc_prof_register(name);
+    return &OcTimed<F>::call;
+}
+
+// Fills the table: the real entries, or for the compute ones their timed wrappers when the profiler is on.
+// (Memory management and set-up entries are never wrapped.)
+#define OC_ENTRY(field, fn) t.field = oc.prof.on ? oc_timed<fn>(#field) : fn
+static void oc_fill_table(void) {
+    rlc_ops &t = oc_table;
+    t.name = "cuda";
+    t.act_bytes = oc_a16() ? 2 : sizeof(float);
+    t.alloc = oc_alloc;
+    t.try_alloc = oc_try_alloc;
+    t.free = oc_free;
+    t.mem_info = oc_mem_info;
+    t.set_mem_limit = oc_set_mem_limit;
+    t.attention_decode_scratch = oc_attention_decode_scratch;
+    t.register_params = oc_register_params;
+    OC_ENTRY(upload, oc_upload);
+    OC_ENTRY(download, oc_download);
+    OC_ENTRY(zero, oc_zero);
+    OC_ENTRY(copy, oc_copy);
+    OC_ENTRY(act_from_f, oc_act_from_f);
+    OC_ENTRY(act_to_f, oc_act_to_f);
+    OC_ENTRY(add, oc_add);
+    OC_ENTRY(scale, oc_scale);
+    OC_ENTRY(sumsq, oc_sumsq);
+    OC_ENTRY(embedding_forward, oc_embedding_forward);
+    OC_ENTRY(embedding_backward, oc_embedding_backward);
+    OC_ENTRY(matmul_forward, oc_matmul_forward);
+    OC_ENTRY(logits_forward, oc_logits_forward);
+    OC_ENTRY(matmul_backward, oc_matmul_backward);
+    OC_ENTRY(rmsnorm_forward, oc_rmsnorm_forward);
+    OC_ENTRY(rmsnorm_backward, oc_rmsnorm_backward);
+    OC_ENTRY(add_rmsnorm_forward, oc_add_rmsnorm_forward);
+    OC_ENTRY(rope_forward, oc_rope_forward);
+    OC_ENTRY(rope_backward, oc_rope_backward);
+    OC_ENTRY(attention_forward, oc_attention_forward);
+    OC_ENTRY(attention_backward, oc_attention_backward);
+    OC_ENTRY(attention_decode, oc_attention_decode);
+    OC_ENTRY(kv_append, oc_kv_append);
+    OC_ENTRY(swiglu_forward, oc_swiglu_forward);
+    OC_ENTRY(swiglu_backward, oc_swiglu_backward);
+    OC_ENTRY(logprob_forward, oc_logprob_forward);
+    OC_ENTRY(logprob_backward, oc_logprob_backward);
+    OC_ENTRY(sample_tokens, oc_sample_tokens);
+    OC_ENTRY(adamw_update, oc_adamw_update);
+    OC_ENTRY(params_written, oc_params_written);
+    OC_ENTRY(adamw_multi, oc_adamw_multi);
+}
+#undef OC_ENTRY
+
 static void oc_init(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -893,47 +1038,12 @@ static void oc_init(void) {
         oc.prec_ready = 1;
     }
 
-    rlc_ops &t = oc_table;
-    t.name = "cuda";
-    t.act_bytes = oc_a16() ? 2 : sizeof(float);
-    t.alloc = oc_alloc;
-    t.try_alloc = oc_try_alloc;
-    t.free = oc_free;
-    t.mem_info = oc_mem_info;
-    t.set_mem_limit = oc_set_mem_limit;
-    t.upload = oc_upload;
-    t.download = oc_download;
-    t.zero = oc_zero;
-    t.copy = oc_copy;
-    t.act_from_f = oc_act_from_f;
-    t.act_to_f = oc_act_to_f;
-    t.add = oc_add;
-    t.scale = oc_scale;
-    t.sumsq = oc_sumsq;
-    t.embedding_forward = oc_embedding_forward;
-    t.embedding_backward = oc_embedding_backward;
-    t.matmul_forward = oc_matmul_forward;
-    t.logits_forward = oc_logits_forward;
-    t.matmul_backward = oc_matmul_backward;
-    t.rmsnorm_forward = oc_rmsnorm_forward;
-    t.rmsnorm_backward = oc_rmsnorm_backward;
-    t.add_rmsnorm_forward = oc_add_rmsnorm_forward;
-    t.rope_forward = oc_rope_forward;
-    t.rope_backward = oc_rope_backward;
-    t.attention_forward = oc_attention_forward;
-    t.attention_backward = oc_attention_backward;
-    t.attention_decode = oc_attention_decode;
-    t.attention_decode_scratch = oc_attention_decode_scratch;
-    t.kv_append = oc_kv_append;
-    t.swiglu_forward = oc_swiglu_forward;
-    t.swiglu_backward = oc_swiglu_backward;
-    t.logprob_forward = oc_logprob_forward;
-    t.logprob_backward = oc_logprob_backward;
-    t.sample_tokens = oc_sample_tokens;
-    t.adamw_update = oc_adamw_update;
-    t.register_params = oc_register_params;
-    t.params_written = oc_params_written;
-    t.adamw_multi = oc_adamw_multi;
+    if (!oc.prof.env_ready) {
+        const char *pe = getenv("RLC_CUDA_PROFILE");
+        oc.prof.on = pe && *pe && strcmp(pe, "0") != 0;
+        oc.prof.env_ready = 1;
+    }
+    oc_fill_table();
     oc.ready = 1;
 }
 
@@ -1011,9 +1121,51 @@ extern "C" double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps) {
     return 2.0 * (double)n * n * n * reps / s / 1e12;
 }
 
+extern "C" void rlc_ops_cuda_profile_enable(int on) {
+    if (!oc.ready) oc_init(); // the environment is read first, so that it cannot override this call later
+    oc.prof.on = on != 0;
+    oc_fill_table();
+}
+
+extern "C" void rlc_ops_cuda_profile_reset(void) {
+    oc_prof_collect(0);
+    for (auto &e : oc.prof.entries) e.calls = 0, e.ms = 0.0;
+}
+
+extern "C" int rlc_ops_cuda_profile_get(const char *entry, long long *calls, double *ms) {
+    oc_prof_collect(0);
+    for (const auto &e : oc.prof.entries)
+        if (!strcmp(e.name, entry)) {
+            if (calls) *calls = e.calls;
+            if (ms) *ms = e.ms;
+            return 0;
+        }
+    return -1;
+}
+
+extern "C" void rlc_ops_cuda_profile_report(FILE *f, const char *title) {
+    oc_prof_collect(0);
+    std::vector<OpsCuda::ProfEntry> v;
+    double total = 0.0;
+    for (const auto &e : oc.prof.entries)
+        if (e.calls > 0) {
+            v.push_back(e);
+            total += e.ms;
+        }
+    std::sort(v.begin(), v.end(), [](const OpsCuda::ProfEntry &x, const OpsCuda::ProfEntry &y) { return x.ms > y.ms; });
+    fprintf(f, "op-table device time%s%s (rlc_ops_cuda_profile): %.3f ms in %zu entries\n", title ? ", " : "",
+            title ? title : "", total, v.size());
+    fprintf(f, "  %-22s %10s %12s %12s %7s\n", "entry", "calls", "ms", "us/call", "share");
+    for (const auto &e : v)
+        fprintf(f, "  %-22s %10lld %12.3f %12.2f %6.1f%%\n", e.name, e.calls, e.ms, 1e3 * e.ms / (double)e.calls,
+                total > 0 ? 100.0 * e.ms / total : 0.0);
+    fflush(f);
+}
+
 extern "C" void rlc_ops_cuda_release(void) {
     if (!oc.ready) return;
     oc_check(cudaStreamSynchronize(oc.stream), "release: cudaStreamSynchronize");
+    oc_prof_destroy_events(); // the counts stay
     oc_stage_release();
     oc_dev_free(oc.ws, "release: cudaFree");
     oc.ws = NULL;

@@ -46,6 +46,7 @@
 //   fixed-point masses: the same tokens as the CPU unless a draw falls within about V * 2^-(63 - ceil(log2 V)) of
 //   the largest probability from a cumulative boundary.
 #pragma once
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +75,18 @@ const char *rlc_ops_cuda_precision_name(int mode);
 // Current workspace size in bytes (grows to the largest need seen; the attention and log-prob adapters' bf16
 // copies live there).
 size_t rlc_ops_cuda_workspace_bytes(void);
+// Op profiler: the device time of each entry of the table. On at the backend's start when RLC_CUDA_PROFILE is set
+// (not "0"), or from profile_enable(1), which swaps the compute entries of the table the backend returned (held
+// pointers see it) for wrappers that bracket the real entry with two events on the backend's stream; the time
+// between them (its kernels and copies, not the device's idle gaps) adds to the entry once the events have run.
+// Costs two event records per call on the host, so a launch-bound step runs slower with it: measure the step
+// without it, then profile. reset zeroes the counts (waiting for the events in flight); get gives one entry's
+// calls and milliseconds (0, or -1 if it never ran timed); report prints every entry that ran, by time, with its
+// share of the total.
+void rlc_ops_cuda_profile_enable(int on);
+void rlc_ops_cuda_profile_reset(void);
+int rlc_ops_cuda_profile_get(const char *entry, long long *calls, double *ms);
+void rlc_ops_cuda_profile_report(FILE *f, const char *title);
 // The largest workspace an entry has asked for since the last reset (reset != 0 starts again from 0): what an op
 // needs, without the growth margin (tests of the ops' scratch estimates, attention_decode_scratch).
 size_t rlc_ops_cuda_workspace_request_max(int reset);

@@ -360,6 +360,45 @@ static void test_memory_accounting() {
           b.in_use, a.in_use);
 }
 
+// The op profiler: with it on, the table's compute entries count their calls and device time (the pointer the
+// backend returned sees the swap); off, they are the real entries again and count nothing.
+static void test_profiler() {
+    const size_t n = 5000;
+    float *x = dev(rnd(n, 5, 1.0f, false)), *y = dev(rnd(n, 6, 1.0f, false)), *z = dev(nans(n));
+    const auto real_add = GPU->add;
+    rlc_ops_cuda_profile_enable(1);
+    rlc_ops_cuda_profile_reset();
+    CHECK(GPU->add != real_add, "profile on: the add entry is the timed wrapper");
+    GPU->add(z, x, y, n);
+    GPU->add(z, z, y, n);
+    (void)GPU->sumsq(z, n);
+    long long calls = -1, calls_s = -1;
+    double ms = -1.0, ms_s = -1.0;
+    CHECK(rlc_ops_cuda_profile_get("add", &calls, &ms) == 0 && calls == 2 && ms >= 0.0, "add: %lld calls, %g ms",
+          calls, ms);
+    CHECK(rlc_ops_cuda_profile_get("sumsq", &calls_s, &ms_s) == 0 && calls_s == 1, "sumsq: %lld calls", calls_s);
+    CHECK(rlc_ops_cuda_profile_get("no_such_entry", &calls, &ms) == -1, "an unknown entry");
+    std::vector<float> zh = host(z, n), xh = host(x, n), yh = host(y, n);
+    bool same = true;
+    for (size_t i = 0; i < n; i++) same &= zh[i] == xh[i] + yh[i] + yh[i];
+    CHECK(same, "the timed entries compute what the real ones do");
+    FILE *f = tmpfile();
+    rlc_ops_cuda_profile_report(f, "test");
+    rewind(f);
+    char buf[4096] = {0};
+    const size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    CHECK(got > 0 && strstr(buf, "op-table device time, test") && strstr(buf, "  add ") && strstr(buf, "  sumsq "),
+          "report:\n%s", buf);
+    rlc_ops_cuda_profile_enable(0);
+    CHECK(GPU->add == real_add, "profile off: the real add entry again");
+    GPU->add(z, x, y, n);
+    CHECK(rlc_ops_cuda_profile_get("add", &calls, &ms) == 0 && calls == 2, "off: no count (%lld)", calls);
+    rlc_ops_cuda_profile_reset();
+    CHECK(rlc_ops_cuda_profile_get("add", &calls, &ms) == 0 && calls == 0 && ms == 0.0, "reset");
+    free_all({x, y, z});
+}
+
 // ------------------------------------------------------------------------------------------------ elementwise
 
 // add (out = a + b: a the fp32 residual stream, b an activation; one fp32 addition on both sides, so bitwise), out
@@ -1115,6 +1154,7 @@ int main() {
     test_memory();
     test_staged_uploads();
     test_memory_accounting();
+    test_profiler();
     // the entries on fp32 tensors only
     for (size_t n : {(size_t)1, (size_t)1000, (size_t)40007}) test_scale_sumsq_adamw(n);
     test_embedding(1, 37, 11, 5);

@@ -12,7 +12,8 @@
 #      (bench/bench_step): a small smoke run (4 prompts x 4 samples x 64 new tokens after a warm-up step), then
 #      the configuration (64 x 8 x 512) unless the elapsed time plus its timeout would pass the budget:
 #      phase times, tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy bandwidth, peak
-#      memory -> OUTDIR/bench_step{,_full}.txt and .json
+#      memory, then (--profile) the device time per op-table entry of the decode probe and of one more step
+#      -> OUTDIR/bench_step{,_full}.txt and .json
 #   6. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
 #      (tests/gpu/train_compare.sh): both success curves printed, checked to be close (about a minute)
 #   7. the NCCL gradient path on this one GPU (tests/gpu/nccl_overhead.sh, about 30 s): bench_scaling
@@ -159,9 +160,9 @@ bench_status="not run"
 bench_full_status="not run"
 if [ $build_ok = 1 ] && [ "${RLC_GPU_BENCH_STEP:-1}" != 0 ] && [ -x "$build/bench/bench_step" ]; then
     bt=${RLC_GPU_BENCH_STEP_TIMEOUT:-90}
-    bargs=${RLC_GPU_BENCH_STEP_ARGS:---prompts 4 --samples 4 --new-tokens 64 --steps 1 --warmup 1}
+    bargs=${RLC_GPU_BENCH_STEP_ARGS:---prompts 4 --samples 4 --new-tokens 64 --steps 1 --warmup 1 --profile}
     bft=${RLC_GPU_BENCH_FULL_TIMEOUT:-240}
-    bfargs=${RLC_GPU_BENCH_FULL_ARGS:---prompts 64 --samples 8 --new-tokens 512 --steps 1 --warmup 1}
+    bfargs=${RLC_GPU_BENCH_FULL_ARGS:---prompts 64 --samples 8 --new-tokens 512 --steps 1 --warmup 1 --profile}
     # run_bench NAME TIMEOUT ARGS: bench_step into OUTDIR/NAME.txt and .json; its status in rb_status (not a
     # command substitution: fail must be set in this shell)
     run_bench() {
