@@ -1014,6 +1014,8 @@ static void oc_fill_table(void) {
 }
 #undef OC_ENTRY
 
+extern "C" void rlc_ops_cuda_profile_report(FILE *f, const char *title);
+
 static void oc_init(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -1042,6 +1044,13 @@ static void oc_init(void) {
         const char *pe = getenv("RLC_CUDA_PROFILE");
         oc.prof.on = pe && *pe && strcmp(pe, "0") != 0;
         oc.prof.env_ready = 1;
+        // the whole run's table on stderr at exit (registered after the CUDA runtime's start, so it runs first)
+        if (oc.prof.on)
+            atexit([] {
+                long long calls = 0;
+                for (const auto &e : oc.prof.entries) calls += e.calls;
+                if (calls) rlc_ops_cuda_profile_report(stderr, "the whole run (RLC_CUDA_PROFILE)");
+            });
     }
     oc_fill_table();
     oc.ready = 1;

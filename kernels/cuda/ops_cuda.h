@@ -76,7 +76,7 @@ const char *rlc_ops_cuda_precision_name(int mode);
 // copies live there).
 size_t rlc_ops_cuda_workspace_bytes(void);
 // Op profiler: the device time of each entry of the table. On at the backend's start when RLC_CUDA_PROFILE is set
-// (not "0"), or from profile_enable(1), which swaps the compute entries of the table the backend returned (held
+// (not "0"; the whole run's table is then printed on stderr at exit), or from profile_enable(1), which swaps the compute entries of the table the backend returned (held
 // pointers see it) for wrappers that bracket the real entry with two events on the backend's stream; the time
 // between them (its kernels and copies, not the device's idle gaps) adds to the entry once the events have run.
 // Costs two event records per call on the host, so a launch-bound step runs slower with it: measure the step

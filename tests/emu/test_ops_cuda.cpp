@@ -365,6 +365,7 @@ static void test_memory_accounting() {
 static void test_profiler() {
     const size_t n = 5000;
     float *x = dev(rnd(n, 5, 1.0f, false)), *y = dev(rnd(n, 6, 1.0f, false)), *z = dev(nans(n));
+    rlc_ops_cuda_profile_enable(0); // (RLC_CUDA_PROFILE may have turned it on)
     const auto real_add = GPU->add;
     rlc_ops_cuda_profile_enable(1);
     rlc_ops_cuda_profile_reset();
