@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -93,9 +94,9 @@ struct OpsCuda {
     size_t adamw_chunks;
     // the op profiler (rlc_ops_cuda_profile_*): per entry its calls and device milliseconds; events in flight
     struct ProfEntry {
-        const char *name;
+        std::string name;
         long long calls;
-        double ms;
+        double ms, flops; // flops: the GEMM entries' multiply-adds x 2 (0 for the others)
     };
     struct ProfPending {
         int entry;
@@ -896,8 +897,8 @@ static void oc_logprob_backward(rlc_act *dhidden, rlc_f *dw, const rlc_f *dlogp,
 
 static int oc_prof_register(const char *name) {
     for (size_t i = 0; i < oc.prof.entries.size(); i++)
-        if (!strcmp(oc.prof.entries[i].name, name)) return (int)i;
-    oc.prof.entries.push_back({name, 0, 0.0});
+        if (oc.prof.entries[i].name == name) return (int)i;
+    oc.prof.entries.push_back({name, 0, 0.0, 0.0});
     return (int)oc.prof.entries.size() - 1;
 }
 
@@ -966,6 +967,31 @@ template <auto F> static auto oc_timed(const char *name) {
     return &OcTimed<F>::call;
 }
 
+// The GEMM entries' timed wrappers count each weight shape (C -> OC) apart, with its FLOPs (forward 2 T C OC; the
+// backward's dinp and dw twice that), so that the report gives each shape's TFLOP/s.
+static int oc_prof_gemm(const char *entry, int T, int C, int OC, double gemms) {
+    char name[64];
+    snprintf(name, sizeof name, "%s %dx%d", entry, C, OC);
+    const int id = oc_prof_register(name);
+    oc.prof.entries[id].flops += gemms * 2.0 * T * (double)C * OC;
+    return id;
+}
+static void oc_matmul_forward_timed(rlc_act *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                                    int OC) {
+    OcProfScope scope(oc_prof_gemm("matmul_forward", T, C, OC, 1.0));
+    oc_matmul_forward(out, inp, w, bias, T, C, OC);
+}
+static void oc_logits_forward_timed(rlc_f *out, const rlc_act *inp, const rlc_f *w, const rlc_f *bias, int T, int C,
+                                    int OC) {
+    OcProfScope scope(oc_prof_gemm("logits_forward", T, C, OC, 1.0));
+    oc_logits_forward(out, inp, w, bias, T, C, OC);
+}
+static void oc_matmul_backward_timed(rlc_act *dinp, rlc_f *dw, rlc_f *dbias, const rlc_act *dout, const rlc_act *inp,
+                                     const rlc_f *w, int T, int C, int OC) {
+    OcProfScope scope(oc_prof_gemm("matmul_backward", T, C, OC, (dinp ? 1.0 : 0.0) + (dw ? 1.0 : 0.0)));
+    oc_matmul_backward(dinp, dw, dbias, dout, inp, w, T, C, OC);
+}
+
 // Fills the table: the real entries, or for the compute ones their timed wrappers when the profiler is on.
 // (Memory management and set-up entries are never wrapped.)
 #define OC_ENTRY(field, fn) t.field = oc.prof.on ? oc_timed<fn>(#field) : fn
@@ -991,9 +1017,9 @@ static void oc_fill_table(void) {
     OC_ENTRY(sumsq, oc_sumsq);
     OC_ENTRY(embedding_forward, oc_embedding_forward);
     OC_ENTRY(embedding_backward, oc_embedding_backward);
-    OC_ENTRY(matmul_forward, oc_matmul_forward);
-    OC_ENTRY(logits_forward, oc_logits_forward);
-    OC_ENTRY(matmul_backward, oc_matmul_backward);
+    t.matmul_forward = oc.prof.on ? oc_matmul_forward_timed : oc_matmul_forward;
+    t.logits_forward = oc.prof.on ? oc_logits_forward_timed : oc_logits_forward;
+    t.matmul_backward = oc.prof.on ? oc_matmul_backward_timed : oc_matmul_backward;
     OC_ENTRY(rmsnorm_forward, oc_rmsnorm_forward);
     OC_ENTRY(rmsnorm_backward, oc_rmsnorm_backward);
     OC_ENTRY(add_rmsnorm_forward, oc_add_rmsnorm_forward);
@@ -1138,13 +1164,13 @@ extern "C" void rlc_ops_cuda_profile_enable(int on) {
 
 extern "C" void rlc_ops_cuda_profile_reset(void) {
     oc_prof_collect(0);
-    for (auto &e : oc.prof.entries) e.calls = 0, e.ms = 0.0;
+    for (auto &e : oc.prof.entries) e.calls = 0, e.ms = 0.0, e.flops = 0.0;
 }
 
 extern "C" int rlc_ops_cuda_profile_get(const char *entry, long long *calls, double *ms) {
     oc_prof_collect(0);
     for (const auto &e : oc.prof.entries)
-        if (!strcmp(e.name, entry)) {
+        if (e.name == entry) {
             if (calls) *calls = e.calls;
             if (ms) *ms = e.ms;
             return 0;
@@ -1164,10 +1190,13 @@ extern "C" void rlc_ops_cuda_profile_report(FILE *f, const char *title) {
     std::sort(v.begin(), v.end(), [](const OpsCuda::ProfEntry &x, const OpsCuda::ProfEntry &y) { return x.ms > y.ms; });
     fprintf(f, "op-table device time%s%s (rlc_ops_cuda_profile): %.3f ms in %zu entries\n", title ? ", " : "",
             title ? title : "", total, v.size());
-    fprintf(f, "  %-22s %10s %12s %12s %7s\n", "entry", "calls", "ms", "us/call", "share");
-    for (const auto &e : v)
-        fprintf(f, "  %-22s %10lld %12.3f %12.2f %6.1f%%\n", e.name, e.calls, e.ms, 1e3 * e.ms / (double)e.calls,
-                total > 0 ? 100.0 * e.ms / total : 0.0);
+    fprintf(f, "  %-30s %9s %11s %11s %7s %8s\n", "entry", "calls", "ms", "us/call", "share", "TFLOP/s");
+    for (const auto &e : v) {
+        char tf[16] = "";
+        if (e.flops > 0 && e.ms > 0) snprintf(tf, sizeof tf, "%8.1f", e.flops / (e.ms * 1e-3) / 1e12);
+        fprintf(f, "  %-30s %9lld %11.3f %11.2f %6.1f%% %8s\n", e.name.c_str(), e.calls, e.ms,
+                1e3 * e.ms / (double)e.calls, total > 0 ? 100.0 * e.ms / total : 0.0, tf);
+    }
     fflush(f);
 }
 

@@ -80,9 +80,10 @@ size_t rlc_ops_cuda_workspace_bytes(void);
 // pointers see it) for wrappers that bracket the real entry with two events on the backend's stream; the time
 // between them (its kernels and copies, not the device's idle gaps) adds to the entry once the events have run.
 // Costs two event records per call on the host, so a launch-bound step runs slower with it: measure the step
-// without it, then profile. reset zeroes the counts (waiting for the events in flight); get gives one entry's
-// calls and milliseconds (0, or -1 if it never ran timed); report prints every entry that ran, by time, with its
-// share of the total.
+// without it, then profile. The GEMM entries are counted per weight shape, named "matmul_forward CxOC" (also
+// logits_forward, matmul_backward), with their FLOPs. reset zeroes the counts (waiting for the events in flight);
+// get gives one entry's calls and milliseconds (0, or -1 if it never ran timed); report prints every entry that
+// ran, by time, with its share of the total and, for the GEMMs, TFLOP/s.
 void rlc_ops_cuda_profile_enable(int on);
 void rlc_ops_cuda_profile_reset(void);
 int rlc_ops_cuda_profile_get(const char *entry, long long *calls, double *ms);

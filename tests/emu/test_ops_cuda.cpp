@@ -373,6 +373,12 @@ static void test_profiler() {
     GPU->add(z, x, y, n);
     GPU->add(z, z, y, n);
     (void)GPU->sumsq(z, n);
+    // a GEMM entry counts per weight shape: (10, 50) x (40, 50)^T
+    float *w = dev(rnd(40 * 50, 7, 0.1f, false)), *mo = dev(nans(10 * 40));
+    GPU->matmul_forward(mo, x, w, NULL, 10, 50, 40);
+    long long calls_m = -1;
+    CHECK(rlc_ops_cuda_profile_get("matmul_forward 50x40", &calls_m, NULL) == 0 && calls_m == 1,
+          "matmul_forward 50x40: %lld calls", calls_m);
     long long calls = -1, calls_s = -1;
     double ms = -1.0, ms_s = -1.0;
     CHECK(rlc_ops_cuda_profile_get("add", &calls, &ms) == 0 && calls == 2 && ms >= 0.0, "add: %lld calls, %g ms",
@@ -397,7 +403,7 @@ static void test_profiler() {
     CHECK(rlc_ops_cuda_profile_get("add", &calls, &ms) == 0 && calls == 2, "off: no count (%lld)", calls);
     rlc_ops_cuda_profile_reset();
     CHECK(rlc_ops_cuda_profile_get("add", &calls, &ms) == 0 && calls == 0 && ms == 0.0, "reset");
-    free_all({x, y, z});
+    free_all({x, y, z, w, mo});
 }
 
 // ------------------------------------------------------------------------------------------------ elementwise
