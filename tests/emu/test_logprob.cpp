@@ -191,6 +191,7 @@ int main() {
         // a vocabulary chunk longer than one batch of the batched kernels (8192 values per row): 10001 = 8192 +
         // 1809 (not a multiple of 4), then a one-batch chunk of 9999 - 8192
         {"rows over two batches", 5, 40, 20000, 0, 10001, 0.9f, 4.0f},
+        {"V=3 in chunks of 2", 6, 16, 3, 4, 2, 1.0f, 3.0f}, // a float4 load covering 1 or 2 values
     };
     for (int v = 0; v < rlc_cuda_logprob_variant_count(); v++) {
         CHECK(rlc_cuda_logprob_set_variant(v) == 0, "set_variant(%d)", v);
