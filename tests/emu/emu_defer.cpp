@@ -354,6 +354,27 @@ static void shuffle_order_tests() {
     CHECK(wait_wrong > 0, "the shuffle order shows the missing wait before cudaDeviceSynchronize for some seed "
           "(%d of %d)", wait_wrong, n_seeds);
 
+    // ---- work nobody waits for may run at the call; ops_run still counts only what calls that waited ran ----
+    size_t early = 0;
+    for (uint64_t seed : seeds) {
+        emu::set_shuffle(true, seed);
+        cudaStream_t s;
+        RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        int *x = dev_ints(0);
+        const size_t run0 = emu::ops_run(), early0 = emu::ops_run_early();
+        for (int i = 1; i <= 20; i++) RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, s, x, N, i);
+        CHECK(emu::ops_run() == run0, "shuffle seed %llu: launches without a wait count as waiting for nothing",
+              (unsigned long long)seed);
+        early += emu::ops_run_early() - early0;
+        RLC_CUDA_CHECK(cudaStreamSynchronize(s));
+        CHECK(x[0] == 20, "shuffle seed %llu: the launches ran in stream order: x = %d", (unsigned long long)seed, x[0]);
+        RLC_CUDA_CHECK(cudaFree(x));
+        RLC_CUDA_CHECK(cudaStreamDestroy(s));
+    }
+    printf("shuffle order, %d seeds: %zu of %d launches nobody waited for ran at their call\n", n_seeds, early,
+           20 * n_seeds);
+    CHECK(early > 0, "the shuffle order runs work nobody waits for early");
+
     // ---- legal, deterministic, seeded orders ----
     OrderSpec spec;
     emu::set_shuffle(false);

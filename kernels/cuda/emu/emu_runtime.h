@@ -180,8 +180,9 @@ struct Queues {
     std::map<uint64_t, StreamQueue> streams; // 0: the NULL stream; std::map: references stay valid
     // RLC_EMU_DEFER_STATS=1: at exit, how much was deferred (operations queued, the most pending at once)
     size_t pending = 0, max_pending = 0, queued = 0;
-    size_t ran = 0; // queued operations run so far (ops_run: a test can tell that a call never waited for the device)
-    size_t ran_early = 0; // of them, run by the shuffle order before anything waited for them
+    size_t ran = 0;       // queued operations run so far
+    size_t ran_early = 0; // of them, run by the shuffle order at a call that waited for nothing
+    int waiting = 0;      // run_until / run_all calls in progress (a call is waiting for the device)
     Queues() {
         streams[0];
         if (const char *s = getenv("RLC_EMU_DEFER_STATS"))
@@ -256,9 +257,15 @@ inline void shuffle_point(uint64_t start_one_in) {
     if (!Q.defer || !Q.shuffle || !one_in(start_one_in)) return;
     do {
         if (!run_random_ready()) return;
-        Q.ran_early++;
+        if (Q.waiting == 0) Q.ran_early++;
     } while (one_in(2));
 }
+
+// Marks the calls that wait for the device (ops_run counts what they run).
+struct Waiting {
+    Waiting() { queues().waiting++; }
+    ~Waiting() { queues().waiting--; }
+};
 
 // Runs stream `sid` up to and including operation `seq` (each operation after what it depends on). The
 // dependencies of an operation are older than it, so the recursion ends. The head operation keeps its
@@ -269,6 +276,7 @@ inline void run_until(uint64_t sid, uint64_t seq) {
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     auto it = Q.streams.find(sid);
     if (it == Q.streams.end()) return; // destroyed: its work has run
+    Waiting w;
     StreamQueue &sq = it->second;
     while (!sq.q.empty() && sq.q.front().seq <= seq) {
         const uint64_t head = sq.q.front().seq;
@@ -286,6 +294,7 @@ inline void run_stream(cudaStream_t s) { run_until(stream_id(s), UINT64_MAX); }
 inline void run_all() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    Waiting w;
     if (Q.defer && Q.shuffle)
         while (run_random_ready()) {
         }
@@ -331,17 +340,30 @@ inline void enqueue_and_wait(cudaStream_t s, std::function<void()> fn) {
 
 inline bool defer_enabled() { return queues().defer; }
 inline bool shuffle_enabled() { return queues().shuffle; }
-// API for tests: queued operations run so far. Unchanged across a call in the deferred mode = the call never waited
-// for the device (on a GPU the host would have run ahead of it).
+// API for tests: queued operations run so far by calls that waited for the device (not those the shuffle order
+// ran at a call that waited for nothing). Unchanged across a call in the deferred mode = the call never waited for
+// the device (on a GPU the host would have run ahead of it).
 inline size_t ops_run() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
-    return Q.ran;
+    return Q.ran - Q.ran_early;
 }
+// Operations queued and not run yet; operations queued so far; of them, run by the shuffle order at calls that
+// waited for nothing. What a call queued and did not wait for: the change of ops_queued minus that of ops_run.
 inline size_t ops_pending() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     return Q.pending;
+}
+inline size_t ops_queued() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    return Q.queued;
+}
+inline size_t ops_run_early() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    return Q.ran_early;
 }
 // API for tests: switch between the deferred and the eager mode (pending work runs first). The deferred mode's
 // order (late or shuffle) is kept.
