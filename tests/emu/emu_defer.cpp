@@ -416,6 +416,15 @@ static void shuffle_order_tests() {
            n_seeds, orders.size(), differ_from_late);
     CHECK(orders.size() >= 4 && differ_from_late >= 4, "seeds give different orders (%zu distinct)", orders.size());
     emu::set_shuffle(false);
+    // ---- a misspelt mode or seed in the environment fails with the variable and what it expects ----
+    emu_test::expect_death("bad_defer_env", [] {
+        setenv("RLC_EMU_DEFER", "shufle", 1);
+        (void)emu::load_defer();
+    }, "RLC_EMU_DEFER=shufle: expected 0 (eager), 1 (deferred, the default) or shuffle");
+    emu_test::expect_death("bad_seed_env", [] {
+        setenv("RLC_EMU_SHUFFLE_SEED", "7x", 1);
+        (void)emu::load_shuffle_seed();
+    }, "RLC_EMU_SHUFFLE_SEED=7x: expected a non-negative integer");
 }
 
 int main() {

@@ -61,12 +61,13 @@
 //                       rlc_comm_wait, so work queued behind it on its stream may run before its result is there
 //                       (a false failure, several ranks only; see rlc_comm.cu).
 // RLC_EMU_DEFER_STATS=1 prints at exit how much was deferred (operations queued, the most pending at once, and
-// those never run because nothing waited for them; in the shuffle order also those it ran before anything waited
-// for them).
+// those never run because nothing waited for them; in the shuffle order also those it ran early, at calls that
+// waited for nothing).
 //
 // The runtime functions are defined `weak` with C linkage, matching the declarations of the toolkit's
 // cuda_runtime_api.h, so that every translation unit may include this header.
 #pragma once
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -138,21 +139,23 @@ inline bool is_device(const void *p) { return in_block(runtime().allocs, p, 1); 
 // ---------------------------------------------------------------------------------------------------------
 // Stream queues (the deferred mode)
 
-inline bool load_defer() {
+// RLC_EMU_DEFER: unset, empty or 1 (deferred, late order), 0 (eager), shuffle (deferred, shuffle order). A
+// misspelt value fails rather than silently testing another mode.
+inline const char *load_defer_env() {
     const char *s = getenv("RLC_EMU_DEFER");
-    return !(s && s[0] == '0' && s[1] == 0);
+    if (!s || !*s || !strcmp(s, "0") || !strcmp(s, "1") || !strcmp(s, "shuffle")) return s ? s : "";
+    fail("RLC_EMU_DEFER=%s: expected 0 (eager), 1 (deferred, the default) or shuffle (deferred, seeded order)", s);
 }
+inline bool load_defer() { return strcmp(load_defer_env(), "0") != 0; }
 // RLC_EMU_DEFER=shuffle: the deferred mode in the seeded shuffle order (RLC_EMU_SHUFFLE_SEED=N, default 1).
-inline bool load_shuffle() {
-    const char *s = getenv("RLC_EMU_DEFER");
-    return s && strcmp(s, "shuffle") == 0;
-}
+inline bool load_shuffle() { return strcmp(load_defer_env(), "shuffle") == 0; }
 inline uint64_t load_shuffle_seed() {
     const char *s = getenv("RLC_EMU_SHUFFLE_SEED");
     if (!s || !*s) return 1;
     char *end = nullptr;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*end || s[0] == '-') fail("RLC_EMU_SHUFFLE_SEED=%s: expected a non-negative integer", s);
+    if (*end || s[0] == '-' || errno == ERANGE) fail("RLC_EMU_SHUFFLE_SEED=%s: expected a non-negative integer below 2^64", s);
     return (uint64_t)v;
 }
 
@@ -348,18 +351,20 @@ inline size_t ops_run() {
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     return Q.ran - Q.ran_early;
 }
-// Operations queued and not run yet; operations queued so far; of them, run by the shuffle order at calls that
-// waited for nothing. What a call queued and did not wait for: the change of ops_queued minus that of ops_run.
+// API for tests: operations queued and not run yet.
 inline size_t ops_pending() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     return Q.pending;
 }
+// API for tests: operations queued so far. What a call queued and did not wait for: the change of ops_queued across
+// it minus that of ops_run (in the shuffle order some of it may have run early).
 inline size_t ops_queued() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     return Q.queued;
 }
+// API for tests: operations the shuffle order ran early, at calls that waited for nothing.
 inline size_t ops_run_early() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
