@@ -10,9 +10,11 @@
 // The shuffle order (RLC_EMU_DEFER=shuffle, emu::set_shuffle): two bugs that both the eager mode and the late
 // order hide (a write-after-read across streams; a missing event wait that cudaDeviceSynchronize happens to run in
 // the right order) give a wrong answer for some seed of a fixed set, and their fixed programs are right under every
-// seed, as are the correct programs above; a program on three streams with events, NULL-stream operations and
-// synchronisations logs the order its operations ran in: every seed's order keeps CUDA's dependency rules (a
-// checker, itself shown to reject a wrong order), the same seed gives the same order, different seeds differ.
+// seed, as are the correct programs above; a program on the NULL stream and three others, with events and
+// synchronisations, logs the order its operations ran in: every seed's order keeps CUDA's dependency rules (a
+// checker, itself shown to reject a wrong order), the same seed gives the same order, different seeds differ;
+// launches nobody waits for run at their call for some seeds, and ops_run still counts only what waits ran; a
+// misspelt RLC_EMU_DEFER or RLC_EMU_SHUFFLE_SEED fails with a message naming it.
 #include <cstring>
 
 #include "emu_test.h"
@@ -317,34 +319,35 @@ static void shuffle_order_tests() {
     // ---- ... shown by the shuffle order for some seed; the fixed programs right under every seed ----
     int war_wrong = 0, war_blocking_wrong = 0, wait_wrong = 0;
     for (uint64_t seed : seeds) {
+        const unsigned long long sd = seed;
         emu::set_shuffle(true, seed);
         CHECK(emu::shuffle_enabled() && emu::defer_enabled(), "set_shuffle selects the deferred shuffle order");
         war_wrong += war_across_streams(false, cudaStreamNonBlocking) != 1;
         war_blocking_wrong += war_across_streams(false, 0) != 1;
         wait_wrong += device_sync_missing_wait(false) != 7;
         int r = war_across_streams(true, cudaStreamNonBlocking);
-        CHECK(r == 1, "shuffle seed %llu: write-after-read ordered by an event: b saw %d", (unsigned long long)seed, r);
+        CHECK(r == 1, "shuffle seed %llu: write-after-read ordered by an event: b saw %d", sd, r);
         r = war_across_streams(true, 0);
-        CHECK(r == 1, "shuffle seed %llu: blocking streams, ordered by an event: b saw %d", (unsigned long long)seed, r);
+        CHECK(r == 1, "shuffle seed %llu: blocking streams, ordered by an event: b saw %d", sd, r);
         r = device_sync_missing_wait(true);
-        CHECK(r == 7, "shuffle seed %llu: event wait before cudaDeviceSynchronize: %d", (unsigned long long)seed, r);
+        CHECK(r == 7, "shuffle seed %llu: event wait before cudaDeviceSynchronize: %d", sd, r);
         // the correct programs of the deferred-mode tests stay correct
         r = staging_reuse(false, true);
-        CHECK(r == 1, "shuffle seed %llu: staging buffer reused after the synchronisation: %d", (unsigned long long)seed, r);
+        CHECK(r == 1, "shuffle seed %llu: staging buffer reused after the synchronisation: %d", sd, r);
         r = staging_reuse(true, false);
-        CHECK(r == 1, "shuffle seed %llu: pageable source reused after cudaMemcpyAsync: %d", (unsigned long long)seed, r);
+        CHECK(r == 1, "shuffle seed %llu: pageable source reused after cudaMemcpyAsync: %d", sd, r);
         r = early_download(false, true);
-        CHECK(r == 5, "shuffle seed %llu: async download read after the synchronisation: %d", (unsigned long long)seed, r);
+        CHECK(r == 5, "shuffle seed %llu: async download read after the synchronisation: %d", sd, r);
         r = early_download(true, false);
-        CHECK(r == 5, "shuffle seed %llu: download to pageable memory: %d", (unsigned long long)seed, r);
+        CHECK(r == 5, "shuffle seed %llu: download to pageable memory: %d", sd, r);
         r = cross_stream(true, cudaStreamNonBlocking);
-        CHECK(r == 7, "shuffle seed %llu: stream b waited on stream a's event: %d", (unsigned long long)seed, r);
+        CHECK(r == 7, "shuffle seed %llu: stream b waited on stream a's event: %d", sd, r);
         r = cross_stream(true, 0);
-        CHECK(r == 7, "shuffle seed %llu: blocking stream b waited on stream a's event: %d", (unsigned long long)seed, r);
+        CHECK(r == 7, "shuffle seed %llu: blocking stream b waited on stream a's event: %d", sd, r);
         r = null_stream_order(0);
-        CHECK(r == 9, "shuffle seed %llu: NULL stream after a blocking stream: %d", (unsigned long long)seed, r);
+        CHECK(r == 9, "shuffle seed %llu: NULL stream after a blocking stream: %d", sd, r);
         const float f = blas_early_read(false);
-        CHECK(f == 1.0f, "shuffle seed %llu: GEMM output read after the synchronisation: %g", (unsigned long long)seed, f);
+        CHECK(f == 1.0f, "shuffle seed %llu: GEMM output read after the synchronisation: %g", sd, f);
     }
     const int n_seeds = (int)(sizeof seeds / sizeof seeds[0]);
     printf("shuffle order, %d seeds: write-after-read wrong under %d (blocking streams %d), missing wait under %d\n",
@@ -357,17 +360,17 @@ static void shuffle_order_tests() {
     // ---- work nobody waits for may run at the call; ops_run still counts only what calls that waited ran ----
     size_t early = 0;
     for (uint64_t seed : seeds) {
+        const unsigned long long sd = seed;
         emu::set_shuffle(true, seed);
         cudaStream_t s;
         RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
         int *x = dev_ints(0);
         const size_t run0 = emu::ops_run(), early0 = emu::ops_run_early();
         for (int i = 1; i <= 20; i++) RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, s, x, N, i);
-        CHECK(emu::ops_run() == run0, "shuffle seed %llu: launches without a wait count as waiting for nothing",
-              (unsigned long long)seed);
+        CHECK(emu::ops_run() == run0, "shuffle seed %llu: launches without a wait count as waiting for nothing", sd);
         early += emu::ops_run_early() - early0;
         RLC_CUDA_CHECK(cudaStreamSynchronize(s));
-        CHECK(x[0] == 20, "shuffle seed %llu: the launches ran in stream order: x = %d", (unsigned long long)seed, x[0]);
+        CHECK(x[0] == 20, "shuffle seed %llu: the launches ran in stream order: x = %d", sd, x[0]);
         RLC_CUDA_CHECK(cudaFree(x));
         RLC_CUDA_CHECK(cudaStreamDestroy(s));
     }

@@ -155,7 +155,8 @@ inline uint64_t load_shuffle_seed() {
     char *end = nullptr;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*end || s[0] == '-' || errno == ERANGE) fail("RLC_EMU_SHUFFLE_SEED=%s: expected a non-negative integer below 2^64", s);
+    if (*end || s[0] == '-' || errno == ERANGE)
+        fail("RLC_EMU_SHUFFLE_SEED=%s: expected a non-negative integer below 2^64", s);
     return (uint64_t)v;
 }
 
