@@ -40,7 +40,7 @@
 //                       x without waiting on b; synchronising b first runs b's read first), or a missing event
 //                       wait that cudaDeviceSynchronize happens to run in the right order.
 //   shuffle             RLC_EMU_DEFER=shuffle (seed: RLC_EMU_SHUFFLE_SEED=N, default 1), or emu::set_shuffle(on,
-//                       seed). Whenever the late order runs an operation, before it the shuffle order may first
+//                       seed). (RLC_EMU_DEFER other than unset, empty, 0, 1 or shuffle is an error.) Whenever the late order runs an operation, before it the shuffle order may first
 //                       run (probability 1/2, then 1/2 for each further one) the ready head operation of a
 //                       stream chosen by a seeded generator, any stream; a ready head is the first queued
 //                       operation of its stream whose dependencies (the cudaStreamWaitEvent marker, the NULL
