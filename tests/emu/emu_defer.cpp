@@ -246,7 +246,8 @@ static bool order_legal(const OrderSpec &spec, const std::vector<int> &log) {
 // A program on the NULL stream, two blocking streams and one non-blocking stream: 40 logging kernels in a fixed
 // pattern, with event records and waits between streams, NULL-stream kernels (ordered with the blocking streams),
 // a stream synchronisation, a query and a synchronous copy in the middle. Returns the log; spec gets CUDA's
-// ordering rules for it (stream order, event waits, the legacy NULL stream's implicit synchronisation).
+// ordering rules for it (stream order, event waits, the legacy NULL stream's implicit synchronisation; the host's
+// synchronisations add no rule an order could break: what they waited for ran before later work was issued).
 static std::vector<int> logged_program(OrderSpec &spec) {
     const int n_ops = 40;
     cudaStream_t st[4] = {0, 0, 0, 0}; // 0: the NULL stream; 1, 2 blocking; 3 non-blocking
