@@ -7,6 +7,14 @@
 // rules (staged at the call, or a synchronous download), launch errors are reported at the call, kernel arguments
 // are copied at the launch, the legacy NULL stream orders blocking streams but not non-blocking ones, queries poll
 // to completion, events time their markers, cudaFree synchronises.
+// The shuffle order (RLC_EMU_DEFER=shuffle, emu::set_shuffle): two bugs that both the eager mode and the late
+// order hide (a write-after-read across streams; a missing event wait that cudaDeviceSynchronize happens to run in
+// the right order) give a wrong answer for some seed of a fixed set, and their fixed programs are right under every
+// seed, as are the correct programs above; a program on the NULL stream and three others, with events and
+// synchronisations, logs the order its operations ran in: every seed's order keeps CUDA's dependency rules (a
+// checker, itself shown to reject a wrong order), the same seed gives the same order, different seeds differ;
+// launches nobody waits for run at their call for some seeds, and ops_run still counts only what waits ran; a
+// misspelt RLC_EMU_DEFER or RLC_EMU_SHUFFLE_SEED fails with a message naming it.
 #include <cstring>
 
 #include "emu_test.h"
@@ -19,6 +27,10 @@ __global__ void fill_kernel(int *p, int n, int v) {
 __global__ void copy_kernel(int *dst, const int *src, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) dst[i] = src[i];
+}
+// Appends tag to log: log[0] counts the entries, log[1..] hold them (one thread; operations run one at a time).
+__global__ void log_kernel(int *log, int tag) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) log[1 + log[0]++] = tag;
 }
 struct Arg {
     int v[4];
@@ -155,9 +167,285 @@ static float blas_early_read(bool bug) {
     return seen;
 }
 
-int main() {
+// Write-after-read across streams: stream b copies x (this iteration's data, 1) to y; stream a then overwrites x
+// with the next iteration's data (2), without (bug) or with waiting on an event recorded on b after the read. b
+// is synchronised first. Returns y as b saw x. The late order runs b's read at its synchronisation, before a's
+// write, and the eager mode in issue order: both hide the bug; a GPU may run a's write first.
+static int war_across_streams(bool wait, unsigned flags) {
+    cudaStream_t a, b;
+    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&a, flags));
+    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&b, flags));
+    cudaEvent_t read_done;
+    RLC_CUDA_CHECK(cudaEventCreateWithFlags(&read_done, cudaEventDisableTiming));
+    int *x = dev_ints(1), *y = dev_ints(0);
+    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, b, y, x, N);
+    if (wait) {
+        RLC_CUDA_CHECK(cudaEventRecord(read_done, b));
+        RLC_CUDA_CHECK(cudaStreamWaitEvent(a, read_done, 0));
+    }
+    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, a, x, N, 2);
+    RLC_CUDA_CHECK(cudaStreamSynchronize(b));
+    std::vector<int> got(N);
+    memcpy(got.data(), y, N * 4); // b is synchronised: y is final
+    RLC_CUDA_CHECK(cudaStreamSynchronize(a));
+    CHECK(x[0] == 2, "a's write ran");
+    RLC_CUDA_CHECK(cudaFree(x));
+    RLC_CUDA_CHECK(cudaFree(y));
+    RLC_CUDA_CHECK(cudaEventDestroy(read_done));
+    RLC_CUDA_CHECK(cudaStreamDestroy(a));
+    RLC_CUDA_CHECK(cudaStreamDestroy(b));
+    return all_eq(got, got[0]) ? got[0] : -1;
+}
+
+// Stream a (created first) produces x = 7; stream b copies x to y, without (bug) or with an event wait; then
+// cudaDeviceSynchronize. Returns y. The late order runs the streams in creation order at the device
+// synchronisation and the eager mode in issue order: both run a first and hide the missing wait.
+static int device_sync_missing_wait(bool wait) {
+    cudaStream_t a, b;
+    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
+    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking));
+    cudaEvent_t ev;
+    RLC_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    int *x = dev_ints(0), *y = dev_ints(0);
+    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, a, x, N, 7);
+    if (wait) {
+        RLC_CUDA_CHECK(cudaEventRecord(ev, a));
+        RLC_CUDA_CHECK(cudaStreamWaitEvent(b, ev, 0));
+    }
+    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, b, y, x, N);
+    RLC_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int> got(y, y + N);
+    RLC_CUDA_CHECK(cudaFree(x));
+    RLC_CUDA_CHECK(cudaFree(y));
+    RLC_CUDA_CHECK(cudaEventDestroy(ev));
+    RLC_CUDA_CHECK(cudaStreamDestroy(a));
+    RLC_CUDA_CHECK(cudaStreamDestroy(b));
+    return all_eq(got, got[0]) ? got[0] : -1;
+}
+
+// ---- the order operations ran in, and CUDA's rules for it ----
+// before[j]: the operations that must run before operation j (its direct predecessors; the rest follows).
+struct OrderSpec {
+    std::vector<std::vector<int>> before;
+};
+// Whether log (the tags in the order they ran) runs every operation of spec once, each after its predecessors.
+static bool order_legal(const OrderSpec &spec, const std::vector<int> &log) {
+    const int n = (int)spec.before.size();
+    if ((int)log.size() != n) return false;
+    std::vector<int> pos(n, -1);
+    for (int i = 0; i < n; i++) {
+        if (log[i] < 0 || log[i] >= n || pos[log[i]] >= 0) return false;
+        pos[log[i]] = i;
+    }
+    for (int j = 0; j < n; j++)
+        for (int i : spec.before[j])
+            if (pos[i] > pos[j]) return false;
+    return true;
+}
+
+// A program on the NULL stream, two blocking streams and one non-blocking stream: 40 logging kernels in a fixed
+// pattern, with event records and waits between streams, NULL-stream kernels (ordered with the blocking streams),
+// a stream synchronisation, a query and a synchronous copy in the middle. Returns the log; spec gets CUDA's
+// ordering rules for it (stream order, event waits, the legacy NULL stream's implicit synchronisation; the host's
+// synchronisations add no rule an order could break: what they waited for ran before later work was issued).
+static std::vector<int> logged_program(OrderSpec &spec) {
+    const int n_ops = 40;
+    cudaStream_t st[4] = {0, 0, 0, 0}; // 0: the NULL stream; 1, 2 blocking; 3 non-blocking
+    RLC_CUDA_CHECK(cudaStreamCreate(&st[1]));
+    RLC_CUDA_CHECK(cudaStreamCreate(&st[2]));
+    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&st[3], cudaStreamNonBlocking));
+    cudaEvent_t ev[4];
+    for (cudaEvent_t &e : ev) RLC_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    int *log = nullptr;
+    RLC_CUDA_CHECK(cudaMalloc((void **)&log, (n_ops + 1) * 4));
+    RLC_CUDA_CHECK(cudaMemset(log, 0, 4));
+    RLC_CUDA_CHECK(cudaDeviceSynchronize());
+    spec.before.assign(n_ops, {});
+    int last[4] = {-1, -1, -1, -1};    // the last operation issued on each stream
+    int ev_at[4] = {-1, -1, -1, -1};   // the last operation before each event's record
+    std::vector<int> waits[4];         // predecessors from event waits, for the next operation of each stream
+    int pattern[n_ops];
+    for (int j = 0; j < n_ops; j++) pattern[j] = (j * 7 + j / 5) % 4;
+    for (int j = 0; j < n_ops; j++) {
+        const int s = pattern[j];
+        std::vector<int> &b = spec.before[j];
+        if (last[s] >= 0) b.push_back(last[s]);
+        b.insert(b.end(), waits[s].begin(), waits[s].end());
+        waits[s].clear();
+        if (s == 0) { // the NULL stream waits for the blocking streams
+            for (int t = 1; t <= 2; t++)
+                if (last[t] >= 0) b.push_back(last[t]);
+        } else if (s <= 2 && last[0] >= 0) { // a blocking stream waits for the NULL stream
+            b.push_back(last[0]);
+        }
+        RLC_LAUNCH(log_kernel, 1, 32, 0, st[s], log, j);
+        last[s] = j;
+        if (j % 3 == 1) { // an event on this stream; the stream two ahead waits on it
+            const int e = j % 4, t = (s + 2) % 4;
+            RLC_CUDA_CHECK(cudaEventRecord(ev[e], st[s]));
+            ev_at[e] = j;
+            RLC_CUDA_CHECK(cudaStreamWaitEvent(st[t], ev[e], 0));
+            waits[t].push_back(ev_at[e]);
+        }
+        if (j == 17) RLC_CUDA_CHECK(cudaStreamSynchronize(st[2]));
+        if (j == 23) (void)cudaStreamQuery(st[3]);
+        if (j == 29) { // a synchronous copy: a NULL-stream operation (implicit order, no log entry)
+            int h = 0;
+            RLC_CUDA_CHECK(cudaMemcpy(&h, log, 4, cudaMemcpyDeviceToHost));
+        }
+    }
+    RLC_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int> out(log + 1, log + 1 + log[0]);
+    RLC_CUDA_CHECK(cudaFree(log));
+    for (cudaEvent_t e : ev) RLC_CUDA_CHECK(cudaEventDestroy(e));
+    for (int s = 1; s < 4; s++) RLC_CUDA_CHECK(cudaStreamDestroy(st[s]));
+    return out;
+}
+
+static void shuffle_order_tests() {
+    // 16 seeds for the bug programs (each shows its bug under a few of them), the first 8 for the longer checks
+    // of the orders themselves (the TSan build runs every launch several hundred times slower)
+    const uint64_t seeds[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    const int n_seeds = (int)(sizeof seeds / sizeof seeds[0]), n_order_seeds = 8;
+    // ---- the bugs: hidden by the eager mode and the late order ----
+    for (int deferred = 0; deferred <= 1; deferred++) {
+        emu::set_defer(deferred != 0);
+        emu::set_shuffle(false);
+        const char *mode = deferred ? "late order" : "eager";
+        int r = war_across_streams(false, cudaStreamNonBlocking);
+        CHECK(r == 1, "%s: write-after-read across streams, b synchronised first: b saw %d", mode, r);
+        r = war_across_streams(false, 0);
+        CHECK(r == 1, "%s: write-after-read across blocking streams: b saw %d", mode, r);
+        r = device_sync_missing_wait(false);
+        CHECK(r == 7, "%s: missing wait before cudaDeviceSynchronize: %d", mode, r);
+    }
+    emu::set_defer(true);
+    // ---- ... shown by the shuffle order for some seed; the fixed programs right under every seed ----
+    int war_wrong = 0, war_blocking_wrong = 0, wait_wrong = 0;
+    for (uint64_t seed : seeds) {
+        const unsigned long long sd = seed;
+        emu::set_shuffle(true, seed);
+        CHECK(emu::shuffle_enabled() && emu::defer_enabled(), "set_shuffle selects the deferred shuffle order");
+        war_wrong += war_across_streams(false, cudaStreamNonBlocking) != 1;
+        war_blocking_wrong += war_across_streams(false, 0) != 1;
+        wait_wrong += device_sync_missing_wait(false) != 7;
+        int r = war_across_streams(true, cudaStreamNonBlocking);
+        CHECK(r == 1, "shuffle seed %llu: write-after-read ordered by an event: b saw %d", sd, r);
+        r = war_across_streams(true, 0);
+        CHECK(r == 1, "shuffle seed %llu: blocking streams, ordered by an event: b saw %d", sd, r);
+        r = device_sync_missing_wait(true);
+        CHECK(r == 7, "shuffle seed %llu: event wait before cudaDeviceSynchronize: %d", sd, r);
+        // the correct programs of the deferred-mode tests stay correct
+        r = staging_reuse(false, true);
+        CHECK(r == 1, "shuffle seed %llu: staging buffer reused after the synchronisation: %d", sd, r);
+        r = staging_reuse(true, false);
+        CHECK(r == 1, "shuffle seed %llu: pageable source reused after cudaMemcpyAsync: %d", sd, r);
+        r = early_download(false, true);
+        CHECK(r == 5, "shuffle seed %llu: async download read after the synchronisation: %d", sd, r);
+        r = early_download(true, false);
+        CHECK(r == 5, "shuffle seed %llu: download to pageable memory: %d", sd, r);
+        r = cross_stream(true, cudaStreamNonBlocking);
+        CHECK(r == 7, "shuffle seed %llu: stream b waited on stream a's event: %d", sd, r);
+        r = cross_stream(true, 0);
+        CHECK(r == 7, "shuffle seed %llu: blocking stream b waited on stream a's event: %d", sd, r);
+        r = null_stream_order(0);
+        CHECK(r == 9, "shuffle seed %llu: NULL stream after a blocking stream: %d", sd, r);
+        const float f = blas_early_read(false);
+        CHECK(f == 1.0f, "shuffle seed %llu: GEMM output read after the synchronisation: %g", sd, f);
+    }
+    printf("shuffle order, %d seeds: write-after-read wrong under %d (blocking streams %d), missing wait under %d\n",
+           n_seeds, war_wrong, war_blocking_wrong, wait_wrong);
+    CHECK(war_wrong > 0 && war_blocking_wrong > 0, "the shuffle order shows the write-after-read across streams for "
+          "some seed (%d, %d of %d)", war_wrong, war_blocking_wrong, n_seeds);
+    CHECK(wait_wrong > 0, "the shuffle order shows the missing wait before cudaDeviceSynchronize for some seed "
+          "(%d of %d)", wait_wrong, n_seeds);
+
+    // ---- work nobody waits for may run at the call; ops_run still counts only what calls that waited ran ----
+    size_t early = 0;
+    for (int k = 0; k < n_order_seeds; k++) {
+        const uint64_t seed = seeds[k];
+        const unsigned long long sd = seed;
+        emu::set_shuffle(true, seed);
+        cudaStream_t s;
+        RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+        int *x = dev_ints(0);
+        const size_t run0 = emu::ops_run(), early0 = emu::ops_run_early();
+        for (int i = 1; i <= 20; i++) RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, s, x, N, i);
+        CHECK(emu::ops_run() == run0, "shuffle seed %llu: launches without a wait count as waiting for nothing", sd);
+        early += emu::ops_run_early() - early0;
+        RLC_CUDA_CHECK(cudaStreamSynchronize(s));
+        CHECK(x[0] == 20, "shuffle seed %llu: the launches ran in stream order: x = %d", sd, x[0]);
+        RLC_CUDA_CHECK(cudaFree(x));
+        RLC_CUDA_CHECK(cudaStreamDestroy(s));
+    }
+    printf("shuffle order, %d seeds: %zu of %d launches nobody waited for ran at their call\n", n_order_seeds, early,
+           20 * n_order_seeds);
+    CHECK(early > 0, "the shuffle order runs work nobody waits for early");
+
+    // ---- legal, deterministic, seeded orders ----
+    OrderSpec spec;
+    emu::set_shuffle(false);
+    std::vector<int> late = logged_program(spec);
+    CHECK(order_legal(spec, late), "the late order keeps CUDA's ordering rules");
+    { // the checker rejects a wrong order: the first two operations of stream 1 swapped
+        std::vector<int> bad = late;
+        int i1 = -1, i2 = -1;
+        for (int i = 0; i < (int)bad.size(); i++) {
+            const int j = bad[i];
+            if ((j * 7 + j / 5) % 4 == 1) {
+                if (i1 < 0) i1 = i;
+                else if (i2 < 0) i2 = i;
+            }
+        }
+        CHECK(i2 >= 0, "stream 1 has two operations");
+        if (i2 >= 0) std::swap(bad[i1], bad[i2]);
+        CHECK(!order_legal(spec, bad), "the checker rejects an order that breaks stream order");
+        bad = late;
+        bad.pop_back();
+        CHECK(!order_legal(spec, bad), "the checker rejects an order that misses an operation");
+    }
+    std::vector<std::vector<int>> orders;
+    for (int k = 0; k < n_order_seeds; k++) {
+        const uint64_t seed = seeds[k];
+        emu::set_shuffle(true, seed);
+        std::vector<int> o = logged_program(spec);
+        CHECK(order_legal(spec, o), "shuffle seed %llu: the order keeps CUDA's ordering rules",
+              (unsigned long long)seed);
+        emu::set_shuffle(true, seed);
+        CHECK(logged_program(spec) == o, "shuffle seed %llu: the same seed gives the same order",
+              (unsigned long long)seed);
+        bool is_new = true;
+        for (const auto &p : orders) is_new = is_new && p != o;
+        if (is_new) orders.push_back(o);
+    }
+    int differ_from_late = 0;
+    for (const auto &o : orders) differ_from_late += o != late;
+    printf("shuffle order, %d seeds: %zu distinct orders of the logged program, %d differ from the late order\n",
+           n_order_seeds, orders.size(), differ_from_late);
+    CHECK(orders.size() >= 4 && differ_from_late >= 4, "seeds give different orders (%zu distinct)", orders.size());
+    emu::set_shuffle(false);
+    // ---- a misspelt mode or seed in the environment fails with the variable and what it expects ----
+    emu_test::expect_death("bad_defer_env", [] {
+        setenv("RLC_EMU_DEFER", "shufle", 1);
+        (void)emu::load_defer();
+    }, "RLC_EMU_DEFER=shufle: expected 0 (eager), 1 (deferred, the default) or shuffle");
+    emu_test::expect_death("bad_seed_env", [] {
+        setenv("RLC_EMU_SHUFFLE_SEED", "7x", 1);
+        (void)emu::load_shuffle_seed();
+    }, "RLC_EMU_SHUFFLE_SEED=7x: expected a non-negative integer");
+}
+
+// `emu_defer env`: only how the environment selects the mode (ctest emu_defer_shuffle_env).
+int main(int argc, char **argv) {
     CHECK(emu::defer_enabled() == (getenv("RLC_EMU_DEFER") == nullptr || strcmp(getenv("RLC_EMU_DEFER"), "0") != 0),
           "deferred mode is the default and RLC_EMU_DEFER=0 turns it off");
+    CHECK(emu::shuffle_enabled() == (getenv("RLC_EMU_DEFER") && strcmp(getenv("RLC_EMU_DEFER"), "shuffle") == 0),
+          "the late order is the default and RLC_EMU_DEFER=shuffle selects the shuffle order");
+    if (argc > 1 && strcmp(argv[1], "env") == 0) {
+        CHECK(emu::shuffle_enabled(), "run with RLC_EMU_DEFER=shuffle: the shuffle order is selected");
+        return test_finish("emu_defer env");
+    }
+    emu::set_shuffle(false); // the tests below expect the late order, whatever the environment says
     for (int deferred = 1; deferred >= 0; deferred--) {
         emu::set_defer(deferred != 0);
         const char *mode = deferred ? "deferred" : "eager";
@@ -274,5 +562,6 @@ int main() {
         fprintf(stderr, "launched\n");
         cudaStreamSynchronize(s);
     }, "launched");
+    shuffle_order_tests();
     return test_finish("emu_defer");
 }

@@ -2,7 +2,9 @@
 // shard collectives, host/comm_nccl.c's bucketed gradient rounds overlapped with the backward (rlc_model's
 // grad_ready hook), and the optimizer steps of the scheduler, SFT and GRPO with these device collectives attached
 // (the RLC_FORCE_NCCL path), on the CUDA backend. Under the emulator (ctest label emu) rlc_comm is the one-rank
-// copy fallback and every launch and copy runs at once, in issue order; built for a GPU
+// copy fallback, and the launches and copies are queued on their streams (the deferred mode; ctest runs the test
+// again in its shuffle order, test_grad_overlap_shuffle1..3, other legal interleavings of the side stream with
+// the compute stream); built for a GPU
 // (tests/gpu/test_grad_overlap.cpp includes this file) it is one-rank NCCL on real streams.
 //
 // What one rank can show. The sum over one rank is the identity, so:

@@ -11,8 +11,9 @@
 // Environment: RLC_EMU_SCHEDULE=forward|reverse|random[:seed] (order in which threads resume at each barrier
 // and blocks are taken), RLC_EMU_WORKERS=n (OS threads running blocks, default 2), RLC_EMU_STACK_KB=n (stack
 // per CUDA thread, default 64; 256 under ASan/TSan), RLC_EMU_DEFER=0 (eager mode: every stream operation runs at
-// the call; default: deferred, queued on its stream until the program synchronises, emu_runtime.h). The same can
-// be set with emu::set_schedule/set_workers/set_defer.
+// the call; default: deferred, queued on its stream until the program synchronises, emu_runtime.h),
+// RLC_EMU_DEFER=shuffle with RLC_EMU_SHUFFLE_SEED=n (deferred, in a seeded order that also runs other streams'
+// ready work early). The same can be set with emu::set_schedule/set_workers/set_defer/set_shuffle.
 #pragma once
 #ifndef RLC_EMU
 #define RLC_EMU 1

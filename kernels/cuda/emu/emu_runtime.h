@@ -32,12 +32,42 @@
 // and to a pageable destination it runs the stream up to the copy before returning (CUDA returns when it is done).
 // No background threads: queued work runs on the thread that waits for it, in the order of the dependencies
 // (seeded by issue order), one operation at a time, under one recursive mutex.
+// Orders. The deferred mode has two orders in which it runs queued work, both legal for CUDA:
+//   late (the default)  as above: only what the program must observe, as late as allowed, one fixed order
+//                       (a synchronisation runs its stream's operations in stream order; cudaDeviceSynchronize
+//                       the streams one after another, by creation). It misses a race that only another legal
+//                       interleaving shows, e.g. a write-after-read across streams (b reads x, a then overwrites
+//                       x without waiting on b; synchronising b first runs b's read first), or a missing event
+//                       wait that cudaDeviceSynchronize happens to run in the right order.
+//   shuffle             RLC_EMU_DEFER=shuffle (seed: RLC_EMU_SHUFFLE_SEED=N, default 1), or emu::set_shuffle(on,
+//                       seed). (RLC_EMU_DEFER other than unset, empty, 0, 1 or shuffle is an error.) Whenever the late order runs an operation, before it the shuffle order may first
+//                       run (probability 1/2, then 1/2 for each further one) the ready head operation of a
+//                       stream chosen by a seeded generator, any stream; a ready head is the first queued
+//                       operation of its stream whose dependencies (the cudaStreamWaitEvent marker, the NULL
+//                       stream's implicit ones) have all run. cudaDeviceSynchronize, cudaFree and the other
+//                       calls that run everything run it one random ready head at a time. And at every enqueue
+//                       (the new operation included), cudaMalloc, cudaMallocHost (probability 1/4 each) and
+//                       cudaStreamQuery / cudaEventQuery (1/2), ready work may run before the call returns: work
+//                       that nothing waits for runs at any time, also right at its call, as on a GPU. Every
+//                       operation still runs after what it depends on and at the latest when the late order
+//                       would run it; the pinned/pageable rules hold (a pageable source is staged at the call, a
+//                       pageable destination is written before the call returns); queries may answer cudaSuccess
+//                       at once when the work has run. Deterministic: no threads, and the same seed with the same
+//                       sequence of calls gives the same order (the generator is splitmix64, advanced only by the
+//                       shuffle order's choices). Its limits: a random sample of the legal orders, not all of
+//                       them (run several seeds; tests/emu/CMakeLists.txt runs the multi-stream tests under 3);
+//                       one operation at a time, so two kernels never overlap (a race between the blocks of two
+//                       concurrent kernels is not shown); the emulated NCCL over MPI completes a collective in
+//                       rlc_comm_wait, so work queued behind it on its stream may run before its result is there
+//                       (a false failure, several ranks only; see rlc_comm.cu).
 // RLC_EMU_DEFER_STATS=1 prints at exit how much was deferred (operations queued, the most pending at once, and
-// those never run because nothing waited for them).
+// those never run because nothing waited for them; in the shuffle order also those it ran early, at calls that
+// waited for nothing).
 //
 // The runtime functions are defined `weak` with C linkage, matching the declarations of the toolkit's
 // cuda_runtime_api.h, so that every translation unit may include this header.
 #pragma once
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -109,9 +139,25 @@ inline bool is_device(const void *p) { return in_block(runtime().allocs, p, 1); 
 // ---------------------------------------------------------------------------------------------------------
 // Stream queues (the deferred mode)
 
-inline bool load_defer() {
+// RLC_EMU_DEFER: unset, empty or 1 (deferred, late order), 0 (eager), shuffle (deferred, shuffle order). A
+// misspelt value fails rather than silently testing another mode.
+inline const char *load_defer_env() {
     const char *s = getenv("RLC_EMU_DEFER");
-    return !(s && s[0] == '0' && s[1] == 0);
+    if (!s || !*s || !strcmp(s, "0") || !strcmp(s, "1") || !strcmp(s, "shuffle")) return s ? s : "";
+    fail("RLC_EMU_DEFER=%s: expected 0 (eager), 1 (deferred, the default) or shuffle (deferred, seeded order)", s);
+}
+inline bool load_defer() { return strcmp(load_defer_env(), "0") != 0; }
+// RLC_EMU_DEFER=shuffle: the deferred mode in the seeded shuffle order (RLC_EMU_SHUFFLE_SEED=N, default 1).
+inline bool load_shuffle() { return strcmp(load_defer_env(), "shuffle") == 0; }
+inline uint64_t load_shuffle_seed() {
+    const char *s = getenv("RLC_EMU_SHUFFLE_SEED");
+    if (!s || !*s) return 1;
+    char *end = nullptr;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || s[0] == '-' || errno == ERANGE)
+        fail("RLC_EMU_SHUFFLE_SEED=%s: expected a non-negative integer below 2^64", s);
+    return (uint64_t)v;
 }
 
 struct Dep {
@@ -132,18 +178,24 @@ inline Queues &queues();
 struct Queues {
     std::recursive_mutex mu;
     bool defer = load_defer();
+    bool shuffle = load_shuffle();    // the seeded shuffle order (else: as late as allowed)
+    uint64_t rng = load_shuffle_seed(); // its generator's state (splitmix64)
     uint64_t next_seq = 1, next_stream = 1;
     std::map<uint64_t, StreamQueue> streams; // 0: the NULL stream; std::map: references stay valid
     // RLC_EMU_DEFER_STATS=1: at exit, how much was deferred (operations queued, the most pending at once)
     size_t pending = 0, max_pending = 0, queued = 0;
-    size_t ran = 0; // queued operations run so far (ops_run: a test can tell that a call never waited for the device)
+    size_t ran = 0;       // queued operations run so far
+    size_t ran_early = 0; // of them, run by the shuffle order at a call that waited for nothing
+    int waiting = 0;      // run_until / run_all calls in progress (a call is waiting for the device)
     Queues() {
         streams[0];
         if (const char *s = getenv("RLC_EMU_DEFER_STATS"))
             if (s[0] == '1') atexit([] {
                 Queues &Q = queues();
                 fprintf(stderr, "rlc-emu: deferred mode: %zu operations queued, at most %zu pending at once, %zu "
-                                "never run\n", Q.queued, Q.max_pending, Q.pending);
+                                "never run", Q.queued, Q.max_pending, Q.pending);
+                if (Q.shuffle) fprintf(stderr, ", %zu run early by the shuffle order", Q.ran_early);
+                fprintf(stderr, "\n");
             });
     }
 };
@@ -158,34 +210,103 @@ inline uint64_t stream_id(cudaStream_t s) {
     return (uintptr_t)s <= 2 ? 0 : s->id;
 }
 
+// Whether everything `op` depends on has run: each dependency's stream is past it (or destroyed: its work ran).
+inline bool op_ready(const Op &op) {
+    Queues &Q = queues();
+    for (const Dep &d : op.deps) {
+        auto it = Q.streams.find(d.stream);
+        if (it != Q.streams.end() && !it->second.q.empty() && it->second.q.front().seq <= d.seq) return false;
+    }
+    return true;
+}
+
+// Runs the head operation of sq (what it depends on has run).
+inline void run_front(StreamQueue &sq) {
+    Queues &Q = queues();
+    Op op = std::move(sq.q.front());
+    sq.q.pop_front();
+    Q.pending--;
+    Q.ran++;
+    op.fn();
+}
+
+// The shuffle order's generator: splitmix64 on the seed; one_in(n) is true with probability 1/n.
+inline uint64_t shuffle_next() {
+    uint64_t z = (queues().rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+inline bool one_in(uint64_t n) { return shuffle_next() % n == 0; }
+
+// Runs the head operation of a stream chosen at random among those whose head is ready (everything it depends on
+// has run). False when nothing is pending.
+inline bool run_random_ready() {
+    Queues &Q = queues();
+    std::vector<StreamQueue *> ready;
+    for (auto &kv : Q.streams) // std::map: by stream id, the same candidates in the same order each run
+        if (!kv.second.q.empty() && op_ready(kv.second.q.front())) ready.push_back(&kv.second);
+    if (ready.empty()) return false;
+    run_front(*ready[shuffle_next() % ready.size()]);
+    return true;
+}
+
+// The shuffle order's extra work: with probability 1/start_one_in, runs a random ready head operation
+// (run_random_ready), then another with probability 1/2, and so on. Legal at any moment: a GPU may run any
+// operation once the host has issued it and its dependencies are complete. Nothing in the late order or the eager
+// mode.
+inline void shuffle_point(uint64_t start_one_in) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (!Q.defer || !Q.shuffle || !one_in(start_one_in)) return;
+    do {
+        if (!run_random_ready()) return;
+        if (Q.waiting == 0) Q.ran_early++;
+    } while (one_in(2));
+}
+
+// Marks the calls that wait for the device (ops_run counts what they run).
+struct Waiting {
+    Waiting() { queues().waiting++; }
+    ~Waiting() { queues().waiting--; }
+};
+
 // Runs stream `sid` up to and including operation `seq` (each operation after what it depends on). The
-// dependencies of an operation are older than it, so the recursion ends.
+// dependencies of an operation are older than it, so the recursion ends. The head operation keeps its
+// dependencies while they run (a shuffle step in between must not take it for ready); a shuffle step may also run
+// it, which the loop then sees.
 inline void run_until(uint64_t sid, uint64_t seq) {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     auto it = Q.streams.find(sid);
     if (it == Q.streams.end()) return; // destroyed: its work has run
+    Waiting w;
     StreamQueue &sq = it->second;
     while (!sq.q.empty() && sq.q.front().seq <= seq) {
-        std::vector<Dep> deps = std::move(sq.q.front().deps);
+        const uint64_t head = sq.q.front().seq;
+        const std::vector<Dep> deps = sq.q.front().deps;
         for (const Dep &d : deps) run_until(d.stream, d.seq);
-        Op op = std::move(sq.q.front());
-        sq.q.pop_front();
-        Q.pending--;
-        Q.ran++;
-        op.fn();
+        shuffle_point(2); // other streams' ready work may run first (shuffle order only)
+        if (!sq.q.empty() && sq.q.front().seq == head) run_front(sq);
     }
 }
 
 inline void run_stream(cudaStream_t s) { run_until(stream_id(s), UINT64_MAX); }
 
+// Runs every queued operation: stream by stream (late order), or one ready head operation at a time, its stream
+// chosen at random (shuffle order). The oldest pending operation is always ready, so that loop ends.
 inline void run_all() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    Waiting w;
+    if (Q.defer && Q.shuffle)
+        while (run_random_ready()) {
+        }
     for (auto &kv : Q.streams) run_until(kv.first, UINT64_MAX);
 }
 
-// Queues fn on stream s (eager mode: runs it now). Returns the operation's sequence number (0 when it ran).
+// Queues fn on stream s (eager mode: runs it now). Returns the operation's sequence number (0 when it ran in the
+// eager mode; in the shuffle order it may have run already too, before enqueue returns, as on a GPU).
 inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<Dep> deps = {}) {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
@@ -209,6 +330,7 @@ inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<De
     sq.q.push_back(Op{seq, std::move(deps), std::move(fn)});
     Q.queued++;
     if (++Q.pending > Q.max_pending) Q.max_pending = Q.pending;
+    shuffle_point(4); // shuffle order: work nobody waits for may run now (this operation included)
     return seq;
 }
 
@@ -221,24 +343,50 @@ inline void enqueue_and_wait(cudaStream_t s, std::function<void()> fn) {
 }
 
 inline bool defer_enabled() { return queues().defer; }
-// API for tests: queued operations run so far. Unchanged across a call in the deferred mode = the call never waited
-// for the device (on a GPU the host would have run ahead of it).
+inline bool shuffle_enabled() { return queues().shuffle; }
+// API for tests: queued operations run so far by calls that waited for the device (not those the shuffle order
+// ran at a call that waited for nothing). Unchanged across a call in the deferred mode = the call never waited for
+// the device (on a GPU the host would have run ahead of it).
 inline size_t ops_run() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
-    return Q.ran;
+    return Q.ran - Q.ran_early;
 }
+// API for tests: operations queued and not run yet.
 inline size_t ops_pending() {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     return Q.pending;
 }
-// API for tests: switch between the deferred and the eager mode (pending work runs first).
+// API for tests: operations queued so far. What a call queued and did not wait for: the change of ops_queued across
+// it minus that of ops_run (in the shuffle order some of it may have run early).
+inline size_t ops_queued() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    return Q.queued;
+}
+// API for tests: operations the shuffle order ran early, at calls that waited for nothing.
+inline size_t ops_run_early() {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    return Q.ran_early;
+}
+// API for tests: switch between the deferred and the eager mode (pending work runs first). The deferred mode's
+// order (late or shuffle) is kept.
 inline void set_defer(bool on) {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
     run_all();
     Q.defer = on;
+}
+// API for tests: the deferred mode's order: shuffle (on, seeded by seed: the generator restarts) or as late as
+// allowed (off). Pending work runs first, in the order that was in force.
+inline void set_shuffle(bool on, uint64_t seed = 1) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    run_all();
+    Q.shuffle = on;
+    Q.rng = seed;
 }
 
 // A launch that fails a check does not run; like CUDA it sets the last error. The emulator also says why on
@@ -323,6 +471,7 @@ template <class T> inline cudaError_t cudaFuncSetAttribute(T *kernel, cudaFuncAt
 #define RLC_EMU_API extern "C" __attribute__((weak))
 
 RLC_EMU_API cudaError_t cudaMalloc(void **p, size_t n) {
+    emu::shuffle_point(4); // shuffle order: the device may have moved on since the last call
     void *q = nullptr;
     // 256-byte alignment as cudaMalloc guarantees; the exact size, so ASan flags any byte past the end.
     if (posix_memalign(&q, 256, n ? n : 1) != 0) {
@@ -369,6 +518,7 @@ RLC_EMU_API cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaMallocHost(void **p, size_t n) {
+    emu::shuffle_point(4); // shuffle order: the device may have moved on since the last call
     *p = malloc(n ? n : 1);
     if (!*p) return emu::set_error(cudaErrorMemoryAllocation);
     std::lock_guard<std::mutex> lk(emu::runtime().mu);
@@ -466,6 +616,7 @@ RLC_EMU_API cudaError_t cudaStreamSynchronize(cudaStream_t s) {
 RLC_EMU_API cudaError_t cudaStreamQuery(cudaStream_t s) {
     emu::Queues &Q = emu::queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    emu::shuffle_point(2); // shuffle order: the device may have moved on since the last call
     auto it = Q.streams.find(emu::stream_id(s));
     if (it == Q.streams.end() || it->second.q.empty()) return cudaSuccess;
     emu::StreamQueue &sq = it->second;
@@ -522,6 +673,7 @@ RLC_EMU_API cudaError_t cudaEventSynchronize(cudaEvent_t e) {
 RLC_EMU_API cudaError_t cudaEventQuery(cudaEvent_t e) {
     emu::Queues &Q = emu::queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    emu::shuffle_point(2); // shuffle order: the device may have moved on since the last call
     emu::EventState &st = *e->st;
     if (!st.recorded || st.done) return cudaSuccess;
     if (!st.queried) { // not ready, once; a poll that asks again gets the work run
