@@ -60,6 +60,39 @@ static bool all_eq(const std::vector<int> &v, int x) {
     return true;
 }
 
+// Two streams a and b (flags), an event and device arrays x and y of N ints, for the cross-stream programs;
+// freed at the end of the scope, after a device synchronisation. result(): y's common value, -1 if mixed.
+struct TwoStreams {
+    cudaStream_t a, b;
+    cudaEvent_t ev;
+    int *x, *y;
+    TwoStreams(unsigned flags, int x0, int y0) : x(dev_ints(x0)), y(dev_ints(y0)) {
+        RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&a, flags));
+        RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&b, flags));
+        RLC_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    }
+    void b_waits_for_a() { // b's later work runs after a's work so far
+        RLC_CUDA_CHECK(cudaEventRecord(ev, a));
+        RLC_CUDA_CHECK(cudaStreamWaitEvent(b, ev, 0));
+    }
+    void a_waits_for_b() {
+        RLC_CUDA_CHECK(cudaEventRecord(ev, b));
+        RLC_CUDA_CHECK(cudaStreamWaitEvent(a, ev, 0));
+    }
+    int result() const { // y as it is now (emulated device memory is host memory)
+        std::vector<int> got(y, y + N);
+        return all_eq(got, got[0]) ? got[0] : -1;
+    }
+    ~TwoStreams() {
+        RLC_CUDA_CHECK(cudaDeviceSynchronize());
+        RLC_CUDA_CHECK(cudaFree(x));
+        RLC_CUDA_CHECK(cudaFree(y));
+        RLC_CUDA_CHECK(cudaEventDestroy(ev));
+        RLC_CUDA_CHECK(cudaStreamDestroy(a));
+        RLC_CUDA_CHECK(cudaStreamDestroy(b));
+    }
+};
+
 // Host overwrites a pinned staging buffer after cudaMemcpyAsync, before the copy is known to be done (bug), or
 // after cudaStreamSynchronize (fixed). Returns what arrived on the device.
 static int staging_reuse(bool bug, bool pinned) {
@@ -105,26 +138,12 @@ static int early_download(bool bug, bool pinned) {
 
 // Stream a produces x; stream b copies it to y, with or without waiting on an event recorded after the producer.
 static int cross_stream(bool wait, unsigned flags) {
-    cudaStream_t a, b;
-    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&a, flags));
-    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&b, flags));
-    cudaEvent_t ev;
-    RLC_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    int *x = dev_ints(0), *y = dev_ints(0);
-    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, a, x, N, 7);
-    RLC_CUDA_CHECK(cudaEventRecord(ev, a));
-    if (wait) RLC_CUDA_CHECK(cudaStreamWaitEvent(b, ev, 0));
-    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, b, y, x, N);
-    RLC_CUDA_CHECK(cudaStreamSynchronize(b));
-    std::vector<int> got(N);
-    memcpy(got.data(), y, N * 4); // b is synchronised: y is final (emulated device memory is host memory)
-    RLC_CUDA_CHECK(cudaDeviceSynchronize());
-    RLC_CUDA_CHECK(cudaFree(x));
-    RLC_CUDA_CHECK(cudaFree(y));
-    RLC_CUDA_CHECK(cudaEventDestroy(ev));
-    RLC_CUDA_CHECK(cudaStreamDestroy(a));
-    RLC_CUDA_CHECK(cudaStreamDestroy(b));
-    return all_eq(got, got[0]) ? got[0] : -1;
+    TwoStreams t(flags, 0, 0);
+    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, t.a, t.x, N, 7);
+    if (wait) t.b_waits_for_a();
+    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, t.b, t.y, t.x, N);
+    RLC_CUDA_CHECK(cudaStreamSynchronize(t.b));
+    return t.result(); // b is synchronised: y is final
 }
 
 // A kernel on stream s writes x; then a NULL-stream kernel copies x to y: ordered when s is blocking (the legacy
@@ -172,55 +191,27 @@ static float blas_early_read(bool bug) {
 // is synchronised first. Returns y as b saw x. The late order runs b's read at its synchronisation, before a's
 // write, and the eager mode in issue order: both hide the bug; a GPU may run a's write first.
 static int war_across_streams(bool wait, unsigned flags) {
-    cudaStream_t a, b;
-    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&a, flags));
-    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&b, flags));
-    cudaEvent_t read_done;
-    RLC_CUDA_CHECK(cudaEventCreateWithFlags(&read_done, cudaEventDisableTiming));
-    int *x = dev_ints(1), *y = dev_ints(0);
-    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, b, y, x, N);
-    if (wait) {
-        RLC_CUDA_CHECK(cudaEventRecord(read_done, b));
-        RLC_CUDA_CHECK(cudaStreamWaitEvent(a, read_done, 0));
-    }
-    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, a, x, N, 2);
-    RLC_CUDA_CHECK(cudaStreamSynchronize(b));
-    std::vector<int> got(N);
-    memcpy(got.data(), y, N * 4); // b is synchronised: y is final
-    RLC_CUDA_CHECK(cudaStreamSynchronize(a));
-    CHECK(x[0] == 2, "a's write ran");
-    RLC_CUDA_CHECK(cudaFree(x));
-    RLC_CUDA_CHECK(cudaFree(y));
-    RLC_CUDA_CHECK(cudaEventDestroy(read_done));
-    RLC_CUDA_CHECK(cudaStreamDestroy(a));
-    RLC_CUDA_CHECK(cudaStreamDestroy(b));
-    return all_eq(got, got[0]) ? got[0] : -1;
+    TwoStreams t(flags, 1, 0);
+    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, t.b, t.y, t.x, N);
+    if (wait) t.a_waits_for_b();
+    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, t.a, t.x, N, 2);
+    RLC_CUDA_CHECK(cudaStreamSynchronize(t.b));
+    const int r = t.result(); // b is synchronised: y is final
+    RLC_CUDA_CHECK(cudaStreamSynchronize(t.a));
+    CHECK(t.x[0] == 2, "a's write ran");
+    return r;
 }
 
 // Stream a (created first) produces x = 7; stream b copies x to y, without (bug) or with an event wait; then
 // cudaDeviceSynchronize. Returns y. The late order runs the streams in creation order at the device
 // synchronisation and the eager mode in issue order: both run a first and hide the missing wait.
 static int device_sync_missing_wait(bool wait) {
-    cudaStream_t a, b;
-    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
-    RLC_CUDA_CHECK(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking));
-    cudaEvent_t ev;
-    RLC_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    int *x = dev_ints(0), *y = dev_ints(0);
-    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, a, x, N, 7);
-    if (wait) {
-        RLC_CUDA_CHECK(cudaEventRecord(ev, a));
-        RLC_CUDA_CHECK(cudaStreamWaitEvent(b, ev, 0));
-    }
-    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, b, y, x, N);
+    TwoStreams t(cudaStreamNonBlocking, 0, 0);
+    RLC_LAUNCH(fill_kernel, (N + 31) / 32, 32, 0, t.a, t.x, N, 7);
+    if (wait) t.b_waits_for_a();
+    RLC_LAUNCH(copy_kernel, (N + 31) / 32, 32, 0, t.b, t.y, t.x, N);
     RLC_CUDA_CHECK(cudaDeviceSynchronize());
-    std::vector<int> got(y, y + N);
-    RLC_CUDA_CHECK(cudaFree(x));
-    RLC_CUDA_CHECK(cudaFree(y));
-    RLC_CUDA_CHECK(cudaEventDestroy(ev));
-    RLC_CUDA_CHECK(cudaStreamDestroy(a));
-    RLC_CUDA_CHECK(cudaStreamDestroy(b));
-    return all_eq(got, got[0]) ? got[0] : -1;
+    return t.result();
 }
 
 // ---- the order operations ran in, and CUDA's rules for it ----
