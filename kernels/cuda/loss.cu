@@ -650,9 +650,7 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyAr
             const bool fast = win.cover(base, min(base + LS_STEP, a.T) - 1, lane);
             const uint8_t *mb = reinterpret_cast<const uint8_t *>(st + LA_N * LS_STEP);
             unsigned seqs = 0; // fast steps: bit c = window sequence c has a response token in this step
-#ifndef RLC_EMU // (g++ does not know the pragma; unrolling only matters to nvcc)
-#pragma unroll
-#endif
+            RLC_UNROLL
             for (int k = 0; k < 4; k++) {
                 const int j = 32 * k + lane, t = base + j;
                 const bool on = t < a.T && (!a.mask || mb[j] != 0);
