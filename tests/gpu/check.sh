@@ -131,6 +131,11 @@ if [ $build_ok = 1 ] && [ -d "$build/gpu" ]; then
     if [ "${RLC_GPU_EXTRA:-1}" != 0 ]; then
         for e in "${extra_runs[@]}"; do
             read -r -a argv <<<"$e"
+            # about 10-20 s each; none once the budget is nearly spent (the later steps matter more)
+            if [ $(( $(elapsed) + 30 )) -gt "${RLC_GPU_BUDGET_S:-480}" ]; then
+                say "$e: skipped ($(elapsed) s used of the ${RLC_GPU_BUDGET_S:-480} s budget)"
+                continue
+            fi
             [ -x "$build/gpu/${argv[0]}" ] && run_prog "$e" "$build/gpu/${argv[0]}" "${argv[@]:1}"
         done
     fi
