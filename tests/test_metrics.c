@@ -1,8 +1,8 @@
 // tests/test_metrics.c: host/metrics.c. The JSON-lines record (keys in insertion order, a repeated key updated in
 // place, non-finite values as null) and the console progress in its two forms: redrawn in place on a terminal,
 // whole lines at the first step, every 5% and the last when stderr is a file (a batch job's log), and the
-// RLC_PROGRESS override. stderr is captured into a temporary file around each progress run.
-#define _POSIX_C_SOURCE 200809L // dup, dup2, fileno, setenv, mkstemp
+// RLC_PROGRESS override. stderr is captured into a tmpfile() around each progress run.
+#define _POSIX_C_SOURCE 200809L // dup, dup2, fileno, setenv
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +14,11 @@
 
 // Runs progress for steps 1..total with mode `lines` and returns what it wrote to stderr (malloc'd).
 static char *capture_progress(int lines, int quiet, int total) {
-    char path[] = "/tmp/rlc_test_metrics_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) return NULL;
+    FILE *f = tmpfile();
+    if (!f) return NULL;
     fflush(stderr);
     int saved = dup(fileno(stderr));
-    dup2(fd, fileno(stderr));
+    dup2(fileno(f), fileno(stderr));
     rlc_metrics mt;
     rlc_metrics_open(&mt, NULL);
     mt.lines = lines;
@@ -33,13 +32,11 @@ static char *capture_progress(int lines, int quiet, int total) {
     fflush(stderr);
     dup2(saved, fileno(stderr));
     close(saved);
-    FILE *f = fdopen(fd, "r");
     rewind(f);
     char *buf = calloc(1 << 16, 1);
     size_t n = fread(buf, 1, (1 << 16) - 1, f);
     buf[n] = 0;
     fclose(f);
-    unlink(path);
     return buf;
 }
 
@@ -50,13 +47,11 @@ static int count_char(const char *s, char c) {
 }
 
 int main(void) {
-    // ---- the JSON-lines record
-    char path[] = "/tmp/rlc_test_metrics_json_XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0, "mkstemp");
-    close(fd);
+    // ---- the JSON-lines record (into a temporary file: the struct's f)
     rlc_metrics mt;
-    CHECK(rlc_metrics_open(&mt, path) == 0, "open %s", path);
+    CHECK(rlc_metrics_open(&mt, NULL) == 0, "open without a file");
+    mt.f = tmpfile();
+    CHECK(mt.f != NULL, "tmpfile");
     rlc_metrics_begin(&mt);
     rlc_metrics_add(&mt, "step", 3);
     rlc_metrics_add(&mt, "loss", 0.25);
@@ -64,12 +59,12 @@ int main(void) {
     rlc_metrics_add(&mt, "step", 4); // updated in place, keeps its position
     CHECK(rlc_metrics_get(&mt, "loss", -1) == 0.25 && rlc_metrics_get(&mt, "nope", -7) == -7, "get");
     rlc_metrics_write(&mt, "rl");
-    rlc_metrics_close(&mt);
-    FILE *f = fopen(path, "r");
     char line[256] = {0};
-    CHECK(f && fgets(line, sizeof line, f), "read back %s", path);
-    if (f) fclose(f);
-    unlink(path);
+    if (mt.f) {
+        rewind(mt.f);
+        CHECK(fgets(line, sizeof line, mt.f) != NULL, "read the record back");
+    }
+    rlc_metrics_close(&mt);
     CHECK(strcmp(line, "{\"phase\":\"rl\",\"step\":4,\"loss\":0.25,\"kl\":null}\n") == 0, "record: %s", line);
 
     // ---- progress written to a file: whole lines at steps 1, 5, 10, ..., 100

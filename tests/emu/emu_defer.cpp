@@ -293,6 +293,26 @@ static std::vector<int> logged_program(OrderSpec &spec) {
     return out;
 }
 
+// The fixed (correct) versions of the bug programs: right in every mode and order. `label` names the mode.
+static void check_fixed_programs(const char *label) {
+    int r = staging_reuse(false, true);
+    CHECK(r == 1, "%s: staging buffer reused after the synchronisation: device got %d", label, r);
+    r = staging_reuse(true, false);
+    CHECK(r == 1, "%s: pageable source reused after cudaMemcpyAsync (CUDA stages it at the call): %d", label, r);
+    r = early_download(false, true);
+    CHECK(r == 5, "%s: async download read after the synchronisation: %d", label, r);
+    r = early_download(true, false);
+    CHECK(r == 5, "%s: download to pageable memory (synchronous in CUDA): %d", label, r);
+    r = cross_stream(true, cudaStreamNonBlocking);
+    CHECK(r == 7, "%s: stream b waited on stream a's event: %d", label, r);
+    r = cross_stream(true, 0);
+    CHECK(r == 7, "%s: blocking stream b waited on stream a's event: %d", label, r);
+    r = null_stream_order(0);
+    CHECK(r == 9, "%s: NULL stream after a blocking stream (implicit synchronisation): %d", label, r);
+    const float f = blas_early_read(false);
+    CHECK(f == 1.0f, "%s: GEMM output read after the synchronisation: %g", label, f);
+}
+
 static void shuffle_order_tests() {
     // 16 seeds for the bug programs (each shows its bug under a few of them), the first 8 for the longer checks
     // of the orders themselves (the TSan build runs every launch several hundred times slower)
@@ -327,22 +347,9 @@ static void shuffle_order_tests() {
         r = device_sync_missing_wait(true);
         CHECK(r == 7, "shuffle seed %llu: event wait before cudaDeviceSynchronize: %d", sd, r);
         // the correct programs of the deferred-mode tests stay correct
-        r = staging_reuse(false, true);
-        CHECK(r == 1, "shuffle seed %llu: staging buffer reused after the synchronisation: %d", sd, r);
-        r = staging_reuse(true, false);
-        CHECK(r == 1, "shuffle seed %llu: pageable source reused after cudaMemcpyAsync: %d", sd, r);
-        r = early_download(false, true);
-        CHECK(r == 5, "shuffle seed %llu: async download read after the synchronisation: %d", sd, r);
-        r = early_download(true, false);
-        CHECK(r == 5, "shuffle seed %llu: download to pageable memory: %d", sd, r);
-        r = cross_stream(true, cudaStreamNonBlocking);
-        CHECK(r == 7, "shuffle seed %llu: stream b waited on stream a's event: %d", sd, r);
-        r = cross_stream(true, 0);
-        CHECK(r == 7, "shuffle seed %llu: blocking stream b waited on stream a's event: %d", sd, r);
-        r = null_stream_order(0);
-        CHECK(r == 9, "shuffle seed %llu: NULL stream after a blocking stream: %d", sd, r);
-        const float f = blas_early_read(false);
-        CHECK(f == 1.0f, "shuffle seed %llu: GEMM output read after the synchronisation: %g", sd, f);
+        char label[40];
+        snprintf(label, sizeof label, "shuffle seed %llu", sd);
+        check_fixed_programs(label);
     }
     printf("shuffle order, %d seeds: write-after-read wrong under %d (blocking streams %d), missing wait under %d\n",
            n_seeds, war_wrong, war_blocking_wrong, wait_wrong);
@@ -454,22 +461,7 @@ int main(int argc, char **argv) {
         float f = blas_early_read(true);
         CHECK(f == (deferred ? 0.0f : 1.0f), "%s: GEMM output read before its stream ran: %g", mode, f);
         // ---- the fixed programs: right in both modes ----
-        r = staging_reuse(false, true);
-        CHECK(r == 1, "%s: staging buffer reused after the synchronisation: device got %d", mode, r);
-        r = staging_reuse(true, false);
-        CHECK(r == 1, "%s: pageable source reused after cudaMemcpyAsync (CUDA stages it at the call): %d", mode, r);
-        r = early_download(false, true);
-        CHECK(r == 5, "%s: async download read after the synchronisation: %d", mode, r);
-        r = early_download(true, false);
-        CHECK(r == 5, "%s: download to pageable memory (synchronous in CUDA): %d", mode, r);
-        r = cross_stream(true, cudaStreamNonBlocking);
-        CHECK(r == 7, "%s: stream b waited on stream a's event: %d", mode, r);
-        r = cross_stream(true, 0);
-        CHECK(r == 7, "%s: blocking stream b waited on stream a's event: %d", mode, r);
-        r = null_stream_order(0);
-        CHECK(r == 9, "%s: NULL stream after a blocking stream (implicit synchronisation): %d", mode, r);
-        f = blas_early_read(false);
-        CHECK(f == 1.0f, "%s: GEMM output read after the synchronisation: %g", mode, f);
+        check_fixed_programs(mode);
     }
     emu::set_defer(true);
 
