@@ -70,6 +70,91 @@ static void test_sampling(void) {
     }
 }
 
+// The specification read literally: every p in double, a comparison sort into (p descending, id ascending), then
+// the walks of include/rlc/sample.h. rlc_sample_token gets the order from a radix sort; it must give the same
+// token (same order, same sums) and the same log-prob and entropy bits.
+typedef struct ref_pi {
+    double p;
+    int id;
+} ref_pi;
+static int ref_cmp(const void *a, const void *b) {
+    const ref_pi *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id - y->id;
+}
+static int ref_sample(const rlc_f *z, int V, const rlc_sampling *s, float u) {
+    double tau = s->temperature, mx = -INFINITY, sum = 0;
+    for (int j = 0; j < V; j++) mx = fmax(mx, (double)z[j]);
+    for (int j = 0; j < V; j++) sum += exp(((double)z[j] - mx) / tau);
+    double lse = log(sum);
+    ref_pi *pi = malloc((size_t)V * sizeof *pi);
+    for (int j = 0; j < V; j++) pi[j] = (ref_pi){exp(((double)z[j] - mx) / tau - lse), j};
+    qsort(pi, (size_t)V, sizeof *pi, ref_cmp);
+    int keep = s->top_k > 0 && s->top_k < V ? s->top_k : V;
+    if (s->top_p < 1.0f) {
+        double c = 0;
+        for (int j = 0; j < keep; j++)
+            if ((c += pi[j].p) >= s->top_p) {
+                keep = j + 1;
+                break;
+            }
+    }
+    double total = 0, c = 0;
+    for (int j = 0; j < keep; j++) total += pi[j].p;
+    int tok = pi[keep - 1].id;
+    for (int j = 0; j < keep; j++)
+        if ((double)u * total < (c += pi[j].p)) {
+            tok = pi[j].id;
+            break;
+        }
+    free(pi);
+    return tok;
+}
+
+// Many rows against ref_sample: a real vocabulary size, few distinct logits (ties everywhere), a temperature so
+// low that most p underflow to 0 (one tie of thousands), -inf logits, and every truncation.
+static void test_sampling_order(void) {
+    const int Vs[] = {1, 2, 7, 300, 4099, 151936};
+    const rlc_sampling modes[] = {{.temperature = 1, .top_p = 1},
+                                  {.temperature = 0.6f, .top_p = 0.9f},
+                                  {.temperature = 1.2f, .top_k = 50, .top_p = 1},
+                                  {.temperature = 0.02f, .top_k = 1000, .top_p = 0.97f},
+                                  {.temperature = 0.9f, .top_k = 3, .top_p = 0.5f}};
+    uint64_t state = 12345;
+    int checked = 0, distinct = 0;
+    for (size_t vi = 0; vi < sizeof Vs / sizeof Vs[0]; vi++) {
+        const int V = Vs[vi];
+        rlc_f *z = malloc((size_t)V * sizeof *z);
+        for (int kind = 0; kind < 3; kind++) {
+            for (int j = 0; j < V; j++) {
+                state = state * 6364136223846793005ull + 1442695040888963407ull;
+                const double r = (double)(state >> 11) / 9007199254740992.0; // [0, 1)
+                z[j] = kind == 0   ? (rlc_f)(8.0 * r - 4.0)                   // distinct values
+                       : kind == 1 ? (rlc_f)floor(6.0 * r)                    // six values: ties everywhere
+                                   : (r < 0.3 ? -INFINITY : (rlc_f)(30.0 * r)); // masked tokens, wide range
+            }
+            for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+                const int draws = V > 10000 ? 3 : 25;
+                int prev = -1;
+                for (int d = 0; d < draws; d++) {
+                    const float u = d == 0 ? 0.0f : d == 1 ? 0.99999994f : (d + 0.37f) / (float)draws;
+                    float lp, en;
+                    const int tok = rlc_sample_token(z, V, &modes[mi], u, &lp, &en);
+                    const int want = ref_sample(z, V, &modes[mi], u);
+                    CHECK(tok == want, "V %d logits %d mode %zu u %.8f: token %d, reference %d", V, kind, mi,
+                          (double)u, tok, want);
+                    checked++;
+                    distinct += tok != prev;
+                    prev = tok;
+                }
+            }
+        }
+        free(z);
+    }
+    CHECK(distinct > checked / 4, "draws give varied tokens (%d changes in %d draws)", distinct, checked);
+    printf("sampling order: %d draws match the comparison-sort reference\n", checked);
+}
+
 // Same tokens and mask; rollout log-probs equal up to float rounding (a batched GEMM may round differently).
 static int seq_equal(const rlc_sequence *a, const rlc_sequence *b) {
     if (a->len != b->len) return 0;
@@ -299,6 +384,7 @@ static void test_waves(rlc_model *m, const rlc_task *task, const rlc_task_config
 
 int main(void) {
     test_sampling();
+    test_sampling_order();
     rlc_model_config cfg = {.vocab_size = RLC_TOK_VOCAB, .dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
                             .head_dim = 8, .hidden_dim = 64, .max_seq_len = 512, .rms_eps = 1e-5f,
                             .rope_theta = 10000.0f, .qkv_bias = 1};
