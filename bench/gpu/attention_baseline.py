@@ -29,6 +29,11 @@ def main():
     except Exception:  # older torch
         ctx = lambda: torch.backends.cuda.sdp_kernel(enable_flash=True, enable_math=False, enable_mem_efficient=False)
 
+    # twice the L2 in bytes, zeroed before each timed rep as bench_gpu.h does (BENCH_QUEUED): cold L2, and the
+    # timed launches queue behind it, so the events time the device rather than Python's launch latency
+    l2 = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or (64 << 20)
+    flush = torch.empty(2 * l2, dtype=torch.uint8, device="cuda")
+
     def time_ms(fn, reps):
         fn()
         fn()
@@ -37,6 +42,7 @@ def main():
         for _ in range(reps):
             a = torch.cuda.Event(enable_timing=True)
             b = torch.cuda.Event(enable_timing=True)
+            flush.zero_()  # L2 flush; the launches below queue behind it (bench/gpu/bench_gpu.h)
             a.record()
             fn()
             b.record()

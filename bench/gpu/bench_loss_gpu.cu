@@ -1,10 +1,12 @@
 // bench/gpu/bench_loss_gpu.cu: the policy-loss kernels (kernels/cuda/loss.cu) on a GPU over packed batches of
 // 4k to 32k tokens (the issue's shapes; there the launches, not the bytes, dominate) and of 1M and 8M tokens
 // (where bandwidth does), sequences of 256 tokens with a 64-token masked prompt. Per case it prints the time
-// (cudaEvents, best of --reps after a warm-up), the effective bandwidth (logp, old, ref, roll, adv, entropy
-// and mask read, dlogp and dent written: 33 B per token), the extra memory (the workspace) and the ratio to the
-// device copy bandwidth (cudaMemcpy device to device, read + write, of the same bytes and of 256 MiB) measured
-// in the same run. Target (issue 5): >= 70% of copy bandwidth. CPU version: bench/bench_loss.c.
+// (cudaEvents, best of --reps after a warm-up, each rep queued behind an L2 flush: bench_gpu.h), the effective
+// bandwidth (logp, old, ref, roll, adv, entropy and mask read, dlogp and dent written: 33 B per token), the time
+// with the device idle at the start event (how every loss figure up to 2026-11-27 was taken: it adds the host's
+// launch latency), the extra memory (the workspace) and the ratio to the device copy bandwidth
+// (cudaMemcpyAsync device to device, read + write, of the same bytes and of 256 MiB, timed the same queued way)
+// measured in the same run. Target (issue 5): >= 70% of copy bandwidth. CPU version: bench/bench_loss.c.
 // PPO runs without a per-sequence pre-pass (token-mean weights are constant); GSPO with sequence TIS needs it.
 // Before timing, PPO, GSPO and CISPO on a small packed batch are compared with the CPU twin rlc_policy_loss
 // (tolerances of tests/emu/test_loss.cpp: gradients 1e-5 relative + 1e-6 of the largest, loss and sums 1e-5
@@ -51,7 +53,9 @@ __global__ void cu_kernel(int *cu, int B, int L) {
 }
 
 // Milliseconds of the best of reps runs of fn after one warm-up run.
-template <class F> static float time_best(int reps, F fn) { return bench_time(reps, 1, fn).best; }
+template <class F> static float time_best(int reps, F fn, BenchStart start = BENCH_QUEUED) {
+    return bench_time(reps, 1, fn, start).best;
+}
 
 // Device copy bandwidth (GB/s, read + write) of `bytes`.
 static double copy_gbs(size_t bytes, int reps) {
@@ -59,7 +63,7 @@ static double copy_gbs(size_t bytes, int reps) {
     RLC_CUDA_CHECK(cudaMalloc(&a, bytes));
     RLC_CUDA_CHECK(cudaMalloc(&b, bytes));
     RLC_CUDA_CHECK(cudaMemset(a, 1, bytes));
-    const float ms = time_best(reps, [&] { RLC_CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice)); });
+    const float ms = time_best(reps, [&] { RLC_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0)); });
     RLC_CUDA_CHECK(cudaFree(a));
     RLC_CUDA_CHECK(cudaFree(b));
     return 2.0 * bytes / (ms * 1e-3) / 1e9;
@@ -207,8 +211,8 @@ int main(int argc, char **argv) {
     printf("bench_loss_gpu on %s: policy-loss kernels vs device copy bandwidth (%.0f GB/s for 256 MiB, same run)\n",
            prop.name, copy_big);
     if (max_blocks > 0) printf("token-kernel grid capped at %d blocks (--max-blocks)\n", max_blocks);
-    printf("%-5s %8s %6s | %9s %8s | %10s | %10s %9s | %s\n", "loss", "T", "B", "time us", "GB/s", "extra KiB",
-           "copy GB/s", "vs copy", "vs 256MiB copy");
+    printf("%-5s %8s %6s | %9s %8s | %9s | %10s | %10s %9s | %s\n", "loss", "T", "B", "time us", "GB/s", "idle us",
+           "extra KiB", "copy GB/s", "vs copy", "vs 256MiB copy");
     const int Ts[5] = {4096, 16384, 32768, 1 << 20, 1 << 23};
     const int L = 256;
     for (int ti = 0; ti < 5; ti++) {
@@ -249,15 +253,15 @@ int main(int argc, char **argv) {
             void *ws;
             RLC_CUDA_CHECK(cudaMalloc(&ws, wsb));
             int err = 0;
-            const float ms = time_best(reps, [&] {
-                err |= rlc_cuda_policy_loss(&cfg, &nrm, &b, &in, dlogp, dent, st, loss, ws, NULL);
-            });
+            auto run = [&] { err |= rlc_cuda_policy_loss(&cfg, &nrm, &b, &in, dlogp, dent, st, loss, ws, NULL); };
+            const float ms = time_best(reps, run), idle_ms = time_best(reps, run, BENCH_IDLE);
             double h_loss = 0;
             RLC_CUDA_CHECK(cudaMemcpy(&h_loss, loss, sizeof h_loss, cudaMemcpyDeviceToHost));
             if (!(h_loss == h_loss)) err = 1;
             const double gbs = bytes / (ms * 1e-3) / 1e9;
-            printf("%-5s %8d %6d | %9.1f %8.1f | %10.1f | %10.0f %8.2fx | %.2fx%s\n", kind == 0 ? "ppo" : "gspo", T, B,
-                   ms * 1e3, gbs, wsb / 1024.0, copy, gbs / copy, gbs / copy_big, err ? "  (ERROR)" : "");
+            printf("%-5s %8d %6d | %9.1f %8.1f | %9.1f | %10.1f | %10.0f %8.2fx | %.2fx%s\n",
+                   kind == 0 ? "ppo" : "gspo", T, B, ms * 1e3, gbs, idle_ms * 1e3, wsb / 1024.0, copy, gbs / copy,
+                   gbs / copy_big, err ? "  (ERROR)" : "");
             rc |= err;
             RLC_CUDA_CHECK(cudaFree(ws));
         }
