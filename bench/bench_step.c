@@ -4,7 +4,12 @@
 //
 //   bench_step [--small] [--device auto|cpu|cuda] [--prompts 64] [--samples 8] [--new-tokens 512] [--steps 1]
 //              [--warmup 1] [--micro-batch-tokens 8192] [--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S]
-//              [--profile]
+//              [--profile] [--graphs 0|1]
+//
+// --graphs: decode steps recorded as CUDA graphs and replayed (rlc_model_set_decode_graphs; host/model.c), 1 (the
+// default) or 0; CUDA only (the CPU backend has no graphs; there both give the same run). With graphs on, the
+// decode probe below is also timed with them off in the same run (decode_direct_ms), so that one run compares
+// them; --graphs 0 runs the whole step (the rollouts) without them, for the step-level comparison.
 //
 // --profile (CUDA): after the measurements, the decode probe and one more GRPO step run again with the backend's
 // op profiler (rlc_ops_cuda_profile_*: device time per op-table entry), whose tables are printed before the
@@ -43,7 +48,9 @@
 //   copy) and each row's KV cache (2 L NKV HD c x act_bytes: 4, or 2 in mixed precision); bound = those bytes /
 //   the device copy bandwidth (ops->copy of a large buffer, read + write bytes / time, this run).
 //   decode_bw_frac = bound / measured time of rlc_model_decode (the engine's cached forward, logits left in backend
-//   memory) at B = one wave's rows, c = the rollouts' mean context; decode_enqueue_ms = the part of that time until
+//   memory) at B = one wave's rows, c = the rollouts' mean context, after three untimed steps (with graphs: two
+//   run directly, the third is recorded, the timed ones are replays); decode_enqueue_ms = the part of that
+//   time until
 //   the calls have returned (on a device: the host's cost of launching a step; when it nears the step time, the step
 //   is bound by launches, not by memory; on the CPU it is the step); rollout_bw_frac = the same bound summed over
 //   every decode step of the rollouts / the rollout time (which also holds prefill and sampling).
@@ -68,7 +75,7 @@
 #endif
 
 typedef struct opts {
-    int small, profile;
+    int small, profile, graphs;
     char device[8];
     int prompts, samples, new_tokens, steps, warmup, micro, gemm;
     char precision[16]; // "" = the backend's mode
@@ -78,7 +85,7 @@ typedef struct opts {
 static void usage(void) {
     fprintf(stderr, "usage: bench_step [--small] [--device auto|cpu|cuda] [--prompts N] [--samples G] "
                     "[--new-tokens T] [--steps S] [--warmup W] [--micro-batch-tokens M] "
-                    "[--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S] [--profile]\n");
+                    "[--precision mixed|bf16-gemm|fp32] [--gemm N] [--seed S] [--profile] [--graphs 0|1]\n");
 }
 
 static int parse(int argc, char **argv, opts *o) {
@@ -86,6 +93,7 @@ static int parse(int argc, char **argv, opts *o) {
     snprintf(o->device, sizeof o->device, "auto");
     o->prompts = 64, o->samples = 8, o->new_tokens = 512, o->steps = 1, o->warmup = 1, o->micro = 8192;
     o->seed = 1;
+    o->graphs = 1;
     for (int i = 1; i < argc; i++) // --small first: explicit sizes override its defaults wherever they stand
         if (!strcmp(argv[i], "--small")) {
             o->small = 1;
@@ -118,6 +126,12 @@ static int parse(int argc, char **argv, opts *o) {
                 return -1;
             }
             snprintf(o->precision, sizeof o->precision, "%s", v);
+        } else if (!strcmp(a, "--graphs")) {
+            if (strcmp(v, "0") && strcmp(v, "1")) {
+                fprintf(stderr, "bench_step: --graphs %s: expected 0 or 1\n", v);
+                return -1;
+            }
+            o->graphs = v[0] == '1';
         } else if (!strcmp(a, "--seed") && num && n >= 0) {
             o->seed = (unsigned long long)n;
         } else if (num && n >= 1 && n <= 1000000) {
@@ -140,6 +154,33 @@ static int parse(int argc, char **argv, opts *o) {
         }
     }
     return 0;
+}
+
+// Seconds as milliseconds for the JSON line, null when not measured (NaN is not JSON).
+static const char *json_ms(char *buf, double s) {
+    if (isfinite(s)) snprintf(buf, 32, "%.6g", s * 1e3);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
+// Decode steps of B rows (slots 0..B-1) at context ctx: three untimed steps (with graphs: two run directly, then
+// one recorded), then reps timed ones. *step_s: seconds per step until the device is done (downloading one value of
+// the last step's logits waits for it); *enq_s: until the calls had returned (on a device: launched, not
+// necessarily run). The logits stay in backend memory, as in the rollouts (sampling reads them there).
+static const rlc_f *decode_probe(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *toks, int B, int ctx,
+                                 int reps, double *step_s, double *enq_s) {
+    for (int i = 0; i < B; i++) kv->len[i] = ctx; // the cache rows are zeros: the same reads as real ones
+    rlc_f probe;
+    const rlc_f *lg = NULL;
+    for (int w = 0; w < 3; w++) lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
+    m->ops->download(&probe, lg, sizeof probe);
+    double t0 = rlc_now();
+    for (int r = 0; r < reps; r++) lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
+    double t_enq = rlc_now();
+    m->ops->download(&probe, lg, sizeof probe);
+    *step_s = (rlc_now() - t0) / reps;
+    *enq_s = (t_enq - t0) / reps;
+    return lg;
 }
 
 // Uniform weights with rlc_model_init_weights's standard deviations (see the header), from a counter hash:
@@ -297,6 +338,7 @@ int main(int argc, char **argv) {
     double t_setup = rlc_now();
     rlc_rl rl;
     if (rlc_rl_init(&rl, &cfg, ops, rlc_task_find(cfg.task.name), max_tokens) != 0) return 1;
+    rlc_model_set_decode_graphs(&rl.model, o.graphs);
     rlc_rl_set_dist(&rl, NULL);
     init_weights_fast(&rl.model, o.seed);
     rlc_rl_begin(&rl);
@@ -346,7 +388,8 @@ int main(int argc, char **argv) {
     int B = (wave_groups > 0 ? wave_groups : 1) * o.samples, ctx = (int)(prompt_len + resp_len / 2.0 + 0.5);
     if (ctx >= mc->max_seq_len - 8) ctx = mc->max_seq_len - 8;
     rlc_kv_cache kv;
-    double dec_s = NAN, enq_s = NAN, smp_s = NAN;
+    double dec_s = NAN, enq_s = NAN, smp_s = NAN, dec_direct_s = NAN, enq_direct_s = NAN;
+    const rlc_decode_graph_stats roll_graphs = rlc_model_decode_graph_stats(&rl.model); // the rollouts' steps so far
     if (rlc_kv_cache_init(&kv, &rl.model, B, mc->max_seq_len) == 0) {
         int *slots = rlc_malloc((size_t)B * sizeof(int)), *toks = rlc_malloc((size_t)B * sizeof(int));
         for (int i = 0; i < B; i++) {
@@ -355,17 +398,12 @@ int main(int argc, char **argv) {
             kv.len[i] = ctx; // the cache rows are zeros: the same reads as real ones
         }
         int reps = o.small ? 3 : 5;
-        // logits stay in backend memory, as in the rollouts (sampling reads them there); downloading one value
-        // of the last step waits for the device before the clock stops
-        rlc_f probe;
-        const rlc_f *lg = rlc_model_decode(&rl.model, &kv, slots, toks, B, NULL); // warm-up
-        ops->download(&probe, lg, sizeof probe);
-        double t0 = rlc_now();
-        for (int r = 0; r < reps; r++) lg = rlc_model_decode(&rl.model, &kv, slots, toks, B, NULL);
-        double t_enq = rlc_now(); // the calls have returned: on a device, launched but not necessarily run
-        ops->download(&probe, lg, sizeof probe);
-        dec_s = (rlc_now() - t0) / reps;
-        enq_s = (t_enq - t0) / reps;
+        const rlc_f *lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_s, &enq_s);
+        if (is_cuda && o.graphs) { // the same steps with graphs off, then on again for what follows
+            rlc_model_set_decode_graphs(&rl.model, 0);
+            lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_direct_s, &enq_direct_s);
+            rlc_model_set_decode_graphs(&rl.model, 1);
+        }
         // sampling those B rows with the run's sampler (synchronous: only the B results come back)
         const rlc_rollout_config *rc = &cfg.rollout;
         rlc_sampling sm = {.temperature = rc->temperature, .top_k = rc->top_k, .top_p = rc->top_p};
@@ -374,7 +412,7 @@ int main(int argc, char **argv) {
         float *slp = rlc_malloc((size_t)B * sizeof(float)), *sent = rlc_malloc((size_t)B * sizeof(float));
         for (int i = 0; i < B; i++) keys[i] = (rlc_sample_key){i / o.samples, i % o.samples, ctx};
         ops->sample_tokens(stok, slp, sent, lg, (size_t)mc->vocab_size, B, mc->vocab_size, &sm, keys, o.seed, 0);
-        t0 = rlc_now();
+        double t0 = rlc_now();
         for (int r = 0; r < reps; r++)
             ops->sample_tokens(stok, slp, sent, lg, (size_t)mc->vocab_size, B, mc->vocab_size, &sm, keys, o.seed,
                                (uint64_t)r + 1);
@@ -463,6 +501,15 @@ int main(int argc, char **argv) {
            100 * enq_s / dec_s,
            is_cuda ? "the launches' cost on the host; near 100% the step is bound by launching, not by the device"
                    : "the CPU backend runs synchronously");
+    if (is_cuda)
+        printf("decode graphs: %s; the rollouts' decode steps (warm-up included): %lld replayed, %lld recorded, %lld "
+               "direct\n",
+               o.graphs ? "on (--graphs 1)" : "off (--graphs 0)", roll_graphs.replayed, roll_graphs.recorded,
+               roll_graphs.direct);
+    if (isfinite(dec_direct_s))
+        printf("decode without graphs (the same steps, this run): %.3g ms/step, host %.3g ms/step; with graphs %.3g "
+               "ms/step = %.2fx faster\n",
+               dec_direct_s * 1e3, enq_direct_s * 1e3, dec_s * 1e3, dec_direct_s / dec_s);
     double logits_bytes = (double)B * mc->vocab_size * sizeof(rlc_f);
     printf("sampling (ops->sample_tokens, the same %d rows, temperature %g, top-k %d, top-p %g): %.3g ms/step = %.0f%% "
            "of the decode step (logits %.3g GB: %.3g ms at the copy bandwidth)\n",
@@ -475,6 +522,7 @@ int main(int argc, char **argv) {
 
     double nums[] = {t_roll, t_lp, t_upd, t_step, roll_tps, train_tps, train_flops, mm_peak, mfu_mm, bw,
                      dec_s, enq_s, smp_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
+    char jd[32], je[32];
     int finite = 1;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) finite &= isfinite(nums[i]) && nums[i] > 0;
     printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"precision\":\"%s\",\"small\":%d,\"params\":%zu,"
@@ -483,13 +531,17 @@ int main(int argc, char **argv) {
            "\"step_s\":%.6g,\"rollout_tokens_per_s\":%.6g,\"train_tokens_per_s\":%.6g,\"train_tflops\":%.6g,"
            "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
            "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,"
-           "\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,"
+           "\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,\"graphs\":%d,\"decode_direct_ms\":%s,"
+           "\"decode_direct_enqueue_ms\":%s,\"rollout_decode_replayed\":%lld,\"rollout_decode_recorded\":%lld,"
+           "\"rollout_decode_direct\":%lld,"
            "\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
            ops->name, prec, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
-           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, dec_bound * 1e3, dec_bound / dec_s,
+           mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, is_cuda ? o.graphs : 0, json_ms(jd, dec_direct_s),
+           json_ms(je, enq_direct_s), roll_graphs.replayed, roll_graphs.recorded, roll_graphs.direct, dec_bound * 1e3,
+           dec_bound / dec_s,
            roll_bound / (t_roll / o.steps),
            mi.peak, mi.total);
     if (!finite) {

@@ -260,9 +260,26 @@ int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops
     return 0;
 }
 
+static void decode_graphs_free(rlc_model *m) {
+    for (int i = 0; i < RLC_DECODE_GRAPHS; i++) {
+        if (m->graphs[i].graph) m->ops->graph_free(m->graphs[i].graph);
+        memset(&m->graphs[i], 0, sizeof m->graphs[i]);
+    }
+    memset(&m->graph_prev, 0, sizeof m->graph_prev);
+    m->graph_streak = 0;
+}
+
+void rlc_model_set_decode_graphs(rlc_model *m, int on) {
+    m->graphs_off = !on;
+    if (!on) decode_graphs_free(m);
+}
+
+rlc_decode_graph_stats rlc_model_decode_graph_stats(const rlc_model *m) { return m->graph_stats; }
+
 void rlc_model_free(rlc_model *m) {
     const rlc_ops *ops = m->ops;
     if (!ops) return;
+    decode_graphs_free(m);
     for (int l = 0; m->acts && l < m->cfg.n_layers; l++) {
         rlc_layer_acts *a = &m->acts[l];
         void *bufs[] = {a->x_in, a->ln1, a->rstd1, a->q, a->k, a->v, a->att, a->lse, a->x_mid, a->ln2, a->rstd2,
@@ -524,36 +541,15 @@ void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int s
     kv->len[dst] = kv->len[src];
 }
 
-// n tokens, token i goes to slot slots[i] at position kv->len[slot] (+ earlier tokens of the same slot in
-// this call). Computes the logits of the rows listed in `out_rows` (n_out of them) into m->logits_buf (n_out, V)
-// (backend memory) and returns it; logits_out (host) receives a copy when non-NULL.
-static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
-                                   const int *out_rows, int n_out, rlc_f *logits_out) {
+// The device work of a cached forward over n rows whose tokens, positions, slots and cache lengths are already in
+// m->tokens, m->pos, m->slot_buf and m->kvlen_buf: every layer (appending the rows' K/V to the cache), then the
+// final norm and the LM head of the rows listed in out_rows (n_out of them) into m->logits_buf (which holds
+// n_out rows). Only table calls whose host side depends on nothing but the arguments: a graph can record it.
+static void forward_cached_device(rlc_model *m, rlc_kv_cache *kv, int n, const int *out_rows, int n_out) {
     const rlc_ops *o = m->ops;
     const rlc_model_config *c = &m->cfg;
     int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab_size;
     int QD = NH * HD, KD = NKV * HD;
-    RLC_CHECK(n >= 1 && n <= m->max_tokens, "cached forward: %d tokens, model sized for %d", n, m->max_tokens);
-    RLC_CHECK(o->act_bytes == m->act_bytes, "cached forward: the backend's activations are %zu bytes, the model's "
-              "%zu (its precision mode changed after the model was allocated)", o->act_bytes, m->act_bytes);
-    int *pos = rlc_malloc((size_t)n * sizeof(int)), *kvlen = rlc_malloc((size_t)n * sizeof(int));
-    int *next = rlc_malloc((size_t)kv->n_seqs * sizeof(int));
-    memcpy(next, kv->len, (size_t)kv->n_seqs * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        int s = slots[i];
-        RLC_CHECK(s >= 0 && s < kv->n_seqs, "cached forward: slot %d outside 0..%d", s, kv->n_seqs - 1);
-        RLC_CHECK(next[s] < kv->capacity && next[s] < c->max_seq_len,
-                  "cached forward: slot %d full (%d tokens, capacity %d, max_seq_len %d)", s, next[s],
-                  kv->capacity, c->max_seq_len);
-        RLC_CHECK(tokens[i] >= 0 && tokens[i] < V, "cached forward: token %d outside vocab %d", tokens[i], V);
-        pos[i] = next[s]++;
-        kvlen[i] = pos[i] + 1;
-    }
-    o->upload(m->tokens, tokens, (size_t)n * sizeof(int));
-    o->upload(m->pos, pos, (size_t)n * sizeof(int));
-    o->upload(m->slot_buf, slots, (size_t)n * sizeof(int));
-    o->upload(m->kvlen_buf, kvlen, (size_t)n * sizeof(int));
-
     size_t se = kv_slot_elems(kv, m), layer_elems = se * kv->n_seqs;
     rlc_f *x = m->x_final; // (n, C) residual stream, updated in place
     rlc_layer_acts *a = &m->acts[0]; // scratch buffers
@@ -583,25 +579,124 @@ static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *sl
         else
             o->add(x, x, m->tmpC, (size_t)n * C);
     }
-    memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
-    if (n_out > 0) {
-        // gather the requested rows (one ops->copy per run of consecutive rows: one for a decode step), final
-        // norm, LM head; the logits stay in backend memory (the rollout engine samples there, ops->sample_tokens)
-        // unless the caller asks for a host copy
-        for (int r = 0, q; r < n_out; r = q) {
-            for (q = r + 1; q < n_out && out_rows[q] == out_rows[q - 1] + 1; q++) {
-            }
-            o->copy(m->dx + (size_t)r * C, x + (size_t)out_rows[r] * C, (size_t)(q - r) * C * sizeof(rlc_f));
+    if (n_out <= 0) return;
+    // gather the requested rows (one ops->copy per run of consecutive rows: one for a decode step), final norm, LM
+    // head; the logits stay in backend memory (the rollout engine samples there, ops->sample_tokens)
+    for (int r = 0, q; r < n_out; r = q) {
+        for (q = r + 1; q < n_out && out_rows[q] == out_rows[q - 1] + 1; q++) {
         }
-        o->rmsnorm_forward(m->dln, m->rstdf, m->dx, m->p.norm, c->rms_eps, n_out, C);
-        if (m->logits_cap < n_out) {
-            if (m->logits_buf) o->free(m->logits_buf);
-            m->logits_buf = alloc_f(o, (size_t)n_out * V);
-            m->logits_cap = n_out;
-        }
-        o->logits_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
-        if (logits_out) o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
+        o->copy(m->dx + (size_t)r * C, x + (size_t)out_rows[r] * C, (size_t)(q - r) * C * sizeof(rlc_f));
     }
+    o->rmsnorm_forward(m->dln, m->rstdf, m->dx, m->p.norm, c->rms_eps, n_out, C);
+    o->logits_forward(m->logits_buf, m->dln, m->p.lm_head, NULL, n_out, C, V);
+}
+
+// The decode step's graph key (n rows, all of them out_rows in order).
+static rlc_decode_graph decode_graph_key(const rlc_model *m, const rlc_kv_cache *kv, int n) {
+    rlc_decode_graph k;
+    memset(&k, 0, sizeof k);
+    k.used = 1;
+    k.n = n, k.capacity = kv->capacity, k.n_seqs = kv->n_seqs;
+    k.k = kv->k, k.v = kv->v, k.logits = m->logits_buf;
+    return k;
+}
+
+static int decode_graph_same(const rlc_decode_graph *a, const rlc_decode_graph *b) {
+    return a->used && b->used && a->n == b->n && a->capacity == b->capacity && a->n_seqs == b->n_seqs &&
+           a->k == b->k && a->v == b->v && a->logits == b->logits;
+}
+
+// The decode step's device work, through a graph when the backend has them: replays the graph recorded for this
+// key; records one when the two steps before had the same key (a batch size that holds: a recording costs about
+// as much host time as a few direct steps, so a key that changes every step or two, as a batch shrinks at the
+// end of a rollout, is not worth one); else runs directly.
+static void decode_device(rlc_model *m, rlc_kv_cache *kv, int n, const int *rows) {
+    const rlc_ops *o = m->ops;
+    if (!o->graph_begin || m->graphs_off) {
+        forward_cached_device(m, kv, n, rows, n);
+        m->graph_stats.direct++;
+        return;
+    }
+    const rlc_decode_graph key = decode_graph_key(m, kv, n);
+    m->graph_streak = decode_graph_same(&key, &m->graph_prev) ? m->graph_streak + 1 : 0;
+    const int repeat = m->graph_streak >= 2;
+    m->graph_prev = key;
+    m->graph_clock++;
+    rlc_decode_graph *hit = NULL;
+    for (int i = 0; i < RLC_DECODE_GRAPHS && !hit; i++)
+        if (decode_graph_same(&m->graphs[i], &key)) hit = &m->graphs[i];
+    if (hit && hit->graph) {
+        if (o->graph_launch(hit->graph) == 0) {
+            hit->last = m->graph_clock;
+            m->graph_stats.replayed++;
+            return;
+        }
+        o->graph_free(hit->graph); // it can no longer run as recorded: forget the key, record it again later
+        memset(hit, 0, sizeof *hit);
+        hit = NULL;
+    }
+    if (!hit && repeat && o->graph_begin() == 0) {
+        forward_cached_device(m, kv, n, rows, n);
+        void *g = o->graph_end();
+        rlc_decode_graph *e = &m->graphs[0]; // a free entry, else the least recently used one
+        for (int i = 0; i < RLC_DECODE_GRAPHS; i++) {
+            if (!m->graphs[i].used) {
+                e = &m->graphs[i];
+                break;
+            }
+            if (m->graphs[i].last < e->last) e = &m->graphs[i];
+        }
+        if (e->graph) o->graph_free(e->graph);
+        *e = key;
+        e->graph = g; // NULL: a call needed the host; this key runs directly from now on
+        e->last = m->graph_clock;
+        if (g && o->graph_launch(g) == 0) {
+            m->graph_stats.recorded++;
+            return;
+        }
+    }
+    forward_cached_device(m, kv, n, rows, n);
+    m->graph_stats.direct++;
+}
+
+// n tokens, token i goes to slot slots[i] at position kv->len[slot] (+ earlier tokens of the same slot in
+// this call). Computes the logits of the rows listed in `out_rows` (n_out of them) into m->logits_buf (n_out, V)
+// (backend memory) and returns it; logits_out (host) receives a copy when non-NULL. decode: out_rows is
+// 0..n-1 (a decode step: graphs may run it).
+static const rlc_f *forward_cached(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
+                                   const int *out_rows, int n_out, rlc_f *logits_out, int decode) {
+    const rlc_ops *o = m->ops;
+    const rlc_model_config *c = &m->cfg;
+    int V = c->vocab_size;
+    RLC_CHECK(n >= 1 && n <= m->max_tokens, "cached forward: %d tokens, model sized for %d", n, m->max_tokens);
+    RLC_CHECK(o->act_bytes == m->act_bytes, "cached forward: the backend's activations are %zu bytes, the model's "
+              "%zu (its precision mode changed after the model was allocated)", o->act_bytes, m->act_bytes);
+    int *pos = rlc_malloc((size_t)n * sizeof(int)), *kvlen = rlc_malloc((size_t)n * sizeof(int));
+    int *next = rlc_malloc((size_t)kv->n_seqs * sizeof(int));
+    memcpy(next, kv->len, (size_t)kv->n_seqs * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        int s = slots[i];
+        RLC_CHECK(s >= 0 && s < kv->n_seqs, "cached forward: slot %d outside 0..%d", s, kv->n_seqs - 1);
+        RLC_CHECK(next[s] < kv->capacity && next[s] < c->max_seq_len,
+                  "cached forward: slot %d full (%d tokens, capacity %d, max_seq_len %d)", s, next[s],
+                  kv->capacity, c->max_seq_len);
+        RLC_CHECK(tokens[i] >= 0 && tokens[i] < V, "cached forward: token %d outside vocab %d", tokens[i], V);
+        pos[i] = next[s]++;
+        kvlen[i] = pos[i] + 1;
+    }
+    o->upload(m->tokens, tokens, (size_t)n * sizeof(int));
+    o->upload(m->pos, pos, (size_t)n * sizeof(int));
+    o->upload(m->slot_buf, slots, (size_t)n * sizeof(int));
+    o->upload(m->kvlen_buf, kvlen, (size_t)n * sizeof(int));
+    if (n_out > 0 && m->logits_cap < n_out) { // before the device work: a graph records the buffer's address
+        if (m->logits_buf) o->free(m->logits_buf);
+        m->logits_buf = alloc_f(o, (size_t)n_out * V);
+        m->logits_cap = n_out;
+    }
+    if (decode) decode_device(m, kv, n, out_rows);
+    else forward_cached_device(m, kv, n, out_rows, n_out);
+    memcpy(kv->len, next, (size_t)kv->n_seqs * sizeof(int));
+    if (n_out > 0 && logits_out) o->download(logits_out, m->logits_buf, (size_t)n_out * V * sizeof(rlc_f));
     free(pos);
     free(kvlen);
     free(next);
@@ -613,7 +708,7 @@ const rlc_f *rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const i
     int *slots = rlc_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) slots[i] = slot;
     int last = n - 1;
-    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, &last, 1, logits_out);
+    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, &last, 1, logits_out, 0);
     free(slots);
     return logits;
 }
@@ -622,7 +717,7 @@ const rlc_f *rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, 
                               rlc_f *logits_out) {
     int *rows = rlc_malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) rows[i] = i;
-    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, rows, n, logits_out);
+    const rlc_f *logits = forward_cached(m, kv, slots, tokens, n, rows, n, logits_out, 1);
     free(rows);
     return logits;
 }

@@ -72,6 +72,24 @@ typedef struct rlc_layer_acts {
     rlc_act *act;    // (T, F)
 } rlc_layer_acts;
 
+// A decode step recorded through the ops table's graph entries (include/rlc/ops.h) and the shapes and buffers it
+// was recorded with: it is replayed only for a step with the same ones.
+typedef struct rlc_decode_graph {
+    int used;                 // the entry holds a key
+    void *graph;              // the backend's graph; NULL: this key could not be recorded (not tried again)
+    int n, capacity, n_seqs;  // rows of the step, the cache's shape
+    const void *k, *v, *logits; // the cache's buffers and the logits rows
+    unsigned long long last;  // the step that last used it (the least recent entry is replaced)
+} rlc_decode_graph;
+#define RLC_DECODE_GRAPHS 8
+
+// How rlc_model_decode's steps ran (backends with graphs).
+typedef struct rlc_decode_graph_stats {
+    long long replayed; // steps that launched a recorded graph
+    long long recorded; // steps recorded, then launched
+    long long direct;   // steps whose calls ran directly (no graphs, a first sighting of a shape, or refused)
+} rlc_decode_graph_stats;
+
 typedef struct rlc_model {
     rlc_model_config cfg;
     const rlc_ops *ops;
@@ -112,6 +130,15 @@ typedef struct rlc_model {
     void (*grad_ready)(void *ctx, rlc_f *grads, size_t n, size_t first);
     void *grad_ready_ctx;
     int grad_armed;           // set by rlc_model_arm_grad_ready, cleared by the backward
+    // Decode steps as graphs (backends with ops->graph_begin): a step whose key (rows, cache, logits buffer) is
+    // that of the two steps before is recorded once and replayed from then on; other steps run directly, so a
+    // batch that shrinks every step or two (sequences ending) costs no recordings.
+    rlc_decode_graph graphs[RLC_DECODE_GRAPHS];
+    rlc_decode_graph graph_prev; // the previous decode step's key
+    int graph_streak;         // steps before this one in a row with graph_prev's key
+    unsigned long long graph_clock;
+    rlc_decode_graph_stats graph_stats;
+    int graphs_off;           // 1: every step runs directly (rlc_model_set_decode_graphs)
 } rlc_model;
 
 // Check a config (dims divisible, positive sizes); returns 0 or -1 with a message in err.
@@ -127,6 +154,10 @@ int rlc_model_init(rlc_model *m, const rlc_model_config *cfg, const rlc_ops *ops
 size_t rlc_model_bytes(const rlc_model_config *cfg, int max_tokens, size_t act_bytes, size_t *params,
                        size_t *grads, size_t *acts);
 void rlc_model_free(rlc_model *m);
+// Decode steps as graphs on (1, the default) or off (0: every step runs its calls directly); off frees the
+// recorded graphs. Counts of how the steps ran since the model was made.
+void rlc_model_set_decode_graphs(rlc_model *m, int on);
+rlc_decode_graph_stats rlc_model_decode_graph_stats(const rlc_model *m);
 // Deterministic init from a seed: normal(0, 0.02) for matrices (output projections scaled by
 // 1/sqrt(2L)), ones for norms, zeros for biases.
 void rlc_model_init_weights(rlc_model *m, uint64_t seed);
@@ -168,6 +199,9 @@ void rlc_kv_cache_copy_slot(rlc_kv_cache *kv, const rlc_model *m, int dst, int s
 const rlc_f *rlc_model_prefill(rlc_model *m, rlc_kv_cache *kv, int slot, const int *tokens, int n,
                                rlc_f *logits_out);
 // One decode step for n sequences: token[i] is appended to slot[i]. Returns the logits (n, V) in backend memory
-// (m->logits_buf, as above); logits_out (host) receives a copy when non-NULL.
+// (m->logits_buf, as above); logits_out (host) receives a copy when non-NULL. On a backend with graphs the
+// step's device work is recorded the second time its shape repeats and replayed after that (m->graphs); the
+// results are bitwise those of running it directly (host/model.c decode_device: the third step in a row with the
+// same rows and cache is recorded).
 const rlc_f *rlc_model_decode(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *tokens, int n,
                               rlc_f *logits_out);

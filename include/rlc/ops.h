@@ -208,6 +208,23 @@ typedef struct rlc_ops {
     // adamw_update per tensor.
     void (*adamw_multi)(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, const rlc_adamw_tensor *tensors,
                         int n_tensors, float lr, float b1, float b2, float eps, float grad_scale, int t);
+
+    // ---- graphs: record a fixed sequence of calls once, replay it (NULL in the CPU table) ----
+    // A decode step is ~15 small launches per layer; on a GPU the host's time to issue them can exceed the
+    // device's time to run them. Between graph_begin() == 0 and graph_end(), the entries called on this thread
+    // are recorded, not run (their arguments, pointers included, are fixed at recording; the memory they read
+    // is read when the graph runs). graph_begin returns -1 when the backend cannot record now (disabled,
+    // profiling): the caller runs the calls directly. graph_end returns the graph, or NULL when some call in
+    // between needed the host (a download, a synchronisation, a workspace that had to grow): nothing ran, and
+    // the caller runs the calls directly. graph_launch runs a graph in stream order after the work before it and
+    // returns 0, or -1 when the graph can no longer run as recorded (the backend moved a buffer it uses, e.g.
+    // its workspace grew, or profiling started): the caller frees it and runs the calls directly. Host-side
+    // effects of the entries (argument checks, plans) happen at recording only, so a caller records only calls
+    // whose host side is the same every time, with the same arguments.
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    int (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 } rlc_ops;
 
 

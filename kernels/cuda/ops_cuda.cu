@@ -109,6 +109,18 @@ struct OpsCuda {
         std::vector<ProfPending> pending;
         std::vector<cudaEvent_t> spare;
     } prof;
+    // graphs (graph_begin .. graph_end, graph_launch): recording happens on cap_stream (the legacy stream, the
+    // default compute stream, cannot record), with the compute stream swapped for it meanwhile
+    struct Graphs {
+        int mode;                 // 0 off, 1 on (once env_read)
+        int env_read;             // RLC_CUDA_GRAPHS read
+        cudaStream_t cap_stream;  // non-blocking: work elsewhere on the legacy stream cannot invalidate a recording
+        cudaStream_t saved;       // the compute stream during a recording
+        int recording;
+        const char *broken;       // what, during this recording, needed the host (the recording is discarded)
+        unsigned long long epoch; // bumped whenever a buffer a graph may use moves (workspace, precision, stream)
+        int warned;
+    } g;
 };
 static OpsCuda oc;
 static rlc_ops oc_table;
@@ -133,6 +145,15 @@ static void oc_check(cudaError_t e, const char *what) {
 // rc of a kernel-family function (0, or -1 after it printed why).
 static void oc_ok(int rc, const char *op) {
     if (rc != 0) oc_fatal("%s failed (see the message above)", op);
+}
+
+// True while a graph is being recorded: the caller, which needs the host (a download, a synchronisation, a
+// staged upload whose bytes would be read at replay time), must not run; the recording is marked broken (what)
+// and graph_end discards it, so the caller of graph_end runs the calls directly.
+static bool oc_recording_refuses(const char *what) {
+    if (!oc.g.recording) return false;
+    if (!oc.g.broken) oc.g.broken = what;
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------- memory
@@ -180,6 +201,7 @@ static void oc_mem_info(rlc_mem_info *mi) {
 
 // cudaMalloc of max(bytes, 1), counted, or NULL (the error cleared) over the limit or when the device refuses.
 static void *oc_try_malloc(size_t bytes) {
+    if (oc.g.recording) oc_fatal("an allocation of %zu bytes while a graph is being recorded (allocate first)", bytes);
     const size_t lim = oc_limit_now(), b = bytes ? bytes : 1;
     if (lim && (b > lim || oc.in_use > lim - b)) return NULL;
     void *p = NULL;
@@ -229,8 +251,10 @@ static void *oc_alloc(size_t bytes) {
 }
 
 static void oc_free(void *p) {
+    if (oc.g.recording) oc_fatal("free while a graph is being recorded");
     for (size_t i = 0; i < oc.params.size(); i++)
         if (oc.params[i].base == p) { // the master goes: its bf16 copy too (the address may be reused)
+            oc.g.epoch++;
             oc_dev_free(oc.params[i].bf16, "free: cudaFree (bf16 weights)");
             oc.params.erase(oc.params.begin() + (long)i);
             break;
@@ -320,7 +344,7 @@ static void oc_stage_release(void) {
 }
 
 static void oc_upload(void *dst, const void *src_host, size_t bytes) {
-    if (!bytes) return;
+    if (!bytes || oc_recording_refuses("upload")) return;
     if (oc_upload_staged(dst, src_host, bytes)) {
         oc_params_sync(dst, bytes);
         return;
@@ -332,6 +356,10 @@ static void oc_upload(void *dst, const void *src_host, size_t bytes) {
 
 static void oc_download(void *dst_host, const void *src, size_t bytes) {
     if (!bytes) return;
+    if (oc_recording_refuses("download")) {
+        memset(dst_host, 0, bytes); // defined contents for the caller, whose work is discarded
+        return;
+    }
     oc_check(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, oc.stream), "download: cudaMemcpyAsync");
     oc_check(cudaStreamSynchronize(oc.stream), "download: cudaStreamSynchronize");
 }
@@ -357,6 +385,10 @@ static size_t oc_al(size_t b) { return (b + 255) & ~(size_t)255; }
 static char *oc_workspace(size_t bytes) {
     if (bytes > oc.ws_request_max) oc.ws_request_max = bytes;
     if (bytes <= oc.ws_bytes) return oc.ws;
+    // Growing synchronises and moves the buffer. A recording discards itself instead (nothing it holds runs, so
+    // the small buffer is never written past its end); callers record only what ran the same way just before.
+    if (oc.ws && oc_recording_refuses("the workspace had to grow")) return oc.ws;
+    oc.g.epoch++;
     oc_check(cudaStreamSynchronize(oc.stream), "workspace: cudaStreamSynchronize"); // kernels may still read it
     const size_t grown = oc.ws_bytes + oc.ws_bytes / 2;
     oc_dev_free(oc.ws, "workspace: cudaFree");
@@ -434,7 +466,7 @@ static void oc_adamw_update(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, size_t
 static void oc_adamw_multi(rlc_f *p, const rlc_f *g, rlc_f *m, rlc_f *v, const rlc_adamw_tensor *tensors,
                            int n_tensors, float lr, float b1, float b2, float eps, float grad_scale, int t) {
     if (t < 1) oc_fatal("adamw_multi: step %d (must be >= 1)", t);
-    if (n_tensors <= 0) return;
+    if (n_tensors <= 0 || oc_recording_refuses("adamw_multi (it may upload its table)")) return;
     std::vector<rlc_cuda_adamw_tensor> tab((size_t)n_tensors);
     size_t end = 0; // one past the last element any tensor touches
     for (int i = 0; i < n_tensors; i++) {
@@ -729,6 +761,7 @@ static void oc_attention_decode(rlc_act *out, const rlc_act *q, const rlc_act *k
               op);
         return;
     }
+    if (oc_recording_refuses("attention_decode (its gather path reads the slots on the host)")) return;
     // The rows' slots and lengths, on the host: which cache rows are read.
     std::vector<int> &h = oc.h_ints;
     h.resize((size_t)2 * B);
@@ -813,7 +846,7 @@ static void oc_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *log
                              const rlc_sampling *s, const rlc_sample_key *keys, uint64_t seed, uint64_t step) {
     static_assert(sizeof(rlc_sample_key) == 3 * sizeof(int), "rlc_sample_key is uploaded as (n, 3) ints");
     const char *op = "sample_tokens";
-    if (n <= 0) return;
+    if (n <= 0 || oc_recording_refuses("sample_tokens (its results go to the host)")) return;
     if (V < 1) oc_fatal("%s: vocabulary of %d tokens", op, V);
     if (!s->greedy && !(s->temperature > 0.0f))
         oc_fatal("%s: temperature %g (must be > 0 unless greedy)", op, (double)s->temperature);
@@ -992,6 +1025,107 @@ static void oc_matmul_backward_timed(rlc_act *dinp, rlc_f *dw, rlc_f *dbias, con
     oc_matmul_backward(dinp, dw, dbias, dout, inp, w, T, C, OC);
 }
 
+// ---------------------------------------------------------------------------------------------- graphs
+// The decode step's calls recorded once and replayed (include/rlc/ops.h, graph_*). A recording runs on its own
+// non-blocking stream: the legacy default stream (the compute stream unless set_stream changed it) cannot be
+// recorded. Errors of the graph API itself (a driver that refuses a recording or an instantiation) turn graphs off
+// for the process with one line on stderr: the calls then run directly, as with RLC_CUDA_GRAPHS=0.
+
+struct OcGraph {
+    cudaGraphExec_t exec;
+    unsigned long long epoch; // oc.g.epoch at recording
+    size_t nodes;
+};
+
+static bool oc_graphs_on(void) {
+    if (!oc.g.env_read) {
+        oc.g.env_read = 1;
+        const char *e = getenv("RLC_CUDA_GRAPHS");
+        if (e && *e && strcmp(e, "0") && strcmp(e, "1"))
+            oc_fatal("RLC_CUDA_GRAPHS=%s: expected 0 (decode steps run their launches directly) or 1 (recorded and "
+                     "replayed as CUDA graphs, the default)", e);
+        oc.g.mode = !(e && !strcmp(e, "0"));
+    }
+    return oc.g.mode == 1;
+}
+
+static void oc_graphs_fail(const char *what, cudaError_t e) {
+    (void)cudaGetLastError();
+    oc.g.mode = 0;
+    if (!oc.g.warned)
+        fprintf(stderr, "rlc: cuda backend: %s failed (%s); CUDA graphs are off for this process\n", what,
+                cudaGetErrorString(e));
+    oc.g.warned = 1;
+}
+
+static int oc_graph_begin(void) {
+    if (!oc_graphs_on() || oc.prof.on || oc.g.recording) return -1;
+    cudaError_t e;
+    if (!oc.g.cap_stream && (e = cudaStreamCreateWithFlags(&oc.g.cap_stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        oc.g.cap_stream = NULL;
+        oc_graphs_fail("cudaStreamCreateWithFlags (the recording stream)", e);
+        return -1;
+    }
+    if ((e = cudaStreamBeginCapture(oc.g.cap_stream, cudaStreamCaptureModeThreadLocal)) != cudaSuccess) {
+        oc_graphs_fail("cudaStreamBeginCapture", e);
+        return -1;
+    }
+    oc.g.saved = oc.stream;
+    oc.stream = oc.g.cap_stream;
+    rlc_blas_set_stream(oc.blas, oc.stream);
+    oc.g.recording = 1;
+    oc.g.broken = NULL;
+    return 0;
+}
+
+static void *oc_graph_end(void) {
+    if (!oc.g.recording) oc_fatal("graph_end without graph_begin");
+    cudaGraph_t graph = NULL;
+    const cudaError_t e = cudaStreamEndCapture(oc.g.cap_stream, &graph);
+    oc.g.recording = 0;
+    oc.stream = oc.g.saved;
+    rlc_blas_set_stream(oc.blas, oc.stream);
+    if (oc.g.broken || e != cudaSuccess || !graph) {
+        if (graph) cudaGraphDestroy(graph);
+        if (e != cudaSuccess && !oc.g.broken) oc_graphs_fail("cudaStreamEndCapture", e);
+        (void)cudaGetLastError(); // a refused call left its error behind
+        return NULL;
+    }
+    size_t nodes = 0;
+    if (cudaGraphGetNodes(graph, NULL, &nodes) != cudaSuccess) nodes = 0;
+    cudaGraphExec_t exec;
+    const cudaError_t ei = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (ei != cudaSuccess) {
+        oc_graphs_fail("cudaGraphInstantiate", ei);
+        return NULL;
+    }
+    return new OcGraph{exec, oc.g.epoch, nodes};
+}
+
+static int oc_graph_launch(void *graph) {
+    OcGraph *g = (OcGraph *)graph;
+    if (!g || g->epoch != oc.g.epoch || oc.prof.on || oc.g.recording) return -1;
+    oc_check(cudaGraphLaunch(g->exec, oc.stream), "graph_launch: cudaGraphLaunch");
+    return 0;
+}
+
+static void oc_graph_free(void *graph) {
+    OcGraph *g = (OcGraph *)graph;
+    if (!g) return;
+    oc_check(cudaGraphExecDestroy(g->exec), "graph_free: cudaGraphExecDestroy");
+    delete g;
+}
+
+extern "C" void rlc_ops_cuda_set_graphs(int on) {
+    (void)oc_graphs_on(); // the environment is read first, so the call wins
+    oc.g.mode = on != 0;
+}
+
+extern "C" int rlc_ops_cuda_graphs(void) { return oc_graphs_on() ? 1 : 0; }
+
+extern "C" size_t rlc_ops_cuda_graph_nodes(const void *graph) { return graph ? ((const OcGraph *)graph)->nodes : 0; }
+
 // Fills the table: the real entries, or for the compute ones their timed wrappers when the profiler is on.
 // (Memory management and set-up entries are never wrapped.)
 #define OC_ENTRY(field, fn) t.field = oc.prof.on ? oc_timed<fn>(#field) : fn
@@ -1037,6 +1171,10 @@ static void oc_fill_table(void) {
     OC_ENTRY(adamw_update, oc_adamw_update);
     OC_ENTRY(params_written, oc_params_written);
     OC_ENTRY(adamw_multi, oc_adamw_multi);
+    t.graph_begin = oc_graph_begin;
+    t.graph_end = oc_graph_end;
+    t.graph_launch = oc_graph_launch;
+    t.graph_free = oc_graph_free;
 }
 #undef OC_ENTRY
 
@@ -1088,7 +1226,9 @@ extern "C" const rlc_ops *rlc_ops_cuda(void) {
 }
 
 extern "C" void rlc_ops_cuda_set_stream(void *stream) {
+    if (oc.g.recording) oc_fatal("set_stream while a graph is being recorded");
     if (oc.ready) oc_check(cudaStreamSynchronize(oc.stream), "set_stream: cudaStreamSynchronize");
+    oc.g.epoch++;
     oc.stream = (cudaStream_t)stream;
     if (oc.blas) rlc_blas_set_stream(oc.blas, stream);
 }
@@ -1109,6 +1249,7 @@ extern "C" void rlc_ops_cuda_set_precision(int mode) {
         oc_fatal("set_precision: unknown mode %d", mode);
     if (!oc.ready) oc_init(); // so that the environment's mode, read there, does not override the call
     oc.prec = mode;
+    oc.g.epoch++;
     oc_table.act_bytes = oc_a16() ? 2 : sizeof(float);
 }
 
@@ -1202,7 +1343,11 @@ extern "C" void rlc_ops_cuda_profile_report(FILE *f, const char *title) {
 
 extern "C" void rlc_ops_cuda_release(void) {
     if (!oc.ready) return;
+    if (oc.g.recording) oc_fatal("release while a graph is being recorded");
     oc_check(cudaStreamSynchronize(oc.stream), "release: cudaStreamSynchronize");
+    oc.g.epoch++; // graphs made before hold the old workspace and cuBLAS handle
+    if (oc.g.cap_stream) cudaStreamDestroy(oc.g.cap_stream);
+    oc.g.cap_stream = NULL;
     oc_prof_destroy_events(); // the counts stay
     oc_stage_release();
     oc_dev_free(oc.ws, "release: cudaFree");

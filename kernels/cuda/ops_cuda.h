@@ -100,6 +100,20 @@ double rlc_ops_cuda_gemm_bf16_tflops(int n, int reps);
 // register_params, else NULL. For tests.
 const void *rlc_ops_cuda_params_bf16(const float *p, size_t n);
 
+// CUDA graphs (the table's graph_* entries; the model records each decode step with them and replays it): on by
+// default; RLC_CUDA_GRAPHS=0 in the environment, or set_graphs(0), makes graph_begin refuse, so every call runs
+// directly. A recording is made on a stream of its own (non-blocking) with the compute stream swapped for it;
+// an entry that needs the host while recording (upload, download, sumsq, sample_tokens, attention_decode's
+// gather path, adamw_multi, a workspace that must grow) runs nothing and makes graph_end return NULL; an
+// allocation or free while recording ends the process (allocate first). A graph stops being launchable
+// (graph_launch returns -1) when the workspace moves, the precision mode or the stream changes, a registered
+// parameter buffer is freed, the backend is released, or the profiler is on. An error of the graph API itself
+// turns graphs off for the process with one line on stderr.
+void rlc_ops_cuda_set_graphs(int on);
+int rlc_ops_cuda_graphs(void);
+// Nodes of a graph returned by graph_end (kernels, copies, memsets; for tests and the bench).
+size_t rlc_ops_cuda_graph_nodes(const void *graph);
+
 // Frees the workspace, adamw_multi's table and the cuBLAS handle (after synchronising). The next rlc_ops_cuda()
 // starts afresh; memory from alloc (and the bf16 copies of registered buffers) stays valid, and so does the
 // precision mode (act_bytes), which those buffers were allocated under.

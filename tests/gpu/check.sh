@@ -12,8 +12,9 @@
 #      (bench/bench_step): a small smoke run (4 prompts x 4 samples x 64 new tokens after a warm-up step), then
 #      the configuration (64 x 8 x 512) unless the elapsed time plus its timeout would pass the budget:
 #      phase times, tokens/s, MFU against the cuBLAS bf16 GEMM peak, decode against the copy bandwidth, peak
-#      memory, then (--profile) the device time per op-table entry of the decode probe and of one more step
-#      -> OUTDIR/bench_step{,_full}.txt and .json
+#      memory, decode steps replayed as CUDA graphs against the same steps run directly (decode_direct_ms: the
+#      A/B of graphs in one process), then (--profile) the device time per op-table entry of the decode probe
+#      and of one more step -> OUTDIR/bench_step{,_full}.txt and .json
 #   6. the default training job for a fixed number of steps with device=cuda and with device=cpu, side by side
 #      (tests/gpu/train_compare.sh): both success curves printed, checked to be close (about a minute)
 #   7. the NCCL gradient path on this one GPU (tests/gpu/nccl_overhead.sh, about 30 s): bench_scaling
