@@ -19,7 +19,7 @@ for san in address thread; do
         cmake --build "$b" -j"$jobs" --target emu_all
         (cd "$b" && ctest -L emu --output-on-failure -j"$jobs") || status=1
     else # TSan: the emulator's own programs (inter-block race detection, fibers, atomics, fences)
-        cmake --build "$b" -j"$jobs" --target emu_kat emu_bugs emu_checks emu_defer
+        cmake --build "$b" -j"$jobs" --target emu_kat emu_bugs emu_checks emu_defer emu_graph
         (cd "$b" && ctest -L emu -R '^emu_' --output-on-failure -j"$jobs") || status=1
     fi
     echo "== $san: $(( $(date +%s) - t0 )) s"

@@ -73,9 +73,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -95,6 +97,19 @@ struct EventState {
 } // namespace emu
 struct CUevent_st {
     std::shared_ptr<emu::EventState> st; // shared with queued markers (an event may be destroyed before they run)
+};
+// Stream capture: an operation recorded into a capture (a graph node), the graph cudaStreamEndCapture returns (its
+// nodes in issue order) and the executable graph cudaGraphInstantiate makes of it (copies of the operations: the
+// graph may be destroyed first).
+struct CUgraphNode_st {
+    const char *what;        // "kernel <name>", "cudaMemcpyAsync", ... (messages)
+    std::function<void()> fn; // the operation as it would have been queued: runs with the arguments of the call
+};
+struct CUgraph_st {
+    std::vector<std::unique_ptr<CUgraphNode_st>> nodes; // issue order (stable addresses: cudaGraphGetNodes)
+};
+struct CUgraphExec_st {
+    std::vector<CUgraphNode_st> ops; // copies of the graph's nodes, in order
 };
 
 namespace emu {
@@ -168,6 +183,14 @@ struct Op {
     std::vector<Dep> deps;
     std::function<void()> fn;
 };
+// A stream capture in progress (cudaStreamBeginCapture .. cudaStreamEndCapture).
+struct Capture {
+    cudaStreamCaptureMode mode;
+    std::thread::id thread;  // the thread that began it (Global / ThreadLocal modes: who may call unsafe APIs)
+    bool blocking;           // its stream synchronises with the legacy NULL stream
+    bool invalidated = false; // by a prohibited call: cudaStreamEndCapture fails and returns no graph
+    std::vector<std::unique_ptr<CUgraphNode_st>> nodes; // recorded operations, issue order
+};
 struct StreamQueue {
     bool blocking = true; // synchronises implicitly with the NULL stream
     std::deque<Op> q;
@@ -182,6 +205,7 @@ struct Queues {
     uint64_t rng = load_shuffle_seed(); // its generator's state (splitmix64)
     uint64_t next_seq = 1, next_stream = 1;
     std::map<uint64_t, StreamQueue> streams; // 0: the NULL stream; std::map: references stay valid
+    std::map<uint64_t, Capture> captures;    // by stream id: the streams capturing now
     // RLC_EMU_DEFER_STATS=1: at exit, how much was deferred (operations queued, the most pending at once)
     size_t pending = 0, max_pending = 0, queued = 0;
     size_t ran = 0;       // queued operations run so far
@@ -305,11 +329,133 @@ inline void run_all() {
     for (auto &kv : Q.streams) run_until(kv.first, UINT64_MAX);
 }
 
-// Queues fn on stream s (eager mode: runs it now). Returns the operation's sequence number (0 when it ran in the
-// eager mode; in the shuffle order it may have run already too, before enqueue returns, as on a GPU).
-inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<Dep> deps = {}) {
+// ---------------------------------------------------------------------------------------------------------
+// Stream capture: the checks every call makes against the captures in progress (see the header comment). Each
+// returns cudaSuccess when the call may go on, else sets and returns the error after invalidating the captures the
+// call violates, with a line on stderr naming the call, the rule and the captures.
+
+inline const char *capture_error_name(cudaError_t e) {
+    switch (e) {
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    default: return "error";
+    }
+}
+// Invalidates the captures of the streams in `victims` and reports `call` failing with e because of `why`.
+inline cudaError_t capture_violation(cudaError_t e, const char *call, const char *why,
+                                     const std::vector<uint64_t> &victims) {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    std::string ids;
+    for (uint64_t sid : victims) {
+        Q.captures.at(sid).invalidated = true;
+        ids += (ids.empty() ? "" : ", ") + std::to_string(sid);
+    }
+    fprintf(stderr, "rlc-emu: %s fails with %s: %s; the capture of stream %s is invalidated (cudaStreamEndCapture "
+                    "will return cudaErrorStreamCaptureInvalidated)\n", call, capture_error_name(e), why, ids.c_str());
+    return set_error(e);
+}
+// The streams capturing now that synchronise with the legacy NULL stream.
+inline std::vector<uint64_t> blocking_captures() {
+    std::vector<uint64_t> v;
+    for (auto &kv : queues().captures)
+        if (kv.second.blocking) v.push_back(kv.first);
+    return v;
+}
+// An asynchronous operation `call` issued on stream s. *rec: the capture to record it into (s is capturing), or
+// null (queue or run it as usual). Errors: s's capture was invalidated before (cudaErrorStreamCaptureInvalidated;
+// nothing more is recorded), or s is the legacy NULL stream while a blocking stream captures (CUDA: the operation
+// would depend implicitly on the capture; cudaErrorStreamCaptureImplicit, those captures invalidated).
+inline cudaError_t capture_gate(cudaStream_t s, const char *call, Capture **rec) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    *rec = nullptr;
+    const uint64_t sid = stream_id(s);
+    auto it = Q.captures.find(sid);
+    if (it != Q.captures.end()) {
+        if (it->second.invalidated) {
+            fprintf(stderr, "rlc-emu: %s fails with cudaErrorStreamCaptureInvalidated: its stream's capture was "
+                            "invalidated by an earlier error (end it with cudaStreamEndCapture)\n", call);
+            return set_error(cudaErrorStreamCaptureInvalidated);
+        }
+        *rec = &it->second;
+        return cudaSuccess;
+    }
+    if (sid == 0) {
+        const std::vector<uint64_t> v = blocking_captures();
+        if (!v.empty())
+            return capture_violation(cudaErrorStreamCaptureImplicit, call,
+                                     "work on the legacy NULL stream while a blocking stream is capturing", v);
+    }
+    return cudaSuccess;
+}
+// A call that synchronises with or queries stream s (cudaStreamSynchronize, cudaStreamQuery, the synchronous
+// copies): illegal on a capturing stream (its recorded work is not scheduled; cudaErrorStreamCaptureUnsupported)
+// and on the NULL stream while a blocking stream captures (cudaErrorStreamCaptureImplicit).
+inline cudaError_t capture_sync_gate(cudaStream_t s, const char *call) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const uint64_t sid = stream_id(s);
+    if (Q.captures.count(sid))
+        return capture_violation(cudaErrorStreamCaptureUnsupported, call,
+                                 "synchronising with or querying a capturing stream", {sid});
+    Capture *rec;
+    return capture_gate(s, call, &rec);
+}
+// A "potentially unsafe" call (cudaMalloc, cudaFree, cudaMallocHost, cudaFreeHost, the synchronous cudaMemcpy):
+// prohibited, as in CUDA, while this thread has a capture begun in Global or ThreadLocal mode or any thread has
+// one in Global mode (cudaErrorStreamCaptureUnsupported; those captures invalidated). Relaxed captures allow it.
+inline cudaError_t capture_unsafe_gate(const char *call) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const std::thread::id me = std::this_thread::get_id();
+    std::vector<uint64_t> v;
+    for (auto &kv : Q.captures) {
+        const Capture &c = kv.second;
+        if ((c.thread == me && c.mode != cudaStreamCaptureModeRelaxed) ||
+            (c.thread != me && c.mode == cudaStreamCaptureModeGlobal))
+            v.push_back(kv.first);
+    }
+    if (v.empty()) return cudaSuccess;
+    return capture_violation(cudaErrorStreamCaptureUnsupported, call,
+                             "a potentially unsafe call during a Global or ThreadLocal mode stream capture", v);
+}
+// A stream operation the emulator does not record (cudaEventRecord, cudaStreamWaitEvent, cudaMallocAsync,
+// cudaFreeAsync on a capturing stream; CUDA would record cross-stream dependencies or memory nodes): refused with
+// cudaErrorStreamCaptureUnsupported, the capture invalidated, so that such code fails here rather than replays
+// wrongly. Otherwise as capture_gate.
+inline cudaError_t capture_unmodelled_gate(cudaStream_t s, const char *call) {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const uint64_t sid = stream_id(s);
+    if (Q.captures.count(sid) && !Q.captures.at(sid).invalidated)
+        return capture_violation(cudaErrorStreamCaptureUnsupported, call,
+                                 "the emulator does not model it on a capturing stream", {sid});
+    Capture *rec;
+    return capture_gate(s, call, &rec);
+}
+// Records fn into capture c (nothing runs now).
+inline void capture_record(Capture &c, const char *what, std::function<void()> fn) {
+    std::lock_guard<std::recursive_mutex> lk(queues().mu);
+    c.nodes.push_back(std::unique_ptr<CUgraphNode_st>(new CUgraphNode_st{what, std::move(fn)}));
+}
+
+// Queues fn on stream s (eager mode: runs it now). Returns the operation's sequence number (0 when it ran in the
+// eager mode; in the shuffle order it may have run already too, before enqueue returns, as on a GPU).
+// Stream capture: on a capturing stream fn is recorded instead (returns 0); on an invalidated capture or the NULL
+// stream while a blocking stream captures it is dropped with the error set (capture_gate; returns 0).
+inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<Dep> deps = {},
+                        const char *what = "stream operation") {
+    Queues &Q = queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    Capture *rec = nullptr;
+    if (capture_gate(s, what, &rec) != cudaSuccess) return 0;
+    if (rec) {
+        if (!deps.empty()) fail("%s: an operation with dependencies was issued on a capturing stream", what);
+        capture_record(*rec, what, std::move(fn));
+        return 0;
+    }
     if (!Q.defer) {
         fn();
         return 0;
@@ -334,12 +480,15 @@ inline uint64_t enqueue(cudaStream_t s, std::function<void()> fn, std::vector<De
     return seq;
 }
 
-// Runs fn as an operation of stream s and returns when it has run (a synchronous call in stream order).
-inline void enqueue_and_wait(cudaStream_t s, std::function<void()> fn) {
+// Runs fn as an operation of stream s and returns when it has run (a synchronous call in stream order). Under
+// stream capture it synchronises with s: capture_sync_gate's errors.
+inline cudaError_t enqueue_and_wait(cudaStream_t s, std::function<void()> fn, const char *call) {
     Queues &Q = queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
-    const uint64_t seq = enqueue(s, std::move(fn));
+    if (cudaError_t e = capture_sync_gate(s, call)) return e;
+    const uint64_t seq = enqueue(s, std::move(fn), {}, call);
     if (seq) run_until(stream_id(s), seq);
+    return cudaSuccess;
 }
 
 inline bool defer_enabled() { return queues().defer; }
@@ -434,18 +583,32 @@ template <class... P, class... A>
 inline void launch(const char *name, const char *file, int line, void (*kernel)(P...), dim3 grid, dim3 block,
                    size_t smem, cudaStream_t stream, A &&...args) {
     static_assert(sizeof...(P) == sizeof...(A), "RLC_LAUNCH: wrong number of kernel arguments");
+    std::lock_guard<std::recursive_mutex> lk(queues().mu); // rec stays valid until recorded
+    Capture *rec = nullptr;
     {
+        char call[256];
+        snprintf(call, sizeof call, "launch of %s at %s:%d", name, file, line);
+        if (capture_gate(stream, call, &rec) != cudaSuccess) return;
         LaunchInfo L{name, file, line, grid, block, smem, nullptr};
-        if (!launch_check(L, (const void *)kernel)) return;
+        if (!launch_check(L, (const void *)kernel)) { // its error set, at the call
+            if (rec) { // a failed launch also invalidates the capture it was issued into (as CUDA does)
+                rec->invalidated = true;
+                fprintf(stderr, "rlc-emu: the capture of stream %llu is invalidated by that failed launch\n",
+                        (unsigned long long)stream_id(stream));
+            }
+            return;
+        }
     }
-    // Kernel parameters are copied once here, into the queued operation; each CUDA thread gets its own copy
-    // when it calls the kernel.
+    // Kernel parameters are copied once here, into the queued (or recorded) operation; each CUDA thread gets its
+    // own copy when it calls the kernel. The closure is copyable (a graph replays copies of it).
     std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
-    enqueue(stream, [name, file, line, grid, block, smem, kernel, params = std::move(params)]() {
+    auto op = [name, file, line, grid, block, smem, kernel, params = std::move(params)]() {
         std::function<void()> body = [&params, kernel]() { std::apply(kernel, params); };
         LaunchInfo L{name, file, line, grid, block, smem, &body};
         run_launch(L);
-    });
+    };
+    if (rec) capture_record(*rec, name, std::move(op));
+    else enqueue(stream, std::move(op), {}, name);
 }
 
 } // namespace emu
@@ -455,14 +618,15 @@ template <class T> inline cudaError_t cudaMallocHost(T **p, size_t n) { return c
 template <class T>
 inline cudaError_t cudaMemcpyToSymbol(const T &symbol, const void *src, size_t count, size_t offset = 0,
                                       cudaMemcpyKind = cudaMemcpyHostToDevice) {
-    emu::enqueue_and_wait(nullptr, [&] { memcpy((char *)&symbol + offset, src, count); });
-    return cudaSuccess;
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaMemcpyToSymbol")) return e;
+    return emu::enqueue_and_wait(nullptr, [&] { memcpy((char *)&symbol + offset, src, count); }, "cudaMemcpyToSymbol");
 }
 template <class T>
 inline cudaError_t cudaMemcpyFromSymbol(void *dst, const T &symbol, size_t count, size_t offset = 0,
                                         cudaMemcpyKind = cudaMemcpyDeviceToHost) {
-    emu::enqueue_and_wait(nullptr, [&] { memcpy(dst, (const char *)&symbol + offset, count); });
-    return cudaSuccess;
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaMemcpyFromSymbol")) return e;
+    return emu::enqueue_and_wait(nullptr, [&] { memcpy(dst, (const char *)&symbol + offset, count); },
+                                 "cudaMemcpyFromSymbol");
 }
 template <class T> inline cudaError_t cudaFuncSetAttribute(T *kernel, cudaFuncAttribute attr, int value) {
     return cudaFuncSetAttribute((const void *)kernel, attr, value);
@@ -470,7 +634,8 @@ template <class T> inline cudaError_t cudaFuncSetAttribute(T *kernel, cudaFuncAt
 
 #define RLC_EMU_API extern "C" __attribute__((weak))
 
-RLC_EMU_API cudaError_t cudaMalloc(void **p, size_t n) {
+namespace emu {
+inline cudaError_t malloc_device(void **p, size_t n) {
     emu::shuffle_point(4); // shuffle order: the device may have moved on since the last call
     void *q = nullptr;
     // 256-byte alignment as cudaMalloc guarantees; the exact size, so ASan flags any byte past the end.
@@ -486,6 +651,14 @@ RLC_EMU_API cudaError_t cudaMalloc(void **p, size_t n) {
     *p = q;
     return cudaSuccess;
 }
+} // namespace emu
+RLC_EMU_API cudaError_t cudaMalloc(void **p, size_t n) {
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaMalloc")) {
+        *p = nullptr;
+        return e;
+    }
+    return emu::malloc_device(p, n);
+}
 namespace emu {
 inline cudaError_t free_now(void *p) {
     {
@@ -500,12 +673,20 @@ inline cudaError_t free_now(void *p) {
 }
 } // namespace emu
 RLC_EMU_API cudaError_t cudaFree(void *p) {
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaFree")) return e; // cudaFree(NULL) too, as in CUDA
     if (!p) return cudaSuccess;
     emu::run_all(); // cudaFree synchronises the device: queued work may still use p
     return emu::free_now(p);
 }
-RLC_EMU_API cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
+RLC_EMU_API cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t s) {
+    if (cudaError_t e = emu::capture_unmodelled_gate(s, "cudaMallocAsync")) {
+        *p = nullptr;
+        return e;
+    }
+    return emu::malloc_device(p, n);
+}
 RLC_EMU_API cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
+    if (cudaError_t e = emu::capture_unmodelled_gate(s, "cudaFreeAsync")) return e;
     if (!p) return cudaSuccess;
     {
         std::lock_guard<std::mutex> lk(emu::runtime().mu);
@@ -514,10 +695,14 @@ RLC_EMU_API cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
             return emu::set_error(cudaErrorInvalidValue);
         }
     }
-    emu::enqueue(s, [p] { emu::free_now(p); }); // freed in stream order
+    emu::enqueue(s, [p] { emu::free_now(p); }, {}, "cudaFreeAsync"); // freed in stream order
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaMallocHost(void **p, size_t n) {
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaMallocHost")) {
+        *p = nullptr;
+        return e;
+    }
     emu::shuffle_point(4); // shuffle order: the device may have moved on since the last call
     *p = malloc(n ? n : 1);
     if (!*p) return emu::set_error(cudaErrorMemoryAllocation);
@@ -527,6 +712,7 @@ RLC_EMU_API cudaError_t cudaMallocHost(void **p, size_t n) {
 }
 RLC_EMU_API cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) { return cudaMallocHost(p, n); }
 RLC_EMU_API cudaError_t cudaFreeHost(void *p) {
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaFreeHost")) return e;
     if (!p) return cudaSuccess;
     emu::run_all(); // as cudaFree: queued copies may still read or write it
     {
@@ -541,10 +727,9 @@ RLC_EMU_API cudaError_t cudaFreeHost(void *p) {
 }
 RLC_EMU_API cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
     if (!n) return cudaSuccess;
-    if (!emu::defer_enabled()) {
-        memcpy(dst, src, n);
-        return cudaSuccess;
-    }
+    std::lock_guard<std::recursive_mutex> lk(emu::queues().mu); // rec stays valid until recorded
+    emu::Capture *rec = nullptr;
+    if (cudaError_t e = emu::capture_gate(s, "cudaMemcpyAsync", &rec)) return e;
     // Which sides are pageable host memory (accessed at the call); pinned host memory and device memory are
     // accessed when the copy runs. cudaMemcpyDefault: whatever cudaMalloc did not return is host memory.
     const bool src_host = k == cudaMemcpyDefault ? !emu::is_device(src) : k == cudaMemcpyHostToDevice ||
@@ -552,27 +737,55 @@ RLC_EMU_API cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cu
     const bool dst_host = k == cudaMemcpyDefault ? !emu::is_device(dst) : k == cudaMemcpyDeviceToHost ||
                                                                                k == cudaMemcpyHostToHost;
     const bool src_pageable = src_host && !emu::is_pinned(src, n), dst_pageable = dst_host && !emu::is_pinned(dst, n);
+    if (rec) { // a graph copies between device and pinned memory only: a pageable side is accessed at the call
+        if (src_pageable || dst_pageable)
+            return emu::capture_violation(cudaErrorStreamCaptureUnsupported, "cudaMemcpyAsync",
+                                          "a copy from or to pageable host memory on a capturing stream",
+                                          {emu::stream_id(s)});
+        emu::capture_record(*rec, "cudaMemcpyAsync", [dst, src, n] { memcpy(dst, src, n); });
+        return cudaSuccess;
+    }
+    if (!emu::defer_enabled()) {
+        memcpy(dst, src, n);
+        return cudaSuccess;
+    }
     if (src_pageable) { // staged at the call
         std::shared_ptr<std::vector<unsigned char>> st =
             std::make_shared<std::vector<unsigned char>>((const unsigned char *)src, (const unsigned char *)src + n);
-        if (dst_pageable) emu::enqueue_and_wait(s, [dst, st] { memcpy(dst, st->data(), st->size()); });
-        else emu::enqueue(s, [dst, st] { memcpy(dst, st->data(), st->size()); });
+        if (dst_pageable) return emu::enqueue_and_wait(s, [dst, st] { memcpy(dst, st->data(), st->size()); },
+                                                       "cudaMemcpyAsync");
+        emu::enqueue(s, [dst, st] { memcpy(dst, st->data(), st->size()); }, {}, "cudaMemcpyAsync");
     } else if (dst_pageable) {
-        emu::enqueue_and_wait(s, [dst, src, n] { memcpy(dst, src, n); });
+        return emu::enqueue_and_wait(s, [dst, src, n] { memcpy(dst, src, n); }, "cudaMemcpyAsync");
     } else {
-        emu::enqueue(s, [dst, src, n] { memcpy(dst, src, n); });
+        emu::enqueue(s, [dst, src, n] { memcpy(dst, src, n); }, {}, "cudaMemcpyAsync");
     }
     return cudaSuccess;
 }
+// A NULL-stream copy, waited for. Under stream capture: cudaErrorStreamCaptureImplicit while a blocking stream
+// captures (the legacy stream), else a potentially unsafe call (cudaErrorStreamCaptureUnsupported in Global /
+// ThreadLocal mode; stricter than CUDA may be for a non-blocking capture, which costs nothing to obey).
 RLC_EMU_API cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
-    if (n) emu::enqueue_and_wait(nullptr, [dst, src, n] { memcpy(dst, src, n); }); // a NULL-stream copy, waited for
+    if (cudaError_t e = emu::capture_sync_gate(nullptr, "cudaMemcpy")) return e;
+    if (cudaError_t e = emu::capture_unsafe_gate("cudaMemcpy")) return e;
+    if (n) return emu::enqueue_and_wait(nullptr, [dst, src, n] { memcpy(dst, src, n); }, "cudaMemcpy");
     return cudaSuccess;
 }
+namespace emu {
+inline cudaError_t memset_on(void *p, int v, size_t n, cudaStream_t s, const char *call) {
+    std::lock_guard<std::recursive_mutex> lk(queues().mu); // rec stays valid until recorded
+    Capture *rec = nullptr;
+    if (cudaError_t e = capture_gate(s, call, &rec)) return e;
+    if (!n) return cudaSuccess;
+    if (rec) capture_record(*rec, call, [p, v, n] { memset(p, v, n); });
+    else enqueue(s, [p, v, n] { memset(p, v, n); }, {}, call);
+    return cudaSuccess;
+}
+} // namespace emu
 RLC_EMU_API cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
-    if (n) emu::enqueue(s, [p, v, n] { memset(p, v, n); });
-    return cudaSuccess;
+    return emu::memset_on(p, v, n, s, "cudaMemsetAsync");
 }
-RLC_EMU_API cudaError_t cudaMemset(void *p, int v, size_t n) { return cudaMemsetAsync(p, v, n, nullptr); }
+RLC_EMU_API cudaError_t cudaMemset(void *p, int v, size_t n) { return emu::memset_on(p, v, n, nullptr, "cudaMemset"); }
 // An 80 GiB device of which 64 GiB are free before the program's own allocations, which then count against it.
 RLC_EMU_API cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
     size_t used = 0;
@@ -603,6 +816,10 @@ RLC_EMU_API cudaError_t cudaStreamDestroy(cudaStream_t s) {
     emu::Queues &Q = emu::queues();
     {
         std::lock_guard<std::recursive_mutex> lk(Q.mu);
+        if (Q.captures.count(s->id)) { // CUDA leaves this undefined; the emulator refuses it
+            fprintf(stderr, "rlc-emu: cudaStreamDestroy of a capturing stream: end its capture first\n");
+            return emu::set_error(cudaErrorIllegalState);
+        }
         emu::run_stream(s); // CUDA completes a destroyed stream's work
         Q.streams.erase(s->id);
     }
@@ -610,12 +827,14 @@ RLC_EMU_API cudaError_t cudaStreamDestroy(cudaStream_t s) {
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (cudaError_t e = emu::capture_sync_gate(s, "cudaStreamSynchronize")) return e;
     emu::run_stream(s);
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaStreamQuery(cudaStream_t s) {
     emu::Queues &Q = emu::queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (cudaError_t e = emu::capture_sync_gate(s, "cudaStreamQuery")) return e;
     emu::shuffle_point(2); // shuffle order: the device may have moved on since the last call
     auto it = Q.streams.find(emu::stream_id(s));
     if (it == Q.streams.end() || it->second.q.empty()) return cudaSuccess;
@@ -628,6 +847,14 @@ RLC_EMU_API cudaError_t cudaStreamQuery(cudaStream_t s) {
     return cudaSuccess;
 }
 RLC_EMU_API cudaError_t cudaDeviceSynchronize(void) {
+    {
+        std::lock_guard<std::recursive_mutex> lk(emu::queues().mu);
+        std::vector<uint64_t> v; // it would wait for every stream: illegal while any captures, in every mode
+        for (auto &kv : emu::queues().captures) v.push_back(kv.first);
+        if (!v.empty())
+            return emu::capture_violation(cudaErrorStreamCaptureUnsupported, "cudaDeviceSynchronize",
+                                          "synchronising the device while a stream is capturing", v);
+    }
     emu::run_all();
     return cudaSuccess;
 }
@@ -643,6 +870,7 @@ RLC_EMU_API cudaError_t cudaEventDestroy(cudaEvent_t e) {
 RLC_EMU_API cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     emu::Queues &Q = emu::queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (cudaError_t err = emu::capture_unmodelled_gate(s, "cudaEventRecord")) return err;
     std::shared_ptr<emu::EventState> st = e->st;
     const uint64_t gen = ++st->gen;
     st->recorded = true;
@@ -659,6 +887,7 @@ RLC_EMU_API cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 RLC_EMU_API cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
     emu::Queues &Q = emu::queues();
     std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (cudaError_t err = emu::capture_unmodelled_gate(s, "cudaStreamWaitEvent")) return err;
     const emu::EventState &st = *e->st;
     // the record as it is now (a later record does not change what s waits for); nothing if never recorded
     if (Q.defer && st.recorded && !st.done) emu::enqueue(s, [] {}, {emu::Dep{st.stream, st.seq}});
@@ -690,6 +919,116 @@ RLC_EMU_API cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent
     return cudaSuccess;
 }
 
+// Stream capture and graphs (see the header comment).
+RLC_EMU_API cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    const uint64_t sid = emu::stream_id(s);
+    if (sid == 0) {
+        fprintf(stderr, "rlc-emu: cudaStreamBeginCapture on the legacy NULL stream%s: not supported (capture a created "
+                        "stream)\n", (uintptr_t)s == 2 ? " (cudaStreamPerThread, which the emulator models as it)" : "");
+        return emu::set_error(cudaErrorStreamCaptureUnsupported);
+    }
+    if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
+        mode != cudaStreamCaptureModeRelaxed) {
+        fprintf(stderr, "rlc-emu: cudaStreamBeginCapture: unknown capture mode %d\n", (int)mode);
+        return emu::set_error(cudaErrorInvalidValue);
+    }
+    if (Q.captures.count(sid)) {
+        fprintf(stderr, "rlc-emu: cudaStreamBeginCapture on stream %llu, which is already capturing\n",
+                (unsigned long long)sid);
+        return emu::set_error(cudaErrorIllegalState);
+    }
+    emu::Capture &c = Q.captures[sid];
+    c.mode = mode;
+    c.thread = std::this_thread::get_id();
+    c.blocking = Q.streams.at(sid).blocking;
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (!graph) return emu::set_error(cudaErrorInvalidValue);
+    *graph = nullptr;
+    const uint64_t sid = emu::stream_id(s);
+    auto it = Q.captures.find(sid);
+    if (it == Q.captures.end()) {
+        fprintf(stderr, "rlc-emu: cudaStreamEndCapture on stream %llu, which is not capturing\n",
+                (unsigned long long)sid);
+        return emu::set_error(cudaErrorIllegalState);
+    }
+    emu::Capture &c = it->second;
+    if (c.mode != cudaStreamCaptureModeRelaxed && c.thread != std::this_thread::get_id()) {
+        fprintf(stderr, "rlc-emu: cudaStreamEndCapture from another thread than the one that began the capture "
+                        "(Global and ThreadLocal modes)\n");
+        return emu::set_error(cudaErrorStreamCaptureWrongThread);
+    }
+    const bool invalidated = c.invalidated;
+    if (!invalidated) *graph = new CUgraph_st{std::move(c.nodes)};
+    Q.captures.erase(it); // the stream leaves capture mode either way
+    return invalidated ? emu::set_error(cudaErrorStreamCaptureInvalidated) : cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status) {
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    if (!status) return emu::set_error(cudaErrorInvalidValue);
+    const uint64_t sid = emu::stream_id(s);
+    // CUDA: asking about the legacy stream while a blocking stream captures is an error (the capture stays valid)
+    if (sid == 0 && !emu::blocking_captures().empty()) return emu::set_error(cudaErrorStreamCaptureImplicit);
+    auto it = Q.captures.find(sid);
+    *status = it == Q.captures.end() ? cudaStreamCaptureStatusNone
+              : it->second.invalidated ? cudaStreamCaptureStatusInvalidated
+                                       : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaGraphGetNodes(cudaGraph_t g, cudaGraphNode_t *nodes, size_t *n) {
+    if (!g || !n) return emu::set_error(cudaErrorInvalidValue);
+    const size_t count = g->nodes.size();
+    if (nodes) { // as CUDA: up to *n nodes; slots past the graph's nodes are set to NULL, *n to the count
+        for (size_t i = 0; i < *n; i++) nodes[i] = i < count ? g->nodes[i].get() : nullptr;
+        if (*n > count) *n = count;
+    } else {
+        *n = count;
+    }
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags) {
+    if (!exec || !g) return emu::set_error(cudaErrorInvalidValue);
+    if (flags) {
+        fprintf(stderr, "rlc-emu: cudaGraphInstantiate: flags 0x%llx are not modelled (only 0)\n", flags);
+        return emu::set_error(cudaErrorInvalidValue);
+    }
+    CUgraphExec_st *x = new CUgraphExec_st;
+    x->ops.reserve(g->nodes.size());
+    for (const auto &node : g->nodes) x->ops.push_back(*node); // copies: the graph may be destroyed first
+    *exec = x;
+    return cudaSuccess;
+}
+// The recorded operations, in order, as operations of stream s issued now (queued, with the NULL stream's implicit
+// dependencies, or run at the call in the eager mode). A launch into a capturing stream records them there.
+RLC_EMU_API cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    if (!exec) return emu::set_error(cudaErrorInvalidValue);
+    emu::Queues &Q = emu::queues();
+    std::lock_guard<std::recursive_mutex> lk(Q.mu);
+    emu::Capture *rec = nullptr;
+    if (cudaError_t e = emu::capture_gate(s, "cudaGraphLaunch", &rec)) return e;
+    for (const CUgraphNode_st &op : exec->ops) {
+        if (rec) emu::capture_record(*rec, op.what, op.fn);
+        else emu::enqueue(s, op.fn, {}, op.what);
+    }
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    if (!exec) return emu::set_error(cudaErrorInvalidValue);
+    delete exec; // queued operations hold their own copies
+    return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    if (!g) return emu::set_error(cudaErrorInvalidValue);
+    delete g;
+    return cudaSuccess;
+}
+
 RLC_EMU_API cudaError_t cudaGetLastError(void) {
     cudaError_t e = emu::tl_last_error;
     emu::tl_last_error = cudaSuccess;
@@ -705,6 +1044,11 @@ RLC_EMU_API const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     default: return "cudaErrorUnknown";
     }
 }
@@ -717,6 +1061,13 @@ RLC_EMU_API const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureWrongThread: return "attempt to terminate a thread-local capture sequence from another "
+                                                   "thread";
     default: return "unknown error";
     }
 }
