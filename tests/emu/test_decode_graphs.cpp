@@ -55,8 +55,8 @@ struct Run {
 enum Extra { NONE, GROW_WORKSPACE, PROFILE };
 
 // Rows per decode step: slots 0..n-1. extra happens before step `at`: GROW_WORKSPACE a matmul with an unregistered
-// 1024 x 1024 weight (its bf16 copy goes through the workspace, which must grow and move), PROFILE the profiler on
-// for steps at and at + 1.
+// K x K weight (its bf16 copy goes through the workspace, K chosen so that it must grow and move), PROFILE the
+// profiler on for steps at and at + 1.
 static Run run_schedule(int mode, bool graphs, const std::vector<int> &sched, Extra extra, int at) {
     rlc_ops_cuda_set_precision(mode);
     rlc_model m;
@@ -68,7 +68,8 @@ static Run run_schedule(int mode, bool graphs, const std::vector<int> &sched, Ex
     CHECK(rlc_kv_cache_init(&kv, &m, SLOTS, CAP) == 0, "KV cache init");
     const int prompt[6] = {4, 8, 15, 16, 23, 42};
     for (int s = 0; s < SLOTS; s++) rlc_model_prefill(&m, &kv, s, prompt, 3 + s % 3, NULL);
-    const int K = 1024;
+    int K = 256; // the bf16 copy (2 K^2 bytes) above twice the workspace as it is
+    while ((size_t)2 * K * K <= 2 * rlc_ops_cuda_workspace_bytes() + ((size_t)1 << 20)) K += 256;
     float *wbig = NULL, *xin = NULL, *xout = NULL;
     if (extra == GROW_WORKSPACE) {
         wbig = (float *)GPU->alloc((size_t)K * K * sizeof(float));
