@@ -503,9 +503,9 @@ int main(int argc, char **argv) {
                    : "the CPU backend runs synchronously");
     if (is_cuda)
         printf("decode graphs: %s; the rollouts' decode steps (warm-up included): %lld replayed, %lld recorded, %lld "
-               "direct\n",
+               "direct (%lld recordings refused: a call needed the host)\n",
                o.graphs ? "on (--graphs 1)" : "off (--graphs 0)", roll_graphs.replayed, roll_graphs.recorded,
-               roll_graphs.direct);
+               roll_graphs.direct, roll_graphs.refused);
     if (isfinite(dec_direct_s))
         printf("decode without graphs (the same steps, this run): %.3g ms/step, host %.3g ms/step; with graphs %.3g "
                "ms/step = %.2fx faster\n",
@@ -533,14 +533,15 @@ int main(int argc, char **argv) {
            "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,"
            "\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,\"graphs\":%d,\"decode_direct_ms\":%s,"
            "\"decode_direct_enqueue_ms\":%s,\"rollout_decode_replayed\":%lld,\"rollout_decode_recorded\":%lld,"
-           "\"rollout_decode_direct\":%lld,"
+           "\"rollout_decode_direct\":%lld,\"rollout_decode_refused\":%lld,"
            "\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
            ops->name, prec, o.small, n_params, o.prompts, o.samples, o.new_tokens, o.steps, o.warmup, wpst,
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
            mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, is_cuda ? o.graphs : 0, json_ms(jd, dec_direct_s),
-           json_ms(je, enq_direct_s), roll_graphs.replayed, roll_graphs.recorded, roll_graphs.direct, dec_bound * 1e3,
+           json_ms(je, enq_direct_s), roll_graphs.replayed, roll_graphs.recorded, roll_graphs.direct, roll_graphs.refused,
+           dec_bound * 1e3,
            dec_bound / dec_s,
            roll_bound / (t_roll / o.steps),
            mi.peak, mi.total);

@@ -650,6 +650,7 @@ static void decode_device(rlc_model *m, rlc_kv_cache *kv, int n, const int *rows
         *e = key;
         e->graph = g; // NULL: a call needed the host; this key runs directly from now on
         e->last = m->graph_clock;
+        if (!g) m->graph_stats.refused++;
         if (g && o->graph_launch(g) == 0) {
             m->graph_stats.recorded++;
             return;

@@ -87,7 +87,8 @@ typedef struct rlc_decode_graph {
 typedef struct rlc_decode_graph_stats {
     long long replayed; // steps that launched a recorded graph
     long long recorded; // steps recorded, then launched
-    long long direct;   // steps whose calls ran directly (no graphs, a first sighting of a shape, or refused)
+    long long direct;   // steps whose calls ran directly (no graphs, a shape not yet held, or refused)
+    long long refused;  // recordings discarded because a call needed the host (their steps ran directly)
 } rlc_decode_graph_stats;
 
 typedef struct rlc_model {
