@@ -112,6 +112,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -137,7 +138,7 @@ struct CUevent_st {
 // nodes in issue order) and the executable graph cudaGraphInstantiate makes of it (copies of the operations: the
 // graph may be destroyed first).
 struct CUgraphNode_st {
-    const char *what;        // "kernel <name>", "cudaMemcpyAsync", ... (messages)
+    const char *what;         // the kernel's name, "cudaMemcpyAsync", ... (messages)
     std::function<void()> fn; // the operation as it would have been queued: runs with the arguments of the call
 };
 struct CUgraph_st {
