@@ -513,18 +513,24 @@ static void check_blas(const char *mode) {
     memcpy(&bits, cf.data(), 4);
     CHECK(bits == 0xFFFFFFFFu, "%s: the captured GEMM did not run at capture", mode);
     cudaGraphExec_t x = nullptr;
+    cudaGraphExec_t x2 = nullptr, x3 = nullptr; // the other ways to instantiate give the same exec
     RLC_CUDA_CHECK(cudaGraphInstantiate(&x, g, 0));
+    RLC_CUDA_CHECK(cudaGraphInstantiateWithFlags(&x2, g, 0));
+    RLC_CUDA_CHECK(cudaGraphInstantiate(&x3, g, nullptr, nullptr, 0));
     RLC_CUDA_CHECK(cudaGraphDestroy(g));
-    for (int r = 0; r < 2; r++) {
-        RLC_CUDA_CHECK(cudaGraphLaunch(x, s));
+    RLC_CUDA_CHECK(cudaGraphUpload(x, s));
+    for (int r = 0; r < 4; r++) {
+        RLC_CUDA_CHECK(cudaMemset(dC, 0xFF, M * Nn * 2));
+        RLC_CUDA_CHECK(cudaMemset(dCf, 0xFF, M * Nn * 4));
+        RLC_CUDA_CHECK(cudaGraphLaunch(r < 2 ? x : r == 2 ? x2 : x3, s));
         RLC_CUDA_CHECK(cudaStreamSynchronize(s));
         const std::vector<__nv_bfloat16> c = emu_test::from_device(dC, M * Nn);
         cf = emu_test::from_device(dCf, M * Nn);
-        CHECK(memcmp(c.data(), c_direct.data(), c.size() * 2) == 0, "%s: replayed bf16 GEMM = direct call, bits",
-              mode);
-        CHECK(same_bits(cf, cf_direct), "%s: replayed fp32 GEMM = direct call, bits", mode);
+        CHECK(memcmp(c.data(), c_direct.data(), c.size() * 2) == 0,
+              "%s: replayed bf16 GEMM = direct call, bits (replay %d)", mode, r);
+        CHECK(same_bits(cf, cf_direct), "%s: replayed fp32 GEMM = direct call, bits (replay %d)", mode, r);
     }
-    RLC_CUDA_CHECK(cudaGraphExecDestroy(x));
+    for (cudaGraphExec_t e : {x, x2, x3}) RLC_CUDA_CHECK(cudaGraphExecDestroy(e));
     rlc_blas_destroy(h);
     RLC_CUDA_CHECK(cudaStreamDestroy(s));
     for (void *p : {(void *)dA, (void *)dB, (void *)dC, (void *)dAf, (void *)dBf, (void *)dCf})

@@ -64,6 +64,41 @@
 // those never run because nothing waited for them; in the shuffle order also those it ran early, at calls that
 // waited for nothing).
 //
+// Stream capture (cudaStreamBeginCapture .. cudaStreamEndCapture, cudaGraphInstantiate, cudaGraphLaunch,
+// cudaGraphGetNodes, cudaStreamIsCapturing, cudaGraphDestroy, cudaGraphExecDestroy), as CUDA does, in the eager and
+// the deferred modes alike. While stream s captures, every operation issued on s (kernel launches, cudaMemsetAsync,
+// cudaMemcpyAsync between device and pinned memory, the emulated cuBLAS through emu::enqueue) is recorded, in issue
+// order, into the capture instead of being queued or run: nothing recorded runs at capture time; launch checks still
+// run and set the error at the call (a failed launch also invalidates the capture, as on a GPU). Work queued on s
+// before the capture began is not part of it. cudaStreamEndCapture returns the recorded operations as a graph
+// (CUgraph_st, its nodes in order), cudaGraphInstantiate copies them into an executable graph (the graph may then be
+// destroyed), and cudaGraphLaunch(exec, t) issues copies of them, in order, as ordinary operations of any stream t:
+// queued with the NULL stream's implicit dependencies in the deferred mode (so synchronisation, events and the
+// shuffle order treat them as any stream work), run at the call in the eager mode, recorded when t itself captures.
+// A replay uses the kernel parameters captured and reads memory when each operation runs (new contents written by
+// the host between replays are seen). Prohibited during capture, each failing at the call with a line on stderr and
+// invalidating the capture(s) it violates (the stream stays in capture mode, cudaStreamIsCapturing answers
+// cudaStreamCaptureStatusInvalidated, further operations on it fail with cudaErrorStreamCaptureInvalidated, and
+// cudaStreamEndCapture returns that error, no graph, and ends the capture):
+//   cudaStreamSynchronize / cudaStreamQuery of the capturing stream, cudaDeviceSynchronize (any capture, any mode),
+//   cudaMemcpyAsync on it from or to pageable host memory (accessed at the call; a graph cannot)
+//                                         cudaErrorStreamCaptureUnsupported
+//   any work on the legacy NULL stream (launch, cudaMemset*, cudaMemcpy, cudaStreamSynchronize(0), ...) while a
+//   blocking stream captures             cudaErrorStreamCaptureImplicit (cudaStreamIsCapturing(0, ..) answers it
+//                                         without invalidating, as CUDA documents)
+//   the potentially unsafe calls cudaMalloc, cudaFree, cudaMallocHost, cudaFreeHost and the synchronous
+//   cudaMemcpy / cudaMemcpyToSymbol / FromSymbol, from the capturing thread of a Global or ThreadLocal capture or
+//   from any thread during a Global one (Relaxed captures allow them)   cudaErrorStreamCaptureUnsupported
+//   not modelled, refused so that such code fails here rather than replays wrongly: cudaEventRecord and
+//   cudaStreamWaitEvent on a capturing stream (cross-stream fork/join capture), cudaMallocAsync / cudaFreeAsync on
+//   it (memory nodes)                     cudaErrorStreamCaptureUnsupported
+// Begin on the NULL stream (also cudaStreamPerThread, which the emulator models as the NULL stream):
+// cudaErrorStreamCaptureUnsupported; begin on a capturing stream, end on one that is not, cudaStreamDestroy of a
+// capturing stream: cudaErrorIllegalState (CUDA's documentation names no code for these); end of a Global or
+// ThreadLocal capture from another thread: cudaErrorStreamCaptureWrongThread (the capture goes on).
+// cudaGraphInstantiate takes flags 0 only. The synchronous cudaMemcpy is treated as unsafe also while only a
+// non-blocking stream captures, which may be stricter than CUDA (a program that obeys it is right on a GPU).
+//
 // The runtime functions are defined `weak` with C linkage, matching the declarations of the toolkit's
 // cuda_runtime_api.h, so that every translation unit may include this header.
 #pragma once
@@ -77,6 +112,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -102,7 +138,7 @@ struct CUevent_st {
 // nodes in issue order) and the executable graph cudaGraphInstantiate makes of it (copies of the operations: the
 // graph may be destroyed first).
 struct CUgraphNode_st {
-    const char *what;        // "kernel <name>", "cudaMemcpyAsync", ... (messages)
+    const char *what;         // the kernel's name, "cudaMemcpyAsync", ... (messages)
     std::function<void()> fn; // the operation as it would have been queued: runs with the arguments of the call
 };
 struct CUgraph_st {
@@ -926,7 +962,7 @@ RLC_EMU_API cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCapture
     const uint64_t sid = emu::stream_id(s);
     if (sid == 0) {
         fprintf(stderr, "rlc-emu: cudaStreamBeginCapture on the legacy NULL stream%s: not supported (capture a created "
-                        "stream)\n", (uintptr_t)s == 2 ? " (cudaStreamPerThread, which the emulator models as it)" : "");
+                        "stream)\n", (uintptr_t)s == 2 ? " (cudaStreamPerThread, modelled as the NULL stream)" : "");
         return emu::set_error(cudaErrorStreamCaptureUnsupported);
     }
     if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
@@ -1003,6 +1039,18 @@ RLC_EMU_API cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t 
     for (const auto &node : g->nodes) x->ops.push_back(*node); // copies: the graph may be destroyed first
     *exec = x;
     return cudaSuccess;
+}
+RLC_EMU_API cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long flags) {
+    return cudaGraphInstantiate(exec, g, flags);
+}
+// The toolkit's cuda_runtime.h (which nvcc includes, the emulator does not) also has this older C++ overload.
+static inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, cudaGraphNode_t *, char *,
+                                               size_t) {
+    return cudaGraphInstantiate(exec, g, 0ull);
+}
+// Nothing to upload: the operations are host closures (the first launch costs what later ones do).
+RLC_EMU_API cudaError_t cudaGraphUpload(cudaGraphExec_t exec, cudaStream_t) {
+    return exec ? cudaSuccess : emu::set_error(cudaErrorInvalidValue);
 }
 // The recorded operations, in order, as operations of stream s issued now (queued, with the NULL stream's implicit
 // dependencies, or run at the call in the eager mode). A launch into a capturing stream records them there.
