@@ -69,7 +69,8 @@
 // the deferred modes alike. While stream s captures, every operation issued on s (kernel launches, cudaMemsetAsync,
 // cudaMemcpyAsync between device and pinned memory, the emulated cuBLAS through emu::enqueue) is recorded, in issue
 // order, into the capture instead of being queued or run: nothing recorded runs at capture time; launch checks still
-// run and set the error at the call (a failed launch also invalidates the capture, as on a GPU). Work queued on s
+// run and set the error at the call (a failed launch also invalidates the capture: the strict reading of CUDA's rule
+// that an error during capture invalidates it). Work queued on s
 // before the capture began is not part of it. cudaStreamEndCapture returns the recorded operations as a graph
 // (CUgraph_st, its nodes in order), cudaGraphInstantiate copies them into an executable graph (the graph may then be
 // destroyed), and cudaGraphLaunch(exec, t) issues copies of them, in order, as ordinary operations of any stream t:
@@ -627,7 +628,7 @@ inline void launch(const char *name, const char *file, int line, void (*kernel)(
         if (capture_gate(stream, call, &rec) != cudaSuccess) return;
         LaunchInfo L{name, file, line, grid, block, smem, nullptr};
         if (!launch_check(L, (const void *)kernel)) { // its error set, at the call
-            if (rec) { // a failed launch also invalidates the capture it was issued into (as CUDA does)
+            if (rec) { // a failed launch also invalidates the capture it was issued into (strict: see the top)
                 rec->invalidated = true;
                 fprintf(stderr, "rlc-emu: the capture of stream %llu is invalidated by that failed launch\n",
                         (unsigned long long)stream_id(stream));
