@@ -9,7 +9,9 @@
 // --graphs: decode steps recorded as CUDA graphs and replayed (rlc_model_set_decode_graphs; host/model.c), 1 (the
 // default) or 0; CUDA only (the CPU backend has no graphs; there both give the same run). With graphs on, the
 // decode probe below is also timed with them off in the same run (decode_direct_ms), so that one run compares
-// them; --graphs 0 runs the whole step (the rollouts) without them, for the step-level comparison.
+// them, and the step that records the graph is timed alone (decode_record_ms: recording, instantiation, first
+// launch; what a shape that does not hold costs); --graphs 0 runs the whole step (the rollouts) without them, for
+// the step-level comparison.
 //
 // --profile (CUDA): after the measurements, the decode probe and one more GRPO step run again with the backend's
 // op profiler (rlc_ops_cuda_profile_*: device time per op-table entry), whose tables are printed before the
@@ -164,17 +166,22 @@ static const char *json_ms(char *buf, double s) {
 }
 
 // Decode steps of B rows (slots 0..B-1) at context ctx: three untimed steps (with graphs: two run directly, then
-// one recorded), then reps timed ones. *step_s: seconds per step until the device is done (downloading one value of
+// one recorded), then reps timed ones. *third_s: the third untimed step until the device is done (with graphs:
+// the recording, its instantiation and first launch). *step_s: seconds per step until the device is done (downloading one value of
 // the last step's logits waits for it); *enq_s: until the calls had returned (on a device: launched, not
 // necessarily run). The logits stay in backend memory, as in the rollouts (sampling reads them there).
 static const rlc_f *decode_probe(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *toks, int B, int ctx,
-                                 int reps, double *step_s, double *enq_s) {
+                                 int reps, double *step_s, double *enq_s, double *third_s) {
     for (int i = 0; i < B; i++) kv->len[i] = ctx; // the cache rows are zeros: the same reads as real ones
     rlc_f probe;
     const rlc_f *lg = NULL;
-    for (int w = 0; w < 3; w++) lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
+    for (int w = 0; w < 2; w++) lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
     m->ops->download(&probe, lg, sizeof probe);
     double t0 = rlc_now();
+    lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
+    m->ops->download(&probe, lg, sizeof probe);
+    *third_s = rlc_now() - t0;
+    t0 = rlc_now();
     for (int r = 0; r < reps; r++) lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
     double t_enq = rlc_now();
     m->ops->download(&probe, lg, sizeof probe);
@@ -388,7 +395,7 @@ int main(int argc, char **argv) {
     int B = (wave_groups > 0 ? wave_groups : 1) * o.samples, ctx = (int)(prompt_len + resp_len / 2.0 + 0.5);
     if (ctx >= mc->max_seq_len - 8) ctx = mc->max_seq_len - 8;
     rlc_kv_cache kv;
-    double dec_s = NAN, enq_s = NAN, smp_s = NAN, dec_direct_s = NAN, enq_direct_s = NAN;
+    double dec_s = NAN, enq_s = NAN, smp_s = NAN, dec_direct_s = NAN, enq_direct_s = NAN, rec_s = NAN;
     const rlc_decode_graph_stats roll_graphs = rlc_model_decode_graph_stats(&rl.model); // the rollouts' steps so far
     if (rlc_kv_cache_init(&kv, &rl.model, B, mc->max_seq_len) == 0) {
         int *slots = rlc_malloc((size_t)B * sizeof(int)), *toks = rlc_malloc((size_t)B * sizeof(int));
@@ -398,10 +405,11 @@ int main(int argc, char **argv) {
             kv.len[i] = ctx; // the cache rows are zeros: the same reads as real ones
         }
         int reps = o.small ? 3 : 5;
-        const rlc_f *lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_s, &enq_s);
+        const rlc_f *lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_s, &enq_s, &rec_s);
         if (is_cuda && o.graphs) { // the same steps with graphs off, then on again for what follows
             rlc_model_set_decode_graphs(&rl.model, 0);
-            lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_direct_s, &enq_direct_s);
+            double third_direct_s;
+            lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_direct_s, &enq_direct_s, &third_direct_s);
             rlc_model_set_decode_graphs(&rl.model, 1);
         }
         // sampling those B rows with the run's sampler (synchronous: only the B results come back)
@@ -508,8 +516,8 @@ int main(int argc, char **argv) {
                roll_graphs.direct, roll_graphs.refused);
     if (isfinite(dec_direct_s))
         printf("decode without graphs (the same steps, this run): %.3g ms/step, host %.3g ms/step; with graphs %.3g "
-               "ms/step = %.2fx faster\n",
-               dec_direct_s * 1e3, enq_direct_s * 1e3, dec_s * 1e3, dec_direct_s / dec_s);
+               "ms/step = %.2fx faster; the recording step (record, instantiate, run) took %.3g ms\n",
+               dec_direct_s * 1e3, enq_direct_s * 1e3, dec_s * 1e3, dec_direct_s / dec_s, rec_s * 1e3);
     double logits_bytes = (double)B * mc->vocab_size * sizeof(rlc_f);
     printf("sampling (ops->sample_tokens, the same %d rows, temperature %g, top-k %d, top-p %g): %.3g ms/step = %.0f%% "
            "of the decode step (logits %.3g GB: %.3g ms at the copy bandwidth)\n",
@@ -522,7 +530,7 @@ int main(int argc, char **argv) {
 
     double nums[] = {t_roll, t_lp, t_upd, t_step, roll_tps, train_tps, train_flops, mm_peak, mfu_mm, bw,
                      dec_s, enq_s, smp_s, dec_bound, roll_bound, is_cuda ? bf16_peak : mm_peak, mfu};
-    char jd[32], je[32];
+    char jd[32], je[32], jr[32];
     int finite = 1;
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) finite &= isfinite(nums[i]) && nums[i] > 0;
     printf("{\"bench\":\"bench_step\",\"device\":\"%s\",\"precision\":\"%s\",\"small\":%d,\"params\":%zu,"
@@ -532,7 +540,7 @@ int main(int argc, char **argv) {
            "\"peak_tflops\":%.6g,\"peak_ref\":\"%s\",\"mfu\":%.6g,\"matmul_tflops\":%.6g,\"mfu_vs_matmul\":%.6g,"
            "\"copy_gbps\":%.6g,\"decode_rows\":%d,\"decode_ctx\":%d,\"decode_step_ms\":%.6g,"
            "\"decode_enqueue_ms\":%.6g,\"sample_ms\":%.6g,\"graphs\":%d,\"decode_direct_ms\":%s,"
-           "\"decode_direct_enqueue_ms\":%s,\"rollout_decode_replayed\":%lld,\"rollout_decode_recorded\":%lld,"
+           "\"decode_direct_enqueue_ms\":%s,\"decode_record_ms\":%s,\"rollout_decode_replayed\":%lld,\"rollout_decode_recorded\":%lld,"
            "\"rollout_decode_direct\":%lld,\"rollout_decode_refused\":%lld,"
            "\"decode_bound_ms\":%.6g,"
            "\"decode_bw_frac\":%.6g,\"rollout_bw_frac\":%.6g,\"peak_mem_bytes\":%zu,\"mem_total_bytes\":%zu}\n",
@@ -540,7 +548,7 @@ int main(int argc, char **argv) {
            prompt_len, resp_len, t_roll / o.steps, t_lp / o.steps, t_upd / o.steps, t_step / o.steps, roll_tps,
            train_tps, train_flops / t_upd / 1e12, peak, is_cuda ? "cublas_bf16_gemm" : "cpu_sgemm", mfu, mm_peak,
            mfu_mm, bw, B, ctx, dec_s * 1e3, enq_s * 1e3, smp_s * 1e3, is_cuda ? o.graphs : 0, json_ms(jd, dec_direct_s),
-           json_ms(je, enq_direct_s), roll_graphs.replayed, roll_graphs.recorded, roll_graphs.direct, roll_graphs.refused,
+           json_ms(je, enq_direct_s), json_ms(jr, is_cuda && o.graphs ? rec_s : NAN), roll_graphs.replayed, roll_graphs.recorded, roll_graphs.direct, roll_graphs.refused,
            dec_bound * 1e3,
            dec_bound / dec_s,
            roll_bound / (t_roll / o.steps),
