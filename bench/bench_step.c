@@ -166,8 +166,8 @@ static const char *json_ms(char *buf, double s) {
 }
 
 // Decode steps of B rows (slots 0..B-1) at context ctx: three untimed steps (with graphs: two run directly, then
-// one recorded), then reps timed ones. *third_s: the third untimed step until the device is done (with graphs:
-// the recording, its instantiation and first launch). *step_s: seconds per step until the device is done (downloading one value of
+// one recorded), then reps timed ones. *third_s (unless NULL): the third untimed step until the device is done
+// (with graphs: the recording, its instantiation and first launch). *step_s: seconds per step until the device is done (downloading one value of
 // the last step's logits waits for it); *enq_s: until the calls had returned (on a device: launched, not
 // necessarily run). The logits stay in backend memory, as in the rollouts (sampling reads them there).
 static const rlc_f *decode_probe(rlc_model *m, rlc_kv_cache *kv, const int *slots, const int *toks, int B, int ctx,
@@ -180,7 +180,7 @@ static const rlc_f *decode_probe(rlc_model *m, rlc_kv_cache *kv, const int *slot
     double t0 = rlc_now();
     lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
     m->ops->download(&probe, lg, sizeof probe);
-    *third_s = rlc_now() - t0;
+    if (third_s) *third_s = rlc_now() - t0;
     t0 = rlc_now();
     for (int r = 0; r < reps; r++) lg = rlc_model_decode(m, kv, slots, toks, B, NULL);
     double t_enq = rlc_now();
@@ -408,8 +408,7 @@ int main(int argc, char **argv) {
         const rlc_f *lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_s, &enq_s, &rec_s);
         if (is_cuda && o.graphs) { // the same steps with graphs off, then on again for what follows
             rlc_model_set_decode_graphs(&rl.model, 0);
-            double third_direct_s;
-            lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_direct_s, &enq_direct_s, &third_direct_s);
+            lg = decode_probe(&rl.model, &kv, slots, toks, B, ctx, reps, &dec_direct_s, &enq_direct_s, NULL);
             rlc_model_set_decode_graphs(&rl.model, 1);
         }
         // sampling those B rows with the run's sampler (synchronous: only the B results come back)

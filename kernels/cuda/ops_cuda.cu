@@ -356,8 +356,8 @@ static void oc_upload(void *dst, const void *src_host, size_t bytes) {
 
 static void oc_download(void *dst_host, const void *src, size_t bytes) {
     if (!bytes) return;
-    if (oc_recording_refuses("download")) {
-        memset(dst_host, 0, bytes); // defined contents for the caller, whose work is discarded
+    if (oc_recording_refuses("download")) { // the entries that read results on the host (sumsq, sample_tokens,
+        memset(dst_host, 0, bytes);       // attention_decode's gather path) go on with zeros; their work is discarded
         return;
     }
     oc_check(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, oc.stream), "download: cudaMemcpyAsync");
@@ -761,7 +761,6 @@ static void oc_attention_decode(rlc_act *out, const rlc_act *q, const rlc_act *k
               op);
         return;
     }
-    if (oc_recording_refuses("attention_decode (its gather path reads the slots on the host)")) return;
     // The rows' slots and lengths, on the host: which cache rows are read.
     std::vector<int> &h = oc.h_ints;
     h.resize((size_t)2 * B);
@@ -846,7 +845,7 @@ static void oc_sample_tokens(int *tok, float *logp, float *ent, const rlc_f *log
                              const rlc_sampling *s, const rlc_sample_key *keys, uint64_t seed, uint64_t step) {
     static_assert(sizeof(rlc_sample_key) == 3 * sizeof(int), "rlc_sample_key is uploaded as (n, 3) ints");
     const char *op = "sample_tokens";
-    if (n <= 0 || oc_recording_refuses("sample_tokens (its results go to the host)")) return;
+    if (n <= 0) return;
     if (V < 1) oc_fatal("%s: vocabulary of %d tokens", op, V);
     if (!s->greedy && !(s->temperature > 0.0f))
         oc_fatal("%s: temperature %g (must be > 0 unless greedy)", op, (double)s->temperature);
