@@ -371,15 +371,8 @@ inline void run_all() {
 // returns cudaSuccess when the call may go on, else sets and returns the error after invalidating the captures the
 // call violates, with a line on stderr naming the call, the rule and the captures.
 
-inline const char *capture_error_name(cudaError_t e) {
-    switch (e) {
-    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
-    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
-    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
-    default: return "error";
-    }
-}
-// Invalidates the captures of the streams in `victims` and reports `call` failing with e because of `why`.
+// Invalidates the captures of the streams in `victims` and reports `call` failing with e (its name from
+// cudaGetErrorName, defined further down) because of `why`.
 inline cudaError_t capture_violation(cudaError_t e, const char *call, const char *why,
                                      const std::vector<uint64_t> &victims) {
     Queues &Q = queues();
@@ -390,7 +383,7 @@ inline cudaError_t capture_violation(cudaError_t e, const char *call, const char
         ids += (ids.empty() ? "" : ", ") + std::to_string(sid);
     }
     fprintf(stderr, "rlc-emu: %s fails with %s: %s; the capture of stream %s is invalidated (cudaStreamEndCapture "
-                    "will return cudaErrorStreamCaptureInvalidated)\n", call, capture_error_name(e), why, ids.c_str());
+                    "will return cudaErrorStreamCaptureInvalidated)\n", call, cudaGetErrorName(e), why, ids.c_str());
     return set_error(e);
 }
 // The streams capturing now that synchronise with the legacy NULL stream.
