@@ -12,9 +12,11 @@
 //   1. pre-pass, only when a per-sequence quantity is needed (GSPO's sequence ratio, seq-mean-token-mean
 //      weights 1 / n_i, sequence-level TIS): each warp sums (n_i, logp - old, old - roll) over a range of
 //      LS_PRE_RANGE tokens; a sequence inside one range gets its weights there, one across ranges leaves a
-//      partial per range and the fix-up adds them in range order (one block for both steps when T is small).
-//      Every other configuration has constant weights (1 / n_tok, 1 / n_seq, ...: a response token's sequence
-//      has n_i >= 1) and skips the pre-pass.
+//      partial per range and the fix-up adds them in range order. Every other configuration has constant
+//      weights (1 / n_tok, 1 / n_seq, ...: a response token's sequence has n_i >= 1) and skips the pre-pass.
+//      The policy loss runs it inside the token kernel (ls_policy_fused_kernel: each block the pre-pass of its
+//      own tokens, then its token pass re-reads them from L2); the value loss, and the policy loss with
+//      rlc_cuda_loss_set_fused(0), as kernels of their own (one block for both steps when T is small).
 //   2. token kernel: writes dL/dlogp and dL/dH and reduces the block's loss terms and metric counters (fp64
 //      sums, integer counts, the sequence count) into one column of partials in a fixed order.
 //   3. finalize: a block per 32 columns adds them in order; the last block to finish adds those group sums in
@@ -48,6 +50,9 @@ static inline size_t ls_align(size_t n) { return (n + 255) & ~(size_t)255; }
 
 // Blocks cap of the token kernels; settable for benchmarks and tests only (rlc_cuda_loss_set_max_blocks).
 static int ls_max_blocks = LS_TOKEN_MAX_BLOCKS;
+// Policy loss with a per-sequence quantity: the fused kernel (1, the default) or the separate pre-pass (0);
+// the same bits either way. Settable for benchmarks and tests only (rlc_cuda_loss_set_fused).
+static int ls_fused = 1;
 
 // Token-kernel grid: `steps` steps of LS_STEP tokens per warp, nblk blocks. A function of T (and the cap)
 // only, never of the GPU, so that results are reproducible anywhere.
@@ -205,20 +210,37 @@ __device__ float4 ls_seq_info(const SeqW &p, double n, double d, double o) {
 // or after cu[i0] and before start[31] is in sequence i0 + c, c = #{j : start[j] <= t}; a lane keeps c from
 // token to token (its tokens only increase), so typically one shared-memory compare per token. The window is
 // reloaded (one coalesced load of 32 entries) when a step's tokens run past it; a step that spans more than
-// 32 sequence starts (sequences of a few tokens) falls back to a binary search per token.
-template <bool SEQ> struct LsWindow {
+// 32 sequence starts (sequences of a few tokens) falls back to a binary search per token. FUSED (the fused
+// kernel): the weights are read through L2 (__ldcg), since that kernel writes them earlier in the same launch
+// and the read-only path of __ldg does not allow it, and the block's head sequence ls_head().i takes
+// ls_head().w instead of its global entry.
+struct LsHead { // the fused kernel's head sequence and its weights (i = -1: none)
+    int i;
+    float4 w;
+};
+// The block's one LsHead, in shared memory. A function-local static: its address is a constant, so the token
+// loop holds no pointer to it (the SEQ token kernel uses all of its 64 registers).
+static __device__ __forceinline__ LsHead &ls_head() {
+    __shared__ LsHead h;
+    return h;
+}
+template <bool SEQ, bool FUSED = false> struct LsWindow {
     int *start;        // [32] shared
     float4 *info;      // [32] shared (SEQ)
     const int *cu;     // (B + 1)
     const float4 *gi;  // (B) per-sequence weights in global memory (SEQ)
     int B, i0, c;
 
+    __device__ __forceinline__ float4 weights(int i) const {
+        if (!FUSED) return __ldg(gi + i);
+        return i == ls_head().i ? ls_head().w : __ldcg(gi + i);
+    }
     __device__ void load(int i, int lane) {
         __syncwarp(); // every lane is done with the old window
         i0 = i, c = 0;
         const int j = i + 1 + lane;
         start[lane] = j < B ? __ldg(cu + j) : INT_MAX;
-        if (SEQ && i + lane < B) info[lane] = __ldg(gi + i + lane);
+        if (SEQ && i + lane < B) info[lane] = weights(i + lane);
         __syncwarp();
     }
     // Makes the window cover tokens [base, last] if 32 sequence starts allow it; returns whether it does.
@@ -237,7 +259,7 @@ template <bool SEQ> struct LsWindow {
             return i0 + c;
         }
         const int i = ls_seq_in(cu, i0, B - 1, t);
-        if (SEQ) *w = __ldg(gi + i);
+        if (SEQ) *w = weights(i);
         return i;
     }
 };
@@ -357,18 +379,22 @@ __device__ void ls_seq_sums_range(const SeqPre &p, int g, int lane) {
 }
 
 // Sequence i when it crosses warp ranges (or is empty; valid = i < B): adds its partials in range order, tail
-// of its first range then heads of the following ones. A sequence over more than LS_FIX_LONG ranges is added
-// by its whole warp (lanes take every 32nd range, then a butterfly), so a single long sequence costs little.
+// of its first range then heads of the following ones, into s; returns whether i is such a sequence (its
+// weights then come from s, not from its range). A sequence over more than LS_FIX_LONG ranges is added by its
+// whole warp (lanes take every 32nd range, then a butterfly), so a single long sequence costs little. CG (the
+// fused kernel): the partials are read through L2 (__ldcg), since other blocks wrote them in the same launch.
 // Warp-collective: every lane of the warp calls it.
-__device__ void ls_seq_fix(const SeqPre &p, int i, bool valid, int lane) {
+template <bool CG> __device__ __forceinline__ double ls_part(const double *p) { return CG ? __ldcg(p) : *p; }
+template <bool CG>
+__device__ __forceinline__ bool ls_seq_fix_sums(const SeqPre &p, int i, bool valid, int lane, double (&s)[3]) {
     const int c0 = valid ? __ldg(p.cu + i) : 0, c1 = valid ? __ldg(p.cu + i + 1) : 0;
     const int g0 = c0 / LS_PRE_RANGE, span = c1 > c0 ? (c1 - 1) / LS_PRE_RANGE - g0 : 0; // ranges after the first
-    double s[3] = {0.0, 0.0, 0.0};
+    s[0] = s[1] = s[2] = 0.0;
     if (span > 0 && span <= LS_FIX_LONG) {
         const double *tail = p.sw.part + (size_t)g0 * 6 + 3;
-        for (int k = 0; k < 3; k++) s[k] = tail[k];
+        for (int k = 0; k < 3; k++) s[k] = ls_part<CG>(tail + k);
         for (int g = g0 + 1; g <= g0 + span; g++)
-            for (int k = 0; k < 3; k++) s[k] += p.sw.part[(size_t)g * 6 + k];
+            for (int k = 0; k < 3; k++) s[k] += ls_part<CG>(p.sw.part + (size_t)g * 6 + k);
     }
     for (unsigned lb = __ballot_sync(LS_FULL, span > LS_FIX_LONG); lb; lb &= lb - 1) {
         const int src = __ffs((int)lb) - 1;
@@ -376,13 +402,17 @@ __device__ void ls_seq_fix(const SeqPre &p, int i, bool valid, int lane) {
         double x[3] = {0.0, 0.0, 0.0};
         for (int k = lane; k <= n; k += 32) {
             const double *row = p.sw.part + (size_t)(a0 + k) * 6 + (k == 0 ? 3 : 0);
-            for (int m = 0; m < 3; m++) x[m] += row[m];
+            for (int m = 0; m < 3; m++) x[m] += ls_part<CG>(row + m);
         }
         for (int m = 0; m < 3; m++) x[m] = ls_warp_sum(x[m]);
         if (lane == src)
             for (int m = 0; m < 3; m++) s[m] = x[m];
     }
-    if (valid && (span > 0 || c1 <= c0)) p.info[i] = ls_seq_info(p.sw, s[0], s[1], s[2]);
+    return valid && (span > 0 || c1 <= c0);
+}
+__device__ void ls_seq_fix(const SeqPre &p, int i, bool valid, int lane) {
+    double s[3];
+    if (ls_seq_fix_sums<false>(p, i, valid, lane, s)) p.info[i] = ls_seq_info(p.sw, s[0], s[1], s[2]);
 }
 
 // One warp per range; no barriers: idle warps leave at once.
@@ -407,7 +437,7 @@ __global__ void __launch_bounds__(LS_THREADS) ls_seq_prepass_one_block_kernel(Se
     }
 }
 
-static int ls_pre_ranges(int T) { return T > 0 ? (T + LS_PRE_RANGE - 1) / LS_PRE_RANGE : 1; }
+__host__ __device__ inline int ls_pre_ranges(int T) { return T > 0 ? (T + LS_PRE_RANGE - 1) / LS_PRE_RANGE : 1; }
 
 static void ls_prepass(const SeqPre &p, cudaStream_t s) {
     if (p.T <= LS_PRE_ONE_BLOCK) {
@@ -609,9 +639,10 @@ __device__ __forceinline__ void ls_count_row(bool on, int i, int lane, LsSeqCoun
 // LS_STEP tokens. VEC: NST-stage cp.async pipeline (the copies of steps s + 1 .. s + NST - 1 are in flight
 // while step s is computed); otherwise the stage is filled by plain loads just before use (same layout, same
 // token order, so the same bits). Sums run per lane in token order, then warp butterflies and warps in order.
-template <bool VEC, bool SEQ, int NST>
-__global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyArgs a) {
-    RLC_DYN_SMEM(float, stages); // (LS_WARPS, NST, LS_STAGE_FLOATS)
+// The body of the token kernels: stages = the dynamic shared memory (LS_WARPS, NST, LS_STAGE_FLOATS); FUSED:
+// the fused kernel's (LsWindow).
+template <bool VEC, bool SEQ, int NST, bool FUSED>
+__device__ __forceinline__ void ls_policy_tokens(const PolicyArgs &a, float *stages) {
     __shared__ int sh_start[LS_WARPS][32];
     __shared__ float4 sh_info[LS_WARPS][SEQ ? 32 : 1];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -631,7 +662,7 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyAr
                 rlc_cp_async_commit(); // one group per step, empty ones included, so wait<NST - 1> is exact
             }
         }
-        LsWindow<SEQ> win;
+        LsWindow<SEQ, FUSED> win;
         win.start = sh_start[warp], win.info = sh_info[warp], win.cu = a.cu, win.gi = a.info, win.B = a.B;
         win.load(ls_warp_seq_of(a.cu, a.B, ws, lane), lane); // overlaps the first copies
         for (int s = 0; s < a.steps; s++) {
@@ -697,6 +728,83 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyAr
         a.partials[(size_t)PL_SEQ_LS * nblk + blockIdx.x] = c.ls;
     }
     if (blockIdx.x == 0 && threadIdx.x == 0) *a.ticket = 0; // for the finalize, which starts after this kernel
+}
+
+template <bool VEC, bool SEQ, int NST>
+__global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyArgs a) {
+    RLC_DYN_SMEM(float, stages); // (LS_WARPS, NST, LS_STAGE_FLOATS)
+    ls_policy_tokens<VEC, SEQ, NST, false>(a, stages);
+}
+
+// ------------------------------------------------------------ the fused kernel: pre-pass and token pass
+// With a per-sequence quantity, the separate pre-pass reads logp, old, roll and the mask (13 bytes a token)
+// from DRAM and the token kernel reads them again. The fused kernel reads them once from DRAM: block c first
+// makes sure of the pre-pass of its own chunk (its tokens: pre-pass ranges [c, c + 1) * steps) and of the
+// chunks its sequences reach into, then adds the partials of its sequences that cross ranges, then runs the
+// token pass, whose second read of the chunk mostly hits L2. Same per-range code, same fix-up order and same
+// token pass as the separate kernels, so the same bits.
+//
+// A chunk's pre-pass is done once, by whichever block claims it first (block c at its start, or a block whose
+// sequences reach into chunk c): state[c] is 0 untouched, 1 claimed, 2 published (zeroed before the launch).
+// A claimant computes at once and never waits, so a block that waits on a claimed chunk waits on work that is
+// running, whatever the number of resident blocks: no deadlock. Weights of the sequences that start in the
+// chunk are written to info (only this block writes them); the head sequence, started in an earlier chunk, gets
+// its weights in shared memory (its owner writes the global entry, maybe at the same time).
+
+// Claims chunk c and computes its pre-pass, or waits until its claimant has published it. Whole block.
+__device__ void ls_chunk_ensure(const SeqPre &p, unsigned *state, int c, int steps) {
+    __shared__ int sh_claim;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads(); // every thread has read the previous sh_claim
+    if (threadIdx.x == 0) sh_claim = atomicCAS(state + c, 0u, 1u) == 0u;
+    __syncthreads();
+    if (sh_claim) {
+        for (int g = c * steps + warp; g < (c + 1) * steps && (long long)g * LS_PRE_RANGE < p.T; g += LS_WARPS)
+            ls_seq_sums_range(p, g, lane);
+        __threadfence(); // this thread's weights and partials are visible device-wide before the flag
+        __syncthreads();
+        if (threadIdx.x == 0) atomicExch(state + c, 2u);
+    } else {
+        if (threadIdx.x == 0) {
+            while (atomicAdd(state + c, 0u) != 2u) {
+            }
+            __threadfence(); // the claimant's stores are read after the flag
+        }
+        __syncthreads();
+    }
+}
+
+template <int NST>
+__global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_fused_kernel(PolicyArgs a, SeqPre p, unsigned *state) {
+    RLC_DYN_SMEM(float, stages); // (LS_WARPS, NST, LS_STAGE_FLOATS)
+    LsHead &sh_head = ls_head();
+    const int lane = threadIdx.x & 31, c = blockIdx.x;
+    const long long chunk = (long long)a.steps * LS_WARPS * LS_STEP, t0l = c * chunk; // chunk = steps ranges
+    if (threadIdx.x == 0) sh_head.i = -1, sh_head.w = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (t0l < a.T) { // uniform
+        const int t0 = (int)t0l, t1 = (int)min((long long)a.T, t0l + chunk);
+        // the block's sequences (first and last hold tokens of the chunk) and the chunks [c_a, c_z] they span
+        const int i_first = ls_warp_seq_of(a.cu, a.B, t0, lane), i_last = ls_warp_seq_of(a.cu, a.B, t1 - 1, lane);
+        const int c_a = __ldg(a.cu + i_first) / LS_PRE_RANGE / a.steps;
+        const int c_z = (__ldg(a.cu + i_last + 1) - 1) / LS_PRE_RANGE / a.steps;
+        // its own chunk first (the common case: nobody else has claimed it yet), then the others in order; one
+        // call site keeps one copy of the pre-pass code (two copies spill in the 64 registers)
+        for (int k = c, j = 0; k <= c_z; k = j++ == 0 ? c_a : k + 1) {
+            if (j > 0 && k == c) continue;
+            ls_chunk_ensure(p, state, k, a.steps);
+        }
+        for (int i0 = i_first; i0 <= i_last; i0 += LS_THREADS) { // uniform trip count: warp-collective fix-ups
+            const int i = i0 + (int)threadIdx.x;
+            double sum[3];
+            if (ls_seq_fix_sums<true>(p, i, i <= i_last, lane, sum) && __ldg(a.cu + i + 1) > __ldg(a.cu + i)) {
+                const float4 w = ls_seq_info(p.sw, sum[0], sum[1], sum[2]);
+                if (__ldg(a.cu + i) >= t0) p.info[i] = w;
+                else sh_head.i = i, sh_head.w = w; // i == i_first
+            }
+        }
+    }
+    __syncthreads(); // the weights written above are visible to the block
+    ls_policy_tokens<true, true, NST, true>(a, stages);
 }
 
 // Adds columns [c0, c0 + n) of src (PL_N rows of `stride` doubles) in column order into column `col` of dst
@@ -778,16 +886,17 @@ __global__ void __launch_bounds__(LS_THREADS) ls_policy_finalize_kernel(PolicyAr
 }
 
 // Workspace layout shared by the policy and value losses: per-sequence weights, pre-pass partials, the token
-// kernel's partial columns (nstat rows), then the policy finalize's group columns and ticket.
+// kernel's partial columns (nstat rows), then the policy finalize's group columns and ticket, and the fused
+// kernel's chunk states.
 struct LossWs {
     float4 *info;
     double *part, *partials, *gpartials;
-    unsigned *ticket;
+    unsigned *ticket, *state;
     LsGeom geo;
     int ngroups;
 };
-// Byte offsets of the parts (o[5] = the total); ls_carve turns them into pointers.
-static void ls_layout(int T, int B, int nstat, LsGeom *geo, int *ngroups, size_t (&o)[6]) {
+// Byte offsets of the parts (o[6] = the total); ls_carve turns them into pointers.
+static void ls_layout(int T, int B, int nstat, LsGeom *geo, int *ngroups, size_t (&o)[7]) {
     *geo = ls_geom(T);
     *ngroups = (geo->nblk + LS_GROUP - 1) / LS_GROUP;
     o[0] = 0;
@@ -796,10 +905,11 @@ static void ls_layout(int T, int B, int nstat, LsGeom *geo, int *ngroups, size_t
     o[3] = o[2] + ls_align((size_t)geo->nblk * nstat * sizeof(double));        // partials
     o[4] = o[3] + ls_align((size_t)*ngroups * PL_N * sizeof(double));          // gpartials
     o[5] = o[4] + ls_align(sizeof(unsigned));                                  // ticket
+    o[6] = o[5] + ls_align((size_t)geo->nblk * sizeof(unsigned));              // state
 }
 static LossWs ls_carve(void *ws, int T, int B, int nstat) {
     LossWs w;
-    size_t o[6];
+    size_t o[7];
     ls_layout(T, B, nstat, &w.geo, &w.ngroups, o);
     char *p = (char *)ws;
     w.info = (float4 *)(p + o[0]);
@@ -807,14 +917,15 @@ static LossWs ls_carve(void *ws, int T, int B, int nstat) {
     w.partials = (double *)(p + o[2]);
     w.gpartials = (double *)(p + o[3]);
     w.ticket = (unsigned *)(p + o[4]);
+    w.state = (unsigned *)(p + o[5]);
     return w;
 }
 static size_t ls_ws_bytes(int T, int B, int nstat) {
     LsGeom geo;
     int ngroups;
-    size_t o[6];
+    size_t o[7];
     ls_layout(T, B, nstat, &geo, &ngroups, o);
-    return o[5];
+    return o[6];
 }
 
 static int ls_check_launch(const char *what) {
@@ -827,6 +938,7 @@ static int ls_check_launch(const char *what) {
 static bool ls_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
 
 extern "C" void rlc_cuda_loss_set_max_blocks(int n) { ls_max_blocks = n > 0 ? n : LS_TOKEN_MAX_BLOCKS; }
+extern "C" void rlc_cuda_loss_set_fused(int on) { ls_fused = on != 0; }
 
 
 extern "C" size_t rlc_cuda_policy_loss_workspace_bytes(int T, int B) { return ls_ws_bytes(T, B, PL_N); }
@@ -854,16 +966,19 @@ extern "C" int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_n
     sw.pg_agg = cfg->policy == RLC_PL_GSPO ? RLC_AGG_SEQ_MEAN_TOKEN_MEAN : cfg->agg;
     sw.norm = *norm;
     sw.part = w.part;
-    if (seq) {
-        SeqPre p;
-        p.cu = b->cu_seqlens, p.B = b->B, p.T = b->T, p.mask = b->mask;
-        p.logp = cfg->policy == RLC_PL_GSPO ? in->logp : NULL;
-        p.old = in->old;
-        p.roll = cfg->tis == RLC_TIS_SEQ ? in->roll : NULL;
-        p.sw = sw;
-        p.info = w.info;
-        ls_prepass(p, s);
-    }
+    SeqPre p;
+    p.cu = b->cu_seqlens, p.B = b->B, p.T = b->T, p.mask = b->mask;
+    p.logp = cfg->policy == RLC_PL_GSPO ? in->logp : NULL;
+    p.old = in->old;
+    p.roll = cfg->tis == RLC_TIS_SEQ ? in->roll : NULL;
+    p.sw = sw;
+    p.info = w.info;
+    const bool vec = ls_aligned(in->logp, 16) && ls_aligned(in->old, 16) && ls_aligned(in->adv, 16) &&
+                     ls_aligned(in->ref, 16) && ls_aligned(in->roll, 16) && ls_aligned(in->entropy, 16) &&
+                     ls_aligned(b->mask, 16);
+    // The fused kernel has the cp.async path only (the plain-load one spills in its 64 registers).
+    const bool fused = seq && ls_fused && vec;
+    if (seq && !fused) ls_prepass(p, s);
     PolicyArgs a;
     a.cfg = *cfg;
     a.T = b->T, a.B = b->B, a.steps = w.geo.steps;
@@ -877,15 +992,23 @@ extern "C" int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_n
     a.ent_scale = !seq && cfg->ent_coef != 0 ? -(double)cfg->ent_coef * a.w_agg : 0.0;
     a.partials = w.partials, a.gpartials = w.gpartials, a.ticket = w.ticket;
     a.stats = stats, a.loss_out = loss_out;
-    const bool vec = ls_aligned(in->logp, 16) && ls_aligned(in->old, 16) && ls_aligned(in->adv, 16) &&
-                     ls_aligned(in->ref, 16) && ls_aligned(in->roll, 16) && ls_aligned(in->entropy, 16) &&
-                     ls_aligned(b->mask, 16);
     const size_t smem = ls_stage_smem(vec ? LS_STAGES : 1);
-    void (*kernel)(PolicyArgs) = vec ? (seq ? ls_policy_token_kernel<true, true, LS_STAGES>
-                                            : ls_policy_token_kernel<true, false, LS_STAGES>)
-                                     : (seq ? ls_policy_token_kernel<false, true, 1> : ls_policy_token_kernel<false, false, 1>);
-    if (!rlc_smem_allow(kernel, smem, "rlc_cuda_policy_loss")) return -1;
-    RLC_LAUNCH(kernel, w.geo.nblk, LS_THREADS, smem, s, a);
+    if (fused) {
+        void (*kernel)(PolicyArgs, SeqPre, unsigned *) = ls_policy_fused_kernel<LS_STAGES>;
+        if (!rlc_smem_allow(kernel, smem, "rlc_cuda_policy_loss")) return -1;
+        if (cudaMemsetAsync(w.state, 0, (size_t)w.geo.nblk * sizeof(unsigned), s) != cudaSuccess) {
+            fprintf(stderr, "rlc_cuda_policy_loss: cudaMemsetAsync of the chunk states failed\n");
+            return -1;
+        }
+        RLC_LAUNCH(kernel, w.geo.nblk, LS_THREADS, smem, s, a, p, w.state);
+    } else {
+        void (*kernel)(PolicyArgs) = vec ? (seq ? ls_policy_token_kernel<true, true, LS_STAGES>
+                                                : ls_policy_token_kernel<true, false, LS_STAGES>)
+                                         : (seq ? ls_policy_token_kernel<false, true, 1>
+                                                : ls_policy_token_kernel<false, false, 1>);
+        if (!rlc_smem_allow(kernel, smem, "rlc_cuda_policy_loss")) return -1;
+        RLC_LAUNCH(kernel, w.geo.nblk, LS_THREADS, smem, s, a);
+    }
     RLC_LAUNCH(ls_policy_finalize_kernel, w.ngroups, LS_THREADS, 0, s, a, w.geo.nblk);
     return ls_check_launch("rlc_cuda_policy_loss");
 }

@@ -44,6 +44,11 @@ int rlc_cuda_policy_loss(const rlc_loss_config *cfg, const rlc_loss_norm *norm, 
 // Benchmarks and tests only: caps the token kernels' grid at n blocks (0: the default, 1024). It changes the
 // reduction tree (so the low bits of the sums) and the workspace size: set it before *_workspace_bytes.
 void rlc_cuda_loss_set_max_blocks(int n);
+// Benchmarks and tests only: 1 (the default) runs a policy loss that needs a per-sequence quantity (GSPO,
+// seq-mean-token-mean, sequence TIS) as one fused kernel that reads each input once from DRAM (when the inputs
+// take the cp.async path; others always run the separate kernels); 0 runs the separate pre-pass kernels first.
+// Both give the same bits.
+void rlc_cuda_loss_set_fused(int on);
 
 // ---- clipped value loss (rlc_value_loss's twin) ----
 size_t rlc_cuda_value_loss_workspace_bytes(int T, int B);

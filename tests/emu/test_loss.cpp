@@ -279,6 +279,24 @@ static void run_policy_aligned_vs_offset(const Batch &b, const PolicyCase &pc, d
           "%s: aligned and offset inputs give different bits", pc.name);
 }
 
+// The configurations with a per-sequence quantity (the pre-pass; the fused kernel when it is on).
+static bool needs_seq(const rlc_loss_config &c) {
+    return c.policy == RLC_PL_GSPO || c.agg == RLC_AGG_SEQ_MEAN_TOKEN_MEAN || c.tis == RLC_TIS_SEQ;
+}
+
+// The fused kernel (pre-pass inside the token kernel) and the separate pre-pass kernels must give the same bits
+// (same per-range sums, fix-up order and token pass), each also matching the CPU twin (run_policy).
+static void run_policy_fused_vs_separate(const Batch &b, const PolicyCase &pc, double l_const) {
+    PolicyOut f, sep;
+    run_policy(b, pc, l_const, 0, &f);
+    rlc_cuda_loss_set_fused(0);
+    run_policy(b, pc, l_const, 0, &sep);
+    rlc_cuda_loss_set_fused(1);
+    CHECK(f.dlogp.size() == sep.dlogp.size() && !memcmp(f.dlogp.data(), sep.dlogp.data(), f.dlogp.size() * 4) &&
+              !memcmp(f.dent.data(), sep.dent.data(), f.dent.size() * 4) && !memcmp(&f.st, &sep.st, sizeof f.st),
+          "%s: fused and separate pre-pass give different bits", pc.name);
+}
+
 // --------------------------------------------------------------------------------------------- value loss
 
 static void run_value(const Batch &b, rlc_agg agg, float cv) {
@@ -440,14 +458,20 @@ int main() {
     // Packed batch: very short and long sequences, one fully masked (index 2), T not a multiple of 256.
     const std::vector<int> lens = {1, 2, 40, 1500, 3, 1, 700, 17, 1, 257, 96, 5, 1, 630, 33, 9, 1, 2, 300, 64};
     const Batch b = make_batch(lens, 2024);
-    for (const PolicyCase &pc : policy_cases()) run_policy(b, pc, 1024.0);
+    int n_seq_cases = 0;
+    for (const PolicyCase &pc : policy_cases()) {
+        if (needs_seq(pc.cfg)) run_policy_fused_vs_separate(b, pc, 1024.0), n_seq_cases++;
+        else run_policy(b, pc, 1024.0);
+    }
+    CHECK(n_seq_cases >= 8, "only %d cases with a per-sequence quantity", n_seq_cases);
     // A single one-token sequence (T = 1).
     const Batch one = make_batch({1}, 7);
     for (int k = 0; k < 3; k++) {
         PolicyCase pc = {k == 0 ? "T=1 ppo" : k == 1 ? "T=1 gspo" : "T=1 cispo", base_cfg(), true, true, true};
         pc.cfg.policy = (rlc_policy_kind)k;
         pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f, pc.cfg.tis = RLC_TIS_TOKEN;
-        run_policy(one, pc, 8.0);
+        if (needs_seq(pc.cfg)) run_policy_fused_vs_separate(one, pc, 8.0);
+        else run_policy(one, pc, 8.0);
     }
     // A bigger batch (several hundred blocks), token TIS, dual clip.
     {
@@ -475,7 +499,8 @@ int main() {
             static char names[2][64][96];
             snprintf(names[cap > 1][k], sizeof names[cap > 1][k], "%s [%d blocks]", pc.name, cap);
             pc.name = names[cap > 1][k];
-            run_policy(b, pc, 1024.0);
+            if (needs_seq(pc.cfg)) run_policy_fused_vs_separate(b, pc, 1024.0);
+            else run_policy(b, pc, 1024.0);
             if (cap == 1 && k % 2 == 0) run_policy(b, pc, 1024.0, 3); // plain-load path, many steps per warp
         }
         rlc_cuda_loss_set_max_blocks(0);
@@ -494,7 +519,8 @@ int main() {
             pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f;
             pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_TOKEN, pc.cfg.tis_mode = RLC_TIS_MASK;
             if (k == 2) rlc_cuda_loss_set_max_blocks(1);
-            run_policy(dense, pc, 64.0);
+            if (needs_seq(pc.cfg)) run_policy_fused_vs_separate(dense, pc, 64.0);
+            else run_policy(dense, pc, 64.0);
             rlc_cuda_loss_set_max_blocks(0);
         }
         run_value(dense, RLC_AGG_SEQ_MEAN_TOKEN_MEAN, 0.5f);
@@ -511,7 +537,24 @@ int main() {
             pc.cfg.policy = k == 0 ? RLC_PL_GSPO : RLC_PL_PPO;
             pc.cfg.agg = RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
             pc.cfg.kl_beta = 0.1f, pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_TOKEN;
-            run_policy(mid, pc, 4096.0);
+            run_policy_fused_vs_separate(mid, pc, 4096.0);
+        }
+    }
+    // Many chunks of one pre-pass range each (steps = 1), sequences over up to 5 of them, so that blocks claim
+    // their neighbours' pre-pass or wait for it, under every block order of the schedules.
+    {
+        std::vector<int> lens;
+        for (int i = 0; i < 60; i++) lens.push_back(i % 4 == 0 ? 1 + i : i % 4 == 1 ? 4500 - 13 * i : 700 + 31 * i);
+        const Batch many = make_batch(lens, 81);
+        CHECK(many.T > 64 * 1024 && many.T < 128 * 1024, "many-chunk batch has %d tokens", many.T);
+        for (int k = 0; k < 2; k++) {
+            PolicyCase pc = {k == 0 ? "many chunks gspo tis=seq" : "many chunks ppo smtm", base_cfg(), true, true,
+                             true};
+            pc.cfg.policy = k == 0 ? RLC_PL_GSPO : RLC_PL_PPO;
+            pc.cfg.agg = k == 0 ? RLC_AGG_SEQ_MEAN_TOKEN_SUM : RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
+            pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f;
+            pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_TOKEN;
+            run_policy_fused_vs_separate(many, pc, 4096.0);
         }
     }
     // One sequence longer than LS_FIX_LONG pre-pass ranges of 1024 tokens (its partials are added by a whole
@@ -523,8 +566,14 @@ int main() {
             pc.cfg.policy = k == 0 ? RLC_PL_GSPO : RLC_PL_CISPO;
             pc.cfg.agg = RLC_AGG_SEQ_MEAN_TOKEN_MEAN;
             pc.cfg.kl_beta = 0.1f, pc.cfg.tis = k == 0 ? RLC_TIS_SEQ : RLC_TIS_OFF;
-            run_policy(longb, pc, 4096.0);
+            run_policy_fused_vs_separate(longb, pc, 4096.0);
         }
+        // chunks of 10 ranges (4 blocks): the long sequence spans every chunk
+        rlc_cuda_loss_set_max_blocks(4);
+        PolicyCase pc = {"long gspo [4 blocks]", base_cfg(), true, true, true};
+        pc.cfg.policy = RLC_PL_GSPO, pc.cfg.tis = RLC_TIS_SEQ, pc.cfg.tis_mode = RLC_TIS_MASK, pc.cfg.kl_beta = 0.1f;
+        run_policy_fused_vs_separate(longb, pc, 4096.0);
+        rlc_cuda_loss_set_max_blocks(0);
         run_value(longb, RLC_AGG_SEQ_MEAN_TOKEN_MEAN, 0.5f);
     }
     // No tokens at all (T = 0, two empty sequences): zero counts, the loss of nothing.
@@ -534,7 +583,7 @@ int main() {
             v->reserve(1); // non-NULL data() for the CPU twin's argument checks
         PolicyCase pc = {"T=0 gspo", base_cfg(), true, true, true};
         pc.cfg.policy = RLC_PL_GSPO, pc.cfg.kl_beta = 0.1f;
-        run_policy(none, pc, 8.0);
+        run_policy_fused_vs_separate(none, pc, 8.0);
     }
     for (int agg = 0; agg < 4; agg++) {
         run_value(b, (rlc_agg)agg, 0.5f);
