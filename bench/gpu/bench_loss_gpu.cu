@@ -7,7 +7,8 @@
 // launch latency), the extra memory (the workspace) and the ratio to the device copy bandwidth
 // (cudaMemcpyAsync device to device, read + write, of the same bytes and of 256 MiB, timed the same queued way)
 // measured in the same run. Target (issue 5): >= 70% of copy bandwidth. CPU version: bench/bench_loss.c.
-// PPO runs without a per-sequence pre-pass (token-mean weights are constant); GSPO with sequence TIS needs it.
+// PPO runs without a per-sequence pre-pass (token-mean weights are constant); GSPO with sequence TIS needs it:
+// row gspo is the fused kernel (the default), row gspo-sep the separate pre-pass kernels, timed in the same run.
 // Before timing, PPO, GSPO and CISPO on a small packed batch are compared with the CPU twin rlc_policy_loss
 // (tolerances of tests/emu/test_loss.cpp: gradients 1e-5 relative + 1e-6 of the largest, loss and sums 1e-5
 // relative), with aligned inputs, misaligned inputs (scalar path) and a one-block grid, and the aligned run
@@ -86,8 +87,9 @@ static rlc_loss_config check_cfg(int kind) {
 
 // The kernels against the CPU twin on a small packed batch (sequences of 0 to 700 tokens, T not a multiple of
 // 4), three configurations, each with 16-byte aligned inputs (vector loads), inputs one element off (the
-// scalar path) and a one-block grid (many steps per warp); the aligned run is repeated and must give the same
-// bits. Returns the number of failures.
+// scalar path) and a one-block grid (many steps per warp); each run is repeated and must give the same bits,
+// and once more with the separate pre-pass kernels (rlc_cuda_loss_set_fused(0)), which must give them too.
+// Returns the number of failures.
 static int check_vs_cpu(void) {
     std::vector<int> lens;
     for (int i = 0; i < 14; i++) lens.push_back(256);
@@ -141,23 +143,27 @@ static int check_vs_cpu(void) {
             rlc_loss_batch db = {T, B, d_cu, d_mask + off};
             rlc_policy_inputs din = {d_x[0] + off, d_x[1] + off, d_x[2] + off, d_x[3] + off, d_x[4] + off, d_x[5] + off};
             const rlc_loss_config cfg = check_cfg(kind);
-            std::vector<float> g_c(T), e_c(T), g(T), e(T), g2(T);
-            rlc_loss_stats st_c, st, st2;
+            std::vector<float> g_c(T), e_c(T), g(T), e(T), g2(T), g3(T);
+            rlc_loss_stats st_c, st, st2, st3;
             memset(&st_c, 0, sizeof st_c);
             const double loss_c = rlc_policy_loss(&cfg, &nrm, &hb, &hin, g_c.data(), e_c.data(), &st_c);
             void *ws;
             RLC_CUDA_CHECK(cudaMalloc(&ws, rlc_cuda_policy_loss_workspace_bytes(T, B)));
             double loss = 0;
-            for (int rep = 0; rep < 2; rep++) {
+            for (int rep = 0; rep < 3; rep++) { // twice as set, then with the separate pre-pass kernels
+                float *gr[3] = {g.data(), g2.data(), g3.data()};
+                rlc_loss_stats *sr[3] = {&st, &st2, &st3};
+                rlc_cuda_loss_set_fused(rep < 2);
                 RLC_CUDA_CHECK(cudaMemset(d_st, 0, sizeof(rlc_loss_stats)));
                 RLC_CUDA_CHECK(cudaMemset(d_dlogp, 0xff, (T + pad) * 4));
                 fails += rlc_cuda_policy_loss(&cfg, &nrm, &db, &din, d_dlogp + off, d_dent + off, d_st, d_loss, ws,
                                               NULL) != 0;
-                RLC_CUDA_CHECK(cudaMemcpy(rep ? g2.data() : g.data(), d_dlogp + off, T * 4, cudaMemcpyDeviceToHost));
-                RLC_CUDA_CHECK(cudaMemcpy(rep ? &st2 : &st, d_st, sizeof st, cudaMemcpyDeviceToHost));
+                RLC_CUDA_CHECK(cudaMemcpy(gr[rep], d_dlogp + off, T * 4, cudaMemcpyDeviceToHost));
+                RLC_CUDA_CHECK(cudaMemcpy(sr[rep], d_st, sizeof st, cudaMemcpyDeviceToHost));
+                if (rep == 1) RLC_CUDA_CHECK(cudaMemcpy(&loss, d_loss, sizeof loss, cudaMemcpyDeviceToHost));
             }
+            rlc_cuda_loss_set_fused(1);
             RLC_CUDA_CHECK(cudaMemcpy(e.data(), d_dent + off, T * 4, cudaMemcpyDeviceToHost));
-            RLC_CUDA_CHECK(cudaMemcpy(&loss, d_loss, sizeof loss, cudaMemcpyDeviceToHost));
             RLC_CUDA_CHECK(cudaFree(ws));
             double mx = 0;
             for (int t = 0; t < T; t++) mx = fmax(mx, fabs((double)g_c[t]));
@@ -175,6 +181,8 @@ static int check_vs_cpu(void) {
                 expect(fabs(a[k] - b[k]) <= 1e-9 + 1e-5 * fabs(b[k]), "stats field", (long)k, a[k], b[k]);
             expect(fabs(loss - loss_c) <= 1e-9 + 1e-5 * fabs(loss_c), "loss", 0, loss, loss_c);
             expect(!memcmp(g.data(), g2.data(), T * 4) && !memcmp(&st, &st2, sizeof st), "run-to-run bits", 0, 0, 0);
+            expect(!memcmp(g.data(), g3.data(), T * 4) && !memcmp(&st, &st3, sizeof st),
+                   "fused vs separate pre-pass bits", 0, 0, 0);
             static const char *kinds[3] = {"ppo", "gspo", "cispo"}, *vars[3] = {"aligned", "offset 1", "1 block"};
             printf("check vs CPU twin (%s, %s, T %d, B %d): %s (loss %.8g, CPU %.8g)\n", kinds[kind], vars[variant], T,
                    B, bad ? "FAILED" : "ok", loss, loss_c);
@@ -211,7 +219,7 @@ int main(int argc, char **argv) {
     printf("bench_loss_gpu on %s: policy-loss kernels vs device copy bandwidth (%.0f GB/s for 256 MiB, same run)\n",
            prop.name, copy_big);
     if (max_blocks > 0) printf("token-kernel grid capped at %d blocks (--max-blocks)\n", max_blocks);
-    printf("%-5s %8s %6s | %9s %8s | %9s | %10s | %10s %9s | %s\n", "loss", "T", "B", "time us", "GB/s", "idle us",
+    printf("%-8s %8s %6s | %9s %8s | %9s | %10s | %10s %9s | %s\n", "loss", "T", "B", "time us", "GB/s", "idle us",
            "extra KiB", "copy GB/s", "vs copy", "vs 256MiB copy");
     const int Ts[5] = {4096, 16384, 32768, 1 << 20, 1 << 23};
     const int L = 256;
@@ -239,10 +247,11 @@ int main(int argc, char **argv) {
         rlc_policy_inputs in = {x[0], x[1], x[2], x[3], x[4], x[5]};
         // the normalisers are host values: counted from the layout (every sequence has L - 64 response tokens)
         rlc_loss_norm nrm = {(double)B * (L - 64), (double)B, 1024};
-        for (int kind = 0; kind < 2; kind++) {
+        for (int kind = 0; kind < 3; kind++) { // ppo, gspo (fused kernel), gspo with the separate pre-pass
             rlc_loss_config cfg;
             memset(&cfg, 0, sizeof cfg);
             cfg.policy = kind == 0 ? RLC_PL_PPO : RLC_PL_GSPO;
+            rlc_cuda_loss_set_fused(kind != 2);
             cfg.eps_low = 0.2f, cfg.eps_high = 0.28f, cfg.dual_clip = kind == 0 ? 3.0f : 0.0f;
             cfg.agg = RLC_AGG_TOKEN_MEAN;
             cfg.kl_beta = 0.01f, cfg.kl_est = RLC_KL_K3;
@@ -259,12 +268,13 @@ int main(int argc, char **argv) {
             RLC_CUDA_CHECK(cudaMemcpy(&h_loss, loss, sizeof h_loss, cudaMemcpyDeviceToHost));
             if (!(h_loss == h_loss)) err = 1;
             const double gbs = bytes / (ms * 1e-3) / 1e9;
-            printf("%-5s %8d %6d | %9.1f %8.1f | %9.1f | %10.1f | %10.0f %8.2fx | %.2fx%s\n",
-                   kind == 0 ? "ppo" : "gspo", T, B, ms * 1e3, gbs, idle_ms * 1e3, wsb / 1024.0, copy, gbs / copy,
+            printf("%-8s %8d %6d | %9.1f %8.1f | %9.1f | %10.1f | %10.0f %8.2fx | %.2fx%s\n",
+                   kind == 0 ? "ppo" : kind == 1 ? "gspo" : "gspo-sep", T, B, ms * 1e3, gbs, idle_ms * 1e3, wsb / 1024.0, copy, gbs / copy,
                    gbs / copy_big, err ? "  (ERROR)" : "");
             rc |= err;
             RLC_CUDA_CHECK(cudaFree(ws));
         }
+        rlc_cuda_loss_set_fused(1);
         for (int k = 0; k < 6; k++) RLC_CUDA_CHECK(cudaFree(x[k]));
         for (void *p : {(void *)dlogp, (void *)dent, (void *)mask, (void *)cu, (void *)st, (void *)loss})
             RLC_CUDA_CHECK(cudaFree(p));

@@ -98,11 +98,13 @@ prog_args() {
 }
 # Extra runs of bench programs with other settings, for comparisons a first GPU run should make (RLC_GPU_EXTRA=0
 # skips them): the loss token kernels' grid capped at about one wave of an H100/H200 (132 SMs x 4 blocks) instead
-# of 1024 blocks (two waves, one step per warp at 1M tokens), and the log-prob's default variant with a
-# 1024-token chunk whose 32 MiB fp32 scratch stays in L2.
+# of 1024 blocks (two waves, one step per warp at 1M tokens), and raised to 4096 blocks (the fused GSPO kernel's
+# chunks then 2048 tokens at 8M tokens, so that its re-read of a chunk more likely hits L2), and the log-prob's
+# default variant with a 1024-token chunk whose 32 MiB fp32 scratch stays in L2.
 extra_runs=(
     "bench_loss_gpu --min-tokens 1048576 --check 0 --max-blocks 512"
     "bench_loss_gpu --min-tokens 1048576 --check 0 --max-blocks 256"
+    "bench_loss_gpu --min-tokens 1048576 --check 0 --max-blocks 4096"
     "bench_logprob_gpu --variant 0 --tchunk 1024 --vchunk 8192"
 )
 prog_rows=""
