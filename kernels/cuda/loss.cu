@@ -212,10 +212,11 @@ __device__ float4 ls_seq_info(const SeqW &p, double n, double d, double o) {
 // reloaded (one coalesced load of 32 entries) when a step's tokens run past it; a step that spans more than
 // 32 sequence starts (sequences of a few tokens) falls back to a binary search per token. FUSED (the fused
 // kernel): the weights are read through L2 (__ldcg), since that kernel writes them earlier in the same launch
-// and the read-only path of __ldg does not allow it, and the block's head sequence ls_head().i takes
-// ls_head().w instead of its global entry.
-struct LsHead { // the fused kernel's head sequence and its weights (i = -1: none)
-    int i;
+// and the read-only path of __ldg does not allow it; the block's head sequence ls_head().i takes ls_head().w
+// instead of its global entry, and the window's entries past the block's last sequence, which later blocks may be
+// writing, read as zeros (no token of the block is in them).
+struct LsHead { // the fused kernel's head sequence and its weights (i = -1: none), and its last sequence
+    int i, last;
     float4 w;
 };
 // The block's one LsHead, in shared memory. A function-local static: its address is a constant, so the token
@@ -233,6 +234,7 @@ template <bool SEQ, bool FUSED = false> struct LsWindow {
 
     __device__ __forceinline__ float4 weights(int i) const {
         if (!FUSED) return __ldg(gi + i);
+        if (i > ls_head().last) return make_float4(0.0f, 0.0f, 0.0f, 0.0f); // another block's: not read (never used)
         return i == ls_head().i ? ls_head().w : __ldcg(gi + i);
     }
     __device__ void load(int i, int lane) {
@@ -780,13 +782,14 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_fused_kernel(PolicyAr
     LsHead &sh_head = ls_head();
     const int lane = threadIdx.x & 31, c = blockIdx.x;
     const long long chunk = (long long)a.steps * LS_WARPS * LS_STEP, t0l = c * chunk; // chunk = steps ranges
-    if (threadIdx.x == 0) sh_head.i = -1, sh_head.w = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (threadIdx.x == 0) sh_head.i = sh_head.last = -1, sh_head.w = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (t0l < a.T) { // uniform
         const int t0 = (int)t0l, t1 = (int)min((long long)a.T, t0l + chunk);
         // the block's sequences (first and last hold tokens of the chunk) and the chunks [c_a, c_z] they span
         const int i_first = ls_warp_seq_of(a.cu, a.B, t0, lane), i_last = ls_warp_seq_of(a.cu, a.B, t1 - 1, lane);
         const int c_a = __ldg(a.cu + i_first) / LS_PRE_RANGE / a.steps;
         const int c_z = (__ldg(a.cu + i_last + 1) - 1) / LS_PRE_RANGE / a.steps;
+        if (threadIdx.x == 0) sh_head.last = i_last;
         // its own chunk first (the common case: nobody else has claimed it yet), then the others in order; one
         // call site keeps one copy of the pre-pass code (two copies spill in the 64 registers)
         for (int k = c, j = 0; k <= c_z; k = j++ == 0 ? c_a : k + 1) {
