@@ -1,8 +1,17 @@
 // kernels/cuda/sample.cu: next-token sampling (interface and method: sample.h; CPU twin: kernels/cpu/sample_cpu.c).
-// One 256-thread block per row. Order of the vocabulary: logit descending, id ascending (the CPU's probability
-// order: exp is monotonic, and equal logits have equal probabilities). Selections walk that order by radix
-// descent on a 32-bit order-preserving key of the logit, 10 + 11 + 11 bits, with shared-memory histograms of
-// (count, fixed-point mass); integer atomics make every histogram exact whatever the schedule.
+// One block per row. Order of the vocabulary: logit descending, id ascending (the CPU's probability order: exp is
+// monotonic, and equal logits have equal probabilities). Selections walk that order by radix descent on a 32-bit
+// order-preserving key of the logit, 10 + 11 + 11 bits, with shared-memory histograms of (count, fixed-point
+// mass); integer atomics make every histogram exact whatever the schedule.
+//
+// Two variants (rlc_cuda_sample_set_variant), the same tokens (the masses and the descent are the same; logp and
+// entropy are sums in another order):
+//   0 (default): 256-thread blocks, 4 per multiprocessor; every pass reads the row from global memory. At 512 rows
+//     of V = 151936 the 528 rows in flight (0.3 GB) do not fit in L2, so each pass reads DRAM.
+//   1: 1024-thread blocks, one per multiprocessor; the max pass also copies the row's first 40960 logits (160 KiB)
+//     into shared memory, where the later passes read them (all of a row up to V = 40960). With 132 rows in flight
+//     the rest of the rows (59 MB at V = 151936) about fits in L2, so the later passes mostly read L2, not DRAM.
+// Neither has run on a GPU yet: tests/gpu/test_sample times both.
 #include "sample.h"
 
 #include <limits.h>
@@ -11,8 +20,8 @@
 #include "philox.h"
 #include "rlc_cuda.h"
 
-#define SMP_THREADS 256
-#define SMP_WARPS (SMP_THREADS / 32)
+#define SMP_MAX_WARPS 32 // per-warp partials: room for 1024-thread blocks
+#define SMP_CACHE 40960  // variant 1: logits of a row kept in shared memory (160 KiB)
 #define SMP_N1 1024 // level-1 bins: key bits 31..22
 #define SMP_N2 2048 // level-2 and level-3 bins: key bits 21..11, then 10..0
 #define SMP_FULL 0xffffffffu
@@ -29,17 +38,25 @@ struct SmpParams {
 };
 
 // Shared state of one block (44 KiB: under the 48 KiB of static shared memory).
+// A row of logits; CACHE (variant 1): its first n_cached entries also in shared memory, where reads of them go.
+template <bool CACHE> struct SmpRow {
+    const float *g;      // (V) global
+    const float *cached; // (n_cached) shared
+    int n_cached;
+    __device__ __forceinline__ float operator[](int j) const { return CACHE && j < n_cached ? cached[j] : g[j]; }
+};
+
 struct SmpShared {
     unsigned long long h1m[SMP_N1]; // level-1 histogram (kept for all selections of the row): mass, count
     unsigned h1c[SMP_N1];
     unsigned long long hm[SMP_N2];  // level-2 / level-3 histogram: mass, count, lowest id (level 3)
     unsigned hc[SMP_N2];
     int hid[SMP_N2];
-    double wd[2][SMP_WARPS];        // per-warp partials
-    unsigned long long wq[SMP_WARPS];
-    float wv[SMP_WARPS];
-    int wi[SMP_WARPS];
-    unsigned wcnt[SMP_WARPS];
+    double wd[2][SMP_MAX_WARPS];    // per-warp partials
+    unsigned long long wq[SMP_MAX_WARPS];
+    float wv[SMP_MAX_WARPS];
+    int wi[SMP_MAX_WARPS];
+    unsigned wcnt[SMP_MAX_WARPS];
     unsigned sel_bin;               // smp_find's answer
     unsigned long long sel_cnt, sel_mass;
     int found;
@@ -117,16 +134,17 @@ __device__ __forceinline__ void smp_find(const unsigned *hc, const unsigned long
 
 // Histogram into sh.hc / sh.hm / sh.hid of the logits whose key >> (dshift + 11) equals prefix, binned by the 11
 // key bits at dshift. Every thread calls it.
-__device__ __forceinline__ void smp_hist(const float *row, const SmpParams &p, double mx, uint32_t prefix,
+template <int NT, bool CACHE>
+__device__ __forceinline__ void smp_hist(const SmpRow<CACHE> &row, const SmpParams &p, double mx, uint32_t prefix,
                                          int dshift, SmpShared &sh) {
     __syncthreads(); // everybody has read the previous histogram's answer
-    for (int b = threadIdx.x; b < SMP_N2; b += SMP_THREADS) {
+    for (int b = threadIdx.x; b < SMP_N2; b += NT) {
         sh.hc[b] = 0;
         sh.hm[b] = 0;
         sh.hid[b] = INT_MAX;
     }
     __syncthreads();
-    for (int j = threadIdx.x; j < p.V; j += SMP_THREADS) {
+    for (int j = threadIdx.x; j < p.V; j += NT) {
         const float z = row[j];
         const uint32_t key = smp_key(z);
         if ((key >> (dshift + 11)) != prefix) continue;
@@ -147,17 +165,18 @@ struct SmpSel {
     int min_id;
 };
 
-__device__ __forceinline__ SmpSel smp_select(const float *row, const SmpParams &p, double mx, bool by_mass,
+template <int NT, bool CACHE>
+__device__ __forceinline__ SmpSel smp_select(const SmpRow<CACHE> &row, const SmpParams &p, double mx, bool by_mass,
                                              unsigned long long thr, SmpShared &sh) {
     smp_find(sh.h1c, sh.h1m, SMP_N1, by_mass, thr, sh);
     const uint32_t b1 = sh.sel_bin;
     unsigned long long n_gt = sh.sel_cnt, m_gt = sh.sel_mass;
-    smp_hist(row, p, mx, b1, 11, sh);
+    smp_hist<NT>(row, p, mx, b1, 11, sh);
     smp_find(sh.hc, sh.hm, SMP_N2, by_mass, thr - (by_mass ? m_gt : n_gt), sh);
     const uint32_t b2 = sh.sel_bin;
     n_gt += sh.sel_cnt;
     m_gt += sh.sel_mass;
-    smp_hist(row, p, mx, (b1 << 11) | b2, 0, sh);
+    smp_hist<NT>(row, p, mx, (b1 << 11) | b2, 0, sh);
     smp_find(sh.hc, sh.hm, SMP_N2, by_mass, thr - (by_mass ? m_gt : n_gt), sh);
     const uint32_t b3 = sh.sel_bin;
     SmpSel r;
@@ -179,20 +198,21 @@ __device__ __forceinline__ unsigned long long smp_each(const SmpSel &s, bool at_
 
 // The id of the i-th (0-based) logit, in id order, whose key is `key`: the row in chunks of the block's threads,
 // a ballot count per warp, the warps' counts in order. Every thread calls it.
-__device__ __forceinline__ int smp_nth_equal(const float *row, int V, uint32_t key, unsigned long long i,
+template <int NT, bool CACHE>
+__device__ __forceinline__ int smp_nth_equal(const SmpRow<CACHE> &row, int V, uint32_t key, unsigned long long i,
                                              SmpShared &sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     unsigned long long base = 0;
     __syncthreads();
     if (threadIdx.x == 0) sh.found = 0;
-    for (int j0 = 0; j0 < V; j0 += SMP_THREADS) {
+    for (int j0 = 0; j0 < V; j0 += NT) {
         const int j = j0 + (int)threadIdx.x;
         const bool f = j < V && smp_key(row[j]) == key;
         const unsigned bal = __ballot_sync(SMP_FULL, f);
         if (lane == 0) sh.wcnt[warp] = (unsigned)__popc(bal);
         __syncthreads();
         unsigned long long before = base, chunk = 0;
-        for (int w = 0; w < SMP_WARPS; w++) {
+        for (int w = 0; w < NT / 32; w++) {
             if (w < warp) before += sh.wcnt[w];
             chunk += sh.wcnt[w];
         }
@@ -205,21 +225,22 @@ __device__ __forceinline__ int smp_nth_equal(const float *row, int V, uint32_t k
 }
 
 // The sampled token of a row (not greedy); arg = the argmax, Q = the row's total mass.
-__device__ __forceinline__ int smp_draw(const float *row, const SmpParams &p, double mx, int arg,
+template <int NT, bool CACHE>
+__device__ __forceinline__ int smp_draw(const SmpRow<CACHE> &row, const SmpParams &p, double mx, int arg,
                                         unsigned long long Q, const int *key, SmpShared &sh) {
     const unsigned long long V = (unsigned long long)p.V;
     // top-k: the first K logits, mass_k
     const unsigned long long K = p.top_k > 0 && (unsigned long long)p.top_k < V ? (unsigned long long)p.top_k : V;
     unsigned long long n_keep = K, mass_keep = Q;
     if (K < V) {
-        const SmpSel a = smp_select(row, p, mx, false, K, sh);
+        const SmpSel a = smp_select<NT>(row, p, mx, false, K, sh);
         mass_keep = a.m_gt + (K - a.n_gt) * smp_each(a, false);
     }
     // top-p: the shortest prefix whose mass reaches top_p * Q, unless the top-k cut is shorter
     if (p.top_p < 1.0f) {
         const double t = ceil((double)p.top_p * (double)Q);
         const unsigned long long thr = !(t >= 1.0) ? 1ull : t >= (double)Q ? Q : (unsigned long long)t;
-        const SmpSel b = smp_select(row, p, mx, true, thr, sh);
+        const SmpSel b = smp_select<NT>(row, p, mx, true, thr, sh);
         const unsigned long long q = smp_each(b, true), take = (thr - b.m_gt + q - 1) / q; // equal logits taken
         if (b.n_gt + take < n_keep) {
             n_keep = b.n_gt + take;
@@ -231,27 +252,32 @@ __device__ __forceinline__ int smp_draw(const float *row, const SmpParams &p, do
     const float u = rlc_philox_uniform(p.seed, p.step, (uint64_t)key[0], (uint64_t)key[1], (uint64_t)key[2], 0);
     unsigned long long thr = (unsigned long long)((double)u * (double)mass_keep) + 1;
     if (thr > mass_keep) thr = mass_keep;
-    const SmpSel c = smp_select(row, p, mx, true, thr, sh);
+    const SmpSel c = smp_select<NT>(row, p, mx, true, thr, sh);
     const unsigned long long q = smp_each(c, true), i = (thr - c.m_gt + q - 1) / q - 1; // index among equal logits
-    return i == 0 || i >= c.n_eq ? c.min_id : smp_nth_equal(row, p.V, c.key, i, sh);
+    return i == 0 || i >= c.n_eq ? c.min_id : smp_nth_equal<NT>(row, p.V, c.key, i, sh);
 }
 
-// 4 blocks per SM (44 KiB of shared memory each; up to 64 registers per thread: ptxas's default target for this
-// shared-memory size is 48 registers, which spills).
-__global__ void __launch_bounds__(SMP_THREADS, 4)
+// NT threads a block, MINB blocks a multiprocessor (variant 0: 256 x 4, up to 64 registers a thread: ptxas's
+// default target for this shared-memory size is 48 registers, which spills; variant 1: 1024 x 1). CACHE (variant 1):
+// the dynamic shared memory holds the row's first min(V, SMP_CACHE) logits after the max pass.
+template <int NT, int MINB, bool CACHE>
+__global__ void __launch_bounds__(NT, MINB)
     smp_kernel(int *tok_out, float *logp_out, float *ent_out, const float *logits, const int *keys, SmpParams p) {
     __shared__ SmpShared sh;
+    RLC_DYN_SMEM(float, cache); // (min(V, SMP_CACHE)) with CACHE
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const float *row = logits + (size_t)blockIdx.x * p.ld;
-    for (int b = threadIdx.x; b < SMP_N1; b += SMP_THREADS) {
+    const int n_cache = CACHE ? min(p.V, SMP_CACHE) : 0;
+    SmpRow<CACHE> row = {logits + (size_t)blockIdx.x * p.ld, cache, 0}; // reads global until the cache is filled
+    for (int b = threadIdx.x; b < SMP_N1; b += NT) {
         sh.h1c[b] = 0;
         sh.h1m[b] = 0;
     }
     // 1. max and argmax (the first maximum: per thread by strict >, across threads by the lower id)
     float bv = -INFINITY;
     int bi = INT_MAX;
-    for (int j = threadIdx.x; j < p.V; j += SMP_THREADS) {
-        const float z = row[j];
+    for (int j = threadIdx.x; j < p.V; j += NT) {
+        const float z = row.g[j];
+        if (CACHE && j < n_cache) cache[j] = z;
         if (z > bv) {
             bv = z;
             bi = j;
@@ -269,10 +295,11 @@ __global__ void __launch_bounds__(SMP_THREADS, 4)
         sh.wv[warp] = bv;
         sh.wi[warp] = bi;
     }
-    __syncthreads();
+    __syncthreads(); // also: the cache is filled
+    row.n_cached = n_cache;
     bv = sh.wv[0];
     bi = sh.wi[0];
-    for (int w = 1; w < SMP_WARPS; w++)
+    for (int w = 1; w < NT / 32; w++)
         if (smp_better(sh.wv[w], sh.wi[w], bv, bi)) {
             bv = sh.wv[w];
             bi = sh.wi[w];
@@ -283,7 +310,7 @@ __global__ void __launch_bounds__(SMP_THREADS, 4)
     // 2. softmax statistics in double (+ the level-1 histogram and the total mass when sampling)
     double s = 0.0, spu = 0.0;
     unsigned long long qs = 0;
-    for (int j = threadIdx.x; j < p.V; j += SMP_THREADS) {
+    for (int j = threadIdx.x; j < p.V; j += NT) {
         const float z = row[j];
         const double x = smp_scaled(z, mx, p.tau), e = exp(x); // smp_exp: the histograms' very expression
         s += e;
@@ -309,7 +336,7 @@ __global__ void __launch_bounds__(SMP_THREADS, 4)
     __syncthreads();
     double sum = 0.0, sum_pu = 0.0;
     unsigned long long Q = 0;
-    for (int w = 0; w < SMP_WARPS; w++) {
+    for (int w = 0; w < NT / 32; w++) {
         sum += sh.wd[0][w];
         sum_pu += sh.wd[1][w];
         Q += sh.wq[w];
@@ -317,13 +344,15 @@ __global__ void __launch_bounds__(SMP_THREADS, 4)
     const double lse = log(sum);
 
     // 3. the token
-    const int tok = p.greedy ? arg : smp_draw(row, p, mx, arg, Q, keys + 3 * (size_t)blockIdx.x, sh);
+    const int tok = p.greedy ? arg : smp_draw<NT>(row, p, mx, arg, Q, keys + 3 * (size_t)blockIdx.x, sh);
     if (threadIdx.x == 0) {
         tok_out[blockIdx.x] = tok;
         logp_out[blockIdx.x] = (float)(smp_scaled(row[tok], mx, p.tau) - lse);
         ent_out[blockIdx.x] = (float)(lse - sum_pu / sum);
     }
 }
+
+static int smp_variant = 0; // rlc_cuda_sample_set_variant (tests and benches)
 
 static int smp_launch_ok(const char *what) {
     cudaError_t e = cudaGetLastError();
@@ -353,6 +382,20 @@ extern "C" int rlc_cuda_sample_tokens(int *tok, float *logp, float *ent, const f
     p.seed = seed;
     p.step = step;
     p.scale = ldexp(1.0, 62 - clog); // V masses of at most 2^(62 - clog) sum to at most 2^62
-    RLC_LAUNCH(smp_kernel, (unsigned)n, SMP_THREADS, 0, (cudaStream_t)stream, tok, logp, ent, logits, keys, p);
+    if (smp_variant == 1) {
+        const size_t smem = (size_t)(V < SMP_CACHE ? V : SMP_CACHE) * sizeof(float);
+        if (!rlc_smem_allow(smp_kernel<1024, 1, true>, smem, "rlc_cuda_sample_tokens")) return -1;
+        RLC_LAUNCH((smp_kernel<1024, 1, true>), (unsigned)n, 1024, smem, (cudaStream_t)stream, tok, logp, ent, logits,
+                   keys, p);
+    } else {
+        RLC_LAUNCH((smp_kernel<256, 4, false>), (unsigned)n, 256, 0, (cudaStream_t)stream, tok, logp, ent, logits, keys,
+                   p);
+    }
     return smp_launch_ok("rlc_cuda_sample_tokens");
+}
+
+extern "C" int rlc_cuda_sample_set_variant(int v) {
+    if (v < 0 || v > 1) return -1;
+    smp_variant = v;
+    return 0;
 }

@@ -37,6 +37,11 @@ int rlc_cuda_sample_tokens(int *tok, float *logp, float *ent, const float *logit
                            float temperature, int top_k, float top_p, int greedy, const int *keys, uint64_t seed,
                            uint64_t step, void *stream);
 
+// Tests and benchmarks only: the kernel variant (sample.cu's header; the same tokens): 0 (the default), 256-thread
+// blocks reading the row from global memory every pass; 1, 1024-thread blocks that keep the row's first 40960
+// logits in shared memory. Returns 0, or -1 for another v.
+int rlc_cuda_sample_set_variant(int v);
+
 #ifdef __cplusplus
 }
 #endif

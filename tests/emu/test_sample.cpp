@@ -25,6 +25,10 @@
 //     sums in another order (relative differences ~1e-15 before the rounding to float), so they agree to the float
 //     rounding: at most an ulp or two. A -inf logit makes the specification's entropy NaN (0 * -inf): NaN on both.
 //   A bad temperature ends the process with a message naming the entry.
+//   Kernel variant 1 (1024-thread blocks, the row's first 40960 logits in shared memory): the same comparisons on
+//     V = 1, 97 (one row for all), 5000 (all of the row cached) and 151936 (cached and uncached parts), and its
+//     tokens equal variant 0's bit for bit on rows of both kinds (the same masses and descent), logp and entropy
+//     within the tolerance above.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -237,6 +241,40 @@ static void test_sample(int V, int n, bool shared, const std::vector<rlc_samplin
     }
 }
 
+// Variants 0 and 1 on the same rows: the same tokens bit for bit; logp and entropy to the float rounding.
+static void test_variants_agree(int V, int n, const std::vector<rlc_sampling> &cfgs, uint32_t salt) {
+    Mix r(0x7A11 + salt * 1000003ull + (uint64_t)V);
+    std::vector<float> logits((size_t)n * V);
+    for (int i = 0; i < n; i++) fill_row(&logits[(size_t)i * V], V, (int)((i + salt) % KINDS), r);
+    std::vector<rlc_sample_key> keys(n);
+    for (int i = 0; i < n; i++) keys[i] = {(int)(r.next() % 1000), (int)(r.next() % 64), (int)(r.next() % 4096)};
+    float *dl = (float *)GPU->alloc(logits.size() * sizeof(float));
+    GPU->upload(dl, logits.data(), logits.size() * sizeof(float));
+    for (const rlc_sampling &s : cfgs) {
+        std::vector<int> tok[2];
+        std::vector<float> lp[2], en[2];
+        for (int v = 0; v < 2; v++) {
+            tok[v].assign(n, -7), lp[v].assign(n, NAN), en[v].assign(n, NAN);
+            CHECK(rlc_cuda_sample_set_variant(v) == 0, "variant %d", v);
+            GPU->sample_tokens(tok[v].data(), lp[v].data(), en[v].data(), dl, V, n, V, &s, keys.data(), 99, 5);
+        }
+        rlc_cuda_sample_set_variant(0);
+        char cname[96];
+        cfg_name(s, cname, sizeof cname);
+        int diff = 0;
+        for (int i = 0; i < n; i++) {
+            diff += tok[0][i] != tok[1][i];
+            const bool nan_ent = std::isnan(en[0][i]) && std::isnan(en[1][i]);
+            CHECK(fabs((double)lp[0][i] - lp[1][i]) <= 1e-6 * (1.0 + fabs((double)lp[0][i])) &&
+                      (nan_ent || fabs((double)en[0][i] - en[1][i]) <= 1e-6 * (1.0 + fabs((double)en[0][i]))),
+                  "variants V=%d %s row %d: logp %.9g / %.9g, entropy %.9g / %.9g", V, cname, i, lp[0][i], lp[1][i],
+                  en[0][i], en[1][i]);
+        }
+        CHECK(diff == 0, "variants V=%d %s: %d of %d tokens differ", V, cname, diff, n);
+    }
+    GPU->free(dl);
+}
+
 static std::vector<rlc_sampling> all_configs() {
     std::vector<rlc_sampling> v;
     v.push_back({1.0f, 0, 1.0f, 1});
@@ -325,9 +363,34 @@ int main() {
     test_sample(151936, 14, false, all, 7);
     test_sample(151936, 512, false, {{1.0f, 0, 1.0f, 0}}, 8); // a decode step of 512 sequences
     test_sample(32000, 300, false, {{0.6f, 20, 0.95f, 0}, {1.0f, 0, 0.8f, 0}}, 9);
-    time_sample(151936, 512, {1.0f, 0, 1.0f, 1}, "greedy");
-    time_sample(151936, 512, {1.0f, 0, 1.0f, 0}, "temperature 1");
-    time_sample(151936, 512, {0.7f, 50, 0.9f, 0}, "tau 0.7 top_k 50 top_p 0.9");
+#endif
+    // kernel variant 1
+    CHECK(rlc_cuda_sample_set_variant(1) == 0 && rlc_cuda_sample_set_variant(2) == -1, "set_variant");
+    test_sample(1, 3, false, all, 11);
+    test_sample(97, 9, true, all, 14);
+#ifdef RLC_EMU
+    test_sample(5000, 6, false, few, 16);
+    test_sample(151936, 2, false, few, 17);
+#else
+    test_sample(5000, 140, false, all, 16);
+    test_sample(151936, 14, false, all, 17);
+    test_sample(151936, 512, false, {{1.0f, 0, 1.0f, 0}}, 18);
+#endif
+    rlc_cuda_sample_set_variant(0);
+#ifdef RLC_EMU
+    test_variants_agree(5000, 8, few, 21);
+    test_variants_agree(151936, 2, {{1.0f, 0, 1.0f, 0}}, 22);
+#else
+    test_variants_agree(5000, 64, all_configs(), 21);
+    test_variants_agree(151936, 64, all_configs(), 22);
+    for (int v = 0; v < 2; v++) {
+        rlc_cuda_sample_set_variant(v);
+        printf("  kernel variant %d:\n", v);
+        time_sample(151936, 512, {1.0f, 0, 1.0f, 1}, "greedy");
+        time_sample(151936, 512, {1.0f, 0, 1.0f, 0}, "temperature 1");
+        time_sample(151936, 512, {0.7f, 50, 0.9f, 0}, "tau 0.7 top_k 50 top_p 0.9");
+    }
+    rlc_cuda_sample_set_variant(0);
 #endif
     printf("sampling: %ld rows compared, %ld boundary cases (allowed %ld), %ld exact ties of flat rows; logp worst %.3g, "
            "entropy worst %.3g of the tolerance\n",
