@@ -749,9 +749,11 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyAr
 // A chunk's pre-pass is done once, by whichever block claims it first (block c at its start, or a block whose
 // sequences reach into chunk c): state[c] is 0 untouched, 1 claimed, 2 published (zeroed before the launch).
 // A claimant computes at once and never waits, so a block that waits on a claimed chunk waits on work that is
-// running, whatever the number of resident blocks: no deadlock. Weights of the sequences that start in the
-// chunk are written to info (only this block writes them); the head sequence, started in an earlier chunk, gets
-// its weights in shared memory (its owner writes the global entry, maybe at the same time).
+// running, whatever the number of resident blocks: no deadlock. The weights of a sequence that starts in chunk c
+// are written to info once: by chunk c's pre-pass (whichever block runs it) when the sequence lies inside one
+// range, else by block c's fix-up. Block c's head sequence, started in an earlier chunk, gets its weights in
+// shared memory (the owner may be writing the global entry at the same time), and block c reads no entry past its
+// last sequence (LsWindow).
 
 // Claims chunk c and computes its pre-pass, or waits until its claimant has published it. Whole block.
 __device__ void ls_chunk_ensure(const SeqPre &p, unsigned *state, int c, int steps) {
