@@ -25,10 +25,9 @@
 //     sums in another order (relative differences ~1e-15 before the rounding to float), so they agree to the float
 //     rounding: at most an ulp or two. A -inf logit makes the specification's entropy NaN (0 * -inf): NaN on both.
 //   A bad temperature ends the process with a message naming the entry.
-//   Kernel variant 1 (1024-thread blocks, the row's first 40960 logits in shared memory): the same comparisons on
-//     V = 1, 97 (one row for all), 5000 (all of the row cached) and 151936 (cached and uncached parts), and its
-//     tokens equal variant 0's bit for bit on rows of both kinds (the same masses and descent), logp and entropy
-//     within the tolerance above.
+//   Both kernel variants (1: 1024-thread blocks, the row's first 40960 logits in shared memory, so V = 5000 is all
+//     cached and V = 151936 partly) run every case, on other rows; on the same rows their tokens are equal bit for
+//     bit (the same masses and descent), logp and entropy within the tolerance above.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -350,32 +349,24 @@ int main() {
 
     const std::vector<rlc_sampling> all = all_configs();
     const std::vector<rlc_sampling> few = {{1.0f, 0, 1.0f, 1}, {1.0f, 0, 1.0f, 0}, {0.7f, 50, 0.9f, 0}};
-    test_sample(1, 3, false, all, 1);
-    test_sample(2, 7, false, all, 2);
-    test_sample(97, 21, false, all, 3);
-    test_sample(97, 9, true, all, 4); // one row for all keys
-    test_sample(97, 5, false, few, 5, true);
+    for (uint32_t v = 0; v < 2; v++) { // both kernel variants, the same cases (other rows: salt + 10 v)
+        CHECK(rlc_cuda_sample_set_variant((int)v) == 0, "set_variant %u", v);
+        test_sample(1, 3, false, all, 10 * v + 1);
+        test_sample(2, 7, false, all, 10 * v + 2);
+        test_sample(97, 21, false, all, 10 * v + 3);
+        test_sample(97, 9, true, all, 10 * v + 4); // one row for all keys
+        test_sample(97, 5, false, few, 10 * v + 5, true);
 #ifdef RLC_EMU
-    test_sample(5000, 14, false, all, 6);
-    test_sample(151936, 2, false, few, 7);
+        test_sample(5000, v ? 7 : 14, false, all, 10 * v + 6); // (1024 fibers a block: the emulator's slow case)
+        test_sample(151936, 2, false, few, 10 * v + 7);
 #else
-    test_sample(5000, 140, false, all, 6);
-    test_sample(151936, 14, false, all, 7);
-    test_sample(151936, 512, false, {{1.0f, 0, 1.0f, 0}}, 8); // a decode step of 512 sequences
-    test_sample(32000, 300, false, {{0.6f, 20, 0.95f, 0}, {1.0f, 0, 0.8f, 0}}, 9);
+        test_sample(5000, 140, false, all, 10 * v + 6);
+        test_sample(151936, 14, false, all, 10 * v + 7);
+        test_sample(151936, 512, false, {{1.0f, 0, 1.0f, 0}}, 10 * v + 8); // a decode step of 512 sequences
+        test_sample(32000, 300, false, {{0.6f, 20, 0.95f, 0}, {1.0f, 0, 0.8f, 0}}, 10 * v + 9);
 #endif
-    // kernel variant 1
-    CHECK(rlc_cuda_sample_set_variant(1) == 0 && rlc_cuda_sample_set_variant(2) == -1, "set_variant");
-    test_sample(1, 3, false, all, 11);
-    test_sample(97, 9, true, all, 14);
-#ifdef RLC_EMU
-    test_sample(5000, 6, false, few, 16);
-    test_sample(151936, 2, false, few, 17);
-#else
-    test_sample(5000, 140, false, all, 16);
-    test_sample(151936, 14, false, all, 17);
-    test_sample(151936, 512, false, {{1.0f, 0, 1.0f, 0}}, 18);
-#endif
+    }
+    CHECK(rlc_cuda_sample_set_variant(2) == -1, "set_variant accepted 2");
     rlc_cuda_sample_set_variant(0);
 #ifdef RLC_EMU
     test_variants_agree(5000, 8, few, 21);
