@@ -557,6 +557,19 @@ int main() {
             run_policy_fused_vs_separate(many, pc, 4096.0);
         }
     }
+    // Sequence starts exactly on range and chunk edges (multiples of 1024), empty sequences there, a sequence that
+    // ends one token before an edge and one that ends one after; chunks of one range, then of three (3 blocks).
+    {
+        const Batch edges = make_batch({1024, 0, 1024, 2048, 1, 1023, 1025, 0, 0, 3071, 1, 1024}, 91);
+        for (int cap : {0, 3}) {
+            rlc_cuda_loss_set_max_blocks(cap);
+            PolicyCase pc = {cap ? "edges gspo tis=seq [3 blocks]" : "edges gspo tis=seq", base_cfg(), true, true,
+                             true};
+            pc.cfg.policy = RLC_PL_GSPO, pc.cfg.tis = RLC_TIS_SEQ, pc.cfg.kl_beta = 0.1f, pc.cfg.ent_coef = 0.01f;
+            run_policy_fused_vs_separate(edges, pc, 4096.0);
+        }
+        rlc_cuda_loss_set_max_blocks(0);
+    }
     // One sequence longer than LS_FIX_LONG pre-pass ranges of 1024 tokens (its partials are added by a whole
     // warp) between short ones; GSPO and seq-mean-token-mean need its n_i and sums.
     {
