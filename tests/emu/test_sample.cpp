@@ -307,7 +307,7 @@ static void test_sensitivity() {
 #ifndef RLC_EMU
 // GPU only, printed and not asserted: the wall time of one sample_tokens call on n rows of V logits (key upload, the
 // kernel and the results' download included), and the rate at which that would read the logits once.
-static void time_sample(int V, int n, const rlc_sampling &s, const char *what) {
+static void time_sample(int V, int n, const rlc_sampling &s, const char *what, int reps = 20) {
     std::vector<float> logits((size_t)n * V);
     for (size_t i = 0; i < logits.size(); i++) logits[i] = 3.0f * rlc_test::hash_uniform((uint32_t)i, 4242);
     std::vector<rlc_sample_key> keys(n);
@@ -317,7 +317,6 @@ static void time_sample(int V, int n, const rlc_sampling &s, const char *what) {
     std::vector<int> tok(n);
     std::vector<float> lp(n), en(n);
     GPU->sample_tokens(tok.data(), lp.data(), en.data(), dl, V, n, V, &s, keys.data(), 1, 0); // warm-up
-    const int reps = 20;
     const auto t0 = std::chrono::steady_clock::now();
     for (int r = 0; r < reps; r++)
         GPU->sample_tokens(tok.data(), lp.data(), en.data(), dl, V, n, V, &s, keys.data(), 1, (uint64_t)r);
@@ -325,6 +324,18 @@ static void time_sample(int V, int n, const rlc_sampling &s, const char *what) {
     printf("  timing: sample_tokens n=%d V=%d %s: %.3f ms per call (the logits once: %.0f GB/s)\n", n, V, what, ms,
            (double)logits.size() * sizeof(float) / (ms * 1e6));
     GPU->free(dl);
+}
+
+// A decode step's sampling (512 rows of V = 151936) with each kernel variant: greedy, plain and top-k/top-p.
+static void time_variants(int reps) {
+    for (int v = 0; v < 2; v++) {
+        rlc_cuda_sample_set_variant(v);
+        printf("  kernel variant %d:\n", v);
+        time_sample(151936, 512, {1.0f, 0, 1.0f, 1}, "greedy", reps);
+        time_sample(151936, 512, {1.0f, 0, 1.0f, 0}, "temperature 1", reps);
+        time_sample(151936, 512, {0.7f, 50, 0.9f, 0}, "tau 0.7 top_k 50 top_p 0.9", reps);
+    }
+    rlc_cuda_sample_set_variant(0);
 }
 #endif
 
@@ -344,6 +355,15 @@ int main() {
     GPU = rlc_ops_cuda();
     rlc_ops_cuda_set_precision(RLC_CUDA_FP32); // sampling reads fp32 logits in every mode; fp32 for the other entries used
     CPU = rlc_ops_cpu();
+#ifndef RLC_EMU
+    // RLC_SAMPLE_TIME_ONLY=R: only the timings, R repetitions each (tests/gpu/profile.sh runs Nsight Compute on
+    // them with R = 1: per variant, a warm-up and one timed call of each configuration).
+    if (const char *e = getenv("RLC_SAMPLE_TIME_ONLY")) {
+        time_variants(atoi(e) > 0 ? atoi(e) : 1);
+        rlc_ops_cuda_release();
+        return test_finish("test_sample (timings only)");
+    }
+#endif
 
     test_sensitivity();
 
@@ -374,14 +394,7 @@ int main() {
 #else
     test_variants_agree(5000, 64, all_configs(), 21);
     test_variants_agree(151936, 64, all_configs(), 22);
-    for (int v = 0; v < 2; v++) {
-        rlc_cuda_sample_set_variant(v);
-        printf("  kernel variant %d:\n", v);
-        time_sample(151936, 512, {1.0f, 0, 1.0f, 1}, "greedy");
-        time_sample(151936, 512, {1.0f, 0, 1.0f, 0}, "temperature 1");
-        time_sample(151936, 512, {0.7f, 50, 0.9f, 0}, "tau 0.7 top_k 50 top_p 0.9");
-    }
-    rlc_cuda_sample_set_variant(0);
+    time_variants(20);
 #endif
     printf("sampling: %ld rows compared, %ld boundary cases (allowed %ld), %ld exact ties of flat rows; logp worst %.3g, "
            "entropy worst %.3g of the tolerance\n",

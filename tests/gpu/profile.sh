@@ -3,9 +3,10 @@
 # Builds the GPU programs like check.sh (same build dir), then:
 #   1. bench_logprob_gpu over a grid of (tokens, vocabulary) chunk sizes: which chunk keeps the fp32 scratch in
 #      L2 and how the fused forward compares with the LM-head GEMM at each;
-#   2. Nsight Compute (ncu --clock-control none: the card's clocks are left alone) on the policy-loss kernels
-#      and the attention kernels, with the speed-of-light, memory, occupancy, launch and warp-state sections:
-#      ncu_loss.txt, ncu_attention.txt.
+#   2. Nsight Compute (ncu --clock-control none: the card's clocks are left alone) on the policy-loss kernels,
+#      the attention kernels and the sampling kernel (both variants: a decode step's 512 rows of V = 151936,
+#      greedy, temperature 1, top-k/top-p), with the speed-of-light, memory, occupancy, launch and warp-state
+#      sections: ncu_loss.txt, ncu_attention.txt, ncu_sample.txt.
 # Everything goes to OUTDIR (default $OUT, else out/gpu). Env: RLC_GPU_BUILD (default build-gpu),
 # RLC_PROFILE_STEPS (which steps to run, default "sweep ncu").
 set -uo pipefail
@@ -40,5 +41,9 @@ if [[ " $steps " == *" ncu "* ]] && command -v ncu >/dev/null; then
             "$g/bench_attention_gpu" --quick --no-baseline >>"$out/ncu_attention.txt" 2>&1
         echo "ncu $kern: rc $?"
     done
+    # test_sample's timings only, one repetition: per variant a warm-up and a timed call of each configuration
+    RLC_SAMPLE_TIME_ONLY=1 timeout 120 ncu --clock-control none $secs -k regex:smp_kernel -c 12 \
+        "$g/test_sample" >"$out/ncu_sample.txt" 2>&1
+    echo "ncu sample: rc $?"
 fi
 echo "profile: done"
