@@ -180,29 +180,27 @@ __device__ __forceinline__ void rlc_st(__nv_bfloat16 *p, float x) { *p = __float
         }                                                                                                      \
     } while (0)
 
+#include <map>
 #include <mutex>
-#include <set>
 
-// Allows `kernel` `bytes` of dynamic shared memory (above the 48 KiB default), once per (kernel, device): the
-// attribute call is a driver round trip that would otherwise sit in front of every launch. Returns 1, or 0 with
-// a message naming `what` when the device refuses.
+// Allows `kernel` `bytes` of dynamic shared memory (above the 48 KiB default). The attribute call is a driver round
+// trip that would otherwise sit in front of every launch, so it is made only when `bytes` exceeds what was allowed
+// so far for (kernel, device). Returns 1, or 0 with a message naming `what` when the device refuses.
 template <class K> static inline int rlc_smem_allow(K kernel, size_t bytes, const char *what) {
     if (bytes <= 48 * 1024) return 1;
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
     static std::mutex mu;
-    static std::set<std::pair<const void *, int>> done;
+    static std::map<std::pair<const void *, int>, size_t> allowed;
     const std::pair<const void *, int> key((const void *)kernel, dev);
-    {
-        std::lock_guard<std::mutex> g(mu);
-        if (done.count(key)) return 1;
-    }
+    std::lock_guard<std::mutex> g(mu); // held across the call: a smaller request must not undo a larger one
+    const auto it = allowed.find(key);
+    if (it != allowed.end() && it->second >= bytes) return 1;
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
     if (e != cudaSuccess) {
         fprintf(stderr, "%s: cannot allow %zu bytes of dynamic shared memory: %s\n", what, bytes, cudaGetErrorString(e));
         return 0;
     }
-    std::lock_guard<std::mutex> g(mu);
-    done.insert(key);
+    allowed[key] = bytes;
     return 1;
 }

@@ -384,8 +384,7 @@ extern "C" int rlc_cuda_sample_tokens(int *tok, float *logp, float *ent, const f
     p.scale = ldexp(1.0, 62 - clog); // V masses of at most 2^(62 - clog) sum to at most 2^62
     if (smp_variant == 1) {
         const size_t smem = (size_t)(V < SMP_CACHE ? V : SMP_CACHE) * sizeof(float);
-        // the most any V asks for: rlc_smem_allow sets the attribute once per kernel
-        if (!rlc_smem_allow(smp_kernel<1024, 1, true>, SMP_CACHE * sizeof(float), "rlc_cuda_sample_tokens")) return -1;
+        if (!rlc_smem_allow(smp_kernel<1024, 1, true>, smem, "rlc_cuda_sample_tokens")) return -1;
         RLC_LAUNCH((smp_kernel<1024, 1, true>), (unsigned)n, 1024, smem, (cudaStream_t)stream, tok, logp, ent, logits,
                    keys, p);
     } else {

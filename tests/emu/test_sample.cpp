@@ -376,6 +376,8 @@ int main() {
         test_sample(97, 21, false, all, 10 * v + 3);
         test_sample(97, 9, true, all, 10 * v + 4); // one row for all keys
         test_sample(97, 5, false, few, 10 * v + 5, true);
+        // variant 1: 80 KB of cache, then 160 KB below (the attribute must be raised for the bigger launch)
+        test_sample(20000, 3, false, few, 10 * v + 10);
 #ifdef RLC_EMU
         test_sample(5000, v ? 7 : 14, false, all, 10 * v + 6); // (1024 fibers a block: the emulator's slow case)
         test_sample(151936, 2, false, few, 10 * v + 7);
