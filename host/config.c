@@ -447,9 +447,9 @@ static int overlay(rlc_config *cfg, cfg_origin *org, const cJSON *obj, const cha
 static int apply_override(rlc_config *cfg, cfg_origin *org, const char *ov, const char *label, char *err,
                           size_t errlen) {
     const char *eq = strchr(ov, '=');
-    if (!eq || eq == ov) return rlc_errf(err, errlen, "--set %s: expected key=value (e.g. rl.eps_low=0.2)", ov);
+    if (!eq || eq == ov) return rlc_errf(err, errlen, "%s: expected key=value (e.g. rl.eps_low=0.2)", label);
     char path[160];
-    if ((size_t)(eq - ov) >= sizeof path) return rlc_errf(err, errlen, "--set %s: key too long", ov);
+    if ((size_t)(eq - ov) >= sizeof path) return rlc_errf(err, errlen, "%s: key too long", label);
     snprintf(path, sizeof path, "%.*s", (int)(eq - ov), ov);
     const char *val = eq + 1;
     int ki = find_key(path);
@@ -465,7 +465,7 @@ static int apply_override(rlc_config *cfg, cfg_origin *org, const char *ov, cons
             int fk = find_key(full);
             if (fk < 0 || keys[fk].kind != K_OBJ || !p[n]) {
                 const char *near = nearest_key(prefix, comp);
-                return rlc_errf(err, errlen, "--set %s: unknown key \"%s\" (did you mean \"%s\"?)", ov, path,
+                return rlc_errf(err, errlen, "%s: unknown key \"%s\" (did you mean \"%s\"?)", label, path,
                                 near ? near : "?");
             }
             snprintf(prefix, sizeof prefix, "%s", full);
@@ -610,6 +610,11 @@ static int validate(const rlc_config *c, const cfg_origin *org, char *err, size_
 
 int rlc_config_parse(rlc_config *cfg, const char *json, const char *source, const char *const *overrides,
                      int n_over, char *err, size_t errlen) {
+    return rlc_config_parse_labeled(cfg, json, source, overrides, NULL, n_over, err, errlen);
+}
+
+int rlc_config_parse_labeled(rlc_config *cfg, const char *json, const char *source, const char *const *overrides,
+                             const char *const *labels_in, int n_over, char *err, size_t errlen) {
     cfg_origin org;
     memset(&org, 0, sizeof org);
     memset(cfg, 0, sizeof *cfg);
@@ -629,12 +634,15 @@ int rlc_config_parse(rlc_config *cfg, const char *json, const char *source, cons
         cJSON_Delete(user);
         if (rc) return -1;
     }
-    // labels "--set a.b=v" for messages; they live until validation is done
+    // labels ("--set a.b=v" unless the caller names where an override came from) for messages; they live until
+    // validation is done
     char **labels = rlc_calloc((size_t)(n_over > 0 ? n_over : 1), sizeof(char *));
     for (int i = 0; i < n_over && rc == 0; i++) {
-        size_t n = strlen(overrides[i]) + 8;
+        const char *given = labels_in ? labels_in[i] : NULL;
+        size_t n = (given ? strlen(given) : strlen(overrides[i]) + 6) + 1;
         labels[i] = rlc_malloc(n);
-        snprintf(labels[i], n, "--set %s", overrides[i]);
+        if (given) snprintf(labels[i], n, "%s", given);
+        else snprintf(labels[i], n, "--set %s", overrides[i]);
         rc = apply_override(cfg, &org, overrides[i], labels[i], err, errlen);
     }
     if (rc == 0) rc = validate(cfg, &org, err, errlen);

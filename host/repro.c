@@ -673,21 +673,35 @@ int rlc_repro_cell_config(const rlc_repro_config *rc, int row, int seed_idx, con
     const rlc_repro_row *r = &rc->rows[row];
     int n = rc->n_set + r->n_set + rc->n_quick_set + n_extra + 3;
     const char **ov = rlc_calloc((size_t)n, sizeof(char *));
+    // The overrides of the repro config are not typed on a command line: their messages name the file and the
+    // section they came from (the command line's --set keeps its "--set" label: NULL).
+    char **labels = rlc_calloc((size_t)n, sizeof(char *));
     char seed[48], name[160], out[1200];
     int k = 0;
-    for (int i = 0; i < rc->n_set; i++) ov[k++] = rc->set[i];
-    for (int i = 0; i < r->n_set; i++) ov[k++] = r->set[i];
-    for (int i = 0; i < rc->n_quick_set; i++) ov[k++] = rc->quick_set[i];
+#define REPRO_OV(s, ...)                                                  \
+    do {                                                                  \
+        ov[k] = (s);                                                      \
+        rlc_sb b_ = {0};                                                  \
+        rlc_sb_printf(&b_, __VA_ARGS__);                                  \
+        labels[k++] = rlc_sb_take(&b_);                                   \
+    } while (0)
+    for (int i = 0; i < rc->n_set; i++) REPRO_OV(rc->set[i], "%s: set: %s", rc->source, rc->set[i]);
+    for (int i = 0; i < r->n_set; i++)
+        REPRO_OV(r->set[i], "%s: rows[%d] (\"%s\") set: %s", rc->source, row, r->label, r->set[i]);
+    for (int i = 0; i < rc->n_quick_set; i++) REPRO_OV(rc->quick_set[i], "%s: quick.set: %s", rc->source, rc->quick_set[i]);
     for (int i = 0; i < n_extra; i++) ov[k++] = extra[i];
     snprintf(seed, sizeof seed, "seed=%d", rc->seeds[seed_idx]);
     snprintf(name, sizeof name, "name=%s-s%d", r->id, rc->seeds[seed_idx]);
     snprintf(out, sizeof out, "out_dir=%s/runs", res_dir);
-    ov[k++] = seed;
-    ov[k++] = name;
-    ov[k++] = out;
+    REPRO_OV(seed, "%s: seeds[%d]: %s", rc->source, seed_idx, seed);
+    REPRO_OV(name, "%s: rows[%d] (\"%s\"): run %s", rc->source, row, r->label, name);
+    REPRO_OV(out, "%s: results directory: %s", rc->source, out);
+#undef REPRO_OV
     char src[700];
     snprintf(src, sizeof src, "%s (base of %s, row \"%s\")", rc->base_label, rc->source, r->label);
-    int ret = rlc_config_parse(cfg, rc->base_json, src, ov, k, err, errlen);
+    int ret = rlc_config_parse_labeled(cfg, rc->base_json, src, ov, (const char *const *)labels, k, err, errlen);
+    for (int i = 0; i < k; i++) free(labels[i]);
+    free(labels);
     free(ov);
     return ret;
 }

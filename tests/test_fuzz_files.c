@@ -947,7 +947,55 @@ static void fuzz_latest(const char *root, const char *ckpt_name, int iters) {
 
 // ---- regression cases: the exact minimised inputs of bugs the fuzzer found ----
 
+static int write_text_file(const char *path, const char *text) { return write_bytes(path, text, strlen(text)); }
+
+// A repro config's own overrides are not typed on a command line: a bad one must name the file and its section.
+// Found: "--set rl.kl_in_rewd=false: unknown key ..." for a typo inside rows[].set (host/repro.c
+// rlc_repro_cell_config labelled every override "--set").
+static void regression_repro_set_labels(void) {
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"rows\":[{\"label\":\"a\",\"set\":"
+         "{\"rl.kl_in_rewd\":false}}]}", "rows[0]"},
+        {"{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"set\":{\"\":4},\"rows\":[{\"label\":\"a\"}]}",
+         ": set: =4"},
+        {"{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"quick\":{\"set\":{\"eval_every\":\"\"}},"
+         "\"rows\":[{\"label\":\"a\"}]}", "quick.set: eval_every"},
+    };
+    char path[800];
+    snprintf(path, sizeof path, "%s/regress_repro.json", base);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text_file(path, cases[i].json);
+        rlc_repro_config rc;
+        char err[2048] = "";
+        int ok = rlc_repro_config_load(&rc, path, 1, err, sizeof err) == 0;
+        CHECK(ok, "repro set case %zu: %s", i, err);
+        if (!ok) continue;
+        rlc_config cfg;
+        int r = rlc_repro_cell_config(&rc, 0, 0, "res", NULL, 0, &cfg, err, sizeof err);
+        CHECK(r == -1 && strstr(err, path) && strstr(err, cases[i].want) && !strstr(err, "--set"),
+              "repro set case %zu: the error must name the file and \"%s\", not --set: \"%s\"", i, cases[i].want,
+              err);
+        rlc_repro_config_free(&rc);
+    }
+    // the command line's own --set keeps its label
+    write_text_file(path, "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"rows\":[{\"label\":\"a\"}]}");
+    rlc_repro_config rc;
+    char err[2048] = "";
+    if (rlc_repro_config_load(&rc, path, 0, err, sizeof err) == 0) {
+        const char *extra[] = {"rl.metod=grpo"};
+        rlc_config cfg;
+        int r = rlc_repro_cell_config(&rc, 0, 0, "res", extra, 1, &cfg, err, sizeof err);
+        CHECK(r == -1 && strstr(err, "--set rl.metod=grpo"), "command-line --set label: \"%s\"", err);
+        rlc_repro_config_free(&rc);
+    } else {
+        CHECK(0, "repro config: %s", err);
+    }
+}
+
 static void regressions(void) {
+    regression_repro_set_labels();
 }
 
 // ---- setup ----
