@@ -264,7 +264,8 @@ static int parse_metric(rlc_repro_metric *m, const cJSON *v, double threshold, c
         }
         const cJSON *dc = cJSON_GetObjectItemCaseSensitive(v, "decimals");
         if (dc) {
-            if (!cJSON_IsNumber(dc) || dc->valuedouble < 0 || dc->valuedouble > 9)
+            if (!cJSON_IsNumber(dc) || !(dc->valuedouble >= 0 && dc->valuedouble <= 9) ||
+                dc->valuedouble != floor(dc->valuedouble))
                 return rlc_errf(err, errlen, "%s: %s: \"decimals\" must be an integer in 0..9", src, where);
             m->decimals = (int)dc->valuedouble;
         }
@@ -314,8 +315,10 @@ static int parse_curve(rlc_repro_curve *cv, const cJSON *v, const char *src, int
         if (get_str(v, "label", cv->label, sizeof cv->label, 0, src, where, err, errlen)) return -1;
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(v, "smooth");
         if (s) {
-            if (!cJSON_IsNumber(s) || s->valuedouble < 1 || s->valuedouble != floor(s->valuedouble))
-                return rlc_errf(err, errlen, "%s: %s: \"smooth\" must be an integer >= 1", src, where);
+            // bounded before the conversion to int: a larger double (1e300) has no int value
+            if (!cJSON_IsNumber(s) || !(s->valuedouble >= 1 && s->valuedouble <= 1000000) ||
+                s->valuedouble != floor(s->valuedouble))
+                return rlc_errf(err, errlen, "%s: %s: \"smooth\" must be an integer in 1..1000000", src, where);
             cv->smooth = (int)s->valuedouble;
         }
         const cJSON *lo = cJSON_GetObjectItemCaseSensitive(v, "ymin");

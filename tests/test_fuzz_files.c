@@ -994,8 +994,33 @@ static void regression_repro_set_labels(void) {
     }
 }
 
+// Found: "smooth": 1e300 passed the integer check and was converted to int (undefined behaviour; INT_MIN on
+// x86, a curve smoothed over a negative window); "decimals": 3.5 was taken as 3 under a message saying integer.
+static void regression_repro_numbers(void) {
+    static const char *const cases[] = {
+        "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"curves\":[{\"key\":\"a\",\"smooth\":1e300}],"
+        "\"rows\":[{\"label\":\"a\"}]}",
+        "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"curves\":[{\"key\":\"a\",\"smooth\":2147483648}],"
+        "\"rows\":[{\"label\":\"a\"}]}",
+        "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[{\"metric\":\"final:a\",\"decimals\":3.5}],"
+        "\"rows\":[{\"label\":\"a\"}]}",
+    };
+    char path[800];
+    snprintf(path, sizeof path, "%s/regress_repro_num.json", base);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text_file(path, cases[i]);
+        rlc_repro_config rc;
+        char err[2048] = "";
+        int r = rlc_repro_config_load(&rc, path, 0, err, sizeof err);
+        CHECK(r == -1 && strstr(err, path) && (strstr(err, "smooth") || strstr(err, "decimals")),
+              "repro number case %zu: expected a named error, got rc %d: \"%s\"", i, r, err);
+        if (r == 0) rlc_repro_config_free(&rc);
+    }
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
+    regression_repro_numbers();
 }
 
 // ---- setup ----
