@@ -646,6 +646,13 @@ int rlc_config_parse_labeled(rlc_config *cfg, const char *json, const char *sour
         rc = apply_override(cfg, &org, overrides[i], labels[i], err, errlen);
     }
     if (rc == 0) rc = validate(cfg, &org, err, errlen);
+    if (rc == 0) {
+        // The effective config says what runs. The default's teacher share, inherited by a task without an
+        // imperfect teacher, never applies there: it is 0 here, so that the config written with a run loads back
+        // (written out, the inherited 0.5 would be an explicit share for such a task, which is an error).
+        const rlc_task *task = rlc_task_find(cfg->task.name);
+        if (task && !task->flawed_solve) cfg->sft.teacher_error = 0.0f;
+    }
     for (int i = 0; i < n_over; i++) free(labels[i]);
     free(labels);
     if (rc) return -1;

@@ -1018,9 +1018,34 @@ static void regression_repro_numbers(void) {
     }
 }
 
+// Found: a config for a task without an imperfect teacher inherits sft.teacher_error 0.5 from the default and
+// loads, but the config it writes (rlc_config.json, the run's config.json) sets 0.5 explicitly and was refused
+// when loaded back.
+static void regression_teacher_roundtrip(void) {
+    rlc_config cfg, back;
+    char err[2048] = "";
+    int ok = rlc_config_parse(&cfg, "{\"task\": {\"name\": \"countdown\"}}", "t.json", NULL, 0, err, sizeof err) == 0;
+    CHECK(ok, "countdown config: %s", err);
+    if (!ok) return;
+    CHECK(cfg.sft.teacher_error == 0.0f, "inherited teacher share for countdown is %g, expected 0",
+          cfg.sft.teacher_error);
+    char *js = rlc_config_to_json(&cfg);
+    CHECK(rlc_config_parse(&back, js, "t.json", NULL, 0, err, sizeof err) == 0 && memcmp(&back, &cfg, sizeof cfg) == 0,
+          "countdown config does not load back: %s", err);
+    free(js);
+    // still an error when asked for explicitly, and still inherited where a teacher exists
+    CHECK(rlc_config_parse(&cfg, "{\"task\": {\"name\": \"countdown\"}, \"sft\": {\"teacher_error\": 0.5}}", "t.json",
+                           NULL, 0, err, sizeof err) == -1 && strstr(err, "teacher_error"),
+          "explicit teacher share for countdown accepted");
+    CHECK(rlc_config_parse(&cfg, "{\"task\": {\"name\": \"addition\"}}", "t.json", NULL, 0, err, sizeof err) == 0 &&
+              cfg.sft.teacher_error == 0.5f,
+          "addition keeps the default teacher share: %s", err);
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
     regression_repro_numbers();
+    regression_teacher_roundtrip();
 }
 
 // ---- setup ----
