@@ -22,7 +22,7 @@
 typedef enum {
     K_OBJ,   // nested object
     K_INT,   // int, JSON integer
-    K_U64,   // uint64_t, JSON integer up to 2^53 or a decimal string
+    K_U64,   // uint64_t, JSON integer below 2^53 or a decimal string
     K_FLOAT, // float, JSON number
     K_BOOL,  // int 0/1, JSON true/false
     K_STR,   // char[size]
@@ -310,8 +310,9 @@ static int apply_value(rlc_config *cfg, int ki, const cJSON *v, const char *labe
         uint64_t u;
         if (cJSON_IsNumber(v)) {
             double d = v->valuedouble;
-            if (floor(d) != d || d < 0 || d > 9007199254740992.0)
-                return rlc_errf(err, errlen, "%s: %s: expected a non-negative integer (up to 2^53, or a decimal "
+            // 2^53 and above: the double may already be another integer than the text (...993 reads as ...992)
+            if (floor(d) != d || d < 0 || d >= 9007199254740992.0)
+                return rlc_errf(err, errlen, "%s: %s: expected a non-negative integer (below 2^53, or a decimal "
                                 "string), found %s", label, k->path, found);
             u = (uint64_t)d;
         } else if (cJSON_IsString(v)) {
@@ -685,6 +686,27 @@ cJSON *rlc_json_float(float v) {
     return cJSON_CreateRaw(s);
 }
 
+void rlc_json_exact_numbers(cJSON *o) {
+    for (cJSON *c = o ? o->child : NULL, *next; c; c = next) {
+        next = c->next;
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            rlc_json_exact_numbers(c);
+        } else if (cJSON_IsNumber(c) && isfinite(c->valuedouble)) {
+            char s[48];
+            snprintf(s, sizeof s, "%1.15g", c->valuedouble);
+            if (strtod(s, NULL) == c->valuedouble) continue;
+            snprintf(s, sizeof s, "%.17g", c->valuedouble);
+            cJSON *raw = cJSON_CreateRaw(s);
+            if (c->string) { // ReplaceItemViaPointer keeps no member name: the raw item gets its own copy
+                size_t n = strlen(c->string) + 1;
+                raw->string = cJSON_malloc(n);
+                memcpy(raw->string, c->string, n);
+            }
+            cJSON_ReplaceItemViaPointer(o, c, raw);
+        }
+    }
+}
+
 char *rlc_config_to_json(const rlc_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     for (int i = 0; i < N_KEYS; i++) {
@@ -710,8 +732,10 @@ char *rlc_config_to_json(const rlc_config *cfg) {
         case K_INT: v = cJSON_CreateNumber(*(const int *)base); break;
         case K_U64: {
             uint64_t u = *(const uint64_t *)base;
-            if (u <= 9007199254740992ull) {
-                v = cJSON_CreateNumber((double)u);
+            if (u < 9007199254740992ull) { // exact as a double, and printed with all its digits
+                char s[32];
+                snprintf(s, sizeof s, "%llu", (unsigned long long)u);
+                v = cJSON_CreateRaw(s);
             } else {
                 char s[32];
                 snprintf(s, sizeof s, "%llu", (unsigned long long)u);

@@ -40,6 +40,7 @@
 #include "rlc/svg.h"
 #include "rlc/trainer.h"
 #include "rlc/util.h"
+#include "json_util.h"
 
 // Paths here are built from the results directory (checked to be short, see rlc_repro_run) and names of at most
 // 127 characters into buffers of 1 KiB and more; GCC cannot see those bounds.
@@ -184,7 +185,12 @@ static int parse_set(const cJSON *o, char **v, int *n, const char *src, const ch
     for (const cJSON *c = o->child; c; c = c->next) {
         if (*n >= RLC_REPRO_MAX_SET)
             return rlc_errf(err, errlen, "%s: %s: more than %d overrides", src, where, RLC_REPRO_MAX_SET);
-        char *js = cJSON_PrintUnformatted(c);
+        // printed from a copy whose numbers keep every digit (cJSON alone prints 9007199254740991 as ...990)
+        cJSON *w = cJSON_CreateArray();
+        cJSON_AddItemToArray(w, cJSON_Duplicate(c, 1));
+        rlc_json_exact_numbers(w);
+        char *js = cJSON_PrintUnformatted(w->child);
+        cJSON_Delete(w);
         size_t len = strlen(c->string) + strlen(js) + 2;
         v[*n] = rlc_malloc(len);
         snprintf(v[*n], len, "%s=%s", c->string, js);
@@ -448,7 +454,10 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
         }
         snprintf(rc->base_label, sizeof rc->base_label, "%s", found);
     } else if (cJSON_IsObject(base)) {
-        rc->base_json = cJSON_PrintUnformatted(base);
+        cJSON *copy_ = cJSON_Duplicate(base, 1);
+        rlc_json_exact_numbers(copy_); // every digit of large integers (seeds) kept
+        rc->base_json = cJSON_PrintUnformatted(copy_);
+        cJSON_Delete(copy_);
         char *copy = rlc_malloc(strlen(rc->base_json) + 1); // ours to free() like a file's text
         strcpy(copy, rc->base_json);
         cJSON_free(rc->base_json);
@@ -1146,6 +1155,7 @@ static uint64_t sft_key(const rlc_config *cfg) {
     const int n_keep = strcmp(c.precision, "auto") ? 6 : 5;
     for (int i = 0; i < n_keep; i++)
         cJSON_AddItemToObject(k, keep[i], cJSON_Duplicate(cJSON_GetObjectItem(o, keep[i]), 1));
+    rlc_json_exact_numbers(k); // seeds that differ in their 16th digit are different jobs
     char *s = cJSON_PrintUnformatted(k);
     uint64_t h = fnv1a(s);
     cJSON_free(s);

@@ -1042,10 +1042,54 @@ static void regression_teacher_roundtrip(void) {
           "addition keeps the default teacher share: %s", err);
 }
 
+// Found: cJSON prints numbers with 15 digits when that reads back within a relative DBL_EPSILON, so
+// rlc_config_to_json wrote seed 9007199254740991 as 9.00719925474099e+15 (...990); and a JSON number 2^53 + 1
+// was read as 2^53 without a word.
+static void regression_u64_digits(void) {
+    rlc_config cfg, back;
+    char err[2048] = "";
+    const char *ov[] = {"seed=9007199254740991", "task.eval_seed=4503599627370497"};
+    int ok = rlc_config_parse(&cfg, NULL, NULL, ov, 2, err, sizeof err) == 0;
+    CHECK(ok, "large seeds: %s", err);
+    if (ok) {
+        char *js = rlc_config_to_json(&cfg);
+        CHECK(rlc_config_parse(&back, js, cfg.source, NULL, 0, err, sizeof err) == 0 &&
+                  back.seed == 9007199254740991ull && back.task.eval_seed == 4503599627370497ull,
+              "large seeds do not round-trip: %s", js);
+        free(js);
+    }
+    const char *big[] = {"seed=9007199254740993"};
+    CHECK(rlc_config_parse(&cfg, NULL, NULL, big, 1, err, sizeof err) == -1 && strstr(err, "seed") &&
+              strstr(err, "below 2^53"),
+          "a JSON number above 2^53 must be refused (it is no longer the integer written): %s", err);
+    const char *str[] = {"seed=\"9007199254740993\""};
+    CHECK(rlc_config_parse(&cfg, NULL, NULL, str, 1, err, sizeof err) == 0 && cfg.seed == 9007199254740993ull,
+          "a decimal string keeps every digit: %s", err);
+    // the same through a repro config's overrides and inline base
+    char path[800];
+    snprintf(path, sizeof path, "%s/regress_repro_seed.json", base);
+    write_text_file(path, "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"base\":{\"task\":"
+                          "{\"eval_seed\":9007199254740991}},\"set\":{\"task.eval_seed\":9007199254740989},"
+                          "\"rows\":[{\"label\":\"a\"},{\"label\":\"b\",\"set\":{\"task\":{\"eval_seed\":9007199254740991}}}]}");
+    rlc_repro_config rc;
+    ok = rlc_repro_config_load(&rc, path, 0, err, sizeof err) == 0;
+    CHECK(ok, "repro with large seeds: %s", err);
+    if (ok) {
+        CHECK(rlc_repro_cell_config(&rc, 0, 0, "res", NULL, 0, &cfg, err, sizeof err) == 0 &&
+                  cfg.task.eval_seed == 9007199254740989ull,
+              "repro set of a large seed: %s (got %llu)", err, (unsigned long long)cfg.task.eval_seed);
+        CHECK(rlc_repro_cell_config(&rc, 1, 0, "res", NULL, 0, &cfg, err, sizeof err) == 0 &&
+                  cfg.task.eval_seed == 9007199254740991ull,
+              "repro row set of a large seed: %s (got %llu)", err, (unsigned long long)cfg.task.eval_seed);
+        rlc_repro_config_free(&rc);
+    }
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
     regression_repro_numbers();
     regression_teacher_roundtrip();
+    regression_u64_digits();
 }
 
 // ---- setup ----
