@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,8 +208,10 @@ static int hf_int(const char *fn, const cJSON *o, const char *key, int def, int 
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return rlc_errf(err, errlen, "%s: \"%s\" must be an integer", fn, key);
+    // range first: converting a double outside int's range (1e300) to int is undefined behaviour
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= INT_MIN && d <= INT_MAX) || floor(d) != d)
+        return rlc_errf(err, errlen, "%s: \"%s\" must be an integer (of 32 bits)", fn, key);
     *out = (int)v->valuedouble;
     return 0;
 }

@@ -1085,11 +1085,36 @@ static void regression_u64_digits(void) {
     }
 }
 
+// Found: an HF config.json integer out of int range ("hidden_size": 1e300) was converted to int before being
+// checked (undefined behaviour; UBSan's float-cast-overflow, now on in RLC_ASAN builds, reports it).
+// By review: n_heads * head_dim overflowing int passed the model check (the q/o projections' width).
+static void regression_hf_ints(void) {
+    char path[800], err[2048];
+    snprintf(path, sizeof path, "%s/regress_config.json", base);
+    static const char *const cases[] = {
+        "{\"hidden_size\": 1e300, \"intermediate_size\": 8, \"num_attention_heads\": 2, \"num_hidden_layers\": 1, "
+        "\"vocab_size\": 98}",
+        "{\"hidden_size\": 8, \"intermediate_size\": -2147483649, \"num_attention_heads\": 2, \"num_hidden_layers\": 1, "
+        "\"vocab_size\": 98}",
+        "{\"hidden_size\": 8, \"intermediate_size\": 8, \"num_attention_heads\": 65536, \"num_key_value_heads\": 1, "
+        "\"head_dim\": 65536, \"num_hidden_layers\": 1, \"vocab_size\": 98}",
+    };
+    static const char *const want[] = {"hidden_size", "intermediate_size", "n_heads * model.head_dim"};
+    for (int i = 0; i < 3; i++) {
+        write_text_file(path, cases[i]);
+        rlc_model_config c;
+        err[0] = 0;
+        int r = rlc_checkpoint_read_hf_config(path, &c, err, sizeof err);
+        CHECK(r == -1 && strstr(err, path) && strstr(err, want[i]), "HF config case %d: rc %d: \"%s\"", i, r, err);
+    }
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
     regression_repro_numbers();
     regression_teacher_roundtrip();
     regression_u64_digits();
+    regression_hf_ints();
 }
 
 // ---- setup ----
