@@ -258,6 +258,14 @@ int rlc_checkpoint_read_hf_config(const char *path, rlc_model_config *out, char 
         free(text);
         return rlc_errf(err, errlen, "%s: not a JSON object (error near byte %zu)", fn, pos);
     }
+    const cJSON *dup = rlc_json_duplicate(o);
+    if (dup) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", dup->string);
+        cJSON_Delete(o);
+        free(text);
+        return rlc_errf(err, errlen, "%s: duplicate key \"%s\"", fn, name);
+    }
     rlc_model_config c;
     memset(&c, 0, sizeof c);
     int rc = 0, attn_bias = 0;

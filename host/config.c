@@ -686,6 +686,17 @@ cJSON *rlc_json_float(float v) {
     return cJSON_CreateRaw(s);
 }
 
+const cJSON *rlc_json_duplicate(const cJSON *o) {
+    for (const cJSON *c = o ? o->child : NULL; c; c = c->next) {
+        if (cJSON_IsObject(o) && c->string)
+            for (const cJSON *d = o->child; d != c; d = d->next)
+                if (d->string && strcmp(d->string, c->string) == 0) return c;
+        const cJSON *in = rlc_json_duplicate(c);
+        if (in) return in;
+    }
+    return NULL;
+}
+
 void rlc_json_exact_numbers(cJSON *o) {
     for (cJSON *c = o ? o->child : NULL, *next; c; c = next) {
         next = c->next;

@@ -422,6 +422,12 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
         rlc_errf(err, errlen, "%s: a repro config must be a JSON object", src);
         goto done;
     }
+    const cJSON *dup = rlc_json_duplicate(root);
+    if (dup) {
+        rlc_errf(err, errlen, "%s: duplicate key \"%s\" (the lookups would take the first silently)", src,
+                 dup->string);
+        goto done;
+    }
     if (check_keys(root, top, src, "top level", err, errlen)) goto done;
     if (get_str(root, "name", rc->name, sizeof rc->name, 1, src, "top level", err, errlen) ||
         get_str(root, "comment", rc->comment, sizeof rc->comment, 0, src, "top level", err, errlen) ||

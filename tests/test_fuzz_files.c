@@ -13,6 +13,7 @@
 // Local campaigns (not CI): RLC_FUZZ_SCALE=N multiplies the mutation counts, RLC_FUZZ_SEED=S changes the seed.
 // A failing input is written to <build>/test_fuzz_files_tmp/fail-<format>-<n>.bin.
 #define _POSIX_C_SOURCE 200809L
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdint.h>
@@ -407,6 +408,30 @@ static int mutate_json(bytes *b) {
     }
 }
 
+// ---- duplicate keys: JSON leaves their meaning open, and taking one silently loses the other ----
+
+static int json_has_duplicate(const cJSON *o) {
+    for (const cJSON *c = o ? o->child : NULL; c; c = c->next) {
+        if (cJSON_IsObject(o))
+            for (const cJSON *d = o->child; d != c; d = d->next)
+                if (c->string && d->string && strcmp(c->string, d->string) == 0) return 1;
+        if (json_has_duplicate(c)) return 1;
+    }
+    return 0;
+}
+
+// 1 when text (n bytes) is one JSON value that cJSON parses and it holds a duplicate key somewhere.
+static int text_has_duplicate(const unsigned char *text, size_t n) {
+    char *t = malloc(n + 1);
+    memcpy(t, text, n);
+    t[n] = 0;
+    cJSON *o = strlen(t) == n ? cJSON_ParseWithOpts(t, NULL, 1) : NULL;
+    int dup = o && json_has_duplicate(o);
+    cJSON_Delete(o);
+    free(t);
+    return dup;
+}
+
 // ---- outcome accounting ----
 
 typedef struct stats {
@@ -503,6 +528,13 @@ static void fuzz_safetensors_one(stats *s, const bytes *input, const char *path)
     char err[2048] = "";
     int rc = rlc_st_open(&f, path, err, sizeof err);
     expect_named(s, rc, err, path, input);
+    uint64_t hlen = 0;
+    if (input->n >= 8)
+        for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | input->p[i];
+    if (rc == 0 && text_has_duplicate(input->p + 8, (size_t)hlen)) {
+        CHECK(0, "%s: header with a duplicate key accepted", s->name);
+        save_failure(s->name, input);
+    }
     if (rc == 0) {
         char why[256];
         int ok = st_consistent(&f, why, sizeof why);
@@ -753,6 +785,10 @@ static void fuzz_hf_config(const bytes *seed, int iters) {
         char err[2048] = "";
         int rc = rlc_checkpoint_read_hf_config(path, &c, err, sizeof err);
         expect_named(&s, rc, err, path, &b);
+        if (rc == 0 && text_has_duplicate(b.p, b.n)) {
+            CHECK(0, "%s: a duplicate key accepted", s.name);
+            save_failure(s.name, &b);
+        }
         if (rc == 0) {
             char e[256];
             CHECK(rlc_model_config_check(&c, e, sizeof e) == 0, "accepted HF config fails the model check: %s", e);
@@ -787,6 +823,10 @@ static void fuzz_train_config(const bytes *seed, int iters) {
         char err[2048] = "";
         int rc = rlc_config_load(&cfg, path, NULL, 0, err, sizeof err);
         expect_named(&s, rc, err, path, &b);
+        if (rc == 0 && text_has_duplicate(b.p, b.n)) {
+            CHECK(0, "%s: a duplicate key accepted", s.name);
+            save_failure(s.name, &b);
+        }
         if (rc == 0) check_config_roundtrip(&cfg, &b, s.name);
     }
     report(&s);
@@ -848,6 +888,10 @@ static void fuzz_repro_config(const bytes *seeds, int n_seeds, int iters) {
         int r = rlc_repro_config_load(rc, path, quick, err, sizeof err);
         expect_named(&s, r, err, path, &b);
         if (r != 0) continue;
+        if (text_has_duplicate(b.p, b.n)) {
+            CHECK(0, "%s: a duplicate key accepted", s.name);
+            save_failure(s.name, &b);
+        }
         CHECK(rc->n_rows >= 1 && rc->n_rows <= RLC_REPRO_MAX_ROWS, "n_rows %d", rc->n_rows);
         CHECK(rc->n_seeds >= 1 && rc->n_seeds <= RLC_REPRO_MAX_SEEDS, "n_seeds %d", rc->n_seeds);
         CHECK(rc->n_metrics >= 1 && rc->n_metrics <= RLC_REPRO_MAX_METRICS, "n_metrics %d", rc->n_metrics);
@@ -1109,12 +1153,53 @@ static void regression_hf_ints(void) {
     }
 }
 
+// Found: duplicate names inside a safetensors tensor entry or __metadata__, in an HF config.json and anywhere in
+// a repro config were accepted, one of the two values silently used (the last "dtype", the first "step",
+// "hidden_size" or "name"). The training config already refused them.
+static void regression_duplicate_keys(void) {
+    static const char *const headers[] = {
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"dtype\":\"I32\"}}",
+        "{\"__metadata__\":{\"step\":\"1\",\"step\":\"2\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+        "\"data_offsets\":[0,4]}}",
+    };
+    static const char *const want[] = {"duplicate header key \"dtype\"", "duplicate header key \"step\""};
+    for (int i = 0; i < 2; i++) {
+        size_t h = strlen(headers[i]);
+        unsigned char buf[512];
+        for (int k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)h >> (8 * k));
+        memcpy(buf + 8, headers[i], h);
+        memset(buf + 8 + h, 0, 4);
+        rlc_st_file f;
+        char err[1024] = "";
+        int r = rlc_st_parse(&f, buf, 8 + h + 4, "dup.safetensors", err, sizeof err);
+        CHECK(r == -1 && strstr(err, "dup.safetensors") && strstr(err, want[i]), "safetensors duplicate %d: \"%s\"",
+              i, err);
+        if (r == 0) rlc_st_close(&f);
+    }
+    char path[800], err[2048] = "";
+    snprintf(path, sizeof path, "%s/regress_dup_config.json", base);
+    write_text_file(path, "{\"hidden_size\": 8, \"intermediate_size\": 8, \"num_attention_heads\": 2, "
+                          "\"num_hidden_layers\": 1, \"vocab_size\": 98, \"hidden_size\": 16}");
+    rlc_model_config c;
+    CHECK(rlc_checkpoint_read_hf_config(path, &c, err, sizeof err) == -1 && strstr(err, path) &&
+              strstr(err, "duplicate key \"hidden_size\""),
+          "HF config duplicate: \"%s\"", err);
+    snprintf(path, sizeof path, "%s/regress_dup_repro.json", base);
+    write_text_file(path, "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"rows\":[{\"label\":\"a\",\"set\":"
+                          "{\"rl.eps_low\":0.1,\"rl.eps_low\":0.3}}]}");
+    rlc_repro_config rc;
+    int r = rlc_repro_config_load(&rc, path, 0, err, sizeof err);
+    CHECK(r == -1 && strstr(err, path) && strstr(err, "duplicate key \"rl.eps_low\""), "repro duplicate: \"%s\"", err);
+    if (r == 0) rlc_repro_config_free(&rc);
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
     regression_repro_numbers();
     regression_teacher_roundtrip();
     regression_u64_digits();
     regression_hf_ints();
+    regression_duplicate_keys();
 }
 
 // ---- setup ----
