@@ -250,6 +250,11 @@ int rlc_checkpoint_read_hf_config(const char *path, rlc_model_config *out, char 
     size_t len = 0;
     char *text = rlc_read_file(fn, &len);
     if (!text) return rlc_errf(err, errlen, "%s: cannot read: %s", fn, strerror(errno));
+    size_t nul = strlen(text);
+    if (nul != len) {
+        free(text);
+        return rlc_errf(err, errlen, "%s: contains a NUL byte at byte %zu (not a JSON text file)", fn, nul);
+    }
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithOpts(text, &end, 0);
     if (!o || !cJSON_IsObject(o)) {
@@ -258,6 +263,14 @@ int rlc_checkpoint_read_hf_config(const char *path, rlc_model_config *out, char 
         free(text);
         return rlc_errf(err, errlen, "%s: not a JSON object (error near byte %zu)", fn, pos);
     }
+    // whatever follows the object would be ignored: a file cut and pasted over, or two configs in one
+    for (const char *p = end; *p; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            size_t pos = (size_t)(p - text);
+            cJSON_Delete(o);
+            free(text);
+            return rlc_errf(err, errlen, "%s: trailing bytes after the JSON object (byte %zu)", fn, pos);
+        }
     const cJSON *dup = rlc_json_duplicate(o);
     if (dup) {
         char name[64];

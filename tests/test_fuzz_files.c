@@ -432,6 +432,18 @@ static int text_has_duplicate(const unsigned char *text, size_t n) {
     return dup;
 }
 
+// 1 when text (n bytes) is exactly one JSON value and whitespace: no NUL byte, nothing after it.
+static int text_is_json(const unsigned char *text, size_t n) {
+    char *t = malloc(n + 1);
+    memcpy(t, text, n);
+    t[n] = 0;
+    cJSON *o = strlen(t) == n ? cJSON_ParseWithOpts(t, NULL, 1) : NULL;
+    int ok = o != NULL;
+    cJSON_Delete(o);
+    free(t);
+    return ok;
+}
+
 // ---- outcome accounting ----
 
 typedef struct stats {
@@ -789,6 +801,10 @@ static void fuzz_hf_config(const bytes *seed, int iters) {
             CHECK(0, "%s: a duplicate key accepted", s.name);
             save_failure(s.name, &b);
         }
+        if (rc == 0 && !text_is_json(b.p, b.n)) {
+            CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s.name);
+            save_failure(s.name, &b);
+        }
         if (rc == 0) {
             char e[256];
             CHECK(rlc_model_config_check(&c, e, sizeof e) == 0, "accepted HF config fails the model check: %s", e);
@@ -825,6 +841,10 @@ static void fuzz_train_config(const bytes *seed, int iters) {
         expect_named(&s, rc, err, path, &b);
         if (rc == 0 && text_has_duplicate(b.p, b.n)) {
             CHECK(0, "%s: a duplicate key accepted", s.name);
+            save_failure(s.name, &b);
+        }
+        if (rc == 0 && !text_is_json(b.p, b.n)) {
+            CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s.name);
             save_failure(s.name, &b);
         }
         if (rc == 0) check_config_roundtrip(&cfg, &b, s.name);
@@ -890,6 +910,10 @@ static void fuzz_repro_config(const bytes *seeds, int n_seeds, int iters) {
         if (r != 0) continue;
         if (text_has_duplicate(b.p, b.n)) {
             CHECK(0, "%s: a duplicate key accepted", s.name);
+            save_failure(s.name, &b);
+        }
+        if (!text_is_json(b.p, b.n)) {
+            CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s.name);
             save_failure(s.name, &b);
         }
         CHECK(rc->n_rows >= 1 && rc->n_rows <= RLC_REPRO_MAX_ROWS, "n_rows %d", rc->n_rows);
@@ -1193,6 +1217,41 @@ static void regression_duplicate_keys(void) {
     if (r == 0) rlc_repro_config_free(&rc);
 }
 
+// Found: an HF config.json was parsed without requiring the end of the text, so bytes after the object
+// ("}r", a second object) were ignored, as was everything after a NUL byte; a repro config was cut at a NUL byte
+// too (the training config already refused both).
+static void regression_trailing_bytes(void) {
+    static const char hf[] = "{\"hidden_size\": 8, \"intermediate_size\": 8, \"num_attention_heads\": 2, "
+                             "\"num_hidden_layers\": 1, \"vocab_size\": 98}";
+    char path[800], err[2048] = "";
+    snprintf(path, sizeof path, "%s/regress_trailing.json", base);
+    bytes b = {0};
+    b_set(&b, hf, strlen(hf));
+    rlc_model_config c;
+    write_bytes(path, b.p, b.n);
+    CHECK(rlc_checkpoint_read_hf_config(path, &c, err, sizeof err) == 0, "valid HF config: %s", err);
+    b_splice(&b, b.n, 0, "r", 1);
+    write_bytes(path, b.p, b.n);
+    CHECK(rlc_checkpoint_read_hf_config(path, &c, err, sizeof err) == -1 && strstr(err, path) &&
+              strstr(err, "trailing bytes"),
+          "HF config with a trailing byte: \"%s\"", err);
+    b.n--;
+    b_splice(&b, b.n, 0, "\n\0{\"vocab_size\": 7}", 19);
+    write_bytes(path, b.p, b.n);
+    CHECK(rlc_checkpoint_read_hf_config(path, &c, err, sizeof err) == -1 && strstr(err, path) && strstr(err, "NUL"),
+          "HF config with a NUL byte: \"%s\"", err);
+    static const char repro[] = "{\"name\":\"x\",\"seeds\":[1],\"metrics\":[\"final:a\"],\"rows\":[{\"label\":\"a\"}]}";
+    b_set(&b, repro, strlen(repro));
+    b_splice(&b, b.n, 0, "\0, \"claims\": 3}", 16);
+    snprintf(path, sizeof path, "%s/regress_trailing_repro.json", base);
+    write_bytes(path, b.p, b.n);
+    rlc_repro_config rc;
+    int r = rlc_repro_config_load(&rc, path, 0, err, sizeof err);
+    CHECK(r == -1 && strstr(err, path) && strstr(err, "NUL"), "repro config with a NUL byte: \"%s\"", err);
+    if (r == 0) rlc_repro_config_free(&rc);
+    b_free(&b);
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
     regression_repro_numbers();
@@ -1200,6 +1259,7 @@ static void regressions(void) {
     regression_u64_digits();
     regression_hf_ints();
     regression_duplicate_keys();
+    regression_trailing_bytes();
 }
 
 // ---- setup ----
