@@ -919,7 +919,7 @@ static void fuzz_repro_config(const bytes *seeds, int n_seeds, int iters) {
         CHECK(rc->n_rows >= 1 && rc->n_rows <= RLC_REPRO_MAX_ROWS, "n_rows %d", rc->n_rows);
         CHECK(rc->n_seeds >= 1 && rc->n_seeds <= RLC_REPRO_MAX_SEEDS, "n_seeds %d", rc->n_seeds);
         CHECK(rc->n_metrics >= 1 && rc->n_metrics <= RLC_REPRO_MAX_METRICS, "n_metrics %d", rc->n_metrics);
-        CHECK(rc->n_curves >= 1 && rc->n_curves <= RLC_REPRO_MAX_CURVES, "n_curves %d", rc->n_curves);
+        CHECK(rc->n_curves >= 0 && rc->n_curves <= RLC_REPRO_MAX_CURVES, "n_curves %d", rc->n_curves); // []: no plots
         for (int k = 0; k < rc->n_claims; k++) {
             const rlc_repro_claim *c = &rc->claims[k];
             CHECK(c->metric >= 0 && c->metric < rc->n_metrics && c->better >= 0 && c->better < rc->n_rows &&
