@@ -642,6 +642,9 @@ int rlc_checkpoint_load_state(const rlc_model *m, const char *dir, rlc_train_sta
         const char *kb = rlc_st_meta(&f, "kl_beta");
         if (!kb || ck_parse_double(kb, &s.kl_beta) != 0)
             rc = rlc_errf(err, errlen, "%s: metadata \"kl_beta\" missing or not a number", fn);
+        // the coefficient the resumed run continues with: what rl.kl_beta allows (strtod also reads "nan")
+        else if (!(isfinite(s.kl_beta) && s.kl_beta >= 0))
+            rc = rlc_errf(err, errlen, "%s: metadata \"kl_beta\" = \"%s\" must be a finite number >= 0", fn, kb);
     }
     for (int i = 0; i < f.n_meta && rc == 0; i++) {
         if (strncmp(f.meta_keys[i], "extra.", 6) != 0) continue;

@@ -761,6 +761,9 @@ static void fuzz_state_file(const bytes *seed, int iters) {
             CHECK(st.phase == 0 || st.phase == 1, "phase %d", st.phase);
             CHECK(st.n_extra >= 0 && st.n_extra <= RLC_STATE_MAX_EXTRA, "n_extra %d", st.n_extra);
             CHECK(st.step >= 0 && st.opt_t >= 0, "step %d opt_t %d", st.step, st.opt_t);
+            // the config requires rl.kl_beta >= 0: a resumed run must not get a coefficient the config refuses
+            CHECK(isfinite(st.kl_beta) && st.kl_beta >= 0, "train state accepted with kl_beta %g", st.kl_beta);
+            if (!(isfinite(st.kl_beta) && st.kl_beta >= 0)) save_failure("kl_beta", &b);
         }
     }
     report(&s);
@@ -1252,6 +1255,34 @@ static void regression_trailing_bytes(void) {
     b_free(&b);
 }
 
+// By review (the fuzzer's byte edits rarely spell a number): train_state metadata "kl_beta" = "nan" or "-1"
+// was resumed from, a coefficient rl.kl_beta refuses (strtod reads "nan" and "inf").
+static void regression_state_kl_beta(void) {
+    static const char *const bad[] = {"nan", "-1", "inf"};
+    char dir[800], path[900], err[2048] = "";
+    snprintf(dir, sizeof dir, "%s/regress_state", base);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
+    rlc_model m;
+    rlc_model_config c = tiny_cfg();
+    if (rlc_model_init(&m, &c, rlc_ops_cpu(), 4) != 0) {
+        CHECK(0, "model init");
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        const char *kb = i < 3 ? bad[i] : "0.25";
+        const char *meta[] = {"step", "1", "phase", "1", "rng_seed", "2", "data_pos", "3", "kl_beta", kb, "opt_t", "1"};
+        CHECK(rlc_st_write(path, NULL, 0, meta, 6, err, sizeof err) == 0, "write: %s", err);
+        rlc_train_state st;
+        int r = rlc_checkpoint_load_state(&m, dir, &st, NULL, NULL, err, sizeof err);
+        if (i < 3)
+            CHECK(r == -1 && strstr(err, path) && strstr(err, "kl_beta"), "kl_beta \"%s\": rc %d \"%s\"", kb, r, err);
+        else
+            CHECK(r == 0 && st.kl_beta == 0.25, "kl_beta 0.25: %s", err);
+    }
+    rlc_model_free(&m);
+}
+
 static void regressions(void) {
     regression_repro_set_labels();
     regression_repro_numbers();
@@ -1260,6 +1291,7 @@ static void regressions(void) {
     regression_hf_ints();
     regression_duplicate_keys();
     regression_trailing_bytes();
+    regression_state_kl_beta();
 }
 
 // ---- setup ----
