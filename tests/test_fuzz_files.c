@@ -10,8 +10,9 @@
 // file. Both outcomes must occur for every format (a fuzzer whose mutations are all no-ops, or all fatal, fails).
 // The regression cases of the bugs this fuzzer found are exact, minimised inputs checked deterministically.
 //
-// Local campaigns (not CI): RLC_FUZZ_SCALE=N multiplies the mutation counts, RLC_FUZZ_SEED=S changes the seed.
-// A failing input is written to <build>/test_fuzz_files_tmp/fail-<format>-<n>.bin.
+// Local campaigns (not CI): RLC_FUZZ_SCALE=N multiplies the mutation counts, RLC_FUZZ_SEED=S changes the seed,
+// RLC_FUZZ_DIR=D works in D/test_fuzz_files_tmp instead of the build directory. A failing input is written there
+// as fail-<format>-<n>.bin.
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -1318,7 +1319,8 @@ int main(void) {
     const char *sc = getenv("RLC_FUZZ_SCALE"), *sd = getenv("RLC_FUZZ_SEED");
     if (sc && atoi(sc) > 0) scale = atoi(sc);
     uint64_t seed = sd ? strtoull(sd, NULL, 0) : 20261128;
-    snprintf(base, sizeof base, "%s/test_fuzz_files_tmp", RLC_BINARY_DIR);
+    const char *fdir = getenv("RLC_FUZZ_DIR"); // campaigns side by side need their own directories
+    snprintf(base, sizeof base, "%s/test_fuzz_files_tmp", fdir && fdir[0] ? fdir : RLC_BINARY_DIR);
     rm_tree(base);
     mkdir(base, 0755);
 
