@@ -85,6 +85,9 @@ static void b_free(bytes *b) {
 }
 
 static int write_bytes(const char *path, const void *p, size_t n) {
+    // a new file each time: ext4 (auto_da_alloc) flushes a file truncated and rewritten at close, which made the
+    // run wait on the disk tens of seconds
+    unlink(path);
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     size_t w = n ? fwrite(p, 1, n, f) : 0;
