@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,8 +208,10 @@ static int hf_int(const char *fn, const cJSON *o, const char *key, int def, int 
         *out = def;
         return 0;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return rlc_errf(err, errlen, "%s: \"%s\" must be an integer", fn, key);
+    // range first: converting a double outside int's range (1e300) to int is undefined behaviour
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= INT_MIN && d <= INT_MAX) || floor(d) != d)
+        return rlc_errf(err, errlen, "%s: \"%s\" must be an integer (of 32 bits)", fn, key);
     *out = (int)v->valuedouble;
     return 0;
 }
@@ -246,6 +250,11 @@ int rlc_checkpoint_read_hf_config(const char *path, rlc_model_config *out, char 
     size_t len = 0;
     char *text = rlc_read_file(fn, &len);
     if (!text) return rlc_errf(err, errlen, "%s: cannot read: %s", fn, strerror(errno));
+    size_t nul = strlen(text);
+    if (nul != len) {
+        free(text);
+        return rlc_errf(err, errlen, "%s: contains a NUL byte at byte %zu (not a JSON text file)", fn, nul);
+    }
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithOpts(text, &end, 0);
     if (!o || !cJSON_IsObject(o)) {
@@ -253,6 +262,22 @@ int rlc_checkpoint_read_hf_config(const char *path, rlc_model_config *out, char 
         cJSON_Delete(o);
         free(text);
         return rlc_errf(err, errlen, "%s: not a JSON object (error near byte %zu)", fn, pos);
+    }
+    // whatever follows the object would be ignored: a file cut and pasted over, or two configs in one
+    for (const char *p = end; *p; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            size_t pos = (size_t)(p - text);
+            cJSON_Delete(o);
+            free(text);
+            return rlc_errf(err, errlen, "%s: trailing bytes after the JSON object (byte %zu)", fn, pos);
+        }
+    const cJSON *dup = rlc_json_duplicate(o);
+    if (dup) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", dup->string);
+        cJSON_Delete(o);
+        free(text);
+        return rlc_errf(err, errlen, "%s: duplicate key \"%s\"", fn, name);
     }
     rlc_model_config c;
     memset(&c, 0, sizeof c);
@@ -617,6 +642,9 @@ int rlc_checkpoint_load_state(const rlc_model *m, const char *dir, rlc_train_sta
         const char *kb = rlc_st_meta(&f, "kl_beta");
         if (!kb || ck_parse_double(kb, &s.kl_beta) != 0)
             rc = rlc_errf(err, errlen, "%s: metadata \"kl_beta\" missing or not a number", fn);
+        // the coefficient the resumed run continues with: what rl.kl_beta allows (strtod also reads "nan")
+        else if (!(isfinite(s.kl_beta) && s.kl_beta >= 0))
+            rc = rlc_errf(err, errlen, "%s: metadata \"kl_beta\" = \"%s\" must be a finite number >= 0", fn, kb);
     }
     for (int i = 0; i < f.n_meta && rc == 0; i++) {
         if (strncmp(f.meta_keys[i], "extra.", 6) != 0) continue;

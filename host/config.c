@@ -22,7 +22,7 @@
 typedef enum {
     K_OBJ,   // nested object
     K_INT,   // int, JSON integer
-    K_U64,   // uint64_t, JSON integer up to 2^53 or a decimal string
+    K_U64,   // uint64_t, JSON integer below 2^53 or a decimal string
     K_FLOAT, // float, JSON number
     K_BOOL,  // int 0/1, JSON true/false
     K_STR,   // char[size]
@@ -310,8 +310,9 @@ static int apply_value(rlc_config *cfg, int ki, const cJSON *v, const char *labe
         uint64_t u;
         if (cJSON_IsNumber(v)) {
             double d = v->valuedouble;
-            if (floor(d) != d || d < 0 || d > 9007199254740992.0)
-                return rlc_errf(err, errlen, "%s: %s: expected a non-negative integer (up to 2^53, or a decimal "
+            // 2^53 and above: the double may already be another integer than the text (...993 reads as ...992)
+            if (floor(d) != d || d < 0 || d >= 9007199254740992.0)
+                return rlc_errf(err, errlen, "%s: %s: expected a non-negative integer (below 2^53, or a decimal "
                                 "string), found %s", label, k->path, found);
             u = (uint64_t)d;
         } else if (cJSON_IsString(v)) {
@@ -447,9 +448,9 @@ static int overlay(rlc_config *cfg, cfg_origin *org, const cJSON *obj, const cha
 static int apply_override(rlc_config *cfg, cfg_origin *org, const char *ov, const char *label, char *err,
                           size_t errlen) {
     const char *eq = strchr(ov, '=');
-    if (!eq || eq == ov) return rlc_errf(err, errlen, "--set %s: expected key=value (e.g. rl.eps_low=0.2)", ov);
+    if (!eq || eq == ov) return rlc_errf(err, errlen, "%s: expected key=value (e.g. rl.eps_low=0.2)", label);
     char path[160];
-    if ((size_t)(eq - ov) >= sizeof path) return rlc_errf(err, errlen, "--set %s: key too long", ov);
+    if ((size_t)(eq - ov) >= sizeof path) return rlc_errf(err, errlen, "%s: key too long", label);
     snprintf(path, sizeof path, "%.*s", (int)(eq - ov), ov);
     const char *val = eq + 1;
     int ki = find_key(path);
@@ -465,7 +466,7 @@ static int apply_override(rlc_config *cfg, cfg_origin *org, const char *ov, cons
             int fk = find_key(full);
             if (fk < 0 || keys[fk].kind != K_OBJ || !p[n]) {
                 const char *near = nearest_key(prefix, comp);
-                return rlc_errf(err, errlen, "--set %s: unknown key \"%s\" (did you mean \"%s\"?)", ov, path,
+                return rlc_errf(err, errlen, "%s: unknown key \"%s\" (did you mean \"%s\"?)", label, path,
                                 near ? near : "?");
             }
             snprintf(prefix, sizeof prefix, "%s", full);
@@ -610,6 +611,11 @@ static int validate(const rlc_config *c, const cfg_origin *org, char *err, size_
 
 int rlc_config_parse(rlc_config *cfg, const char *json, const char *source, const char *const *overrides,
                      int n_over, char *err, size_t errlen) {
+    return rlc_config_parse_labeled(cfg, json, source, overrides, NULL, n_over, err, errlen);
+}
+
+int rlc_config_parse_labeled(rlc_config *cfg, const char *json, const char *source, const char *const *overrides,
+                             const char *const *labels_in, int n_over, char *err, size_t errlen) {
     cfg_origin org;
     memset(&org, 0, sizeof org);
     memset(cfg, 0, sizeof *cfg);
@@ -629,15 +635,25 @@ int rlc_config_parse(rlc_config *cfg, const char *json, const char *source, cons
         cJSON_Delete(user);
         if (rc) return -1;
     }
-    // labels "--set a.b=v" for messages; they live until validation is done
+    // labels ("--set a.b=v" unless the caller names where an override came from) for messages; they live until
+    // validation is done
     char **labels = rlc_calloc((size_t)(n_over > 0 ? n_over : 1), sizeof(char *));
     for (int i = 0; i < n_over && rc == 0; i++) {
-        size_t n = strlen(overrides[i]) + 8;
+        const char *given = labels_in ? labels_in[i] : NULL;
+        size_t n = (given ? strlen(given) : strlen(overrides[i]) + 6) + 1;
         labels[i] = rlc_malloc(n);
-        snprintf(labels[i], n, "--set %s", overrides[i]);
+        if (given) snprintf(labels[i], n, "%s", given);
+        else snprintf(labels[i], n, "--set %s", overrides[i]);
         rc = apply_override(cfg, &org, overrides[i], labels[i], err, errlen);
     }
     if (rc == 0) rc = validate(cfg, &org, err, errlen);
+    if (rc == 0) {
+        // The effective config says what runs. The default's teacher share, inherited by a task without an
+        // imperfect teacher, never applies there: it is 0 here, so that the config written with a run loads back
+        // (written out, the inherited 0.5 would be an explicit share for such a task, which is an error).
+        const rlc_task *task = rlc_task_find(cfg->task.name);
+        if (task && !task->flawed_solve) cfg->sft.teacher_error = 0.0f;
+    }
     for (int i = 0; i < n_over; i++) free(labels[i]);
     free(labels);
     if (rc) return -1;
@@ -670,6 +686,38 @@ cJSON *rlc_json_float(float v) {
     return cJSON_CreateRaw(s);
 }
 
+const cJSON *rlc_json_duplicate(const cJSON *o) {
+    for (const cJSON *c = o ? o->child : NULL; c; c = c->next) {
+        if (cJSON_IsObject(o) && c->string)
+            for (const cJSON *d = o->child; d != c; d = d->next)
+                if (d->string && strcmp(d->string, c->string) == 0) return c;
+        const cJSON *in = rlc_json_duplicate(c);
+        if (in) return in;
+    }
+    return NULL;
+}
+
+void rlc_json_exact_numbers(cJSON *o) {
+    for (cJSON *c = o ? o->child : NULL, *next; c; c = next) {
+        next = c->next;
+        if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+            rlc_json_exact_numbers(c);
+        } else if (cJSON_IsNumber(c) && isfinite(c->valuedouble)) {
+            char s[48];
+            snprintf(s, sizeof s, "%1.15g", c->valuedouble);
+            if (strtod(s, NULL) == c->valuedouble) continue;
+            snprintf(s, sizeof s, "%.17g", c->valuedouble);
+            cJSON *raw = cJSON_CreateRaw(s);
+            if (c->string) { // ReplaceItemViaPointer keeps no member name: the raw item gets its own copy
+                size_t n = strlen(c->string) + 1;
+                raw->string = cJSON_malloc(n);
+                memcpy(raw->string, c->string, n);
+            }
+            cJSON_ReplaceItemViaPointer(o, c, raw);
+        }
+    }
+}
+
 char *rlc_config_to_json(const rlc_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     for (int i = 0; i < N_KEYS; i++) {
@@ -695,8 +743,10 @@ char *rlc_config_to_json(const rlc_config *cfg) {
         case K_INT: v = cJSON_CreateNumber(*(const int *)base); break;
         case K_U64: {
             uint64_t u = *(const uint64_t *)base;
-            if (u <= 9007199254740992ull) {
-                v = cJSON_CreateNumber((double)u);
+            if (u < 9007199254740992ull) { // exact as a double, and printed with all its digits
+                char s[32];
+                snprintf(s, sizeof s, "%llu", (unsigned long long)u);
+                v = cJSON_CreateRaw(s);
             } else {
                 char s[32];
                 snprintf(s, sizeof s, "%llu", (unsigned long long)u);

@@ -3,6 +3,7 @@
 // Everything numerical goes through m->ops; this file only orchestrates buffers and shapes.
 #include "rlc/model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,10 @@ int rlc_model_config_check(const rlc_model_config *c, char *err, size_t errlen) 
                         c->n_heads);
     if (c->head_dim < 2 || c->head_dim % 2 != 0)
         return rlc_errf(err, errlen, "model.head_dim must be even and >= 2 for RoPE (got %d)", c->head_dim);
+    // the attention width n_heads * head_dim is an int dimension of the q/o projections
+    if ((long long)c->n_heads * c->head_dim > INT_MAX)
+        return rlc_errf(err, errlen, "model.n_heads * model.head_dim (%d * %d) exceeds %d", c->n_heads, c->head_dim,
+                        INT_MAX);
     if (c->hidden_dim < 1) return rlc_errf(err, errlen, "model.hidden_dim must be >= 1 (got %d)", c->hidden_dim);
     if (c->max_seq_len < 2) return rlc_errf(err, errlen, "model.max_seq_len must be >= 2 (got %d)", c->max_seq_len);
     if (!(c->rms_eps > 0.0f)) return rlc_errf(err, errlen, "model.rms_eps must be > 0 (got %g)", c->rms_eps);

@@ -40,6 +40,7 @@
 #include "rlc/svg.h"
 #include "rlc/trainer.h"
 #include "rlc/util.h"
+#include "json_util.h"
 
 // Paths here are built from the results directory (checked to be short, see rlc_repro_run) and names of at most
 // 127 characters into buffers of 1 KiB and more; GCC cannot see those bounds.
@@ -184,7 +185,12 @@ static int parse_set(const cJSON *o, char **v, int *n, const char *src, const ch
     for (const cJSON *c = o->child; c; c = c->next) {
         if (*n >= RLC_REPRO_MAX_SET)
             return rlc_errf(err, errlen, "%s: %s: more than %d overrides", src, where, RLC_REPRO_MAX_SET);
-        char *js = cJSON_PrintUnformatted(c);
+        // printed from a copy whose numbers keep every digit (cJSON alone prints 9007199254740991 as ...990)
+        cJSON *w = cJSON_CreateArray();
+        cJSON_AddItemToArray(w, cJSON_Duplicate(c, 1));
+        rlc_json_exact_numbers(w);
+        char *js = cJSON_PrintUnformatted(w->child);
+        cJSON_Delete(w);
         size_t len = strlen(c->string) + strlen(js) + 2;
         v[*n] = rlc_malloc(len);
         snprintf(v[*n], len, "%s=%s", c->string, js);
@@ -264,7 +270,8 @@ static int parse_metric(rlc_repro_metric *m, const cJSON *v, double threshold, c
         }
         const cJSON *dc = cJSON_GetObjectItemCaseSensitive(v, "decimals");
         if (dc) {
-            if (!cJSON_IsNumber(dc) || dc->valuedouble < 0 || dc->valuedouble > 9)
+            if (!cJSON_IsNumber(dc) || !(dc->valuedouble >= 0 && dc->valuedouble <= 9) ||
+                dc->valuedouble != floor(dc->valuedouble))
                 return rlc_errf(err, errlen, "%s: %s: \"decimals\" must be an integer in 0..9", src, where);
             m->decimals = (int)dc->valuedouble;
         }
@@ -314,8 +321,10 @@ static int parse_curve(rlc_repro_curve *cv, const cJSON *v, const char *src, int
         if (get_str(v, "label", cv->label, sizeof cv->label, 0, src, where, err, errlen)) return -1;
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(v, "smooth");
         if (s) {
-            if (!cJSON_IsNumber(s) || s->valuedouble < 1 || s->valuedouble != floor(s->valuedouble))
-                return rlc_errf(err, errlen, "%s: %s: \"smooth\" must be an integer >= 1", src, where);
+            // bounded before the conversion to int: a larger double (1e300) has no int value
+            if (!cJSON_IsNumber(s) || !(s->valuedouble >= 1 && s->valuedouble <= 1000000) ||
+                s->valuedouble != floor(s->valuedouble))
+                return rlc_errf(err, errlen, "%s: %s: \"smooth\" must be an integer in 1..1000000", src, where);
             cv->smooth = (int)s->valuedouble;
         }
         const cJSON *lo = cJSON_GetObjectItemCaseSensitive(v, "ymin");
@@ -413,6 +422,12 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
         rlc_errf(err, errlen, "%s: a repro config must be a JSON object", src);
         goto done;
     }
+    const cJSON *dup = rlc_json_duplicate(root);
+    if (dup) {
+        rlc_errf(err, errlen, "%s: duplicate key \"%s\" (the lookups would take the first silently)", src,
+                 dup->string);
+        goto done;
+    }
     if (check_keys(root, top, src, "top level", err, errlen)) goto done;
     if (get_str(root, "name", rc->name, sizeof rc->name, 1, src, "top level", err, errlen) ||
         get_str(root, "comment", rc->comment, sizeof rc->comment, 0, src, "top level", err, errlen) ||
@@ -445,7 +460,10 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
         }
         snprintf(rc->base_label, sizeof rc->base_label, "%s", found);
     } else if (cJSON_IsObject(base)) {
-        rc->base_json = cJSON_PrintUnformatted(base);
+        cJSON *copy_ = cJSON_Duplicate(base, 1);
+        rlc_json_exact_numbers(copy_); // every digit of large integers (seeds) kept
+        rc->base_json = cJSON_PrintUnformatted(copy_);
+        cJSON_Delete(copy_);
         char *copy = rlc_malloc(strlen(rc->base_json) + 1); // ours to free() like a file's text
         strcpy(copy, rc->base_json);
         cJSON_free(rc->base_json);
@@ -649,10 +667,16 @@ done:
 }
 
 int rlc_repro_config_load(rlc_repro_config *rc, const char *path, int quick, char *err, size_t errlen) {
-    char *text = rlc_read_file(path, NULL);
+    size_t len = 0;
+    char *text = rlc_read_file(path, &len);
     if (!text) {
         memset(rc, 0, sizeof *rc);
         return rlc_errf(err, errlen, "%s: cannot read the repro config: %s", path, strerror(errno));
+    }
+    if (strlen(text) != len) { // the parser would stop there and never see the rest
+        memset(rc, 0, sizeof *rc);
+        free(text);
+        return rlc_errf(err, errlen, "%s: repro config contains a NUL byte (not a JSON text file)", path);
     }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
@@ -673,21 +697,35 @@ int rlc_repro_cell_config(const rlc_repro_config *rc, int row, int seed_idx, con
     const rlc_repro_row *r = &rc->rows[row];
     int n = rc->n_set + r->n_set + rc->n_quick_set + n_extra + 3;
     const char **ov = rlc_calloc((size_t)n, sizeof(char *));
+    // The overrides of the repro config are not typed on a command line: their messages name the file and the
+    // section they came from (the command line's --set keeps its "--set" label: NULL).
+    char **labels = rlc_calloc((size_t)n, sizeof(char *));
     char seed[48], name[160], out[1200];
     int k = 0;
-    for (int i = 0; i < rc->n_set; i++) ov[k++] = rc->set[i];
-    for (int i = 0; i < r->n_set; i++) ov[k++] = r->set[i];
-    for (int i = 0; i < rc->n_quick_set; i++) ov[k++] = rc->quick_set[i];
+#define REPRO_OV(s, ...)                                                  \
+    do {                                                                  \
+        ov[k] = (s);                                                      \
+        rlc_sb b_ = {0};                                                  \
+        rlc_sb_printf(&b_, __VA_ARGS__);                                  \
+        labels[k++] = rlc_sb_take(&b_);                                   \
+    } while (0)
+    for (int i = 0; i < rc->n_set; i++) REPRO_OV(rc->set[i], "%s: set: %s", rc->source, rc->set[i]);
+    for (int i = 0; i < r->n_set; i++)
+        REPRO_OV(r->set[i], "%s: rows[%d] (\"%s\") set: %s", rc->source, row, r->label, r->set[i]);
+    for (int i = 0; i < rc->n_quick_set; i++) REPRO_OV(rc->quick_set[i], "%s: quick.set: %s", rc->source, rc->quick_set[i]);
     for (int i = 0; i < n_extra; i++) ov[k++] = extra[i];
     snprintf(seed, sizeof seed, "seed=%d", rc->seeds[seed_idx]);
     snprintf(name, sizeof name, "name=%s-s%d", r->id, rc->seeds[seed_idx]);
     snprintf(out, sizeof out, "out_dir=%s/runs", res_dir);
-    ov[k++] = seed;
-    ov[k++] = name;
-    ov[k++] = out;
+    REPRO_OV(seed, "%s: seeds[%d]: %s", rc->source, seed_idx, seed);
+    REPRO_OV(name, "%s: rows[%d] (\"%s\"): run %s", rc->source, row, r->label, name);
+    REPRO_OV(out, "%s: results directory: %s", rc->source, out);
+#undef REPRO_OV
     char src[700];
     snprintf(src, sizeof src, "%s (base of %s, row \"%s\")", rc->base_label, rc->source, r->label);
-    int ret = rlc_config_parse(cfg, rc->base_json, src, ov, k, err, errlen);
+    int ret = rlc_config_parse_labeled(cfg, rc->base_json, src, ov, (const char *const *)labels, k, err, errlen);
+    for (int i = 0; i < k; i++) free(labels[i]);
+    free(labels);
     free(ov);
     return ret;
 }
@@ -1129,6 +1167,7 @@ static uint64_t sft_key(const rlc_config *cfg) {
     const int n_keep = strcmp(c.precision, "auto") ? 6 : 5;
     for (int i = 0; i < n_keep; i++)
         cJSON_AddItemToObject(k, keep[i], cJSON_Duplicate(cJSON_GetObjectItem(o, keep[i]), 1));
+    rlc_json_exact_numbers(k); // seeds that differ in their 16th digit are different jobs
     char *s = cJSON_PrintUnformatted(k);
     uint64_t h = fnv1a(s);
     cJSON_free(s);

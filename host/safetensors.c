@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "rlc/util.h"
+#include "json_util.h"
 
 // The reference implementation caps the header at 100 MB; a larger value is a corrupt length field.
 #define ST_MAX_HEADER (100u * 1000u * 1000u)
@@ -224,6 +225,12 @@ static int st_parse_owned(rlc_st_file *f, char *err, size_t errlen) {
         }
     if (!cJSON_IsObject(root)) {
         rc = rlc_errf(err, errlen, "%s: header must be a JSON object", fn);
+        goto done;
+    }
+    // inside a tensor entry or __metadata__ too: a second "dtype" or "step" would silently win or lose
+    const cJSON *dup = rlc_json_duplicate(root);
+    if (dup) {
+        rc = rlc_errf(err, errlen, "%s: duplicate header key \"%s\"", fn, dup->string);
         goto done;
     }
     int n = 0;

@@ -2,7 +2,8 @@
 # tests/run_all.sh: build rlc and run the whole test suite (the README's test command; .ci/run calls it).
 #   1. Release build with -Werror, all ctest programs (CPU tests and emulated CUDA kernels, label emu).
 #   2. CUDA compile layer: nvcc builds every kernels/cuda/*.cu for sm_90a with warnings as errors (if nvcc exists).
-#   3. AddressSanitizer build: the bad-input tests (configs, safetensors, checkpoints).
+#   3. AddressSanitizer build: the bad-input tests (configs, safetensors, checkpoints) and the mutation fuzzer of
+#      every file rlc reads (tests/test_fuzz_files.c).
 #   4. Emulator under sanitizers: every emulated test with ASan+UBSan, the emulator's own tests with TSan
 #      (inter-block race detection).
 set -euo pipefail
@@ -29,8 +30,8 @@ fi
 
 echo "== AddressSanitizer: bad-input tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRLC_ASAN=ON -DRLC_CUDA=OFF >/dev/null
-cmake --build build-asan -j "$JOBS" --target test_config test_safetensors test_checkpoint
-ctest --test-dir build-asan --output-on-failure -R 'test_(config|safetensors|checkpoint)$'
+cmake --build build-asan -j "$JOBS" --target test_config test_safetensors test_checkpoint test_fuzz_files
+ctest --test-dir build-asan --output-on-failure -R 'test_(config|safetensors|checkpoint|fuzz_files)$'
 
 echo "== emulator under ASan and TSan"
 bash tests/emu/sanitize.sh build-sanitize

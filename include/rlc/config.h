@@ -126,5 +126,10 @@ int rlc_config_load(rlc_config *cfg, const char *path, const char *const *overri
 // Same from a JSON string (source = label used in messages).
 int rlc_config_parse(rlc_config *cfg, const char *json, const char *source, const char *const *overrides,
                      int n_over, char *err, size_t errlen);
+// Same, naming where each override came from in messages: labels[i] (e.g. "x.json: rows[2].set: rl.eps_low=9")
+// instead of "--set <override>"; labels NULL or labels[i] NULL keeps "--set". (Overrides that a file holds are
+// not typed on a command line: their errors must name the file.)
+int rlc_config_parse_labeled(rlc_config *cfg, const char *json, const char *source, const char *const *overrides,
+                             const char *const *labels, int n_over, char *err, size_t errlen);
 // Serialize the full effective config as JSON (malloc'd string).
 char *rlc_config_to_json(const rlc_config *cfg);
