@@ -38,24 +38,6 @@ static int same_params(const rlc_model *a, const rlc_model *b) {
     return a->n_params == b->n_params && memcmp(a->params, b->params, a->n_params * sizeof(rlc_f)) == 0;
 }
 
-// rm -r for the small trees the test creates
-static void rm_tree(const char *p) {
-    struct stat sb;
-    if (lstat(p, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(p);
-        for (struct dirent *e; d && (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char q[1024];
-            snprintf(q, sizeof q, "%s/%s", p, e->d_name);
-            rm_tree(q);
-        }
-        if (d) closedir(d);
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
 
 static int exists(const char *p) {
     struct stat sb;
@@ -67,7 +49,7 @@ static void root_path(char *out, size_t cap, const char *name) { snprintf(out, c
 static void test_roundtrip(int tied, int bias, int vh) {
     char root[600], p[900], err[1024];
     root_path(root, sizeof root, tied ? "rt_tied" : "rt_untied");
-    rm_tree(root);
+    test_rm_tree(root);
     rlc_model a, b;
     if (model_new(&a, small_cfg(tied, bias, vh), 1) || model_new(&b, small_cfg(tied, bias, vh), 2)) {
         CHECK(0, "model init");
@@ -201,7 +183,7 @@ static void expect_load_fail(rlc_model *m, const char *path, const char *s1, con
 static void test_validation(void) {
     char dir[600], p[700], err[1024];
     root_path(dir, sizeof dir, "val");
-    rm_tree(dir);
+    test_rm_tree(dir);
     mkdir(dir, 0755);
     rlc_model a, b, wide;
     rlc_model_config wc = small_cfg(0, 1, 0);
@@ -315,7 +297,7 @@ static void fill(rlc_f *x, size_t n, uint64_t seed) {
 static void test_state(void) {
     char root[600], err[1024];
     root_path(root, sizeof root, "state");
-    rm_tree(root);
+    test_rm_tree(root);
     rlc_model a, b;
     if (model_new(&a, small_cfg(1, 0, 1), 1) || model_new(&b, small_cfg(1, 0, 1), 2)) {
         CHECK(0, "model init");
@@ -362,7 +344,7 @@ static void test_state(void) {
     // a weights-only save has a state but no moments
     char r2[600];
     root_path(r2, sizeof r2, "state_wo");
-    rm_tree(r2);
+    test_rm_tree(r2);
     CHECK(rlc_checkpoint_save(&a, NULL, r2, &st, NULL, NULL, err, sizeof err) == 0, "save: %s", err);
     CHECK(rlc_checkpoint_load_state(&a, r2, &got, NULL, NULL, err, sizeof err) == 0 && got.step == 123,
           "state only: %s", err);
@@ -388,7 +370,7 @@ static int count_ckpt_dirs(const char *root) {
 static void test_atomicity(void) {
     char root[600], p[900], q[900], err[1024];
     root_path(root, sizeof root, "atomic");
-    rm_tree(root);
+    test_rm_tree(root);
     rlc_model a, b, c;
     if (model_new(&a, small_cfg(0, 1, 0), 1) || model_new(&b, small_cfg(0, 1, 0), 2) ||
         model_new(&c, small_cfg(0, 1, 0), 3)) {
@@ -466,7 +448,7 @@ static void test_atomicity(void) {
           "corrupt: %s", err);
     // nothing there at all
     snprintf(p, sizeof p, "%s/empty_root", base);
-    rm_tree(p);
+    test_rm_tree(p);
     mkdir(p, 0755);
     CHECK(rlc_checkpoint_load(&c, p, &got, NULL, NULL, err, sizeof err) == -1 && strstr(err, "empty_root"),
           "empty root: %s", err);
@@ -477,7 +459,7 @@ static void test_atomicity(void) {
 
 int main(void) {
     snprintf(base, sizeof base, "%s/test_checkpoint_tmp", RLC_BINARY_DIR);
-    rm_tree(base);
+    test_rm_tree(base);
     mkdir(base, 0755);
     test_roundtrip(0, 1, 1);
     test_roundtrip(1, 0, 0);

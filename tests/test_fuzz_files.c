@@ -464,6 +464,18 @@ static void save_failure(const char *fmt, const bytes *b) {
     fprintf(stderr, "  (input saved to %s)\n", p);
 }
 
+// An accepted JSON file must be exactly one JSON value (no trailing bytes, no NUL byte) with no duplicate key.
+static void expect_one_json_value(const stats *s, const bytes *b) {
+    if (text_has_duplicate(b->p, b->n)) {
+        CHECK(0, "%s: a duplicate key accepted", s->name);
+        save_failure(s->name, b);
+    }
+    if (!text_is_json(b->p, b->n)) {
+        CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s->name);
+        save_failure(s->name, b);
+    }
+}
+
 // A failed load: rc -1 and a message that names `name` (the file, or the --set text).
 static void expect_named(stats *s, int rc, const char *err, const char *name, const bytes *input) {
     s->n++;
@@ -804,14 +816,7 @@ static void fuzz_hf_config(const bytes *seed, int iters) {
         char err[2048] = "";
         int rc = rlc_checkpoint_read_hf_config(path, &c, err, sizeof err);
         expect_named(&s, rc, err, path, &b);
-        if (rc == 0 && text_has_duplicate(b.p, b.n)) {
-            CHECK(0, "%s: a duplicate key accepted", s.name);
-            save_failure(s.name, &b);
-        }
-        if (rc == 0 && !text_is_json(b.p, b.n)) {
-            CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s.name);
-            save_failure(s.name, &b);
-        }
+        if (rc == 0) expect_one_json_value(&s, &b);
         if (rc == 0) {
             char e[256];
             CHECK(rlc_model_config_check(&c, e, sizeof e) == 0, "accepted HF config fails the model check: %s", e);
@@ -846,14 +851,7 @@ static void fuzz_train_config(const bytes *seed, int iters) {
         char err[2048] = "";
         int rc = rlc_config_load(&cfg, path, NULL, 0, err, sizeof err);
         expect_named(&s, rc, err, path, &b);
-        if (rc == 0 && text_has_duplicate(b.p, b.n)) {
-            CHECK(0, "%s: a duplicate key accepted", s.name);
-            save_failure(s.name, &b);
-        }
-        if (rc == 0 && !text_is_json(b.p, b.n)) {
-            CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s.name);
-            save_failure(s.name, &b);
-        }
+        if (rc == 0) expect_one_json_value(&s, &b);
         if (rc == 0) check_config_roundtrip(&cfg, &b, s.name);
     }
     report(&s);
@@ -915,14 +913,7 @@ static void fuzz_repro_config(const bytes *seeds, int n_seeds, int iters) {
         int r = rlc_repro_config_load(rc, path, quick, err, sizeof err);
         expect_named(&s, r, err, path, &b);
         if (r != 0) continue;
-        if (text_has_duplicate(b.p, b.n)) {
-            CHECK(0, "%s: a duplicate key accepted", s.name);
-            save_failure(s.name, &b);
-        }
-        if (!text_is_json(b.p, b.n)) {
-            CHECK(0, "%s: accepted a file that is not one JSON value (trailing bytes or a NUL byte)", s.name);
-            save_failure(s.name, &b);
-        }
+        expect_one_json_value(&s, &b);
         CHECK(rc->n_rows >= 1 && rc->n_rows <= RLC_REPRO_MAX_ROWS, "n_rows %d", rc->n_rows);
         CHECK(rc->n_seeds >= 1 && rc->n_seeds <= RLC_REPRO_MAX_SEEDS, "n_seeds %d", rc->n_seeds);
         CHECK(rc->n_metrics >= 1 && rc->n_metrics <= RLC_REPRO_MAX_METRICS, "n_metrics %d", rc->n_metrics);
@@ -1300,23 +1291,6 @@ static void regressions(void) {
 
 // ---- setup ----
 
-static void rm_tree(const char *p) {
-    struct stat sb;
-    if (lstat(p, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(p);
-        for (struct dirent *e; d && (e = readdir(d));) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char q[1024];
-            snprintf(q, sizeof q, "%s/%s", p, e->d_name);
-            rm_tree(q);
-        }
-        if (d) closedir(d);
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
 
 int main(void) {
     const char *sc = getenv("RLC_FUZZ_SCALE"), *sd = getenv("RLC_FUZZ_SEED");
@@ -1324,7 +1298,7 @@ int main(void) {
     uint64_t seed = sd ? strtoull(sd, NULL, 0) : 20261128;
     const char *fdir = getenv("RLC_FUZZ_DIR"); // campaigns side by side need their own directories
     snprintf(base, sizeof base, "%s/test_fuzz_files_tmp", fdir && fdir[0] ? fdir : RLC_BINARY_DIR);
-    rm_tree(base);
+    test_rm_tree(base);
     mkdir(base, 0755);
 
     regressions();
@@ -1389,6 +1363,6 @@ int main(void) {
     b_free(&hf);
     b_free(&train);
     for (int i = 0; i < n_repro; i++) b_free(&repro[i]);
-    if (!test_failures) rm_tree(base);
+    if (!test_failures) test_rm_tree(base);
     return test_finish("test_fuzz_files");
 }
