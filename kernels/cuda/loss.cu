@@ -747,7 +747,8 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_token_kernel(PolicyAr
 // token pass as the separate kernels, so the same bits.
 //
 // A chunk's pre-pass is done once, by whichever block claims it first (block c at its start, or a block whose
-// sequences reach into chunk c): state[c] is 0 untouched, 1 claimed, 2 published (zeroed before the launch).
+// sequences reach into chunk c; ls_chunks_ensure): state[c] is 0 untouched, 1 claimed, 2 published (zeroed
+// before the launch).
 // A claimant computes at once and never waits, so a block that waits on a claimed chunk waits on work that is
 // running, whatever the number of resident blocks: no deadlock. The weights of a sequence that starts in chunk c
 // are written to info once: by chunk c's pre-pass (whichever block runs it) when the sequence lies inside one
@@ -778,6 +779,27 @@ __device__ void ls_chunk_ensure(const SeqPre &p, unsigned *state, int c, int ste
     }
 }
 
+// Makes sure chunks [ka, kz] (block c's own among them) are published. Whole block. Each round, all threads read
+// the chunks' states (atomically; one read each), then the block claims or waits for the first unpublished one
+// at or after its own chunk, wrapping around: its own first, and blocks whose sequences span the same chunks
+// start their claims at different places. A long sequence over many chunks thus costs a block one scan of their
+// states, not a claim and two barriers for each chunk.
+__device__ void ls_chunks_ensure(const SeqPre &p, unsigned *state, int ka, int kz, int c, int steps) {
+    __shared__ int sh_pick;
+    const int span = kz - ka + 1, off = c - ka; // ka <= c <= kz
+    for (;;) {
+        if (threadIdx.x == 0) sh_pick = INT_MAX;
+        __syncthreads();
+        for (int r = (int)threadIdx.x; r < span; r += LS_THREADS)
+            if (atomicAdd(state + ka + (off + r) % span, 0u) != 2u) atomicMin(&sh_pick, r);
+        __threadfence(); // what this thread saw published is read after the flag (acquire), by any thread
+        __syncthreads();
+        const int r = sh_pick;
+        if (r == INT_MAX) return; // uniform: every chunk published
+        ls_chunk_ensure(p, state, ka + (off + r) % span, steps); // begins with a barrier: sh_pick has been read
+    }
+}
+
 template <int NST>
 __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_fused_kernel(PolicyArgs a, SeqPre p, unsigned *state) {
     RLC_DYN_SMEM(float, stages); // (LS_WARPS, NST, LS_STAGE_FLOATS)
@@ -792,12 +814,7 @@ __global__ void __launch_bounds__(LS_THREADS, 4) ls_policy_fused_kernel(PolicyAr
         const int c_a = __ldg(a.cu + i_first) / LS_PRE_RANGE / a.steps;
         const int c_z = (__ldg(a.cu + i_last + 1) - 1) / LS_PRE_RANGE / a.steps;
         if (threadIdx.x == 0) sh_head.last = i_last;
-        // its own chunk first (the common case: nobody else has claimed it yet), then the others in order; one
-        // call site keeps one copy of the pre-pass code (two copies spill in the 64 registers)
-        for (int k = c, j = 0; k <= c_z; k = j++ == 0 ? c_a : k + 1) {
-            if (j > 0 && k == c) continue;
-            ls_chunk_ensure(p, state, k, a.steps);
-        }
+        ls_chunks_ensure(p, state, c_a, c_z, c, a.steps); // one call site of the pre-pass code (two copies spill)
         for (int i0 = i_first; i0 <= i_last; i0 += LS_THREADS) { // uniform trip count: warp-collective fix-ups
             const int i = i0 + (int)threadIdx.x;
             double sum[3];
