@@ -509,11 +509,14 @@ static int scale = 1;
 
 // ---- the tiny model and its checkpoint ----
 
-static rlc_model_config tiny_cfg(void) {
+// The tiny model of every checkpoint here, on the CPU backend; 0, or -1 with a failed CHECK.
+static int tiny_model(rlc_model *m) {
     rlc_model_config c = {.vocab_size = 98, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .head_dim = 4,
                           .hidden_dim = 8, .max_seq_len = 8, .rms_eps = 1e-5f, .rope_theta = 10000.0f,
                           .qkv_bias = 1, .tie_embeddings = 0, .value_head = 1};
-    return c;
+    const int rc = rlc_model_init(m, &c, rlc_ops_cpu(), 4);
+    CHECK(rc == 0, "model init");
+    return rc;
 }
 
 // Structural invariants of an opened safetensors file: every tensor inside the data region, sizes consistent.
@@ -549,6 +552,13 @@ static int st_consistent(const rlc_st_file *f, char *why, size_t cap) {
     for (int i = 0; i < f->n_meta; i++)
         if (!f->meta_keys[i] || !f->meta_vals[i]) return snprintf(why, cap, "metadata %d missing", i), 0;
     return 1;
+}
+
+// The next input of a fuzz loop: the seed, mutated, written to path.
+static void next_input(bytes *b, const bytes *seed, void (*mutate)(bytes *), const char *path) {
+    b_set(b, seed->p, seed->n);
+    mutate(b);
+    write_bytes(path, b->p, b->n);
 }
 
 static void fuzz_safetensors_one(stats *s, const bytes *input, const char *path) {
@@ -714,19 +724,13 @@ static void fuzz_model_file(const bytes *seed, int iters) {
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     rlc_model m;
-    rlc_model_config c = tiny_cfg();
-    if (rlc_model_init(&m, &c, rlc_ops_cpu(), 4) != 0) {
-        CHECK(0, "model init");
-        return;
-    }
+    if (tiny_model(&m) != 0) return;
     rlc_model_init_weights(&m, 7);
     rlc_f *before = rlc_malloc(m.n_params * sizeof(rlc_f));
     bytes b = {0};
     stats load = {"model load", 0, 0, 0, 0};
     for (int it = 0; it < iters; it++) {
-        b_set(&b, seed->p, seed->n);
-        mutate_st_file(&b);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, seed, mutate_st_file, path);
         fuzz_safetensors_one(&s, &b, path);
         // the checkpoint loader on the same file: a failed load leaves the parameters untouched
         memcpy(before, m.params, m.n_params * sizeof(rlc_f));
@@ -749,18 +753,12 @@ static void fuzz_state_file(const bytes *seed, int iters) {
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
     rlc_model m;
-    rlc_model_config c = tiny_cfg();
-    if (rlc_model_init(&m, &c, rlc_ops_cpu(), 4) != 0) {
-        CHECK(0, "model init");
-        return;
-    }
+    if (tiny_model(&m) != 0) return;
     rlc_f *am = rlc_calloc(m.n_params, sizeof(rlc_f)), *av = rlc_calloc(m.n_params, sizeof(rlc_f));
     rlc_f *am0 = rlc_malloc(m.n_params * sizeof(rlc_f));
     bytes b = {0};
     for (int it = 0; it < iters; it++) {
-        b_set(&b, seed->p, seed->n);
-        mutate_st_file(&b);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, seed, mutate_st_file, path);
         fuzz_safetensors_one(&s, &b, path);
         for (size_t i = 0; i < m.n_params; i++) am[i] = (rlc_f)-7;
         memcpy(am0, am, m.n_params * sizeof(rlc_f));
@@ -809,9 +807,7 @@ static void fuzz_hf_config(const bytes *seed, int iters) {
     snprintf(path, sizeof path, "%s/fz_config.json", base);
     bytes b = {0};
     for (int it = 0; it < iters; it++) {
-        b_set(&b, seed->p, seed->n);
-        mutate_text(&b);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, seed, mutate_text, path);
         rlc_model_config c;
         char err[2048] = "";
         int rc = rlc_checkpoint_read_hf_config(path, &c, err, sizeof err);
@@ -844,9 +840,7 @@ static void fuzz_train_config(const bytes *seed, int iters) {
     snprintf(path, sizeof path, "%s/fz_train.json", base);
     bytes b = {0};
     for (int it = 0; it < iters; it++) {
-        b_set(&b, seed->p, seed->n);
-        mutate_text(&b);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, seed, mutate_text, path);
         rlc_config cfg;
         char err[2048] = "";
         int rc = rlc_config_load(&cfg, path, NULL, 0, err, sizeof err);
@@ -905,9 +899,7 @@ static void fuzz_repro_config(const bytes *seeds, int n_seeds, int iters) {
     rlc_repro_config *rc = rlc_calloc(1, sizeof *rc);
     for (int it = 0; it < iters; it++) {
         const bytes *sd = &seeds[rnd_below((size_t)n_seeds)];
-        b_set(&b, sd->p, sd->n);
-        mutate_text(&b);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, sd, mutate_text, path);
         char err[2048] = "";
         int quick = (int)(rnd() & 1);
         int r = rlc_repro_config_load(rc, path, quick, err, sizeof err);
@@ -958,9 +950,7 @@ static void fuzz_metrics(int iters) {
     }
     bytes b = {0};
     for (int it = 0; it < iters; it++) {
-        b_set(&b, seed.p, seed.n);
-        mutate_text(&b);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, &seed, mutate_text, path);
         rlc_repro_series ser;
         int rc = rlc_repro_read_series(path, "eval_success", &ser);
         s.n++;
@@ -982,24 +972,22 @@ static void fuzz_metrics(int iters) {
     b_free(&seed);
 }
 
+static void mutate_latest(bytes *b) { // byte edits only: `latest` is one line naming a checkpoint
+    int k = 1 + (int)rnd_below(2);
+    for (int i = 0; i < k; i++) mutate_bytes(b, 0, b->n);
+}
+
 static void fuzz_latest(const char *root, const char *ckpt_name, int iters) {
     stats s = {"latest", 0, 0, 0, 0};
     char path[800];
     snprintf(path, sizeof path, "%s/latest", root);
     rlc_model m;
-    rlc_model_config c = tiny_cfg();
-    if (rlc_model_init(&m, &c, rlc_ops_cpu(), 4) != 0) {
-        CHECK(0, "model init");
-        return;
-    }
+    if (tiny_model(&m) != 0) return;
     bytes seed = {0}, b = {0};
     b_set(&seed, ckpt_name, strlen(ckpt_name));
     b_splice(&seed, seed.n, 0, "\n", 1);
     for (int it = 0; it < iters; it++) {
-        b_set(&b, seed.p, seed.n);
-        int k = 1 + (int)rnd_below(2);
-        for (int i = 0; i < k; i++) mutate_bytes(&b, 0, b.n);
-        write_bytes(path, b.p, b.n);
+        next_input(&b, &seed, mutate_latest, path);
         char err[2048] = "";
         int rc = rlc_checkpoint_load_model(&m, root, err, sizeof err);
         expect_named(&s, rc, err, root, &b);
@@ -1259,11 +1247,7 @@ static void regression_state_kl_beta(void) {
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
     rlc_model m;
-    rlc_model_config c = tiny_cfg();
-    if (rlc_model_init(&m, &c, rlc_ops_cpu(), 4) != 0) {
-        CHECK(0, "model init");
-        return;
-    }
+    if (tiny_model(&m) != 0) return;
     for (int i = 0; i < 4; i++) {
         const char *kb = i < 3 ? bad[i] : "0.25";
         const char *meta[] = {"step", "1", "phase", "1", "rng_seed", "2", "data_pos", "3", "kl_beta", kb, "opt_t", "1"};
@@ -1305,12 +1289,8 @@ int main(void) {
 
     // a checkpoint of a tiny model with a config, a train state and AdamW moments: the valid seeds
     rlc_model m;
-    rlc_model_config c = tiny_cfg();
     char err[2048], root[700], dir[800], p[900];
-    if (rlc_model_init(&m, &c, rlc_ops_cpu(), 4) != 0) {
-        CHECK(0, "model init");
-        return test_finish("test_fuzz_files");
-    }
+    if (tiny_model(&m) != 0) return test_finish("test_fuzz_files");
     rlc_model_init_weights(&m, 1);
     rlc_config cfg;
     CHECK(rlc_config_parse(&cfg, NULL, NULL, NULL, 0, err, sizeof err) == 0, "default config: %s", err);
