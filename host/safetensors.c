@@ -237,13 +237,7 @@ static int st_parse_owned(rlc_st_file *f, char *err, size_t errlen) {
     for (const cJSON *c = root->child; c; c = c->next)
         if (strcmp(c->string, "__metadata__") != 0) n++;
     f->tensors = rlc_calloc((size_t)(n > 0 ? n : 1), sizeof(rlc_st_tensor));
-    for (const cJSON *c = root->child; c && rc == 0; c = c->next) {
-        for (const cJSON *d = root->child; d != c; d = d->next)
-            if (strcmp(d->string, c->string) == 0) {
-                rc = rlc_errf(err, errlen, "%s: duplicate header key \"%s\"", fn, c->string);
-                break;
-            }
-        if (rc) break;
+    for (const cJSON *c = root->child; c && rc == 0; c = c->next) { // no duplicate names (checked above)
         if (strcmp(c->string, "__metadata__") == 0) {
             if (!cJSON_IsObject(c)) {
                 rc = rlc_errf(err, errlen, "%s: __metadata__ must be an object of strings", fn);
