@@ -742,16 +742,11 @@ char *rlc_config_to_json(const rlc_config *cfg) {
             continue;
         case K_INT: v = cJSON_CreateNumber(*(const int *)base); break;
         case K_U64: {
-            uint64_t u = *(const uint64_t *)base;
-            if (u < 9007199254740992ull) { // exact as a double, and printed with all its digits
-                char s[32];
-                snprintf(s, sizeof s, "%llu", (unsigned long long)u);
-                v = cJSON_CreateRaw(s);
-            } else {
-                char s[32];
-                snprintf(s, sizeof s, "%llu", (unsigned long long)u);
-                v = cJSON_CreateString(s);
-            }
+            const uint64_t u = *(const uint64_t *)base;
+            char s[32];
+            snprintf(s, sizeof s, "%llu", (unsigned long long)u);
+            // below 2^53 a JSON integer with all its digits (exact as a double), above a decimal string
+            v = u < 9007199254740992ull ? cJSON_CreateRaw(s) : cJSON_CreateString(s);
             break;
         }
         case K_FLOAT: v = rlc_json_float(*(const float *)base); break;
