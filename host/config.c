@@ -718,6 +718,15 @@ void rlc_json_exact_numbers(cJSON *o) {
     }
 }
 
+char *rlc_json_print_exact(const cJSON *item) {
+    cJSON *w = cJSON_CreateArray(); // a parent, so that item itself is rewritten when it is a number
+    cJSON_AddItemToArray(w, cJSON_Duplicate(item, 1));
+    rlc_json_exact_numbers(w);
+    char *s = cJSON_PrintUnformatted(w->child);
+    cJSON_Delete(w);
+    return s;
+}
+
 char *rlc_config_to_json(const rlc_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     for (int i = 0; i < N_KEYS; i++) {

@@ -10,6 +10,9 @@ cJSON *rlc_json_float(float v);
 // is not exact: 9007199254740991 prints as 9.00719925474099e+15 (...990). Every number under o (recursively) that
 // 15 digits do not reproduce exactly becomes a raw "%.17g" item, so that printing o loses nothing.
 void rlc_json_exact_numbers(cJSON *o);
+// cJSON_PrintUnformatted of a copy of item (itself a number, or holding numbers) with rlc_json_exact_numbers
+// applied; free with cJSON_free.
+char *rlc_json_print_exact(const cJSON *item);
 
 // The first member, anywhere under o, whose name repeats an earlier member of the same object (NULL when none).
 // JSON leaves the meaning of duplicate names open and cJSON's lookups take the first: every reader refuses them.

@@ -185,12 +185,7 @@ static int parse_set(const cJSON *o, char **v, int *n, const char *src, const ch
     for (const cJSON *c = o->child; c; c = c->next) {
         if (*n >= RLC_REPRO_MAX_SET)
             return rlc_errf(err, errlen, "%s: %s: more than %d overrides", src, where, RLC_REPRO_MAX_SET);
-        // printed from a copy whose numbers keep every digit (cJSON alone prints 9007199254740991 as ...990)
-        cJSON *w = cJSON_CreateArray();
-        cJSON_AddItemToArray(w, cJSON_Duplicate(c, 1));
-        rlc_json_exact_numbers(w);
-        char *js = cJSON_PrintUnformatted(w->child);
-        cJSON_Delete(w);
+        char *js = rlc_json_print_exact(c); // cJSON alone prints 9007199254740991 as ...990
         size_t len = strlen(c->string) + strlen(js) + 2;
         v[*n] = rlc_malloc(len);
         snprintf(v[*n], len, "%s=%s", c->string, js);
@@ -460,10 +455,7 @@ int rlc_repro_config_parse(rlc_repro_config *rc, const char *json, const char *s
         }
         snprintf(rc->base_label, sizeof rc->base_label, "%s", found);
     } else if (cJSON_IsObject(base)) {
-        cJSON *copy_ = cJSON_Duplicate(base, 1);
-        rlc_json_exact_numbers(copy_); // every digit of large integers (seeds) kept
-        rc->base_json = cJSON_PrintUnformatted(copy_);
-        cJSON_Delete(copy_);
+        rc->base_json = rlc_json_print_exact(base); // every digit of large integers (seeds) kept
         char *copy = rlc_malloc(strlen(rc->base_json) + 1); // ours to free() like a file's text
         strcpy(copy, rc->base_json);
         cJSON_free(rc->base_json);
