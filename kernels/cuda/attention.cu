@@ -52,6 +52,7 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <type_traits>
 #include <utility>
 
 #include "rlc_cuda.h"
@@ -481,9 +482,24 @@ __global__ void __launch_bounds__(NW * 32, MINB)
 
 // ---------------------------------------------------------------------------------------------- backward
 
-template <int HD, int NW, int BQ> constexpr size_t att_dkdv_smem() {
-    return (size_t)(2 * 16 * NW + 4 * BQ) * (HD + 8) * sizeof(bf16) + 4 * BQ * sizeof(float);
+template <int HD, int NW, int BQ, bool DQ> constexpr size_t att_dkdv_smem() {
+    return (size_t)(2 * 16 * NW + 4 * BQ) * (HD + 8) * sizeof(bf16) + 4 * BQ * sizeof(float) +
+           (DQ ? (size_t)16 * NW * (BQ + 8) * sizeof(bf16) : 0);
 }
+
+// The dQ of the backward variant that adds it from the dK/dV kernel (DQ = true): dq (T, NH, HD) fp32 is zeroed
+// before the launch and every block adds its keys' contribution to each query tile it visits with atomics, in
+// key-tile order, so that each element's sum runs in the same order every run. sem (NH, T), zeroed: sem[h T + t]
+// counts the key tiles that have added to the tile of head h whose first query is token t; a block adds its part
+// once the count equals its key tile's index, then publishes index + 1. next, zeroed: the work counter the
+// blocks take their key tile from (instead of blockIdx), so every tile a block waits for was taken by a block that
+// is already running: CUDA does not promise to start blocks in index order, and the emulator does not.
+struct AttDq {
+    float *dq;
+    unsigned *sem;
+    unsigned *next;
+    int T;
+};
 
 // Issues the loads of one item of a dK/dV block: BQ rows of Q and dO of query head h from query qs on by
 // cp.async; lse * log2(e) and D by plain loads (+inf / 0 past the sequence end, so that those rows get
@@ -504,6 +520,12 @@ __device__ __forceinline__ void att_dkdv_issue(bf16 *sQ, bf16 *sO, float *sL, fl
     }
 }
 
+// A operand (16 x 16, rows m0.., columns k0..) of one warp from shared memory that holds its transpose (S[k][m],
+// row stride lds): transposed ldmatrix (dS from dS^T).
+__device__ __forceinline__ void att_ldm_at(uint32_t (&a)[4], const bf16 *s, int lds, int m0, int k0, int lane) {
+    rlc_ldmatrix_x4_trans(a, &s[(k0 + (lane >> 4) * 8 + (lane & 7)) * lds + m0 + ((lane >> 3) & 1) * 8]);
+}
+
 // Grid: (key tiles of 16 NW keys, upper bound) x NKV x nsplit blocks, split fastest, then kv head; warp w owns
 // keys 16w..16w+15 of the tile. The query heads of the group are shared out among nsplit blocks (contiguous
 // ranges; nsplit > 1 when the tiles alone give too few blocks, as with few kv heads and short sequences), each
@@ -512,13 +534,23 @@ __device__ __forceinline__ void att_dkdv_issue(bf16 *sQ, bf16 *sO, float *sL, fl
 // heads outer, query tiles inner; each item is computed in steps of BQS queries (BQS < BQ halves the barriers
 // per flop where the scores of a whole item would not fit in registers). A warp skips the steps whose queries
 // all come before its keys.
-template <int HD, int NW, int BQ, int BQS>
+// With DQ (AttDq; nsplit must be 1) the block also adds dQ += dS K for each item: the warps put their dS^T in
+// shared memory (sS), then each warp computes a 16-query x 32-column piece of dS K over the block's keys (only the
+// key steps at or before its queries) and adds it to dq after the key tiles before this one have added theirs
+// (the thread 0 waits on the item's sem). The items then run query tiles last to first, heads inner: every block
+// of a sequence meets the tiles in the same order from the same start, so a block waits for its predecessor by
+// about one item when they start together and not at all when the predecessor started earlier (longest-first
+// puts key tile j - 1 before key tile j). An item's count is published at the next item's second barrier, when its
+// atomics have long completed, so that the fence before it costs little.
+template <int HD, int NW, int BQ, int BQS, bool DQ>
 __global__ void __launch_bounds__(NW * 32, 1)
     att_bwd_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                         const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
-                        float scale, float sl2, int lpt, int nsplit, size_t split_stride) {
+                        float scale, float sl2, int lpt, int nsplit, size_t split_stride, AttDq dqs) {
     constexpr int NTHR = NW * 32, BK = 16 * NW, LDS = HD + 8, KS = HD / 16, NT = HD / 8, QN = BQS / 8;
+    constexpr int LDSS = BQ + 8, MQ = BQS / 16, CW = HD / (NW / MQ); // dQ: MQ m-tiles per step, CW columns a warp
     static_assert(BQ % BQS == 0 && BQS % 16 == 0, "steps of whole k-steps");
+    static_assert(!DQ || (NW % MQ == 0 && CW == 32), "dQ pieces: 16 queries x 32 columns per warp");
     RLC_DYN_SMEM(bf16, smem);
     bf16 *sK = smem;               // (BK keys, LDS)
     bf16 *sV = sK + BK * LDS;      // (BK, LDS)
@@ -526,21 +558,36 @@ __global__ void __launch_bounds__(NW * 32, 1)
     bf16 *sO = sQ + 2 * BQ * LDS;  // 2 stages x (BQ, LDS): dO
     float *sL = reinterpret_cast<float *>(sO + 2 * BQ * LDS); // 2 x BQ: lse * log2(e)
     float *sD = sL + 2 * BQ;                                   // 2 x BQ: D
+    bf16 *sS = reinterpret_cast<bf16 *>(sD + 2 * BQ);          // DQ: (BK keys, LDSS): dS^T of the item, bf16
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    const int split = (int)(blockIdx.x % (unsigned)nsplit), kvh = (int)(blockIdx.x / (unsigned)nsplit % (unsigned)NKV);
+    int wi = (int)blockIdx.x; // work index: the block's (key tile, kv head, split)
+    if constexpr (DQ) {
+        __shared__ int sh_work;
+        if (tid == 0) sh_work = (int)atomicAdd(dqs.next, 1u);
+        __syncthreads();
+        wi = sh_work;
+    }
+    const int split = wi % nsplit, kvh = wi / nsplit % NKV;
     const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
     int b, tile, ntile;
-    if (!att_schedule(cu_seqlens, B, BK, (int)(blockIdx.x / (unsigned)(nsplit * NKV)), lane, lpt, false, &b, &tile,
-                      &ntile))
-        return;
+    if (!att_schedule(cu_seqlens, B, BK, wi / (nsplit * NKV), lane, lpt, false, &b, &tile, &ntile)) return;
     const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * BK, kn = min(BK, L - j0);
     const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
     const int ldk = NKV * HD;
     const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
+    // Item it -> its query head (from head0) and query tile (from qt0).
+    auto item = [&](int it, int &hh, int &qt) {
+        if constexpr (DQ) hh = it % nhead, qt = nqt - 1 - it / nhead;
+        else hh = it / nqt, qt = it % nqt;
+    };
 
     att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
     att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
-    if (nit > 0) att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0, qt0 * BQ, s0, L, NH, tid);
+    if (nit > 0) {
+        int hh, qt;
+        item(0, hh, qt);
+        att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
+    }
     rlc_cp_async_commit();
 
     float dka[NT][4], dva[NT][4];
@@ -550,27 +597,26 @@ __global__ void __launch_bounds__(NW * 32, 1)
         for (int e = 0; e < 4; e++) dka[nt][e] = dva[nt][e] = 0.0f;
     const int kw0 = j0 + 16 * warp, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 and kr0 + 8
     const bool live = kw0 < L;
-    int cq = 0;         // query tile (from qt0) of the item being computed
-    int nh = 0, nq = 1; // head (from head0) and query tile (from qt0) of the next item to issue
-    if (nq == nqt) nq = 0, nh++;
+    unsigned *pub = nullptr; // DQ: the count the previous item publishes (thread 0)
 
     for (int it = 0; it < nit; it++) {
         rlc_cp_async_wait<0>(); // item it has landed; after the barrier the other stage is free for item it+1
         __syncthreads();
         if (it + 1 < nit) {
             const int nb = (it + 1) & 1;
+            int hh, qt;
+            item(it + 1, hh, qt);
             att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
-                                         lse, Drow, head0 + nh, (qt0 + nq) * BQ, s0, L, NH, tid);
+                                         lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
             rlc_cp_async_commit();
-            if (++nq == nqt) nq = 0, nh++;
         }
+        int ch, cq;
+        item(it, ch, cq);
         const int cb = it & 1, qi = (qt0 + cq) * BQ;
-        if (++cq == nqt) cq = 0;
-        if (!live) continue;
         RLC_UNROLL
         for (int hs = 0; hs < BQ / BQS; hs++) {
             const int qs = qi + hs * BQS;
-            if (qs + BQS - 1 < kw0) continue; // every query of the step is before every key of the warp
+            if (!live || qs + BQS - 1 < kw0) continue; // every query of the step is before every key of the warp
             const bf16 *sQb = sQ + (cb * BQ + hs * BQS) * LDS, *sOb = sO + (cb * BQ + hs * BQS) * LDS;
             const float *sLb = sL + cb * BQ + hs * BQS, *sDb = sD + cb * BQ + hs * BQS;
 
@@ -617,6 +663,13 @@ __global__ void __launch_bounds__(NW * 32, 1)
                 uint32_t pa[4], da[4];
                 att_acc_to_a(pa, st[2 * kq], st[2 * kq + 1]);
                 att_acc_to_a(da, dp[2 * kq], dp[2 * kq + 1]);
+                if constexpr (DQ) { // dS^T (keys g4, g4 + 8 x queries 2 t4.. of the two n-tiles), as the A operand
+                    bf16 *w = sS + (16 * warp + g4) * LDSS + hs * BQS + kq * 16 + 2 * t4;
+                    *reinterpret_cast<uint32_t *>(w) = da[0];
+                    *reinterpret_cast<uint32_t *>(w + 8 * LDSS) = da[1];
+                    *reinterpret_cast<uint32_t *>(w + 8) = da[2];
+                    *reinterpret_cast<uint32_t *>(w + 8 * LDSS + 8) = da[3];
+                }
                 RLC_UNROLL
                 for (int np = 0; np < NT / 2; np++) {
                     uint32_t b0[2], b1[2];
@@ -629,6 +682,60 @@ __global__ void __launch_bounds__(NW * 32, 1)
                 }
             }
         }
+        if constexpr (DQ) {
+            // The previous item's atomics are ordered before its count (each thread's fence, then the barrier);
+            // this item's dS^T is complete. Then the thread 0 publishes that count and waits for this item's turn.
+            __threadfence();
+            __syncthreads();
+            if (tid == 0) {
+                if (pub) atomicExch(pub, (unsigned)tile + 1u);
+                pub = dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi;
+                while (atomicAdd(pub, 0u) != (unsigned)tile) {
+                }
+                __threadfence(); // the earlier tiles' atomics are seen before this block's
+            }
+            __syncthreads();
+            // dQ += scale dS K: warp piece (queries qs + 16 mq.., columns cw..) per step, over the keys up to its
+            // last query (later key steps are zero, and a warp that skipped a step wrote no dS^T there).
+            const int mq = warp % MQ, cw = warp / MQ * CW;
+            RLC_UNROLL
+            for (int hs = 0; hs < BQ / BQS; hs++) {
+                const int qr0 = qi + hs * BQS + 16 * mq, klast = min(qr0 + 15, L - 1) - j0;
+                if (qr0 >= L) continue; // warp-uniform
+                float acc[CW / 8][4];
+                RLC_UNROLL
+                for (int nt = 0; nt < CW / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+                RLC_UNROLL
+                for (int kk = 0; kk < NW; kk++) {
+                    if (16 * kk > klast) break;
+                    uint32_t a[4];
+                    att_ldm_at(a, sS, LDSS, hs * BQS + 16 * mq, 16 * kk, lane);
+                    RLC_UNROLL
+                    for (int np = 0; np < CW / 16; np++) {
+                        uint32_t b0[2], b1[2];
+                        att_ldm_b(b0, b1, sK, LDS, 16 * kk, cw + 16 * np, lane);
+                        rlc_mma_m16n8k16_bf16(acc[2 * np], a, b0, acc[2 * np]);
+                        rlc_mma_m16n8k16_bf16(acc[2 * np + 1], a, b1, acc[2 * np + 1]);
+                    }
+                }
+                RLC_UNROLL
+                for (int half = 0; half < 2; half++) {
+                    const int r = qr0 + g4 + 8 * half;
+                    if (r >= L) continue;
+                    float *d = dqs.dq + ((size_t)(s0 + r) * NH + head0 + ch) * HD + cw + 2 * t4;
+                    RLC_UNROLL
+                    for (int nt = 0; nt < CW / 8; nt++) {
+                        atomicAdd(&d[nt * 8], acc[nt][2 * half] * scale);
+                        atomicAdd(&d[nt * 8 + 1], acc[nt][2 * half + 1] * scale);
+                    }
+                }
+            }
+        }
+    }
+    if constexpr (DQ) { // publish the last item
+        __threadfence();
+        __syncthreads();
+        if (tid == 0 && pub) atomicExch(pub, (unsigned)tile + 1u);
     }
 
     dk += split * split_stride, dv += split * split_stride;
@@ -1170,6 +1277,7 @@ static const char *const att_bwd_names[] = {
     "v0: dKdV 128k x 8 warps, dQ 128q x 8 warps, head split, items/tiles of 2x rows in two steps [old v6]",
     "v1: dKdV 32-key warp tiles, 128k x 8 warps, P/dS via smem; dQ as v0 [old v7]",
     "v2: v1 with 32-query items (hd64: 4 warps x all 64 columns) [old v8]",
+    "v3: v0's dKdV adding dQ in key-tile order (atomics after a per-tile count), no dQ kernel, no head split",
 };
 static const char *const att_dec_names[] = {
     "v0: 2 stages per warp, 16-key tiles [old v2]",
@@ -1281,25 +1389,32 @@ extern "C" int rlc_cuda_attention_forward(void *out, float *lse, const void *q, 
 
 // ------------------------------------------------------------------------------------------- backward
 
+// D (T NH floats), then the counts of the DQ variant (T NH + 1 unsigned: AttDq's sem and next).
 extern "C" size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH) {
-    return (size_t)(T > 0 ? T : 1) * (size_t)(NH > 0 ? NH : 1) * sizeof(float);
+    return ((size_t)(T > 0 ? T : 1) * (size_t)(NH > 0 ? NH : 1) * 2 + 1) * sizeof(float);
 }
 
 // dK/dV with NWK warps (16 NWK keys per block), items of BQ queries computed in steps of BQS; dQ with NWQ warps,
 // tiles of BKQ keys computed in steps of BKS. The query heads of a group are shared out among up to rep / 2
 // blocks per key tile when the key tiles alone give fewer than 8 blocks per SM (few kv heads, short
 // sequences): the partial dK/dV go to dq's memory (2 nsplit T NKV HD <= T NH HD floats, free until the dQ kernel
-// writes it) and att_bwd_reduce_kernel sums them in a fixed order.
+// writes it) and att_bwd_reduce_kernel sums them in a fixed order. When the dK/dV kernel adds dQ itself (KV::DQ)
+// there is no dQ kernel and no head split (dq holds the sums from the start).
 typedef void (*AttKVKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
                             const float *, const int *, int, int, int, float, float, int, int, size_t);
-// The dK/dV kernel of a backward variant: att_bwd_dkdv_kernel (16-key warp tiles) or att_bwd_dkdv2_kernel (32).
-template <int HD, int NW, int BQ, int BQS> struct AttKV1 {
+typedef void (*AttKVDqKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
+                              const float *, const int *, int, int, int, float, float, int, int, size_t, AttDq);
+// The dK/dV kernel of a backward variant: att_bwd_dkdv_kernel (16-key warp tiles; with DQ it adds dQ too) or
+// att_bwd_dkdv2_kernel (32). launch() takes the arguments of the first, and the AttDq of the DQ one.
+template <int HD, int NW, int BQ, int BQS, bool DQ_ = false> struct AttKV1 {
     static constexpr int BK = 16 * NW, THREADS = NW * 32;
-    static constexpr size_t SMEM = att_dkdv_smem<HD, NW, BQ>();
-    static AttKVKernel kernel() { return att_bwd_dkdv_kernel<HD, NW, BQ, BQS>; }
+    static constexpr bool DQ = DQ_;
+    static constexpr size_t SMEM = att_dkdv_smem<HD, NW, BQ, DQ_>();
+    static AttKVDqKernel kernel() { return att_bwd_dkdv_kernel<HD, NW, BQ, BQS, DQ_>; }
 };
 template <int HD, int WK, int WH, int BQ> struct AttKV2 {
     static constexpr int BK = 32 * WK, THREADS = WK * WH * 32;
+    static constexpr bool DQ = false;
     static constexpr size_t SMEM = att_dkdv2_smem<HD, WK, WH, BQ>();
     static AttKVKernel kernel() { return att_bwd_dkdv2_kernel<HD, WK, WH, BQ>; }
 };
@@ -1307,11 +1422,12 @@ template <int HD, int WK, int WH, int BQ> struct AttKV2 {
 template <int HD, class KV, int NWQ, int BKQ, int BKS>
 static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                             const bf16 *v, const float *lse, const int *cu, int B, int T, int NH, int NKV,
-                            const float *Drow, float scale, float sl2, int lpt, cudaStream_t st, const char *what) {
+                            const float *Drow, unsigned *sync, float scale, float sl2, int lpt, cudaStream_t st,
+                            const char *what) {
     const unsigned tkv = att_tiles_ub(T, B, KV::BK);
     const int rep = NH / NKV;
     int ns = 1;
-    if (rep >= 4) {
+    if (rep >= 4 && !KV::DQ) {
         const long want = 8L * att_sm_count(), have = (long)tkv * NKV;
         ns = (int)std::min<long>((want + have - 1) / have, rep / 2);
         if (ns < 1) ns = 1;
@@ -1319,23 +1435,40 @@ static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, c
     const long gkv = att_grid(what, tkv, NKV * ns), gq = att_grid(what, att_tiles_ub(T, B, 16 * NWQ), NH);
     if (gkv < 0 || gq < 0) return -1;
     const size_t smem_kv = KV::SMEM, smem_q = att_dq_smem<HD, NWQ, BKQ>();
-    AttKVKernel kkv = KV::kernel();
+    auto kkv = KV::kernel();
     void (*kq)(float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *, const float *,
                const int *, int, int, int, float, float, int) = att_bwd_dq_kernel<HD, NWQ, BKQ, BKS>;
-    if (!rlc_smem_allow(kkv, smem_kv, what) || !rlc_smem_allow(kq, smem_q, what)) return -1;
+    if (!rlc_smem_allow(kkv, smem_kv, what) || (!KV::DQ && !rlc_smem_allow(kq, smem_q, what))) return -1;
     const size_t n = (size_t)T * NKV * HD;
     if (gkv > 0 && (g_att_bwd_stages & 2)) {
-        float *kd = ns > 1 ? dq : dk, *vd = ns > 1 ? dq + n : dv;
-        RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH, NKV, scale,
-                   sl2, lpt, ns, ns > 1 ? 2 * n : (size_t)0);
-        if (!att_launch_ok(what)) return -1;
-        if (ns > 1) {
-            const size_t threads = n / 4;
-            RLC_LAUNCH(att_bwd_reduce_kernel, (unsigned)((threads + 255) / 256), 256, 0, st, dk, dv, dq, n, ns);
+        if constexpr (KV::DQ) {
+            const AttDq dqs = {dq, sync, sync + (size_t)T * NH, T};
+            if (cudaMemsetAsync(dq, 0, (size_t)T * NH * HD * sizeof(float), st) != cudaSuccess ||
+                cudaMemsetAsync(sync, 0, ((size_t)T * NH + 1) * sizeof(unsigned), st) != cudaSuccess) {
+                fprintf(stderr, "%s: cudaMemsetAsync of dq failed: %s\n", what, cudaGetErrorString(cudaGetLastError()));
+                return -1;
+            }
+            RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, dk, dv, dout, q, k, v, lse, Drow, cu, B, NH, NKV,
+                       scale, sl2, lpt, 1, (size_t)0, dqs);
+            return att_launch_ok(what) ? 0 : -1;
+        } else {
+            float *kd = ns > 1 ? dq : dk, *vd = ns > 1 ? dq + n : dv;
+            const size_t ss = ns > 1 ? 2 * n : (size_t)0;
+            if constexpr (std::is_same<decltype(kkv), AttKVDqKernel>::value) // AttKV1 without DQ: AttDq unread
+                RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH,
+                           NKV, scale, sl2, lpt, ns, ss, AttDq{});
+            else
+                RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH,
+                           NKV, scale, sl2, lpt, ns, ss);
             if (!att_launch_ok(what)) return -1;
+            if (ns > 1) {
+                const size_t threads = n / 4;
+                RLC_LAUNCH(att_bwd_reduce_kernel, (unsigned)((threads + 255) / 256), 256, 0, st, dk, dv, dq, n, ns);
+                if (!att_launch_ok(what)) return -1;
+            }
         }
     }
-    if (gq > 0 && (g_att_bwd_stages & 4)) {
+    if (!KV::DQ && gq > 0 && (g_att_bwd_stages & 4)) {
         RLC_LAUNCH(kq, (unsigned)gq, NWQ * 32, smem_q, st, dq, dout, q, k, v, lse, Drow, cu, B, NH, NKV, scale, sl2,
                    lpt);
         if (!att_launch_ok(what)) return -1;
@@ -1360,15 +1493,20 @@ static int att_backward_hd(float *dq, float *dk, float *dv, const bf16 *dout, co
     typedef AttKV1<HD, 8, 2 * BT, BT> KV8x2; // 8 warps: 128 keys, items of 2 BT queries in steps of BT
     typedef AttKV2<HD, 4, 2, 64> KV2a; // 8 warps: 128 keys x 64 queries per item
     typedef AttKV2<HD, 4, HD == 64 ? 1 : 2, 32> KV2b; // hd64: 4 warps (32 keys x all 64 columns), 32 queries
+    typedef AttKV1<HD, 8, 2 * BT, BT, true> KV8x2dq;  // KV8x2 adding dQ itself
+    unsigned *sync = reinterpret_cast<unsigned *>(Drow + (size_t)T * NH);
     switch (att_variant(1)) {
     case 1:
-        return att_backward_run<HD, KV2a, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
+        return att_backward_run<HD, KV2a, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, sync, scale,
                                                          sl2, 1, st, what);
     case 2:
-        return att_backward_run<HD, KV2b, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
+        return att_backward_run<HD, KV2b, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, sync, scale,
                                                          sl2, 1, st, what);
+    case 3:
+        return att_backward_run<HD, KV8x2dq, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow,
+                                                            sync, scale, sl2, 1, st, what);
     default:
-        return att_backward_run<HD, KV8x2, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, scale,
+        return att_backward_run<HD, KV8x2, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, sync, scale,
                                                           sl2, 1, st, what);
     }
 }

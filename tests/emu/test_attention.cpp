@@ -80,6 +80,7 @@ struct PrefillCase {
     const char *name;
     int NH, NKV, HD;
     std::vector<int> lens;
+    int straggler_ms = 0; // in the random schedule's run, the emulator's straggler (emu_core.h) sleeps this long
 };
 
 static void run_prefill(const PrefillCase &c, int fv, int bv) {
@@ -106,6 +107,7 @@ static void run_prefill(const PrefillCase &c, int fv, int bv) {
 
     double e_out = 0, e_lse = 0, e_dq = 0, e_dk = 0, e_dv = 0;
     emu_test::run_all_schedules(c.name, [&](emu_test::Outputs &o) {
+        emu::set_straggler(emu::config().schedule == emu::Schedule::random ? c.straggler_ms : 0);
         __nv_bfloat16 *d_q = emu_test::to_device(q), *d_k = emu_test::to_device(k), *d_v = emu_test::to_device(v);
         __nv_bfloat16 *d_do = emu_test::to_device(dout), *d_ob = emu_test::to_device(out_b);
         int *d_cu = emu_test::to_device(cu);
@@ -149,6 +151,7 @@ static void run_prefill(const PrefillCase &c, int fv, int bv) {
         for (void *p : {(void *)d_q, (void *)d_k, (void *)d_v, (void *)d_do, (void *)d_ob, (void *)d_cu,
                         (void *)d_lse_ref, (void *)d_out, (void *)d_lse, (void *)d_dq, (void *)d_dk, (void *)d_dv, d_ws})
             cudaFree(p);
+        emu::set_straggler(0);
     });
     printf("  %-34s f%d b%d T=%-4d NH/NKV=%d/%d HD=%-3d  out %.2e  lse %.2e  dq %.2e  dk %.2e  dv %.2e\n", c.name, fv,
            bv, T, NH, NKV, HD, e_out, e_lse, e_dq, e_dk, e_dv);
@@ -232,6 +235,8 @@ int main() {
         // 7 query heads per kv head: the dK/dV blocks share out the heads (2, 2, 3) and sum partials
         {{"prefill hd64 gqa7 {130,3,64}", 14, 2, 64, {130, 3, 64}}, true},
         {{"prefill hd128 gqa4 {100,1}", 8, 2, 128, {100, 1}}, true},
+        // 5 key tiles adding to the same dQ tiles (backward 3) while one block is held back: their order must hold
+        {{"prefill hd64 straggler {600}", 2, 1, 64, {600}, 300}, true},
     };
     for (const auto &p : prefill) run_prefill(p.c, f0, b0);
     // the other variants: forward i with backward i (wrapping), so that every one of each runs
