@@ -21,7 +21,12 @@
 //          att_bwd_dkdv_kernel: 16-key warp tiles, P stays in registers; att_bwd_dkdv2_kernel: 32-key warp tiles
 //          with P^T / dS^T passed through shared memory (fewer shared-memory bytes per flop, one more barrier).
 //   dQ:    one block per (query tile, head); loops over the key tiles, dQ += dS K.
-// Every output element has one writer and every sum a fixed order: deterministic, no atomics.
+//   Or (backward 3) no dQ kernel: the dK/dV blocks add dQ += dS K themselves, with float atomics whose order is
+//   fixed (key tile after key tile, behind a per-tile count; AttDq). That does the product dS K once instead of
+//   recomputing S and dP in a second kernel (5 matrix products instead of 7), at the price of the atomics' traffic
+//   and the waits between blocks.
+// Every output element has one writer (or, in backward 3, its atomics in one order) and every sum a fixed order:
+// deterministic.
 // Decode (flash-decoding): one block per (cache piece, kv head, row); the block's 4 warps take key tiles in
 // turn, each with its own cp.async ring of NS stages and online softmax over the (up to 16) query heads of the
 // group padded to the 16 rows of an mma; the warps are merged in shared memory, each piece writes (normalised
@@ -39,12 +44,13 @@
 // bench_attention_gpu --variants compares them. What remains after the H200 comparison of 2026-11-27
 // (bench/results/logs/h200_2026-11-27_attention_variants.log, whose v-numbers are the old ones: fwd v1, bwd v6,
 // dec v2 are the defaults here) is one forward, one decode and three backwards: 0 (the default, the fastest
-// measured) and the unmeasured candidates 1 and 2 (32-key dK/dV warp tiles). The dominated variants, among them
+// measured) and the unmeasured candidates 1 and 2 (32-key dK/dV warp tiles); backward 3 (dQ added by the dK/dV
+// kernel) came after that run and is unmeasured too. The dominated variants, among them
 // the kernels before this rewrite, are deleted. Measured: time vs the kernels before the rewrite (geometric
 // mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward 0.57, backward 0.67, decode 0.96 (queued). vs
 // torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of the device copy bandwidth.
-// Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward 0 dK/dV 216 / 245,
-// dQ 206 / 238; dkdv2 (backward 1) 228 / 255; decode 94 / 165.
+// Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward 0 dK/dV 212 / 246,
+// dQ 206 / 238; dkdv2 (backward 1) 228 / 255; dK/dV with dQ (backward 3) 232 / 246; decode 94 / 165.
 #include "attention.h"
 
 #include <math.h>
@@ -597,7 +603,7 @@ __global__ void __launch_bounds__(NW * 32, 1)
         for (int e = 0; e < 4; e++) dka[nt][e] = dva[nt][e] = 0.0f;
     const int kw0 = j0 + 16 * warp, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 and kr0 + 8
     const bool live = kw0 < L;
-    unsigned *pub = nullptr; // DQ: the count the previous item publishes (thread 0)
+    unsigned *pub = nullptr, seen = 0; // DQ, thread 0: the count the previous item publishes; this item's count
 
     for (int it = 0; it < nit; it++) {
         rlc_cp_async_wait<0>(); // item it has landed; after the barrier the other stage is free for item it+1
@@ -613,6 +619,8 @@ __global__ void __launch_bounds__(NW * 32, 1)
         int ch, cq;
         item(it, ch, cq);
         const int cb = it & 1, qi = (qt0 + cq) * BQ;
+        unsigned *cnt = DQ ? dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi : nullptr; // this item's count
+        if (DQ && tid == 0) seen = atomicAdd(cnt, 0u); // read early: its latency passes during the products below
         RLC_UNROLL
         for (int hs = 0; hs < BQ / BQS; hs++) {
             const int qs = qi + hs * BQS;
@@ -689,9 +697,8 @@ __global__ void __launch_bounds__(NW * 32, 1)
             __syncthreads();
             if (tid == 0) {
                 if (pub) atomicExch(pub, (unsigned)tile + 1u);
-                pub = dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi;
-                while (atomicAdd(pub, 0u) != (unsigned)tile) {
-                }
+                pub = cnt;
+                while (seen != (unsigned)tile) seen = atomicAdd(cnt, 0u);
                 __threadfence(); // the earlier tiles' atomics are seen before this block's
             }
             __syncthreads();

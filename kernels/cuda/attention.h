@@ -9,8 +9,8 @@
 //   sized by the *_workspace_bytes functions.
 // - bf16 tensors are __nv_bfloat16 arrays passed as void *; statistics and gradients are fp32.
 // - Head dims 64 and 128; NH a multiple of NKV (query head h reads kv head h / (NH / NKV)); scale 1/sqrt(HD).
-// - Deterministic: every output element has exactly one writer and every sum runs in a fixed order (no float
-//   atomics), so results are bitwise reproducible run to run.
+// - Deterministic: every output element has exactly one writer and every sum runs in a fixed order, so results
+//   are bitwise reproducible run to run (backward variant 3 adds dQ with float atomics whose order is enforced).
 // - Functions return 0, or -1 with a message on stderr (bad shapes, a launch error).
 #pragma once
 #include <stddef.h>
@@ -24,7 +24,7 @@ extern "C" {
 int rlc_cuda_attention_forward(void *out, float *lse, const void *q, const void *k, const void *v,
                                const int *cu_seqlens, int B, int T, int NH, int NKV, int HD, void *stream);
 
-// Bytes of workspace the backward needs (D = rowsum(dout * out), (T,NH) fp32).
+// Bytes of workspace the backward needs (D = rowsum(dout * out), (T,NH) fp32, and (T,NH) + 1 counters).
 size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH);
 // dq (T,NH,HD), dk, dv (T,NKV,HD) fp32, overwritten; dout, q, k, v, out bf16 (out and lse from the forward).
 // Probabilities are recomputed from lse; dk/dv of a kv head sum its query heads in a fixed order.
@@ -43,8 +43,8 @@ int rlc_cuda_attention_decode(void *out, const void *q, const void *k_cache, con
                               void *workspace, size_t workspace_bytes, void *stream);
 
 // Kernel variants, for benchmarking (bench_attention_gpu --variants): op 0 forward, 1 backward, 2 decode.
-// Variant 0 of each op is the default (the fastest measured on an H200); the others are candidates: backward 1
-// and 2 (32-key dK/dV warp tiles), not yet timed on a GPU. The forward and the decode have one variant each. The
+// Variant 0 of each op is the default (the fastest measured on an H200); the others are candidates, not yet timed
+// on a GPU: backward 1 and 2 (32-key dK/dV warp tiles), backward 3 (the dK/dV kernel adds dQ; no dQ kernel). The forward and the decode have one variant each. The
 // environment variable RLC_ATTN_VARIANTS="fwd,bwd,dec" (e.g. "0,1,0") overrides the defaults (read at the first
 // call); set_variant overrides both. Every variant computes the same function within the tolerances of
 // tests/emu/test_attention.cpp and is deterministic. (Numbering since 2026-11-27; the log of that day's H200 run
