@@ -291,14 +291,26 @@ static bool needs_seq(const rlc_loss_config &c) {
 }
 
 // The fused kernel (pre-pass inside the token kernel) and the separate pre-pass kernels must give the same bits
-// (same per-range sums, fix-up order and token pass), each also matching the CPU twin (run_policy).
-static void run_policy_fused_vs_separate(const Batch &b, const PolicyCase &pc, double l_const) {
+// (same per-range sums, fix-up order and token pass), each also matching the CPU twin (run_policy). With
+// straggler_ms > 0 the fused kernel runs twice more with the emulator's straggler (emu_core.h: one block held
+// back), at its first barrier (before its first claim: the others claim its chunk) and at its fourth (in
+// ls_chunk_ensure, its claim made and its chunk not yet published: the others wait for it), and must give the
+// same bits each time.
+static void run_policy_fused_vs_separate(const Batch &b, const PolicyCase &pc, double l_const, int straggler_ms = 0) {
     PolicyOut f, sep;
     run_policy(b, pc, l_const, 0, &f);
     rlc_cuda_loss_set_fused(0);
     run_policy(b, pc, l_const, 0, &sep);
     rlc_cuda_loss_set_fused(1);
     CHECK(same_bits(f, sep), "%s: fused and separate pre-pass give different bits", pc.name);
+    for (int bar = 1; straggler_ms > 0 && bar <= 4; bar += 3) {
+        PolicyOut st;
+        emu::set_straggler(straggler_ms, bar);
+        run_policy(b, pc, l_const, 0, &st);
+        emu::set_straggler(0);
+        CHECK(same_bits(f, st), "%s: a block held back at its barrier %d changes the fused kernel's bits", pc.name,
+              bar);
+    }
 }
 
 // --------------------------------------------------------------------------------------------- value loss
@@ -589,7 +601,7 @@ int main() {
         rlc_cuda_loss_set_max_blocks(4);
         PolicyCase pc = {"long gspo [4 blocks]", base_cfg(), true, true, true};
         pc.cfg.policy = RLC_PL_GSPO, pc.cfg.tis = RLC_TIS_SEQ, pc.cfg.tis_mode = RLC_TIS_MASK, pc.cfg.kl_beta = 0.1f;
-        run_policy_fused_vs_separate(longb, pc, 4096.0);
+        run_policy_fused_vs_separate(longb, pc, 4096.0, 50);
         rlc_cuda_loss_set_max_blocks(0);
         run_value(longb, RLC_AGG_SEQ_MEAN_TOKEN_MEAN, 0.5f);
     }

@@ -12,7 +12,8 @@
 //   reverse or seeded random. Blocks are also taken in that order. A kernel whose results depend on it
 //   has a missing barrier or an inter-block dependency.
 // - Optionally one block is a straggler (straggler_ms): the first block worker 0 runs in each launch sleeps
-//   that long when its threads first meet at a barrier, while the other workers go on. Kernels whose blocks
+//   that long when its threads meet at their straggler_bar-th barrier (default the first; a later one can hold
+//   a claim the block made before it), while the other workers go on. Kernels whose blocks
 //   wait for each other (an order of atomics, a claim) must give the same bits with and without it; without a
 //   straggler such waits are rarely exercised, because blocks started together also progress together.
 // - Any misuse a GPU would turn into a hang or undefined behaviour is a fatal error with a message naming
@@ -57,7 +58,8 @@ struct Config {
     uint64_t seed = 1;
     int workers = 2;          // OS threads that run blocks (>= 2 so TSan sees inter-block races)
     size_t stack_bytes = 0;   // per CUDA thread
-    int straggler_ms = 0;     // the first block of worker 0 sleeps this long at its first barrier (0: none)
+    int straggler_ms = 0;     // the first block of worker 0 sleeps this long at a barrier (0: none) ...
+    int straggler_bar = 1;    // ... its straggler_bar-th
 };
 
 inline Config load_config() {
@@ -80,7 +82,10 @@ inline Config load_config() {
     }
     if (const char *s = getenv("RLC_EMU_WORKERS")) c.workers = std::max(1, atoi(s));
     if (const char *s = getenv("RLC_EMU_STACK_KB")) c.stack_bytes = (size_t)std::max(16, atoi(s)) * 1024;
-    if (const char *s = getenv("RLC_EMU_STRAGGLER_MS")) c.straggler_ms = std::max(0, atoi(s));
+    if (const char *s = getenv("RLC_EMU_STRAGGLER_MS")) { // ms[:n]
+        c.straggler_ms = std::max(0, atoi(s));
+        if (const char *n = strchr(s, ':')) c.straggler_bar = std::max(1, atoi(n + 1));
+    }
     return c;
 }
 
@@ -94,7 +99,10 @@ inline void set_schedule(Schedule s, uint64_t seed = 1) {
     config().seed = seed;
 }
 inline void set_workers(int n) { config().workers = std::max(1, n); }
-inline void set_straggler(int ms) { config().straggler_ms = std::max(0, ms); }
+inline void set_straggler(int ms, int at_barrier = 1) {
+    config().straggler_ms = std::max(0, ms);
+    config().straggler_bar = std::max(1, at_barrier);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Per-thread (fiber) and per-block (worker) state
@@ -163,7 +171,7 @@ struct Worker {
     unsigned char *dyn = nullptr;
     const LaunchInfo *L = nullptr;
     uint3 bidx{0, 0, 0};
-    bool straggle = false; // sleep config().straggler_ms at the next barrier release
+    int straggle = 0; // > 0: the straggler; sleeps config().straggler_ms at the release of its straggle-th barrier
 };
 
 inline thread_local Worker *tl_worker = nullptr;
@@ -352,10 +360,8 @@ inline void barrier_check_exited(Worker &w, const Fiber &waiter) {
 
 inline void barrier_release(Worker &w, Fiber &last) {
     barrier_check_exited(w, last);
-    if (w.straggle) { // the straggler: the whole block is at its first barrier
-        w.straggle = false;
+    if (w.straggle > 0 && --w.straggle == 0) // the straggler: the whole block is at the chosen barrier
         std::this_thread::sleep_for(std::chrono::milliseconds(config().straggler_ms));
-    }
     int count = 0;
     for (Fiber &g : w.fibers) {
         if (g.st != FState::barrier) continue;
@@ -597,7 +603,7 @@ inline void worker_run(const LaunchInfo &L, unsigned k, unsigned nw, const std::
     tl_worker = &w;
     tl_block_dim = L.block;
     tl_grid_dim = L.grid;
-    w.straggle = k == 0 && nw > 1 && config().straggler_ms > 0;
+    w.straggle = k == 0 && nw > 1 && config().straggler_ms > 0 ? config().straggler_bar : 0;
     for (size_t i = k; i < block_order.size(); i += nw) run_block(w, block_order[i]);
     tl_worker = saved_w;
     tl_block_dim = saved_bd;
