@@ -731,10 +731,8 @@ __global__ void __launch_bounds__(NW * 32, 1)
                     if (r >= L) continue;
                     float *d = dqs.dq + ((size_t)(s0 + r) * NH + head0 + ch) * HD + cw + 2 * t4;
                     RLC_UNROLL
-                    for (int nt = 0; nt < CW / 8; nt++) {
-                        atomicAdd(&d[nt * 8], acc[nt][2 * half] * scale);
-                        atomicAdd(&d[nt * 8 + 1], acc[nt][2 * half + 1] * scale);
-                    }
+                    for (int nt = 0; nt < CW / 8; nt++) // one 8-byte vector reduction per pair of columns
+                        rlc_red_add_f32x2(&d[nt * 8], acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale);
                 }
             }
         }

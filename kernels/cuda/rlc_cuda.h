@@ -4,7 +4,7 @@
 //   RLC_LAUNCH(kernel, grid, block, smem, stream, args...)  instead of kernel<<<grid, block, smem, stream>>>
 //   RLC_DYN_SMEM(type, name)                                 instead of extern __shared__ declarations
 //   rlc_mma_m16n8k16_bf16, rlc_ldmatrix_x{1,2,4}[_trans], rlc_cp_async16[_zfill], rlc_cp_async_commit,
-//   rlc_cp_async_wait<N>                                     the only places inline PTX may appear
+//   rlc_cp_async_wait<N>, rlc_red_add_f32x2                 the only places inline PTX may appear
 //   RLC_ARCH                                                 __CUDA_ARCH__ on the device, 900 under the emulator
 //   RLC_CUDA_CHECK(call)                                     abort with file:line and the error on failure
 // Fragment layouts: ../../shared/spec/tensor_core_layouts.md.
@@ -56,6 +56,12 @@ inline void rlc_cp_async16_zfill(void *smem, const void *gmem, int src_bytes, RL
 }
 inline void rlc_cp_async_commit() { ::emu::cp_async_commit(); }
 template <int N> inline void rlc_cp_async_wait() { ::emu::cp_async_wait(N); }
+// p[0] += a, p[1] += b in global memory (8-byte aligned), each element atomically, no result: one vector
+// reduction (sm_90) on the GPU; here the two scalar atomics it is equivalent to.
+inline void rlc_red_add_f32x2(float *p, float a, float b) {
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+}
 
 #else
 // --------------------------------------------------------------------------------------------- real CUDA
@@ -125,6 +131,10 @@ __device__ __forceinline__ void rlc_cp_async16_zfill(void *smem, const void *gme
 __device__ __forceinline__ void rlc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void rlc_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+// atomicAdd(float2 *) compiles to atom (with a result) rather than red.
+__device__ __forceinline__ void rlc_red_add_f32x2(float *p, float a, float b) {
+    asm volatile("red.relaxed.gpu.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
 }
 #endif
 

@@ -1,5 +1,5 @@
 // tests/emu/kat_atomics.cu: known answers for atomics on global and shared memory (int, unsigned, float and
-// double add, CAS loops, exchange, min/max, inc), __syncthreads_count/_and/_or, and the threadfence
+// double add, the vector reduction rlc_red_add_f32x2, CAS loops, exchange, min/max, inc), __syncthreads_count/_and/_or, and the threadfence
 // "last block" reduction. Values are chosen so that every result is independent of the order of the
 // atomic operations (small integers and multiples of 0.5 add exactly), hence bitwise comparable.
 #include "kat.h"
@@ -9,6 +9,7 @@ struct AtomicOut {
     unsigned uadd, ticket;
     float fadd;
     double dadd;
+    float f2add[2];
     int hist[16];
     float shared_fsum;
     float total;
@@ -30,6 +31,7 @@ __global__ void atomics_kernel(AtomicOut *o, float *partials, int *bar_out) {
     atomicMax(&o->imax, (int)(h % 100000u) - 50000);
     atomicAdd(&o->fadd, 0.5f * (float)(gid % 4));
     atomicAdd(&o->dadd, 0.25 * (double)(gid % 8));
+    rlc_red_add_f32x2(o->f2add, 0.5f * (float)(gid % 3), -1.0f);
     int old = atomicOr(&o->cas_count, 0), assumed; // an atomic read (a plain one would race with the CAS)
     do { // increment through a CAS loop
         assumed = old;
@@ -86,7 +88,7 @@ KAT(atomics) {
     // CPU reference
     long iadd = 0, uadd = 0, exch = 0;
     int imin = 1 << 30, imax = -(1 << 30), hist[16] = {0};
-    double fadd = 0, dadd = 0;
+    double fadd = 0, dadd = 0, f2x = 0;
     std::vector<int> bar_ref(blocks * 3, 0);
     for (int gid = 0; gid < n; gid++) {
         uint32_t h = (uint32_t)gid * 2654435761u;
@@ -94,7 +96,7 @@ KAT(atomics) {
         iadd += gid % 5, uadd += gid % 3;
         imin = std::min(imin, (int)(h % 100000u) - 50000);
         imax = std::max(imax, (int)(h % 100000u) - 50000);
-        fadd += 0.5 * (gid % 4), dadd += 0.25 * (gid % 8);
+        fadd += 0.5 * (gid % 4), dadd += 0.25 * (gid % 8), f2x += 0.5 * (gid % 3);
         exch += gid;
         hist[h % 16u]++;
         int b = gid / threads;
@@ -106,6 +108,8 @@ KAT(atomics) {
     kat_check(out, (long)o.uadd == uadd, "uadd %u vs %ld", o.uadd, uadd);
     kat_check(out, o.imin == imin && o.imax == imax, "min/max %d %d vs %d %d", o.imin, o.imax, imin, imax);
     kat_check(out, o.fadd == (float)fadd && o.dadd == dadd, "fadd %g dadd %g vs %g %g", o.fadd, o.dadd, fadd, dadd);
+    kat_check(out, o.f2add[0] == (float)f2x && o.f2add[1] == (float)-n, "f32x2 reduction %g %g vs %g %d", o.f2add[0],
+              o.f2add[1], f2x, -n);
     kat_check(out, o.cas_count == n, "CAS-loop count %d vs %d", o.cas_count, n);
     // Every value written by atomicExch is read back exactly once (by the next exchange or at the end).
     kat_check(out, (long)o.exch_sum + o.exch_final == exch - 1, "exch: %d + %d vs %ld", o.exch_sum, o.exch_final, exch - 1);
@@ -118,7 +122,8 @@ KAT(atomics) {
                                   (uint32_t)(o.exch_sum + o.exch_final), o.ticket};
     for (int i = 0; i < 16; i++) ints.push_back((uint32_t)o.hist[i]);
     out.u32("atomics_int", ints);
-    out.f32("atomics_float", std::vector<float>{o.fadd, (float)o.dadd, o.shared_fsum, o.total}, 0.0);
+    out.f32("atomics_float", std::vector<float>{o.fadd, (float)o.dadd, o.shared_fsum, o.total, o.f2add[0], o.f2add[1]},
+            0.0);
     out.u32("syncthreads_count_and_or", bar);
     cudaFree(d_o);
     cudaFree(d_part);
