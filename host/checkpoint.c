@@ -247,14 +247,8 @@ int rlc_checkpoint_read_hf_config(const char *path, rlc_model_config *out, char 
     } else {
         ck_join(fn, path, "", "");
     }
-    size_t len = 0;
-    char *text = rlc_read_file(fn, &len);
-    if (!text) return rlc_errf(err, errlen, "%s: cannot read: %s", fn, strerror(errno));
-    size_t nul = strlen(text);
-    if (nul != len) {
-        free(text);
-        return rlc_errf(err, errlen, "%s: contains a NUL byte at byte %zu (not a JSON text file)", fn, nul);
-    }
+    char *text = rlc_read_text(fn, "the HF config", err, errlen);
+    if (!text) return -1;
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithOpts(text, &end, 0);
     if (!o || !cJSON_IsObject(o)) {

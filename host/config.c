@@ -664,13 +664,8 @@ int rlc_config_parse_labeled(rlc_config *cfg, const char *json, const char *sour
 int rlc_config_load(rlc_config *cfg, const char *path, const char *const *overrides, int n_over, char *err,
                     size_t errlen) {
     if (!path) return rlc_config_parse(cfg, NULL, "<default>", overrides, n_over, err, errlen);
-    size_t len = 0;
-    char *text = rlc_read_file(path, &len);
-    if (!text) return rlc_errf(err, errlen, "%s: cannot read config: %s", path, strerror(errno));
-    if (strlen(text) != len) {
-        free(text);
-        return rlc_errf(err, errlen, "%s: config contains a NUL byte (not a JSON text file)", path);
-    }
+    char *text = rlc_read_text(path, "config", err, errlen);
+    if (!text) return -1;
     int rc = rlc_config_parse(cfg, text, path, overrides, n_over, err, errlen);
     free(text);
     return rc;

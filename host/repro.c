@@ -659,16 +659,10 @@ done:
 }
 
 int rlc_repro_config_load(rlc_repro_config *rc, const char *path, int quick, char *err, size_t errlen) {
-    size_t len = 0;
-    char *text = rlc_read_file(path, &len);
+    char *text = rlc_read_text(path, "the repro config", err, errlen);
     if (!text) {
         memset(rc, 0, sizeof *rc);
-        return rlc_errf(err, errlen, "%s: cannot read the repro config: %s", path, strerror(errno));
-    }
-    if (strlen(text) != len) { // the parser would stop there and never see the rest
-        memset(rc, 0, sizeof *rc);
-        free(text);
-        return rlc_errf(err, errlen, "%s: repro config contains a NUL byte (not a JSON text file)", path);
+        return -1;
     }
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);

@@ -2,8 +2,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "rlc/util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void rlc_fatal(const char *file, int line, const char *fmt, ...) {
@@ -57,6 +59,22 @@ char *rlc_read_file(const char *path, size_t *len_out) {
     buf[len] = 0;
     if (len_out) *len_out = len;
     return buf;
+}
+
+char *rlc_read_text(const char *path, const char *what, char *err, size_t errlen) {
+    size_t len = 0;
+    char *text = rlc_read_file(path, &len);
+    if (!text) {
+        rlc_errf(err, errlen, "%s: cannot read %s: %s", path, what, strerror(errno));
+        return NULL;
+    }
+    const size_t nul = strlen(text);
+    if (nul != len) {
+        free(text);
+        rlc_errf(err, errlen, "%s: %s contains a NUL byte at byte %zu (not a JSON text file)", path, what, nul);
+        return NULL;
+    }
+    return text;
 }
 
 double rlc_now(void) {

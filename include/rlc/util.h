@@ -17,6 +17,10 @@ void *rlc_malloc(size_t bytes);
 void *rlc_calloc(size_t n, size_t size);
 // Read a whole file into a NUL-terminated malloc'd buffer; returns NULL (errno set) on failure.
 char *rlc_read_file(const char *path, size_t *len_out);
+// rlc_read_file for a JSON text named `what` ("config", "repro config", ...): NULL with "<path>: cannot read
+// <what>: <reason>" or, when the file holds a NUL byte (the parser would stop there and never see the rest),
+// "<path>: <what> contains a NUL byte at byte N (not a JSON text file)" in err.
+char *rlc_read_text(const char *path, const char *what, char *err, size_t errlen);
 // Monotonic wall-clock seconds.
 double rlc_now(void);
 // snprintf into err (may be NULL) and return -1: `return rlc_errf(err, n, "...", ...)`.
