@@ -21,12 +21,12 @@
 //          att_bwd_dkdv_kernel: 16-key warp tiles, P stays in registers; att_bwd_dkdv2_kernel: 32-key warp tiles
 //          with P^T / dS^T passed through shared memory (fewer shared-memory bytes per flop, one more barrier).
 //   dQ:    one block per (query tile, head); loops over the key tiles, dQ += dS K.
-//   Or (backward 3) no dQ kernel: the dK/dV blocks add dQ += dS K themselves, with float atomics whose order is
-//   fixed (key tile after key tile, behind a per-tile count; AttDq). That does the product dS K once instead of
+//   Or (backward 3 and 4) no dQ kernel: the dK/dV blocks add dQ += dS K themselves, with float atomics whose
+//   order is fixed (key tile after key tile, behind a per-tile count; AttDq, att_dq_turn, att_dq_add). That does the product dS K once instead of
 //   recomputing S and dP in a second kernel (5 matrix products instead of 7), at the price of the atomics' traffic
 //   and the waits between blocks.
-// Every output element has one writer (or, in backward 3, its atomics in one order) and every sum a fixed order:
-// deterministic.
+// Every output element has one writer (or, in backward 3 and 4, its atomics in one order) and every sum a fixed
+// order: deterministic.
 // Decode (flash-decoding): one block per (cache piece, kv head, row); the block's 4 warps take key tiles in
 // turn, each with its own cp.async ring of NS stages and online softmax over the (up to 16) query heads of the
 // group padded to the 16 rows of an mma; the warps are merged in shared memory, each piece writes (normalised
@@ -44,13 +44,13 @@
 // bench_attention_gpu --variants compares them. What remains after the H200 comparison of 2026-11-27
 // (bench/results/logs/h200_2026-11-27_attention_variants.log, whose v-numbers are the old ones: fwd v1, bwd v6,
 // dec v2 are the defaults here) is one forward, one decode and three backwards: 0 (the default, the fastest
-// measured) and the unmeasured candidates 1 and 2 (32-key dK/dV warp tiles); backward 3 (dQ added by the dK/dV
-// kernel) came after that run and is unmeasured too. The dominated variants, among them
+// measured) and the unmeasured candidates 1 and 2 (32-key dK/dV warp tiles); backward 3 and 4 (0 and 1 with dQ
+// added by the dK/dV kernel) came after that run and are unmeasured too. The dominated variants, among them
 // the kernels before this rewrite, are deleted. Measured: time vs the kernels before the rewrite (geometric
 // mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward 0.57, backward 0.67, decode 0.96 (queued). vs
 // torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of the device copy bandwidth.
-// Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward 0 dK/dV 212 / 246,
-// dQ 206 / 238; dkdv2 (backward 1) 228 / 255; dK/dV with dQ (backward 3) 232 / 246; decode 94 / 165.
+// Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward dK/dV 0: 212 / 246,
+// 1: 224 / 254, 2: 252 / 244, 3: 234 / 245, 4: 236 / 255; dQ 206 / 238; decode 94 / 165.
 #include "attention.h"
 
 #include <math.h>
@@ -58,7 +58,6 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
-#include <type_traits>
 #include <utility>
 
 #include "rlc_cuda.h"
@@ -532,6 +531,95 @@ __device__ __forceinline__ void att_ldm_at(uint32_t (&a)[4], const bf16 *s, int 
     rlc_ldmatrix_x4_trans(a, &s[(k0 + (lane >> 4) * 8 + (lane & 7)) * lds + m0 + ((lane >> 3) & 1) * 8]);
 }
 
+// ---- the dQ of the backward variants whose dK/dV kernel adds it (DQ; AttDq), shared by both dK/dV kernels
+
+// The block's work index: blockIdx.x, or with DQ the next value of the work counter (so that every block a block
+// waits for has started: the index order is the order in which blocks took their tiles).
+template <bool DQ> __device__ __forceinline__ int att_work_index(const AttDq &dqs) {
+    if constexpr (DQ) {
+        __shared__ int sh_work;
+        if (threadIdx.x == 0) sh_work = (int)atomicAdd(dqs.next, 1u);
+        __syncthreads();
+        return sh_work;
+    } else {
+        return (int)blockIdx.x;
+    }
+}
+
+// Item it of a dK/dV block -> its query head hh (from the block's first) and query tile qt (from the first at or
+// after the block's keys). Heads outer, tiles first to last; with DQ tiles last to first, heads inner: every
+// key tile of a sequence then meets the query tiles in the same order, so a block that started with or after its
+// predecessor (the key tile before it) finds that tile's dQ added by the time it gets there, or soon after.
+template <bool DQ> __device__ __forceinline__ void att_item(int it, int nhead, int nqt, int &hh, int &qt) {
+    if constexpr (DQ) hh = it % nhead, qt = nqt - 1 - it / nhead;
+    else hh = it / nqt, qt = it % nqt;
+}
+
+// This block's turn to add to the dQ tile whose count is cnt (whole block, in place of a barrier; thread 0 read
+// *cnt into seen early). The previous item's atomics are ordered before its count (each thread's fence, then the
+// barrier), the thread 0 publishes that count (key tile + 1) and waits until cnt equals this key tile.
+__device__ __forceinline__ void att_dq_turn(unsigned *&pub, unsigned *cnt, unsigned &seen, int tile) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        if (pub) atomicExch(pub, (unsigned)tile + 1u);
+        pub = cnt;
+        while (seen != (unsigned)tile) seen = atomicAdd(cnt, 0u);
+        __threadfence(); // the earlier tiles' atomics are seen before this block's
+    }
+    __syncthreads();
+}
+// After the last item (whole block): publish its count.
+__device__ __forceinline__ void att_dq_last(unsigned *pub, int tile) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0 && pub) atomicExch(pub, (unsigned)tile + 1u);
+}
+
+// dQ[query qi + r] of head h += scale dS K over the block's BK keys from key j0 (whole block, NW warps): dS^T in
+// sS (BK x BQ, row stride ldss), K in sK (row stride HD + 8). Warp pieces of 16 queries x 32 columns, in steps of
+// BQS = 32 NW / HD * 16 queries; each piece over the key steps up to its last query (later ones are zero, and a
+// warp of the dK/dV kernel that had nothing to do in a step wrote no dS^T there), added with 8-byte vector
+// reductions. Rows past the sequence end L are not added.
+template <int HD, int NW, int BK, int BQ>
+__device__ __forceinline__ void att_dq_add(const AttDq &dqs, const bf16 *sS, int ldss, const bf16 *sK, int qi, int j0,
+                                           int L, int s0, int NH, int h, float scale) {
+    constexpr int CW = 32, MQ = CW * NW / HD, BQS = 16 * MQ;
+    static_assert(MQ >= 1 && CW * NW == MQ * HD && BQ % BQS == 0, "dQ pieces: 16 queries x 32 columns per warp");
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g4 = lane >> 2, t4 = lane & 3;
+    const int mq = warp % MQ, cw = warp / MQ * CW;
+    RLC_UNROLL
+    for (int hs = 0; hs < BQ / BQS; hs++) {
+        const int qr0 = qi + hs * BQS + 16 * mq, klast = min(qr0 + 15, L - 1) - j0;
+        if (qr0 >= L) continue; // warp-uniform
+        float acc[CW / 8][4];
+        RLC_UNROLL
+        for (int nt = 0; nt < CW / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+        RLC_UNROLL
+        for (int kk = 0; kk < BK / 16; kk++) {
+            if (16 * kk > klast) break;
+            uint32_t a[4];
+            att_ldm_at(a, sS, ldss, hs * BQS + 16 * mq, 16 * kk, lane);
+            RLC_UNROLL
+            for (int np = 0; np < CW / 16; np++) {
+                uint32_t b0[2], b1[2];
+                att_ldm_b(b0, b1, sK, HD + 8, 16 * kk, cw + 16 * np, lane);
+                rlc_mma_m16n8k16_bf16(acc[2 * np], a, b0, acc[2 * np]);
+                rlc_mma_m16n8k16_bf16(acc[2 * np + 1], a, b1, acc[2 * np + 1]);
+            }
+        }
+        RLC_UNROLL
+        for (int half = 0; half < 2; half++) {
+            const int r = qr0 + g4 + 8 * half;
+            if (r >= L) continue;
+            float *d = dqs.dq + ((size_t)(s0 + r) * NH + h) * HD + cw + 2 * t4;
+            RLC_UNROLL
+            for (int nt = 0; nt < CW / 8; nt++) // one 8-byte vector reduction per pair of columns
+                rlc_red_add_f32x2(&d[nt * 8], acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale);
+        }
+    }
+}
+
 // Grid: (key tiles of 16 NW keys, upper bound) x NKV x nsplit blocks, split fastest, then kv head; warp w owns
 // keys 16w..16w+15 of the tile. The query heads of the group are shared out among nsplit blocks (contiguous
 // ranges; nsplit > 1 when the tiles alone give too few blocks, as with few kv heads and short sequences), each
@@ -540,23 +628,18 @@ __device__ __forceinline__ void att_ldm_at(uint32_t (&a)[4], const bf16 *s, int 
 // heads outer, query tiles inner; each item is computed in steps of BQS queries (BQS < BQ halves the barriers
 // per flop where the scores of a whole item would not fit in registers). A warp skips the steps whose queries
 // all come before its keys.
-// With DQ (AttDq; nsplit must be 1) the block also adds dQ += dS K for each item: the warps put their dS^T in
-// shared memory (sS), then each warp computes a 16-query x 32-column piece of dS K over the block's keys (only the
-// key steps at or before its queries) and adds it to dq after the key tiles before this one have added theirs
-// (the thread 0 waits on the item's sem). The items then run query tiles last to first, heads inner: every block
-// of a sequence meets the tiles in the same order from the same start, so a block waits for its predecessor by
-// about one item when they start together and not at all when the predecessor started earlier (longest-first
-// puts key tile j - 1 before key tile j). An item's count is published at the next item's second barrier, when its
-// atomics have long completed, so that the fence before it costs little.
+// With DQ (AttDq; nsplit must be 1) the block also adds dQ += dS K for each item (att_dq_add, after att_dq_turn):
+// the warps put their dS^T in shared memory (sS). The items then run in att_item's DQ order. An item's count is
+// published at the next item's turn, when its atomics have long completed, so that the fence before it costs
+// little.
 template <int HD, int NW, int BQ, int BQS, bool DQ>
 __global__ void __launch_bounds__(NW * 32, 1)
     att_bwd_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                         const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
                         float scale, float sl2, int lpt, int nsplit, size_t split_stride, AttDq dqs) {
     constexpr int NTHR = NW * 32, BK = 16 * NW, LDS = HD + 8, KS = HD / 16, NT = HD / 8, QN = BQS / 8;
-    constexpr int LDSS = BQ + 8, MQ = BQS / 16, CW = HD / (NW / MQ); // dQ: MQ m-tiles per step, CW columns a warp
+    constexpr int LDSS = BQ + 8; // DQ: row stride of sS
     static_assert(BQ % BQS == 0 && BQS % 16 == 0, "steps of whole k-steps");
-    static_assert(!DQ || (NW % MQ == 0 && CW == 32), "dQ pieces: 16 queries x 32 columns per warp");
     RLC_DYN_SMEM(bf16, smem);
     bf16 *sK = smem;               // (BK keys, LDS)
     bf16 *sV = sK + BK * LDS;      // (BK, LDS)
@@ -566,13 +649,7 @@ __global__ void __launch_bounds__(NW * 32, 1)
     float *sD = sL + 2 * BQ;                                   // 2 x BQ: D
     bf16 *sS = reinterpret_cast<bf16 *>(sD + 2 * BQ);          // DQ: (BK keys, LDSS): dS^T of the item, bf16
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    int wi = (int)blockIdx.x; // work index: the block's (key tile, kv head, split)
-    if constexpr (DQ) {
-        __shared__ int sh_work;
-        if (tid == 0) sh_work = (int)atomicAdd(dqs.next, 1u);
-        __syncthreads();
-        wi = sh_work;
-    }
+    const int wi = att_work_index<DQ>(dqs); // the block's (key tile, kv head, split)
     const int split = wi % nsplit, kvh = wi / nsplit % NKV;
     const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
     int b, tile, ntile;
@@ -581,17 +658,12 @@ __global__ void __launch_bounds__(NW * 32, 1)
     const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
     const int ldk = NKV * HD;
     const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
-    // Item it -> its query head (from head0) and query tile (from qt0).
-    auto item = [&](int it, int &hh, int &qt) {
-        if constexpr (DQ) hh = it % nhead, qt = nqt - 1 - it / nhead;
-        else hh = it / nqt, qt = it % nqt;
-    };
 
     att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
     att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
     if (nit > 0) {
         int hh, qt;
-        item(0, hh, qt);
+        att_item<DQ>(0, nhead, nqt, hh, qt);
         att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
     }
     rlc_cp_async_commit();
@@ -611,13 +683,13 @@ __global__ void __launch_bounds__(NW * 32, 1)
         if (it + 1 < nit) {
             const int nb = (it + 1) & 1;
             int hh, qt;
-            item(it + 1, hh, qt);
+            att_item<DQ>(it + 1, nhead, nqt, hh, qt);
             att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
                                          lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
             rlc_cp_async_commit();
         }
         int ch, cq;
-        item(it, ch, cq);
+        att_item<DQ>(it, nhead, nqt, ch, cq);
         const int cb = it & 1, qi = (qt0 + cq) * BQ;
         unsigned *cnt = DQ ? dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi : nullptr; // this item's count
         if (DQ && tid == 0) seen = atomicAdd(cnt, 0u); // read early: its latency passes during the products below
@@ -691,57 +763,11 @@ __global__ void __launch_bounds__(NW * 32, 1)
             }
         }
         if constexpr (DQ) {
-            // The previous item's atomics are ordered before its count (each thread's fence, then the barrier);
-            // this item's dS^T is complete. Then the thread 0 publishes that count and waits for this item's turn.
-            __threadfence();
-            __syncthreads();
-            if (tid == 0) {
-                if (pub) atomicExch(pub, (unsigned)tile + 1u);
-                pub = cnt;
-                while (seen != (unsigned)tile) seen = atomicAdd(cnt, 0u);
-                __threadfence(); // the earlier tiles' atomics are seen before this block's
-            }
-            __syncthreads();
-            // dQ += scale dS K: warp piece (queries qs + 16 mq.., columns cw..) per step, over the keys up to its
-            // last query (later key steps are zero, and a warp that skipped a step wrote no dS^T there).
-            const int mq = warp % MQ, cw = warp / MQ * CW;
-            RLC_UNROLL
-            for (int hs = 0; hs < BQ / BQS; hs++) {
-                const int qr0 = qi + hs * BQS + 16 * mq, klast = min(qr0 + 15, L - 1) - j0;
-                if (qr0 >= L) continue; // warp-uniform
-                float acc[CW / 8][4];
-                RLC_UNROLL
-                for (int nt = 0; nt < CW / 8; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-                RLC_UNROLL
-                for (int kk = 0; kk < NW; kk++) {
-                    if (16 * kk > klast) break;
-                    uint32_t a[4];
-                    att_ldm_at(a, sS, LDSS, hs * BQS + 16 * mq, 16 * kk, lane);
-                    RLC_UNROLL
-                    for (int np = 0; np < CW / 16; np++) {
-                        uint32_t b0[2], b1[2];
-                        att_ldm_b(b0, b1, sK, LDS, 16 * kk, cw + 16 * np, lane);
-                        rlc_mma_m16n8k16_bf16(acc[2 * np], a, b0, acc[2 * np]);
-                        rlc_mma_m16n8k16_bf16(acc[2 * np + 1], a, b1, acc[2 * np + 1]);
-                    }
-                }
-                RLC_UNROLL
-                for (int half = 0; half < 2; half++) {
-                    const int r = qr0 + g4 + 8 * half;
-                    if (r >= L) continue;
-                    float *d = dqs.dq + ((size_t)(s0 + r) * NH + head0 + ch) * HD + cw + 2 * t4;
-                    RLC_UNROLL
-                    for (int nt = 0; nt < CW / 8; nt++) // one 8-byte vector reduction per pair of columns
-                        rlc_red_add_f32x2(&d[nt * 8], acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale);
-                }
-            }
+            att_dq_turn(pub, cnt, seen, tile); // this item's dS^T is complete, the earlier key tiles have added
+            att_dq_add<HD, NW, BK, BQ>(dqs, sS, LDSS, sK, qi, j0, L, s0, NH, head0 + ch, scale);
         }
     }
-    if constexpr (DQ) { // publish the last item
-        __threadfence();
-        __syncthreads();
-        if (tid == 0 && pub) atomicExch(pub, (unsigned)tile + 1u);
-    }
+    if constexpr (DQ) att_dq_last(pub, tile);
 
     dk += split * split_stride, dv += split * split_stride;
     RLC_UNROLL
@@ -772,11 +798,12 @@ template <int HD, int WK, int WH, int BQ> constexpr size_t att_dkdv2_smem() {
 // Each K/V/Q/dO fragment read from shared memory feeds two mma (32-row m-tiles) instead of one, and the
 // accumulators of 32 keys x HD/WH columns fit in registers: about 30% fewer shared-memory bytes per flop than
 // att_bwd_dkdv_kernel, for one more barrier per item. Grid, head split, order of the items and outputs as there.
-template <int HD, int WK, int WH, int BQ>
+// With DQ as in att_bwd_dkdv_kernel: dQ += dS K from sS after phase 1 (att_dq_turn, att_dq_add).
+template <int HD, int WK, int WH, int BQ, bool DQ>
 __global__ void __launch_bounds__(WK * WH * 32, 1)
     att_bwd_dkdv2_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                          const float *lse, const float *Drow, const int *cu_seqlens, int B, int NH, int NKV,
-                         float scale, float sl2, int lpt, int nsplit, size_t split_stride) {
+                         float scale, float sl2, int lpt, int nsplit, size_t split_stride, AttDq dqs) {
     constexpr int NW = WK * WH, NTHR = NW * 32, BK = 32 * WK, QW = BQ / WH, HW = HD / WH;
     constexpr int LDS = HD + 8, LDP = BQ + 8, KS = HD / 16, QN = QW / 8, NT = HW / 8;
     static_assert(QW % 16 == 0 && HW % 16 == 0, "warp tiles of whole 16-column steps");
@@ -791,12 +818,11 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
     float *sD = sL + 2 * BQ;                               // 2 x BQ: D
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
     const int wk = warp / WH, wj = warp % WH;
-    const int split = (int)(blockIdx.x % (unsigned)nsplit), kvh = (int)(blockIdx.x / (unsigned)nsplit % (unsigned)NKV);
+    const int wi = att_work_index<DQ>(dqs); // the block's (key tile, kv head, split)
+    const int split = wi % nsplit, kvh = wi / nsplit % NKV;
     const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
     int b, tile, ntile;
-    if (!att_schedule(cu_seqlens, B, BK, (int)(blockIdx.x / (unsigned)(nsplit * NKV)), lane, lpt, false, &b, &tile,
-                      &ntile))
-        return;
+    if (!att_schedule(cu_seqlens, B, BK, wi / (nsplit * NKV), lane, lpt, false, &b, &tile, &ntile)) return;
     const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * BK, kn = min(BK, L - j0);
     const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
     const int ldk = NKV * HD;
@@ -804,7 +830,11 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
 
     att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
     att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
-    if (nit > 0) att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0, qt0 * BQ, s0, L, NH, tid);
+    if (nit > 0) {
+        int hh, qt;
+        att_item<DQ>(0, nhead, nqt, hh, qt);
+        att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
+    }
     rlc_cp_async_commit();
 
     float dka[2][NT][4], dva[2][NT][4];
@@ -815,23 +845,25 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
             RLC_UNROLL
             for (int e = 0; e < 4; e++) dka[mt][nt][e] = dva[mt][nt][e] = 0.0f;
     const int kw0 = j0 + 32 * wk, kr0 = kw0 + g4; // the warp's first key; this lane's keys: kr0 + 16 mt + 8 half
-    const bool live = kw0 < L;                   // (warps (wk, *) read only the rows of sP / sS that they wrote)
-    int cq = 0;         // query tile (from qt0) of the item being computed
-    int nh = 0, nq = 1; // head (from head0) and query tile (from qt0) of the next item to issue
-    if (nq == nqt) nq = 0, nh++;
+    const bool live = kw0 < L; // (warps (wk, *) read only the rows of sP / sS that they wrote; dQ: see att_dq_add)
+    unsigned *pub = nullptr, seen = 0; // DQ, thread 0: the count the previous item publishes; this item's count
 
     for (int it = 0; it < nit; it++) {
         rlc_cp_async_wait<0>(); // item it has landed, every warp is done with item it-1 (its stage, sP, sS)
         __syncthreads();
         if (it + 1 < nit) {
             const int nb = (it + 1) & 1;
+            int hh, qt;
+            att_item<DQ>(it + 1, nhead, nqt, hh, qt);
             att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
-                                         lse, Drow, head0 + nh, (qt0 + nq) * BQ, s0, L, NH, tid);
+                                         lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
             rlc_cp_async_commit();
-            if (++nq == nqt) nq = 0, nh++;
         }
+        int ch, cq;
+        att_item<DQ>(it, nhead, nqt, ch, cq);
         const int cb = it & 1, qi = (qt0 + cq) * BQ;
-        if (++cq == nqt) cq = 0;
+        unsigned *cnt = DQ ? dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi : nullptr; // this item's count
+        if (DQ && tid == 0) seen = atomicAdd(cnt, 0u); // read early: its latency passes during phase 1
         const bf16 *sQb = sQ + cb * BQ * LDS, *sOb = sO + cb * BQ * LDS;
 
         // Phase 1: P^T, dS^T of the warp's 32 keys x QW queries into sP / sS (zeros where every query of the
@@ -909,7 +941,12 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
                     *reinterpret_cast<uint32_t *>(&sS[o1]) = att_pack_bf16(dp[mt][nt][2], dp[mt][nt][3]);
                 }
         }
-        __syncthreads(); // sP / sS complete for every warp of the same keys
+        if constexpr (DQ) { // sP / sS complete, the earlier key tiles have added to this dQ tile
+            att_dq_turn(pub, cnt, seen, tile);
+            att_dq_add<HD, NW, BK, BQ>(dqs, sS, LDP, sK, qi, j0, L, s0, NH, head0 + ch, scale);
+        } else {
+            __syncthreads(); // sP / sS complete for every warp of the same keys
+        }
 
         // Phase 2: dV += P^T dO, dK += dS^T Q for the warp's 32 keys x HW columns (k = the BQ queries).
         if (live && qi + BQ - 1 >= kw0) {
@@ -940,6 +977,8 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
             }
         }
     }
+
+    if constexpr (DQ) att_dq_last(pub, tile);
 
     dk += split * split_stride, dv += split * split_stride;
     RLC_UNROLL
@@ -1283,6 +1322,7 @@ static const char *const att_bwd_names[] = {
     "v1: dKdV 32-key warp tiles, 128k x 8 warps, P/dS via smem; dQ as v0 [old v7]",
     "v2: v1 with 32-query items (hd64: 4 warps x all 64 columns) [old v8]",
     "v3: v0's dKdV adding dQ in key-tile order (atomics after a per-tile count), no dQ kernel, no head split",
+    "v4: v1's dKdV adding dQ as v3",
 };
 static const char *const att_dec_names[] = {
     "v0: 2 stages per warp, 16-key tiles [old v2]",
@@ -1406,22 +1446,20 @@ extern "C" size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH) {
 // writes it) and att_bwd_reduce_kernel sums them in a fixed order. When the dK/dV kernel adds dQ itself (KV::DQ)
 // there is no dQ kernel and no head split (dq holds the sums from the start).
 typedef void (*AttKVKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
-                            const float *, const int *, int, int, int, float, float, int, int, size_t);
-typedef void (*AttKVDqKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
-                              const float *, const int *, int, int, int, float, float, int, int, size_t, AttDq);
-// The dK/dV kernel of a backward variant: att_bwd_dkdv_kernel (16-key warp tiles; with DQ it adds dQ too) or
-// att_bwd_dkdv2_kernel (32). launch() takes the arguments of the first, and the AttDq of the DQ one.
+                            const float *, const int *, int, int, int, float, float, int, int, size_t, AttDq);
+// The dK/dV kernel of a backward variant: att_bwd_dkdv_kernel (16-key warp tiles) or att_bwd_dkdv2_kernel (32);
+// with DQ it adds dQ too.
 template <int HD, int NW, int BQ, int BQS, bool DQ_ = false> struct AttKV1 {
     static constexpr int BK = 16 * NW, THREADS = NW * 32;
     static constexpr bool DQ = DQ_;
     static constexpr size_t SMEM = att_dkdv_smem<HD, NW, BQ, DQ_>();
-    static AttKVDqKernel kernel() { return att_bwd_dkdv_kernel<HD, NW, BQ, BQS, DQ_>; }
+    static AttKVKernel kernel() { return att_bwd_dkdv_kernel<HD, NW, BQ, BQS, DQ_>; }
 };
-template <int HD, int WK, int WH, int BQ> struct AttKV2 {
+template <int HD, int WK, int WH, int BQ, bool DQ_ = false> struct AttKV2 {
     static constexpr int BK = 32 * WK, THREADS = WK * WH * 32;
-    static constexpr bool DQ = false;
+    static constexpr bool DQ = DQ_;
     static constexpr size_t SMEM = att_dkdv2_smem<HD, WK, WH, BQ>();
-    static AttKVKernel kernel() { return att_bwd_dkdv2_kernel<HD, WK, WH, BQ>; }
+    static AttKVKernel kernel() { return att_bwd_dkdv2_kernel<HD, WK, WH, BQ, DQ_>; }
 };
 
 template <int HD, class KV, int NWQ, int BKQ, int BKS>
@@ -1458,13 +1496,8 @@ static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, c
             return att_launch_ok(what) ? 0 : -1;
         } else {
             float *kd = ns > 1 ? dq : dk, *vd = ns > 1 ? dq + n : dv;
-            const size_t ss = ns > 1 ? 2 * n : (size_t)0;
-            if constexpr (std::is_same<decltype(kkv), AttKVDqKernel>::value) // AttKV1 without DQ: AttDq unread
-                RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH,
-                           NKV, scale, sl2, lpt, ns, ss, AttDq{});
-            else
-                RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH,
-                           NKV, scale, sl2, lpt, ns, ss);
+            RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, kd, vd, dout, q, k, v, lse, Drow, cu, B, NH, NKV,
+                       scale, sl2, lpt, ns, ns > 1 ? 2 * n : (size_t)0, AttDq{}); // AttDq unread without DQ
             if (!att_launch_ok(what)) return -1;
             if (ns > 1) {
                 const size_t threads = n / 4;
@@ -1499,6 +1532,7 @@ static int att_backward_hd(float *dq, float *dk, float *dv, const bf16 *dout, co
     typedef AttKV2<HD, 4, 2, 64> KV2a; // 8 warps: 128 keys x 64 queries per item
     typedef AttKV2<HD, 4, HD == 64 ? 1 : 2, 32> KV2b; // hd64: 4 warps (32 keys x all 64 columns), 32 queries
     typedef AttKV1<HD, 8, 2 * BT, BT, true> KV8x2dq;  // KV8x2 adding dQ itself
+    typedef AttKV2<HD, 4, 2, 64, true> KV2adq;        // KV2a adding dQ itself
     unsigned *sync = reinterpret_cast<unsigned *>(Drow + (size_t)T * NH);
     switch (att_variant(1)) {
     case 1:
@@ -1510,6 +1544,9 @@ static int att_backward_hd(float *dq, float *dk, float *dv, const bf16 *dout, co
     case 3:
         return att_backward_run<HD, KV8x2dq, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow,
                                                             sync, scale, sl2, 1, st, what);
+    case 4:
+        return att_backward_run<HD, KV2adq, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow,
+                                                           sync, scale, sl2, 1, st, what);
     default:
         return att_backward_run<HD, KV8x2, 8, 2 * BT, BT>(dq, dk, dv, dout, q, k, v, lse, cu, B, T, NH, NKV, Drow, sync, scale,
                                                           sl2, 1, st, what);

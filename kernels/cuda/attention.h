@@ -10,7 +10,8 @@
 // - bf16 tensors are __nv_bfloat16 arrays passed as void *; statistics and gradients are fp32.
 // - Head dims 64 and 128; NH a multiple of NKV (query head h reads kv head h / (NH / NKV)); scale 1/sqrt(HD).
 // - Deterministic: every output element has exactly one writer and every sum runs in a fixed order, so results
-//   are bitwise reproducible run to run (backward variant 3 adds dQ with float atomics whose order is enforced).
+//   are bitwise reproducible run to run (backward variants 3 and 4 add dQ with float atomics whose order is
+//   enforced).
 // - Functions return 0, or -1 with a message on stderr (bad shapes, a launch error).
 #pragma once
 #include <stddef.h>
@@ -44,7 +45,8 @@ int rlc_cuda_attention_decode(void *out, const void *q, const void *k_cache, con
 
 // Kernel variants, for benchmarking (bench_attention_gpu --variants): op 0 forward, 1 backward, 2 decode.
 // Variant 0 of each op is the default (the fastest measured on an H200); the others are candidates, not yet timed
-// on a GPU: backward 1 and 2 (32-key dK/dV warp tiles), backward 3 (the dK/dV kernel adds dQ; no dQ kernel). The forward and the decode have one variant each. The
+// on a GPU: backward 1 and 2 (32-key dK/dV warp tiles), backward 3 and 4 (0 and 1 with dQ added by the dK/dV
+// kernel; no dQ kernel). The forward and the decode have one variant each. The
 // environment variable RLC_ATTN_VARIANTS="fwd,bwd,dec" (e.g. "0,1,0") overrides the defaults (read at the first
 // call); set_variant overrides both. Every variant computes the same function within the tolerances of
 // tests/emu/test_attention.cpp and is deterministic. (Numbering since 2026-11-27; the log of that day's H200 run

@@ -17,11 +17,11 @@
 // one 32-wide step of the tile scan and of the longest-first schedule), and decode with caches split into several
 // pieces, an empty row, rows sharing a slot, and a group of 18 query heads (two chunks of 16).
 // Variants (rlc_cuda_attention_set_variant; variant 0 of each op is the default): the default ones run every
-// case; every other variant (today backward 1, 2 and 3; the forward and the decode have one each) runs the
-// awkward cases (all of them with RLC_ATTN_TEST_ALL_VARIANTS=1), so that whichever the GPU bench finds fastest is
-// already tested here. One awkward case holds a block back in the random schedule's run (the emulator's
-// straggler): backward 3's key tiles add to the same dQ in an enforced order, and its bits must not change when
-// the blocks run out of step (without the wait for the count they do; checked when the wait was written).
+// case; every other variant (today backward 1 to 4; the forward and the decode have one each) runs the awkward
+// cases (all of them with RLC_ATTN_TEST_ALL_VARIANTS=1), so that whichever the GPU bench finds fastest is already
+// tested here. One awkward case holds a block back in the random schedule's run (the emulator's straggler):
+// backward 3 and 4's key tiles add to the same dQ in an enforced order, and the bits must not change when the
+// blocks run out of step (without the wait for the count they do, in both variants: checked when it was written).
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
