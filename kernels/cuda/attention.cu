@@ -50,7 +50,7 @@
 // mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward 0.57, backward 0.67, decode 0.96 (queued). vs
 // torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of the device copy bandwidth.
 // Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward dK/dV 0: 212 / 246,
-// 1: 224 / 254, 2: 252 / 244, 3: 234 / 245, 4: 236 / 255; dQ 206 / 238; decode 94 / 165.
+// 1: 224 / 254, 2: 252 / 244, 3: 231 / 244, 4: 234 / 255; dQ 206 / 238; decode 94 / 165.
 #include "attention.h"
 
 #include <math.h>
@@ -620,6 +620,71 @@ __device__ __forceinline__ void att_dq_add(const AttDq &dqs, const bf16 *sS, int
     }
 }
 
+// One dK/dV block's work (both dK/dV kernels): its key tile (index tile, keys j0.. of the sequence at s0 of length
+// L, kv head kvh) and its items (query head of head0.. head0 + nhead - 1, query tile of BQ rows from qt0 on, in
+// att_item's order), whose Q and dO rows, lse * log2(e) and D go through the two stages of sQ, sO, sL, sD.
+template <int HD, int BK, int BQ, int NTHR, bool DQ> struct AttKVBlock {
+    bf16 *sQ, *sO;
+    float *sL, *sD;
+    const bf16 *q, *dout;
+    const float *lse, *Drow;
+    int NH, kvh = 0, split = 0, head0 = 0, nhead = 0, tile = 0, s0 = 0, L = 0, j0 = 0, qt0 = 0, nqt = 0, nit = 0;
+
+    __device__ __forceinline__ AttKVBlock(bf16 *sQ_, bf16 *sO_, float *sL_, float *sD_, const bf16 *q_,
+                                          const bf16 *dout_, const float *lse_, const float *Drow_, int NH_)
+        : sQ(sQ_), sO(sO_), sL(sL_), sD(sD_), q(q_), dout(dout_), lse(lse_), Drow(Drow_), NH(NH_) {}
+    // Finds the block's work (false: past the last key tile, and the whole block returns), loads its K and V
+    // rows into sK, sV and issues item 0 (one cp.async group).
+    __device__ __forceinline__ bool start(const AttDq &dqs, const int *cu, int B, int NKV, int lpt, int nsplit,
+                                          bf16 *sK, bf16 *sV, const bf16 *k, const bf16 *v) {
+        const int wi = att_work_index<DQ>(dqs), rep = NH / NKV;
+        split = wi % nsplit, kvh = wi / nsplit % NKV;
+        head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
+        int b, ntile;
+        if (!att_schedule(cu, B, BK, wi / (nsplit * NKV), threadIdx.x & 31, lpt, false, &b, &tile, &ntile))
+            return false;
+        s0 = cu[b], L = cu[b + 1] - s0, j0 = tile * BK;
+        qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
+        const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
+        att_load_rows<HD, BK, NTHR>(sK, k + koff, NKV * HD, min(BK, L - j0), threadIdx.x);
+        att_load_rows<HD, BK, NTHR>(sV, v + koff, NKV * HD, min(BK, L - j0), threadIdx.x);
+        if (nit > 0) issue(0);
+        else rlc_cp_async_commit();
+        return true;
+    }
+    // Issues item it's rows into stage it & 1.
+    __device__ __forceinline__ void issue(int it) {
+        const int nb = it & 1;
+        int hh, qt;
+        att_item<DQ>(it, nhead, nqt, hh, qt);
+        att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * (HD + 8), sO + nb * BQ * (HD + 8), sL + nb * BQ, sD + nb * BQ, q,
+                                     dout, lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, threadIdx.x);
+        rlc_cp_async_commit();
+    }
+    // Start of item it (whole block): waits until its rows have landed and every warp is done with item it - 1
+    // (whose stage item it + 1 then takes), issues item it + 1, and gives item it's query head h and first query qi.
+    __device__ __forceinline__ void next(int it, int &h, int &qi) {
+        rlc_cp_async_wait<0>();
+        __syncthreads();
+        if (it + 1 < nit) issue(it + 1);
+        int hh, qt;
+        att_item<DQ>(it, nhead, nqt, hh, qt);
+        h = head0 + hh, qi = (qt0 + qt) * BQ;
+    }
+};
+
+// With DQ, the count of the dQ tile of head h whose first query is token t (nullptr without DQ); the thread 0
+// starts reading it into seen, so that the read's latency passes during the item's products.
+template <bool DQ> __device__ __forceinline__ unsigned *att_dq_count(const AttDq &dqs, int h, int t, unsigned &seen) {
+    if constexpr (DQ) {
+        unsigned *c = dqs.sem + (size_t)h * dqs.T + t;
+        if (threadIdx.x == 0) seen = atomicAdd(c, 0u);
+        return c;
+    } else {
+        return nullptr;
+    }
+}
+
 // Grid: (key tiles of 16 NW keys, upper bound) x NKV x nsplit blocks, split fastest, then kv head; warp w owns
 // keys 16w..16w+15 of the tile. The query heads of the group are shared out among nsplit blocks (contiguous
 // ranges; nsplit > 1 when the tiles alone give too few blocks, as with few kv heads and short sequences), each
@@ -649,24 +714,9 @@ __global__ void __launch_bounds__(NW * 32, 1)
     float *sD = sL + 2 * BQ;                                   // 2 x BQ: D
     bf16 *sS = reinterpret_cast<bf16 *>(sD + 2 * BQ);          // DQ: (BK keys, LDSS): dS^T of the item, bf16
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
-    const int wi = att_work_index<DQ>(dqs); // the block's (key tile, kv head, split)
-    const int split = wi % nsplit, kvh = wi / nsplit % NKV;
-    const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
-    int b, tile, ntile;
-    if (!att_schedule(cu_seqlens, B, BK, wi / (nsplit * NKV), lane, lpt, false, &b, &tile, &ntile)) return;
-    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * BK, kn = min(BK, L - j0);
-    const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
-    const int ldk = NKV * HD;
-    const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
-
-    att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
-    att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
-    if (nit > 0) {
-        int hh, qt;
-        att_item<DQ>(0, nhead, nqt, hh, qt);
-        att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
-    }
-    rlc_cp_async_commit();
+    AttKVBlock<HD, BK, BQ, NTHR, DQ> kb(sQ, sO, sL, sD, q, dout, lse, Drow, NH);
+    if (!kb.start(dqs, cu_seqlens, B, NKV, lpt, nsplit, sK, sV, k, v)) return;
+    const int s0 = kb.s0, L = kb.L, j0 = kb.j0, tile = kb.tile, kvh = kb.kvh;
 
     float dka[NT][4], dva[NT][4];
     RLC_UNROLL
@@ -677,22 +727,11 @@ __global__ void __launch_bounds__(NW * 32, 1)
     const bool live = kw0 < L;
     unsigned *pub = nullptr, seen = 0; // DQ, thread 0: the count the previous item publishes; this item's count
 
-    for (int it = 0; it < nit; it++) {
-        rlc_cp_async_wait<0>(); // item it has landed; after the barrier the other stage is free for item it+1
-        __syncthreads();
-        if (it + 1 < nit) {
-            const int nb = (it + 1) & 1;
-            int hh, qt;
-            att_item<DQ>(it + 1, nhead, nqt, hh, qt);
-            att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
-                                         lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
-            rlc_cp_async_commit();
-        }
-        int ch, cq;
-        att_item<DQ>(it, nhead, nqt, ch, cq);
-        const int cb = it & 1, qi = (qt0 + cq) * BQ;
-        unsigned *cnt = DQ ? dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi : nullptr; // this item's count
-        if (DQ && tid == 0) seen = atomicAdd(cnt, 0u); // read early: its latency passes during the products below
+    for (int it = 0; it < kb.nit; it++) {
+        int h, qi;
+        kb.next(it, h, qi);
+        unsigned *cnt = att_dq_count<DQ>(dqs, h, s0 + qi, seen);
+        const int cb = it & 1;
         RLC_UNROLL
         for (int hs = 0; hs < BQ / BQS; hs++) {
             const int qs = qi + hs * BQS;
@@ -764,12 +803,12 @@ __global__ void __launch_bounds__(NW * 32, 1)
         }
         if constexpr (DQ) {
             att_dq_turn(pub, cnt, seen, tile); // this item's dS^T is complete, the earlier key tiles have added
-            att_dq_add<HD, NW, BK, BQ>(dqs, sS, LDSS, sK, qi, j0, L, s0, NH, head0 + ch, scale);
+            att_dq_add<HD, NW, BK, BQ>(dqs, sS, LDSS, sK, qi, j0, L, s0, NH, h, scale);
         }
     }
     if constexpr (DQ) att_dq_last(pub, tile);
 
-    dk += split * split_stride, dv += split * split_stride;
+    dk += kb.split * split_stride, dv += kb.split * split_stride;
     RLC_UNROLL
     for (int half = 0; half < 2; half++) {
         const int kr = kr0 + 8 * half;
@@ -818,24 +857,9 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
     float *sD = sL + 2 * BQ;                               // 2 x BQ: D
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g4 = lane >> 2, t4 = lane & 3;
     const int wk = warp / WH, wj = warp % WH;
-    const int wi = att_work_index<DQ>(dqs); // the block's (key tile, kv head, split)
-    const int split = wi % nsplit, kvh = wi / nsplit % NKV;
-    const int rep = NH / NKV, head0 = kvh * rep + split * rep / nsplit, nhead = kvh * rep + (split + 1) * rep / nsplit - head0;
-    int b, tile, ntile;
-    if (!att_schedule(cu_seqlens, B, BK, wi / (nsplit * NKV), lane, lpt, false, &b, &tile, &ntile)) return;
-    const int s0 = cu_seqlens[b], L = cu_seqlens[b + 1] - s0, j0 = tile * BK, kn = min(BK, L - j0);
-    const int qt0 = j0 / BQ, nqt = (L + BQ - 1) / BQ - qt0, nit = nhead * nqt; // queries >= j0 only (causal)
-    const int ldk = NKV * HD;
-    const size_t koff = ((size_t)(s0 + j0) * NKV + kvh) * HD;
-
-    att_load_rows<HD, BK, NTHR>(sK, k + koff, ldk, kn, tid);
-    att_load_rows<HD, BK, NTHR>(sV, v + koff, ldk, kn, tid);
-    if (nit > 0) {
-        int hh, qt;
-        att_item<DQ>(0, nhead, nqt, hh, qt);
-        att_dkdv_issue<HD, BQ, NTHR>(sQ, sO, sL, sD, q, dout, lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
-    }
-    rlc_cp_async_commit();
+    AttKVBlock<HD, BK, BQ, NTHR, DQ> kb(sQ, sO, sL, sD, q, dout, lse, Drow, NH);
+    if (!kb.start(dqs, cu_seqlens, B, NKV, lpt, nsplit, sK, sV, k, v)) return;
+    const int s0 = kb.s0, L = kb.L, j0 = kb.j0, tile = kb.tile, kvh = kb.kvh;
 
     float dka[2][NT][4], dva[2][NT][4];
     RLC_UNROLL
@@ -848,22 +872,11 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
     const bool live = kw0 < L; // (warps (wk, *) read only the rows of sP / sS that they wrote; dQ: see att_dq_add)
     unsigned *pub = nullptr, seen = 0; // DQ, thread 0: the count the previous item publishes; this item's count
 
-    for (int it = 0; it < nit; it++) {
-        rlc_cp_async_wait<0>(); // item it has landed, every warp is done with item it-1 (its stage, sP, sS)
-        __syncthreads();
-        if (it + 1 < nit) {
-            const int nb = (it + 1) & 1;
-            int hh, qt;
-            att_item<DQ>(it + 1, nhead, nqt, hh, qt);
-            att_dkdv_issue<HD, BQ, NTHR>(sQ + nb * BQ * LDS, sO + nb * BQ * LDS, sL + nb * BQ, sD + nb * BQ, q, dout,
-                                         lse, Drow, head0 + hh, (qt0 + qt) * BQ, s0, L, NH, tid);
-            rlc_cp_async_commit();
-        }
-        int ch, cq;
-        att_item<DQ>(it, nhead, nqt, ch, cq);
-        const int cb = it & 1, qi = (qt0 + cq) * BQ;
-        unsigned *cnt = DQ ? dqs.sem + (size_t)(head0 + ch) * dqs.T + s0 + qi : nullptr; // this item's count
-        if (DQ && tid == 0) seen = atomicAdd(cnt, 0u); // read early: its latency passes during phase 1
+    for (int it = 0; it < kb.nit; it++) {
+        int h, qi; // (next: every warp is also done with item it-1's sP, sS)
+        kb.next(it, h, qi);
+        unsigned *cnt = att_dq_count<DQ>(dqs, h, s0 + qi, seen);
+        const int cb = it & 1;
         const bf16 *sQb = sQ + cb * BQ * LDS, *sOb = sO + cb * BQ * LDS;
 
         // Phase 1: P^T, dS^T of the warp's 32 keys x QW queries into sP / sS (zeros where every query of the
@@ -943,7 +956,7 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
         }
         if constexpr (DQ) { // sP / sS complete, the earlier key tiles have added to this dQ tile
             att_dq_turn(pub, cnt, seen, tile);
-            att_dq_add<HD, NW, BK, BQ>(dqs, sS, LDP, sK, qi, j0, L, s0, NH, head0 + ch, scale);
+            att_dq_add<HD, NW, BK, BQ>(dqs, sS, LDP, sK, qi, j0, L, s0, NH, h, scale);
         } else {
             __syncthreads(); // sP / sS complete for every warp of the same keys
         }
@@ -980,7 +993,7 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
 
     if constexpr (DQ) att_dq_last(pub, tile);
 
-    dk += split * split_stride, dv += split * split_stride;
+    dk += kb.split * split_stride, dv += kb.split * split_stride;
     RLC_UNROLL
     for (int mt = 0; mt < 2; mt++)
         RLC_UNROLL
