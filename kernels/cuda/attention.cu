@@ -50,7 +50,7 @@
 // mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward 0.57, backward 0.67, decode 0.96 (queued). vs
 // torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of the device copy bandwidth.
 // Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward dK/dV 0: 212 / 246,
-// 1: 224 / 254, 2: 252 / 244, 3: 231 / 244, 4: 234 / 255; dQ 206 / 238; decode 94 / 165.
+// 1: 224 / 254, 2: 252 / 244, 3: 231 / 244, 4: 232 / 255; dQ 206 / 238; decode 94 / 165.
 #include "attention.h"
 
 #include <math.h>
@@ -492,9 +492,10 @@ template <int HD, int NW, int BQ, bool DQ> constexpr size_t att_dkdv_smem() {
            (DQ ? (size_t)16 * NW * (BQ + 8) * sizeof(bf16) : 0);
 }
 
-// The dQ of the backward variant that adds it from the dK/dV kernel (DQ = true): dq (T, NH, HD) fp32 is zeroed
-// before the launch and every block adds its keys' contribution to each query tile it visits with atomics, in
-// key-tile order, so that each element's sum runs in the same order every run. sem (NH, T), zeroed: sem[h T + t]
+// The dQ of the backward variant that adds it from the dK/dV kernel (DQ = true): every block adds its keys'
+// contribution to each query tile it visits with atomics, in key-tile order, so that each element's sum runs in
+// the same order every run; key tile 0, first for every query tile and over all of its rows, stores instead (dq
+// needs no zeroing). sem (NH, T), zeroed: sem[h T + t]
 // counts the key tiles that have added to the tile of head h whose first query is token t; a block adds its part
 // once the count equals its key tile's index, then publishes index + 1. next, zeroed: the work counter the
 // blocks take their key tile from (instead of blockIdx), so every tile a block waits for was taken by a block that
@@ -580,7 +581,7 @@ __device__ __forceinline__ void att_dq_last(unsigned *pub, int tile) {
 // sS (BK x BQ, row stride ldss), K in sK (row stride HD + 8). Warp pieces of 16 queries x 32 columns, in steps of
 // BQS = 32 NW / HD * 16 queries; each piece over the key steps up to its last query (later ones are zero, and a
 // warp of the dK/dV kernel that had nothing to do in a step wrote no dS^T there), added with 8-byte vector
-// reductions. Rows past the sequence end L are not added.
+// reductions, or stored by key tile 0 (j0 = 0: the first). Rows past the sequence end L are not written.
 template <int HD, int NW, int BK, int BQ>
 __device__ __forceinline__ void att_dq_add(const AttDq &dqs, const bf16 *sS, int ldss, const bf16 *sK, int qi, int j0,
                                            int L, int s0, int NH, int h, float scale) {
@@ -614,8 +615,11 @@ __device__ __forceinline__ void att_dq_add(const AttDq &dqs, const bf16 *sS, int
             if (r >= L) continue;
             float *d = dqs.dq + ((size_t)(s0 + r) * NH + h) * HD + cw + 2 * t4;
             RLC_UNROLL
-            for (int nt = 0; nt < CW / 8; nt++) // one 8-byte vector reduction per pair of columns
-                rlc_red_add_f32x2(&d[nt * 8], acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale);
+            for (int nt = 0; nt < CW / 8; nt++) { // one 8-byte store or vector reduction per pair of columns
+                const float x = acc[nt][2 * half] * scale, y = acc[nt][2 * half + 1] * scale;
+                if (j0 == 0) *reinterpret_cast<float2 *>(&d[nt * 8]) = make_float2(x, y);
+                else rlc_red_add_f32x2(&d[nt * 8], x, y);
+            }
         }
     }
 }
@@ -1499,9 +1503,9 @@ static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, c
     if (gkv > 0 && (g_att_bwd_stages & 2)) {
         if constexpr (KV::DQ) {
             const AttDq dqs = {dq, sync, sync + (size_t)T * NH, T};
-            if (cudaMemsetAsync(dq, 0, (size_t)T * NH * HD * sizeof(float), st) != cudaSuccess ||
-                cudaMemsetAsync(sync, 0, ((size_t)T * NH + 1) * sizeof(unsigned), st) != cudaSuccess) {
-                fprintf(stderr, "%s: cudaMemsetAsync of dq failed: %s\n", what, cudaGetErrorString(cudaGetLastError()));
+            if (cudaMemsetAsync(sync, 0, ((size_t)T * NH + 1) * sizeof(unsigned), st) != cudaSuccess) {
+                fprintf(stderr, "%s: cudaMemsetAsync of the counts failed: %s\n", what,
+                        cudaGetErrorString(cudaGetLastError()));
                 return -1;
             }
             RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, dk, dv, dout, q, k, v, lse, Drow, cu, B, NH, NKV,
