@@ -22,9 +22,10 @@
 //          with P^T / dS^T passed through shared memory (fewer shared-memory bytes per flop, one more barrier).
 //   dQ:    one block per (query tile, head); loops over the key tiles, dQ += dS K.
 //   Or (backward 3 and 4) no dQ kernel: the dK/dV blocks add dQ += dS K themselves, with float atomics whose
-//   order is fixed (key tile after key tile, behind a per-tile count; AttDq, att_dq_turn, att_dq_add). That does the product dS K once instead of
-//   recomputing S and dP in a second kernel (5 matrix products instead of 7), at the price of the atomics' traffic
-//   and the waits between blocks.
+//   order is fixed (key tile after key tile, behind a per-tile count; AttDq, att_dq_turn, att_dq_add), and the
+//   head splits of a key tile write dK/dV one after the other (no partials, no reduce kernel). That does the
+//   product dS K once instead of recomputing S and dP in a second kernel (5 matrix products instead of 7), at the
+//   price of the atomics' traffic and the waits between blocks.
 // Every output element has one writer (or, in backward 3 and 4, its atomics in one order) and every sum a fixed
 // order: deterministic.
 // Decode (flash-decoding): one block per (cache piece, kv head, row); the block's 4 warps take key tiles in
@@ -50,7 +51,7 @@
 // mean over 0.5B- and 7B-like shapes, 4k-32k tokens): forward 0.57, backward 0.67, decode 0.96 (queued). vs
 // torch SDPA (flash): forward 1.05-1.78x; backward 0.76-1.23x; decode 58-100% of the device copy bandwidth.
 // Registers (nvcc 13, sm_90a, no spills): forward 228 (HD 64) / 236 (HD 128); backward dK/dV 0: 212 / 246,
-// 1: 224 / 254, 2: 252 / 244, 3: 231 / 244, 4: 232 / 255; dQ 206 / 238; decode 94 / 165.
+// 1: 224 / 254, 2: 252 / 244, 3: 235 / 245, 4: 238 / 255; dQ 206 / 238; decode 94 / 165.
 #include "attention.h"
 
 #include <math.h>
@@ -500,10 +501,14 @@ template <int HD, int NW, int BQ, bool DQ> constexpr size_t att_dkdv_smem() {
 // once the count equals its key tile's index, then publishes index + 1. next, zeroed: the work counter the
 // blocks take their key tile from (instead of blockIdx), so every tile a block waits for was taken by a block that
 // is already running: CUDA does not promise to start blocks in index order, and the emulator does not.
+// With a head split (nsplit > 1) the splits of a key tile write its dK/dV in split order the same way: kcnt (NKV,
+// T), zeroed: kcnt[kvh T + t] counts the splits of the key tile of kv head kvh whose first key is token t that
+// have written; split 0 stores, the others add (att_kv_out_begin / _end).
 struct AttDq {
     float *dq;
     unsigned *sem;
     unsigned *next;
+    unsigned *kcnt;
     int T;
 };
 
@@ -577,6 +582,43 @@ __device__ __forceinline__ void att_dq_last(unsigned *pub, int tile) {
     if (threadIdx.x == 0 && pub) atomicExch(pub, (unsigned)tile + 1u);
 }
 
+// p[0], p[1] = x, y, or += with add (an 8-byte vector reduction).
+__device__ __forceinline__ void att_put2(float *p, float x, float y, bool add) {
+    if (add) rlc_red_add_f32x2(p, x, y);
+    else *reinterpret_cast<float2 *>(p) = make_float2(x, y);
+}
+
+// The dK/dV output of a block (whole block): with DQ and a head split, split s > 0 of a key tile first waits
+// until splits 0..s-1 have written (their count, AttDq::kcnt, at key = kvh T + first key token) and adds;
+// otherwise the block stores. Returns whether it adds. att_kv_out_end then publishes s + 1.
+template <bool DQ>
+__device__ __forceinline__ bool att_kv_out_begin(const AttDq &dqs, unsigned *&kc, int nsplit, int split, size_t key) {
+    if constexpr (DQ) {
+        if (nsplit > 1) {
+            kc = dqs.kcnt + key;
+            if (split > 0) {
+                if (threadIdx.x == 0) {
+                    while (atomicAdd(kc, 0u) != (unsigned)split) {
+                    }
+                    __threadfence(); // the earlier splits' writes are seen before this block's atomics
+                }
+                __syncthreads();
+                return true;
+            }
+        }
+    }
+    return false;
+}
+template <bool DQ> __device__ __forceinline__ void att_kv_out_end(unsigned *kc, int nsplit, int split) {
+    if constexpr (DQ) {
+        if (nsplit > 1 && split + 1 < nsplit) {
+            __threadfence(); // this block's writes are ordered before the count (each thread's fence, the barrier)
+            __syncthreads();
+            if (threadIdx.x == 0) atomicExch(kc, (unsigned)split + 1u);
+        }
+    }
+}
+
 // dQ[query qi + r] of head h += scale dS K over the block's BK keys from key j0 (whole block, NW warps): dS^T in
 // sS (BK x BQ, row stride ldss), K in sK (row stride HD + 8). Warp pieces of 16 queries x 32 columns, in steps of
 // BQS = 32 NW / HD * 16 queries; each piece over the key steps up to its last query (later ones are zero, and a
@@ -616,9 +658,7 @@ __device__ __forceinline__ void att_dq_add(const AttDq &dqs, const bf16 *sS, int
             float *d = dqs.dq + ((size_t)(s0 + r) * NH + h) * HD + cw + 2 * t4;
             RLC_UNROLL
             for (int nt = 0; nt < CW / 8; nt++) { // one 8-byte store or vector reduction per pair of columns
-                const float x = acc[nt][2 * half] * scale, y = acc[nt][2 * half + 1] * scale;
-                if (j0 == 0) *reinterpret_cast<float2 *>(&d[nt * 8]) = make_float2(x, y);
-                else rlc_red_add_f32x2(&d[nt * 8], x, y);
+                att_put2(&d[nt * 8], acc[nt][2 * half] * scale, acc[nt][2 * half + 1] * scale, j0 > 0);
             }
         }
     }
@@ -697,10 +737,10 @@ template <bool DQ> __device__ __forceinline__ unsigned *att_dq_count(const AttDq
 // heads outer, query tiles inner; each item is computed in steps of BQS queries (BQS < BQ halves the barriers
 // per flop where the scores of a whole item would not fit in registers). A warp skips the steps whose queries
 // all come before its keys.
-// With DQ (AttDq; nsplit must be 1) the block also adds dQ += dS K for each item (att_dq_add, after att_dq_turn):
+// With DQ (AttDq) the block also adds dQ += dS K for each item (att_dq_add, after att_dq_turn):
 // the warps put their dS^T in shared memory (sS). The items then run in att_item's DQ order. An item's count is
 // published at the next item's turn, when its atomics have long completed, so that the fence before it costs
-// little.
+// little. A head split then writes dK/dV in split order (att_kv_out_begin), not through partials.
 template <int HD, int NW, int BQ, int BQS, bool DQ>
 __global__ void __launch_bounds__(NW * 32, 1)
     att_bwd_dkdv_kernel(float *dk, float *dv, const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
@@ -813,6 +853,8 @@ __global__ void __launch_bounds__(NW * 32, 1)
     if constexpr (DQ) att_dq_last(pub, tile);
 
     dk += kb.split * split_stride, dv += kb.split * split_stride;
+    unsigned *kc = nullptr;
+    const bool add = att_kv_out_begin<DQ>(dqs, kc, nsplit, kb.split, (size_t)kvh * dqs.T + s0 + j0);
     RLC_UNROLL
     for (int half = 0; half < 2; half++) {
         const int kr = kr0 + 8 * half;
@@ -820,11 +862,11 @@ __global__ void __launch_bounds__(NW * 32, 1)
         const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + 2 * t4;
         RLC_UNROLL
         for (int nt = 0; nt < NT; nt++) {
-            *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
-                make_float2(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
-            *reinterpret_cast<float2 *>(&dv[off + nt * 8]) = make_float2(dva[nt][2 * half], dva[nt][2 * half + 1]);
+            att_put2(&dk[off + nt * 8], dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale, add);
+            att_put2(&dv[off + nt * 8], dva[nt][2 * half], dva[nt][2 * half + 1], add);
         }
     }
+    att_kv_out_end<DQ>(kc, nsplit, kb.split);
 }
 
 template <int HD, int WK, int WH, int BQ> constexpr size_t att_dkdv2_smem() {
@@ -998,6 +1040,8 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
     if constexpr (DQ) att_dq_last(pub, tile);
 
     dk += kb.split * split_stride, dv += kb.split * split_stride;
+    unsigned *kc = nullptr;
+    const bool add = att_kv_out_begin<DQ>(dqs, kc, nsplit, kb.split, (size_t)kvh * dqs.T + s0 + j0);
     RLC_UNROLL
     for (int mt = 0; mt < 2; mt++)
         RLC_UNROLL
@@ -1007,12 +1051,11 @@ __global__ void __launch_bounds__(WK * WH * 32, 1)
             const size_t off = ((size_t)(s0 + kr) * NKV + kvh) * HD + HW * wj + 2 * t4;
             RLC_UNROLL
             for (int nt = 0; nt < NT; nt++) {
-                *reinterpret_cast<float2 *>(&dk[off + nt * 8]) =
-                    make_float2(dka[mt][nt][2 * half] * scale, dka[mt][nt][2 * half + 1] * scale);
-                *reinterpret_cast<float2 *>(&dv[off + nt * 8]) =
-                    make_float2(dva[mt][nt][2 * half], dva[mt][nt][2 * half + 1]);
+                att_put2(&dk[off + nt * 8], dka[mt][nt][2 * half] * scale, dka[mt][nt][2 * half + 1] * scale, add);
+                att_put2(&dv[off + nt * 8], dva[mt][nt][2 * half], dva[mt][nt][2 * half + 1], add);
             }
         }
+    att_kv_out_end<DQ>(kc, nsplit, kb.split);
 }
 
 // dk, dv (n floats each) = the sum over s = 0..nsplit-1, in that order, of part[2s n ..] and part[(2s+1) n ..]
@@ -1338,7 +1381,7 @@ static const char *const att_bwd_names[] = {
     "v0: dKdV 128k x 8 warps, dQ 128q x 8 warps, head split, items/tiles of 2x rows in two steps [old v6]",
     "v1: dKdV 32-key warp tiles, 128k x 8 warps, P/dS via smem; dQ as v0 [old v7]",
     "v2: v1 with 32-query items (hd64: 4 warps x all 64 columns) [old v8]",
-    "v3: v0's dKdV adding dQ in key-tile order (atomics after a per-tile count), no dQ kernel, no head split",
+    "v3: v0's dKdV adding dQ in key-tile order (atomics after a per-tile count), no dQ kernel",
     "v4: v1's dKdV adding dQ as v3",
 };
 static const char *const att_dec_names[] = {
@@ -1451,9 +1494,10 @@ extern "C" int rlc_cuda_attention_forward(void *out, float *lse, const void *q, 
 
 // ------------------------------------------------------------------------------------------- backward
 
-// D (T NH floats), then the counts of the DQ variant (T NH + 1 unsigned: AttDq's sem and next).
+// D (T NH floats), then the counts of the DQ variants (2 T NH + 1 unsigned: AttDq's sem, next and kcnt, whose
+// T NKV entries fit in T NH).
 extern "C" size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH) {
-    return ((size_t)(T > 0 ? T : 1) * (size_t)(NH > 0 ? NH : 1) * 2 + 1) * sizeof(float);
+    return ((size_t)(T > 0 ? T : 1) * (size_t)(NH > 0 ? NH : 1) * 3 + 1) * sizeof(float);
 }
 
 // dK/dV with NWK warps (16 NWK keys per block), items of BQ queries computed in steps of BQS; dQ with NWQ warps,
@@ -1461,7 +1505,7 @@ extern "C" size_t rlc_cuda_attention_backward_workspace_bytes(int T, int NH) {
 // blocks per key tile when the key tiles alone give fewer than 8 blocks per SM (few kv heads, short
 // sequences): the partial dK/dV go to dq's memory (2 nsplit T NKV HD <= T NH HD floats, free until the dQ kernel
 // writes it) and att_bwd_reduce_kernel sums them in a fixed order. When the dK/dV kernel adds dQ itself (KV::DQ)
-// there is no dQ kernel and no head split (dq holds the sums from the start).
+// there is no dQ kernel, and the splits of a key tile write dK/dV one after the other (dq holds the sums).
 typedef void (*AttKVKernel)(float *, float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, const float *,
                             const float *, const int *, int, int, int, float, float, int, int, size_t, AttDq);
 // The dK/dV kernel of a backward variant: att_bwd_dkdv_kernel (16-key warp tiles) or att_bwd_dkdv2_kernel (32);
@@ -1487,7 +1531,7 @@ static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, c
     const unsigned tkv = att_tiles_ub(T, B, KV::BK);
     const int rep = NH / NKV;
     int ns = 1;
-    if (rep >= 4 && !KV::DQ) {
+    if (rep >= 4) {
         const long want = 8L * att_sm_count(), have = (long)tkv * NKV;
         ns = (int)std::min<long>((want + have - 1) / have, rep / 2);
         if (ns < 1) ns = 1;
@@ -1502,14 +1546,14 @@ static int att_backward_run(float *dq, float *dk, float *dv, const bf16 *dout, c
     const size_t n = (size_t)T * NKV * HD;
     if (gkv > 0 && (g_att_bwd_stages & 2)) {
         if constexpr (KV::DQ) {
-            const AttDq dqs = {dq, sync, sync + (size_t)T * NH, T};
-            if (cudaMemsetAsync(sync, 0, ((size_t)T * NH + 1) * sizeof(unsigned), st) != cudaSuccess) {
+            const AttDq dqs = {dq, sync, sync + (size_t)T * NH, sync + (size_t)T * NH + 1, T};
+            if (cudaMemsetAsync(sync, 0, ((size_t)T * NH * 2 + 1) * sizeof(unsigned), st) != cudaSuccess) {
                 fprintf(stderr, "%s: cudaMemsetAsync of the counts failed: %s\n", what,
                         cudaGetErrorString(cudaGetLastError()));
                 return -1;
             }
             RLC_LAUNCH(kkv, (unsigned)gkv, KV::THREADS, smem_kv, st, dk, dv, dout, q, k, v, lse, Drow, cu, B, NH, NKV,
-                       scale, sl2, lpt, 1, (size_t)0, dqs);
+                       scale, sl2, lpt, ns, (size_t)0, dqs);
             return att_launch_ok(what) ? 0 : -1;
         } else {
             float *kd = ns > 1 ? dq : dk, *vd = ns > 1 ? dq + n : dv;
