@@ -493,14 +493,14 @@ template <int HD, int NW, int BQ, bool DQ> constexpr size_t att_dkdv_smem() {
            (DQ ? (size_t)16 * NW * (BQ + 8) * sizeof(bf16) : 0);
 }
 
-// The dQ of the backward variant that adds it from the dK/dV kernel (DQ = true): every block adds its keys'
+// The dQ of the backward variants that add it from the dK/dV kernel (DQ = true): every block adds its keys'
 // contribution to each query tile it visits with atomics, in key-tile order, so that each element's sum runs in
 // the same order every run; key tile 0, first for every query tile and over all of its rows, stores instead (dq
-// needs no zeroing). sem (NH, T), zeroed: sem[h T + t]
-// counts the key tiles that have added to the tile of head h whose first query is token t; a block adds its part
-// once the count equals its key tile's index, then publishes index + 1. next, zeroed: the work counter the
-// blocks take their key tile from (instead of blockIdx), so every tile a block waits for was taken by a block that
-// is already running: CUDA does not promise to start blocks in index order, and the emulator does not.
+// needs no zeroing). sem (NH, T), zeroed: sem[h T + t] counts the key tiles that have added to the tile of head h
+// whose first query is token t; a block adds its part once the count equals its key tile's index, then publishes
+// index + 1. next, zeroed: the work counter the blocks take their key tile from (instead of blockIdx), so every
+// tile a block waits for was taken by a block that is already running: CUDA does not promise to start blocks in
+// index order, and the emulator does not.
 // With a head split (nsplit > 1) the splits of a key tile write its dK/dV in split order the same way: kcnt (NKV,
 // T), zeroed: kcnt[kvh T + t] counts the splits of the key tile of kv head kvh whose first key is token t that
 // have written; split 0 stores, the others add (att_kv_out_begin / _end).
