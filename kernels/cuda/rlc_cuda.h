@@ -132,9 +132,15 @@ __device__ __forceinline__ void rlc_cp_async_commit() { asm volatile("cp.async.c
 template <int N> __device__ __forceinline__ void rlc_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
-// atomicAdd(float2 *) compiles to atom (with a result) rather than red.
+// sm_90: one vector reduction (atomicAdd(float2 *) compiles to atom, with a result, rather than red); the sm_80
+// build of the library: two scalar atomics.
 __device__ __forceinline__ void rlc_red_add_f32x2(float *p, float a, float b) {
+#if RLC_ARCH >= 900
     asm volatile("red.relaxed.gpu.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
 }
 #endif
 
