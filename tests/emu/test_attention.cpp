@@ -237,9 +237,9 @@ int main() {
         // 7 query heads per kv head: the dK/dV blocks share out the heads (2, 2, 3) and sum partials
         {{"prefill hd64 gqa7 {130,3,64}", 14, 2, 64, {130, 3, 64}}, true},
         {{"prefill hd128 gqa4 {100,1}", 8, 2, 128, {100, 1}}, true},
-        // 5 key tiles adding to the same dQ tiles (backward 3, 4) while one block is held back: their order must
-        // hold; 4 query heads per kv head: 2 head splits per key tile, which write dK/dV in order too
-        {{"prefill hd64 straggler {600}", 4, 1, 64, {600}, 300}, true},
+        // 4 key tiles adding to the same dQ tiles (backward 3, 4) while one block is held back: their order must
+        // hold (no head split here: a split waits for its sibling, which would keep the others from overtaking)
+        {{"prefill hd64 straggler {400}", 2, 1, 64, {400}, 60000}, true},
     };
     for (const auto &p : prefill) run_prefill(p.c, f0, b0);
     // the other variants: forward i with backward i (wrapping), so that every one of each runs

@@ -14,7 +14,7 @@
 // the call; default: deferred, queued on its stream until the program synchronises, emu_runtime.h),
 // RLC_EMU_DEFER=shuffle with RLC_EMU_SHUFFLE_SEED=n (deferred, in a seeded order that also runs other streams'
 // ready work early), RLC_EMU_STRAGGLER_MS=n[:b] (in every launch, the first block of worker 0 to reach its b-th
-// barrier, default the first, sleeps n ms there while the others go on: emu_core.h). The same can be set with
+// barrier, default the first, stops there until the other workers are done or n ms have passed: emu_core.h). The same can be set with
 // emu::set_schedule/set_workers/set_defer/set_shuffle/set_straggler.
 #pragma once
 #ifndef RLC_EMU

@@ -11,9 +11,12 @@
 // - At every barrier (and at block start) the waiting threads resume in the configured order: forward,
 //   reverse or seeded random. Blocks are also taken in that order. A kernel whose results depend on it
 //   has a missing barrier or an inter-block dependency.
-// - Optionally one block is a straggler (straggler_ms): the first block worker 0 runs in each launch sleeps
-//   that long when its threads meet at their straggler_bar-th barrier (default the first; a later one can hold
-//   a claim the block made before it), while the other workers go on. Kernels whose blocks
+// - Optionally one block is a straggler (straggler_ms): the first block worker 0 runs in each launch stops when
+//   its threads meet at their straggler_bar-th barrier (default the first; a later one can hold a claim the block
+//   made before it) while the other workers go on, until they have run all their blocks, or have released no
+//   barrier for straggler_quiet_ms (they are waiting for it, or emulating a long stretch), or straggler_ms have
+//   passed. (A fixed sleep would not do: emulating one block can take longer than any sleep a test can afford, so
+//   the others would rarely get past the straggler.) Kernels whose blocks
 //   wait for each other (an order of atomics, a claim) must give the same bits with and without it; without a
 //   straggler such waits are rarely exercised, because blocks started together also progress together.
 // - Any misuse a GPU would turn into a hang or undefined behaviour is a fatal error with a message naming
@@ -58,7 +61,7 @@ struct Config {
     uint64_t seed = 1;
     int workers = 2;          // OS threads that run blocks (>= 2 so TSan sees inter-block races)
     size_t stack_bytes = 0;   // per CUDA thread
-    int straggler_ms = 0;     // the first block of worker 0 sleeps this long at a barrier (0: none) ...
+    int straggler_ms = 0;     // the first block of worker 0 stops at a barrier for this long at most (0: none) ...
     int straggler_bar = 1;    // ... its straggler_bar-th
 };
 
@@ -99,6 +102,8 @@ inline void set_schedule(Schedule s, uint64_t seed = 1) {
     config().seed = seed;
 }
 inline void set_workers(int n) { config().workers = std::max(1, n); }
+// How long the other workers may release no barrier before the straggler takes them to be waiting for it.
+constexpr int straggler_quiet_ms = 300;
 inline void set_straggler(int ms, int at_barrier = 1) {
     config().straggler_ms = std::max(0, ms);
     config().straggler_bar = std::max(1, at_barrier);
@@ -171,7 +176,10 @@ struct Worker {
     unsigned char *dyn = nullptr;
     const LaunchInfo *L = nullptr;
     uint3 bidx{0, 0, 0};
-    int straggle = 0; // > 0: the straggler; sleeps config().straggler_ms at the release of its straggle-th barrier
+    int straggle = 0; // > 0: the straggler; stops at the release of its straggle-th barrier
+    std::atomic<unsigned> *others_busy = nullptr; // workers other than 0 still running blocks of the launch
+    std::atomic<unsigned> *others_bars = nullptr; // barriers the workers other than 0 have released
+    bool count_bars = false;                      // this worker is one of them
 };
 
 inline thread_local Worker *tl_worker = nullptr;
@@ -360,8 +368,19 @@ inline void barrier_check_exited(Worker &w, const Fiber &waiter) {
 
 inline void barrier_release(Worker &w, Fiber &last) {
     barrier_check_exited(w, last);
-    if (w.straggle > 0 && --w.straggle == 0) // the straggler: the whole block is at the chosen barrier
-        std::this_thread::sleep_for(std::chrono::milliseconds(config().straggler_ms));
+    if (w.straggle > 0 && --w.straggle == 0) { // the straggler: the whole block is at the chosen barrier
+        typedef std::chrono::steady_clock clk;
+        const auto until = clk::now() + std::chrono::milliseconds(config().straggler_ms);
+        auto moved = clk::now();
+        unsigned bars = w.others_bars->load();
+        while (w.others_busy->load() > 0 && clk::now() < until &&
+               clk::now() - moved < std::chrono::milliseconds(straggler_quiet_ms)) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            if (w.others_bars->load() != bars) bars = w.others_bars->load(), moved = clk::now();
+        }
+    } else if (w.count_bars) {
+        (*w.others_bars)++;
+    }
     int count = 0;
     for (Fiber &g : w.fibers) {
         if (g.st != FState::barrier) continue;
@@ -576,7 +595,8 @@ inline void run_block(Worker &w, unsigned b) {
 
 // Worker k of nw runs blocks k, k + nw, ... of the schedule's block order (a static split: with two or more
 // blocks, at least two OS threads touch global memory, so TSan sees every inter-block race).
-inline void worker_run(const LaunchInfo &L, unsigned k, unsigned nw, const std::vector<unsigned> &block_order) {
+inline void worker_run(const LaunchInfo &L, unsigned k, unsigned nw, const std::vector<unsigned> &block_order,
+                       std::atomic<unsigned> &others_busy, std::atomic<unsigned> &others_bars) {
     install_segv_handler();
     Worker w;
     w.L = &L;
@@ -604,7 +624,11 @@ inline void worker_run(const LaunchInfo &L, unsigned k, unsigned nw, const std::
     tl_block_dim = L.block;
     tl_grid_dim = L.grid;
     w.straggle = k == 0 && nw > 1 && config().straggler_ms > 0 ? config().straggler_bar : 0;
+    w.others_busy = &others_busy;
+    w.others_bars = &others_bars;
+    w.count_bars = k > 0;
     for (size_t i = k; i < block_order.size(); i += nw) run_block(w, block_order[i]);
+    if (k > 0) others_busy--;
     tl_worker = saved_w;
     tl_block_dim = saved_bd;
     tl_grid_dim = saved_gd;
@@ -627,8 +651,10 @@ inline void run_launch(const LaunchInfo &L) {
     unsigned nw = std::min<unsigned>((unsigned)config().workers, nb);
     if (tl_worker) fail("kernel %s launched from inside a kernel (dynamic parallelism is not emulated)", L.name);
     std::vector<std::thread> pool;
-    for (unsigned k = 1; k < nw; k++) pool.emplace_back([&, k] { worker_run(L, k, nw, order); });
-    worker_run(L, 0, nw, order);
+    std::atomic<unsigned> others_busy{nw - 1}, others_bars{0};
+    for (unsigned k = 1; k < nw; k++)
+        pool.emplace_back([&, k] { worker_run(L, k, nw, order, others_busy, others_bars); });
+    worker_run(L, 0, nw, order, others_busy, others_bars);
     for (std::thread &t : pool) t.join();
 }
 
