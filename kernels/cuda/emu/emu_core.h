@@ -16,9 +16,9 @@
 //   made before it) while the other workers go on, until they have run all their blocks, or have released no
 //   barrier for straggler_quiet_ms (they are waiting for it, or emulating a long stretch), or straggler_ms have
 //   passed. (A fixed sleep would not do: emulating one block can take longer than any sleep a test can afford, so
-//   the others would rarely get past the straggler.) Kernels whose blocks
-//   wait for each other (an order of atomics, a claim) must give the same bits with and without it; without a
-//   straggler such waits are rarely exercised, because blocks started together also progress together.
+//   the others would rarely get past the straggler.) Kernels whose blocks wait for each other (an order of
+//   atomics, a claim) must give the same bits with and without it; without a straggler such waits are rarely
+//   exercised, because blocks started together also progress together.
 // - Any misuse a GPU would turn into a hang or undefined behaviour is a fatal error with a message naming
 //   the kernel, the launch site, the block, the thread and the source line.
 #pragma once
