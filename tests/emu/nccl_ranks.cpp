@@ -25,6 +25,7 @@
 //   moments bit for bit. A planted bug must be caught: in fp32 a premature launch (every bucket reported final at
 //   the first report of a backward), in mixed precision a ZeRO-1 job whose bf16 working weights are not refreshed
 //   after the all-gather (no params_written).
+//   nccl_ranks fp32|mixed paths  the same with fewer settings: each path once, no planted bug (the ASan build's run)
 //   nccl_ranks job    the job once with the NCCL path, overlap off, nothing compared: the failure tests run it
 //                     with RLC_EMU_COMM_FAIL or RLC_EMU_COMM_HANG (kernels/cuda/rlc_comm.cu) and expect every rank to
 //                     end with the failing or the waiting rank's message.
@@ -453,7 +454,7 @@ static void test_collectives() {
 
 // ---- 2. the training job ----
 
-static void test_mode(int mode) {
+static void test_mode(int mode, bool paths_only) {
     const char *name = rlc_ops_cuda_precision_name(mode);
     const double tol = TOL;
     rlc_ops_cuda_set_precision(mode);
@@ -492,6 +493,14 @@ static void test_mode(int mode) {
     else
         settings = {{0, 1, "0.01", Setting::NONE}, {1, 1, "0.003", Setting::NONE}, {1, 0, "25", Setting::NONE},
                     {1, 1, "0.003", Setting::NO_REFRESH}};
+    // paths: each path of the NCCL gradient code once (plain and ZeRO-1, overlap on and off in fp32; the mixed
+    // precision's bf16 refresh after ZeRO-1's all-gather), no planted bug: the sanitizer build's run (the build
+    // without sanitizers runs every setting and the planted bugs)
+    if (paths_only && mode == RLC_CUDA_FP32)
+        settings = {{0, 1, "0.01", Setting::NONE}, {0, 0, "0.002", Setting::NONE}, {1, 1, "0.003", Setting::NONE},
+                    {1, 0, "25", Setting::NONE}};
+    else if (paths_only)
+        settings = {{0, 1, "0.01", Setting::NONE}, {1, 1, "0.003", Setting::NONE}};
     const Result *plain = nullptr, *zero1 = nullptr;
     std::vector<Result> kept;
     kept.reserve(settings.size());
@@ -560,8 +569,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *mode = argc > 1 ? argv[1] : "";
-    if (WORLD.size < 2 || (strcmp(mode, "fp32") && strcmp(mode, "mixed") && strcmp(mode, "job"))) {
-        fprintf(stderr, "usage: mpirun -np 2 nccl_ranks fp32|mixed|job (%d rank%s here)\n", WORLD.size,
+    const bool paths_only = argc > 2 && !strcmp(argv[2], "paths");
+    if (WORLD.size < 2 || (strcmp(mode, "fp32") && strcmp(mode, "mixed") && strcmp(mode, "job")) ||
+        (argc > 2 && !paths_only) || argc > 3) {
+        fprintf(stderr, "usage: mpirun -np 2 nccl_ranks fp32|mixed|job [paths] (%d rank%s here)\n", WORLD.size,
                 WORLD.size > 1 ? "s" : "");
         rlc_dist_finalize(&WORLD);
         return 1;
@@ -576,7 +587,7 @@ int main(int argc, char **argv) {
         run_nccl({0, 0, "0.01", Setting::NONE}, GPU);
     } else {
         if (!strcmp(mode, "fp32")) test_collectives();
-        test_mode(!strcmp(mode, "fp32") ? RLC_CUDA_FP32 : RLC_CUDA_MIXED);
+        test_mode(!strcmp(mode, "fp32") ? RLC_CUDA_FP32 : RLC_CUDA_MIXED, paths_only);
     }
     if (WORLD.rank == 0) printf("%.1f s\n", rlc_now() - t0);
     // every rank's verdict: a failed CHECK on any rank fails the test

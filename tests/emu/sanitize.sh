@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/emu/sanitize.sh [BUILD_ROOT]: builds the emulator tests (target emu_all) with AddressSanitizer +
-# UBSan (all of `ctest -L emu`) and with ThreadSanitizer (the emulator's own emu_* programs). In these builds emu_bugs also asserts that
+# UBSan (all of `ctest -L emu`; nccl_ranks and the shuffle orders in shorter forms: tests/emu/CMakeLists.txt) and
+# with ThreadSanitizer (the emulator's own emu_* programs). In these builds emu_bugs also asserts that
 # ASan reports the planted out-of-bounds global write and TSan the planted race between blocks.
 # Default BUILD_ROOT: build-sanitize/ in the repository (git-ignored). Exit status non-zero on any failure.
 set -euo pipefail
