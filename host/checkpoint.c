@@ -189,15 +189,7 @@ char *rlc_checkpoint_hf_config_json(const rlc_model_config *c) {
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
     // Not an HF key: the PPO value head ("value_head.weight/bias" in model.safetensors).
     if (c->value_head) cJSON_AddBoolToObject(o, "rlc_value_head", 1);
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    size_t n = strlen(s);
-    char *out = rlc_malloc(n + 2);
-    memcpy(out, s, n);
-    out[n] = '\n';
-    out[n + 1] = 0;
-    cJSON_free(s);
-    return out;
+    return rlc_json_take_text(o);
 }
 
 static int hf_int(const char *fn, const cJSON *o, const char *key, int def, int required, int *out, char *err,

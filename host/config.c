@@ -722,6 +722,19 @@ char *rlc_json_print_exact(const cJSON *item) {
     return s;
 }
 
+char *rlc_json_take_text(cJSON *o) {
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    RLC_CHECK(s, "cJSON_Print: out of memory");
+    size_t n = strlen(s);
+    char *out = rlc_malloc(n + 2);
+    memcpy(out, s, n);
+    out[n] = '\n';
+    out[n + 1] = 0;
+    cJSON_free(s);
+    return out;
+}
+
 char *rlc_config_to_json(const rlc_config *cfg) {
     cJSON *root = cJSON_CreateObject();
     for (int i = 0; i < N_KEYS; i++) {
@@ -767,13 +780,5 @@ char *rlc_config_to_json(const rlc_config *cfg) {
         }
         cJSON_AddItemToObject(parent, name, v);
     }
-    char *s = cJSON_Print(root);
-    cJSON_Delete(root);
-    size_t n = strlen(s);
-    char *out = rlc_malloc(n + 2);
-    memcpy(out, s, n);
-    out[n] = '\n';
-    out[n + 1] = 0;
-    cJSON_free(s);
-    return out;
+    return rlc_json_take_text(root);
 }

@@ -14,6 +14,9 @@ void rlc_json_exact_numbers(cJSON *o);
 // applied; free with cJSON_free.
 char *rlc_json_print_exact(const cJSON *item);
 
+// o printed (indented) as a file's text with a final newline, then deleted; free the text with free().
+char *rlc_json_take_text(cJSON *o);
+
 // The first member, anywhere under o, whose name repeats an earlier member of the same object (NULL when none).
 // JSON leaves the meaning of duplicate names open and cJSON's lookups take the first: every reader refuses them.
 const cJSON *rlc_json_duplicate(const cJSON *o);

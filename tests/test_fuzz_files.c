@@ -801,29 +801,42 @@ static void mutate_text(bytes *b) {
         }
 }
 
-static void fuzz_hf_config(const bytes *seed, int iters) {
-    stats s = {"config.json (HF)", 0, 0, 0, 0};
+// A JSON file format: mutated seeds written to base/file, each read by load (0: accepted; else err names the file),
+// accepted ones holding one JSON value and passing check (NULL: none).
+typedef int (*json_load_fn)(const char *path, void *out, char *err, size_t cap);
+typedef void (*json_check_fn)(void *loaded, const bytes *input, const char *what);
+
+static void fuzz_json_file(const char *what, const char *file, json_load_fn load, json_check_fn check, void *out,
+                           const bytes *seed, int iters) {
+    stats s = {what, 0, 0, 0, 0};
     char path[800];
-    snprintf(path, sizeof path, "%s/fz_config.json", base);
+    snprintf(path, sizeof path, "%s/%s", base, file);
     bytes b = {0};
     for (int it = 0; it < iters; it++) {
         next_input(&b, seed, mutate_text, path);
-        rlc_model_config c;
         char err[2048] = "";
-        int rc = rlc_checkpoint_read_hf_config(path, &c, err, sizeof err);
+        int rc = load(path, out, err, sizeof err);
         expect_named(&s, rc, err, path, &b);
         if (rc == 0) expect_one_json_value(&s, &b);
-        if (rc == 0) {
-            char e[256];
-            CHECK(rlc_model_config_check(&c, e, sizeof e) == 0, "accepted HF config fails the model check: %s", e);
-        }
+        if (rc == 0 && check) check(out, &b, s.name);
     }
     report(&s);
     b_free(&b);
 }
 
+static int load_hf_config(const char *path, void *out, char *err, size_t cap) {
+    return rlc_checkpoint_read_hf_config(path, (rlc_model_config *)out, err, cap);
+}
+static void check_hf_config(void *loaded, const bytes *input, const char *what) {
+    (void)input;
+    char e[256];
+    CHECK(rlc_model_config_check((const rlc_model_config *)loaded, e, sizeof e) == 0,
+          "%s: accepted HF config fails the model check: %s", what, e);
+}
+
 // A loaded training config must survive a round trip through its own JSON unchanged.
-static void check_config_roundtrip(const rlc_config *cfg, const bytes *input, const char *what) {
+static void check_config_roundtrip(void *loaded, const bytes *input, const char *what) {
+    const rlc_config *cfg = (const rlc_config *)loaded;
     char *js = rlc_config_to_json(cfg);
     rlc_config back;
     char err[2048] = "";
@@ -834,22 +847,8 @@ static void check_config_roundtrip(const rlc_config *cfg, const bytes *input, co
     free(js);
 }
 
-static void fuzz_train_config(const bytes *seed, int iters) {
-    stats s = {"training config", 0, 0, 0, 0};
-    char path[800];
-    snprintf(path, sizeof path, "%s/fz_train.json", base);
-    bytes b = {0};
-    for (int it = 0; it < iters; it++) {
-        next_input(&b, seed, mutate_text, path);
-        rlc_config cfg;
-        char err[2048] = "";
-        int rc = rlc_config_load(&cfg, path, NULL, 0, err, sizeof err);
-        expect_named(&s, rc, err, path, &b);
-        if (rc == 0) expect_one_json_value(&s, &b);
-        if (rc == 0) check_config_roundtrip(&cfg, &b, s.name);
-    }
-    report(&s);
-    b_free(&b);
+static int load_train_config(const char *path, void *out, char *err, size_t cap) {
+    return rlc_config_load((rlc_config *)out, path, NULL, 0, err, cap);
 }
 
 // --set overrides: each mutated one must apply or be refused naming "--set".
@@ -1331,8 +1330,11 @@ int main(void) {
     printf("test_fuzz_files: seed %llu, scale %d\n", (unsigned long long)seed, scale);
     fuzz_model_file(&model, 4000 * scale);
     fuzz_state_file(&state, 3000 * scale);
-    fuzz_hf_config(&hf, 4000 * scale);
-    fuzz_train_config(&train, 4000 * scale);
+    rlc_model_config fz_mc; // what each mutated file loads into
+    rlc_config fz_cfg;
+    fuzz_json_file("config.json (HF)", "fz_config.json", load_hf_config, check_hf_config, &fz_mc, &hf, 4000 * scale);
+    fuzz_json_file("training config", "fz_train.json", load_train_config, check_config_roundtrip, &fz_cfg, &train,
+                   4000 * scale);
     fuzz_overrides(3000 * scale);
     fuzz_repro_config(repro, n_repro, 3000 * scale);
     fuzz_metrics(1000 * scale);
